@@ -1,0 +1,127 @@
+/* The block layer: a registry of disks with stable names, asynchronous requests with
+ * deadlines, the read-only guard that protects source disks, and synchronous helpers. */
+#ifndef DRIVERS_BLK_H
+#define DRIVERS_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "../cow/errors.h"
+
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
+#define BLK_REQ_FUA  0x01u     /* write through to media (emulated with a flush if the device lacks FUA) */
+
+#define BLK_NO_LBA   UINT64_MAX
+
+struct blk_dev;
+
+struct blk_req {
+	/* Filled in by the submitter. */
+	uint8_t op;
+	uint8_t flags;
+	uint64_t lba;             /* logical sectors of the device */
+	uint32_t count;           /* sectors; any size: the layer splits to the device's limits */
+	void *buf;                /* count * lsize bytes; any kernel memory is DMA-able */
+	uint32_t timeout_ms;      /* 0: the device's default */
+	void (*done)(struct blk_req *r);   /* called once, from a poller, when complete; may be NULL */
+	void *priv;
+
+	/* Filled in by the layer. */
+	int status;               /* 0, -E_MEDIUM, -E_TIMEOUT, -E_GONE, -E_UNSUPP, -E_RDONLY, -E_RANGE, -E_IO */
+	uint64_t err_lba;         /* first failing LBA when the device said so, else BLK_NO_LBA */
+	bool complete;
+	struct blk_dev *dev;
+	uint64_t instance;        /* device instance the request was issued to */
+	uint64_t deadline_us;
+	uint64_t submit_us;
+
+	/* Private to the layer and the driver. */
+	struct blk_req *next;
+	struct blk_req *parent;   /* split children point at the request they came from */
+	uint32_t pending;         /* children not yet complete */
+	uint32_t drv_tag;         /* the driver's slot/command id */
+};
+
+struct blk_driver_ops {
+	/* Starts a request already within the device's limits (max_sectors, alignment). Returns 0
+	 * when the device took it, -E_BUSY when its queue is full (the layer retries later), or
+	 * another error to complete the request at once. Must not block. */
+	int (*start)(struct blk_dev *d, struct blk_req *r);
+	/* Reaps finished commands and calls blk_complete() for each. Called from the pollers. */
+	void (*poll)(struct blk_dev *d);
+	/* A request is past its deadline. The driver abandons every in-flight command, climbs its
+	 * reset ladder until IDENTIFY answers with the same identity, and returns 0, or -E_GONE
+	 * when the ladder fails. The layer then fails or re-issues what was in flight; completions
+	 * the device may still post for abandoned commands must be dropped by the driver. */
+	int (*recover)(struct blk_dev *d, struct blk_req *overdue);
+	/* Prints the driver's identify/health details for `info` (may be NULL). */
+	void (*info)(struct blk_dev *d);
+};
+
+#define BLK_F_RO      0x01u   /* refuses writes and flushes before any driver sees them */
+#define BLK_F_SOURCE  0x02u   /* bound as the source of an overlay (implies BLK_F_RO) */
+#define BLK_F_COW     0x04u   /* holds an open cow */
+#define BLK_F_GONE    0x08u   /* vanished; requests fail with -E_GONE until it returns */
+#define BLK_F_BOOT    0x10u   /* the disk cowboot was loaded from */
+#define BLK_F_DEV_RO  0x20u   /* the device itself reports write protection */
+#define BLK_F_FUA     0x40u   /* device supports FUA writes */
+#define BLK_F_FLUSH   0x80u   /* device has a volatile cache that needs flushing */
+
+struct blk_counters {
+	uint64_t reads, writes, flushes, errors, timeouts, resets;
+	uint64_t bytes_read, bytes_written;
+	uint64_t lat_total_us, lat_max_us, completed;
+};
+
+struct blk_dev {
+	char name[16];            /* vd0, sata0, nvme0n1, vd0p2 */
+	const char *transport;    /* "virtio", "ahci", "nvme", "part" */
+	uint64_t sectors;         /* capacity in logical sectors */
+	uint32_t lsize, psize;    /* logical and physical sector sizes in bytes */
+	char model[48], serial[32], firmware[16];
+	uint8_t wwn[16];          /* WWN / EUI-64 / NGUID, wwn_len bytes valid */
+	uint8_t wwn_len;
+	uint32_t flags;
+	uint64_t instance;        /* changes whenever the device is reset or re-attached */
+	uint32_t max_sectors;     /* largest single command */
+	uint32_t queue_depth;     /* commands the driver takes at once */
+	uint32_t timeout_ms;      /* default deadline */
+	struct blk_counters ctr;
+
+	const struct blk_driver_ops *ops;
+	void *drv;                /* driver state */
+
+	struct blk_dev *parent;   /* partitions: the whole disk, start_lba within it */
+	uint64_t start_lba;
+
+	/* Layer state. */
+	struct blk_req *waiting;  /* not yet started (queue full) */
+	struct blk_req *inflight; /* started, not complete */
+	uint32_t ninflight;
+};
+
+/* Registry. Names are given by drivers in discovery order and never reused. */
+int blk_register(struct blk_dev *d);
+int blk_count(void);
+struct blk_dev *blk_get(int i);
+/* "vd0", "vd0p2", "serial=XYZ", "boot"; NULL and a message on the console when not found. */
+struct blk_dev *blk_find(const char *spec);
+
+/* Asynchronous interface. */
+int blk_submit(struct blk_dev *d, struct blk_req *r);
+/* For drivers: a started command finished. Ignores requests of an older instance. */
+void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err_lba);
+/* For drivers: the device vanished (link down, ladder exhausted) or came back with the same
+ * identity (instance changes, flags cleared). */
+void blk_set_gone(struct blk_dev *d);
+void blk_set_returned(struct blk_dev *d);
+
+/* Synchronous helpers: submit and wait (yielding to other tasks). Return 0 or the status;
+ * *err_lba (may be NULL) receives the failing LBA when known. */
+int blk_read(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf, uint64_t *err_lba);
+int blk_write(struct blk_dev *d, uint64_t lba, uint32_t count, const void *buf, uint64_t *err_lba);
+int blk_flush(struct blk_dev *d);
+
+/* "1.0 TiB" style size for listings. */
+void blk_format_size(char *out, int outlen, uint64_t bytes);
+
+#endif
