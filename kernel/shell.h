@@ -38,3 +38,8 @@ struct setting {
 		{ key_, help_, ptr, choices_, min_, max_ }
 
 #endif
+
+/* Entry points for kernel_main (kernel/main.c): run the boot script (load options, `;`-separated,
+ * else cowboot.cfg lines), then the interactive prompt forever. */
+void shell_run_boot_script(const char *load_options, const char *cfg);
+void shell_loop(void) __attribute__((noreturn));
