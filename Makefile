@@ -22,7 +22,7 @@ PYTHON   ?= python3
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 WARN     := -Wall -Wextra -Werror
 
-IMG_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -fno-stack-protector -fno-stack-check \
+IMG_CFLAGS := -std=c11 -O2 -g $(WARN) -fno-omit-frame-pointer -ffreestanding -fno-stack-protector -fno-stack-check \
 	-fpic -fshort-wchar -mno-red-zone -maccumulate-outgoing-args -fno-strict-aliasing \
 	-fno-builtin-printf -DGNU_EFI_USE_MS_ABI -DCOWBOOT_EFI -DCOWBOOT_VERSION='"$(VERSION)"' \
 	-I. -I$(EFI_INC) -I$(EFI_INC)/x86_64
@@ -77,12 +77,13 @@ $(EFI_APP): $(BUILD)/cowboot.so
 	$(OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
 		-j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 --subsystem=10 $< $@
 
-# A FAT image with \EFI\BOOT\BOOTX64.EFI (and cowboot.cfg when COWBOOT_CFG names one).
+# A FAT image with \EFI\BOOT\BOOTX64.EFI; tests add cowboot.cfg to their own copies.
 $(BOOT_IMG): $(EFI_APP)
-	rm -f $@ && dd if=/dev/zero of=$@ bs=1M count=16 status=none
-	mformat -i $@ -F -v COWBOOT ::
-	mmd -i $@ ::/EFI ::/EFI/BOOT
-	mcopy -i $@ $(EFI_APP) ::/EFI/BOOT/BOOTX64.EFI
+	rm -f $@ $@.tmp && dd if=/dev/zero of=$@.tmp bs=1M count=16 status=none
+	mformat -i $@.tmp -v COWBOOT ::
+	mmd -i $@.tmp ::/EFI ::/EFI/BOOT
+	mcopy -i $@.tmp $(EFI_APP) ::/EFI/BOOT/BOOTX64.EFI
+	mv $@.tmp $@
 
 # ---- host side -----------------------------------------------------------------------------
 $(BUILD)/host/%.o: %.c

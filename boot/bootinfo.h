@@ -43,6 +43,11 @@ struct boot_info {
 	uint8_t boot_pci_dev, boot_pci_fn;
 	uint32_t boot_port;            /* SATA port, NVMe namespace id, or 0 */
 	int netboot;                   /* loaded over PXE */
+
+	uint64_t tsc_khz;              /* TSC rate, measured against the firmware's Stall() */
+	int wall_valid;                /* wall clock from GetTime at hand-off */
+	uint16_t wall_year;
+	uint8_t wall_month, wall_day, wall_hour, wall_minute, wall_second;
 };
 
 /* The kernel's copy, valid from kernel_main on. */

@@ -25,6 +25,7 @@ void kfree(void *p);
 
 struct mem_stats { uint64_t total_bytes, free_bytes, heap_used, heap_size, pages_used; };
 void mem_get_stats(struct mem_stats *st);
+void mem_init(void);   /* from kernel_main: take the conventional memory of the UEFI map */
 
 /* MMIO barriers and accessors (compiler + ordering barriers; x86 is strongly ordered for UC). */
 #define mmio_barrier() __asm__ __volatile__("mfence" ::: "memory")

@@ -22,4 +22,7 @@ int wait_reg32(volatile uint32_t *reg, uint32_t mask, uint32_t value, uint64_t m
 struct wall_time { int year, month, day, hour, minute, second; };
 void time_wall(struct wall_time *t);
 
+void time_init(void);          /* from kernel_main, after boot_info is copied */
+uint64_t time_tsc_khz(void);
+
 #endif

@@ -1,0 +1,215 @@
+/* The UEFI entry: gathers what the kernel needs while boot services still exist (memory map,
+ * ACPI, framebuffer, load options, cowboot.cfg, TSC rate, clock), leaves boot services, and
+ * hands a boot_info to kernel_main. Nothing of UEFI but the runtime services is used after. */
+#include <efi.h>
+#include <efilib.h>
+#include <stddef.h>
+#include "bootinfo.h"
+
+void kernel_main(struct boot_info *bi) __attribute__((noreturn));
+
+static struct boot_info info;
+
+static uint64_t rdtsc_now(void)
+{
+	uint32_t lo, hi;
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static void ascii_copy(char *dst, size_t cap, const CHAR16 *src, size_t max_chars)
+{
+	size_t n = 0;
+	for (size_t i = 0; src && i < max_chars && src[i] && n + 1 < cap; i++)
+		dst[n++] = src[i] < 0x80 ? (char)src[i] : '?';
+	dst[n] = '\0';
+}
+
+/* Boot managers often pass the image's own path as the first word: drop it. */
+static void collect_load_options(EFI_LOADED_IMAGE *li)
+{
+	char *s = info.load_options;
+	ascii_copy(s, sizeof(info.load_options), li->LoadOptions, li->LoadOptionsSize / 2);
+	char *p = s;
+	while (*p == ' ')
+		p++;
+	char *end = p;
+	while (*end && *end != ' ')
+		end++;
+	size_t wlen = (size_t)(end - p);
+	if (wlen > 4 && (end[-4] == '.') && (end[-3] | 32) == 'e' && (end[-2] | 32) == 'f' &&
+	    (end[-1] | 32) == 'i')
+		p = end;
+	while (*p == ' ')
+		p++;
+	size_t i = 0;
+	while (p[i]) {
+		s[i] = p[i];
+		i++;
+	}
+	s[i] = '\0';
+}
+
+/* cowboot.cfg lives beside the EFI binary: same directory on the same volume. */
+static void collect_cfg(EFI_LOADED_IMAGE *li)
+{
+	EFI_FILE_HANDLE root = LibOpenRoot(li->DeviceHandle), f;
+	if (!root)
+		return;
+	CHAR16 path[256];
+	CHAR16 *img = DevicePathToStr(li->FilePath);
+	UINTN n = 0, slash = 0;
+	for (UINTN i = 0; img && img[i] && i < 200; i++) {
+		path[n++] = img[i] == '/' ? '\\' : img[i];
+		if (path[n - 1] == '\\')
+			slash = n;
+	}
+	if (img)
+		FreePool(img);
+	const CHAR16 *name = L"cowboot.cfg";
+	n = slash;
+	for (UINTN i = 0; name[i]; i++)
+		path[n++] = name[i];
+	path[n] = 0;
+	if (uefi_call_wrapper(root->Open, 5, root, &f, path, EFI_FILE_MODE_READ, 0) != EFI_SUCCESS)
+		goto close_root;
+	EFI_FILE_INFO *fi = LibFileInfo(f);
+	if (!fi)
+		goto close_file;
+	UINTN size = fi->FileSize;
+	FreePool(fi);
+	if (size > 64 * 1024)
+		goto close_file;
+	char *buf = AllocatePool(size + 1);
+	if (!buf)
+		goto close_file;
+	if (uefi_call_wrapper(f->Read, 3, f, &size, buf) == EFI_SUCCESS) {
+		buf[size] = '\0';
+		info.cfg = buf;
+		info.cfg_len = (uint32_t)size;
+	} else {
+		FreePool(buf);
+	}
+close_file:
+	uefi_call_wrapper(f->Close, 1, f);
+close_root:
+	uefi_call_wrapper(root->Close, 1, root);
+}
+
+static void collect_boot_device(EFI_LOADED_IMAGE *li)
+{
+	EFI_DEVICE_PATH *dp = DevicePathFromHandle(li->DeviceHandle);
+	info.boot_pci_bus = 0xffff;
+	for (; dp && !IsDevicePathEnd(dp); dp = NextDevicePathNode(dp)) {
+		if (DevicePathType(dp) == HARDWARE_DEVICE_PATH && DevicePathSubType(dp) == HW_PCI_DP) {
+			PCI_DEVICE_PATH *p = (PCI_DEVICE_PATH *)dp;
+			/* The last PCI node is the controller itself (earlier ones are bridges). */
+			info.boot_pci_bus = 0;
+			info.boot_pci_dev = p->Device;
+			info.boot_pci_fn = p->Function;
+		}
+		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == MSG_MAC_ADDR_DP)
+			info.netboot = 1;
+	}
+}
+
+static void collect_framebuffer(void)
+{
+	EFI_GUID gop_guid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
+	EFI_GRAPHICS_OUTPUT_PROTOCOL *gop;
+	if (LibLocateProtocol(&gop_guid, (void **)&gop) != EFI_SUCCESS || !gop || !gop->Mode)
+		return;
+	EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *mi = gop->Mode->Info;
+	if (mi->PixelFormat != PixelBlueGreenRedReserved8BitPerColor &&
+	    mi->PixelFormat != PixelRedGreenBlueReserved8BitPerColor)
+		return;
+	info.fb.base = gop->Mode->FrameBufferBase;
+	info.fb.width = mi->HorizontalResolution;
+	info.fb.height = mi->VerticalResolution;
+	info.fb.pitch_pixels = mi->PixelsPerScanLine;
+	info.fb.bgr = mi->PixelFormat == PixelBlueGreenRedReserved8BitPerColor;
+}
+
+static void collect_clock(void)
+{
+	uint64_t t0 = rdtsc_now();
+	uefi_call_wrapper(BS->Stall, 1, 20000);
+	info.tsc_khz = (rdtsc_now() - t0) / 20;
+	EFI_TIME t;
+	if (uefi_call_wrapper(RT->GetTime, 2, &t, NULL) == EFI_SUCCESS) {
+		info.wall_valid = 1;
+		info.wall_year = t.Year;
+		info.wall_month = t.Month;
+		info.wall_day = t.Day;
+		info.wall_hour = t.Hour;
+		info.wall_minute = t.Minute;
+		info.wall_second = t.Second;
+	}
+}
+
+static int usable_after_exit(UINT32 type)
+{
+	/* Boot-services memory is left alone: the stack we run on lives there. */
+	return type == EfiConventionalMemory;
+}
+
+/* Reads the map and exits boot services; a changed map key means the map moved: read again. */
+static EFI_STATUS leave_boot_services(EFI_HANDLE image)
+{
+	static UINT8 map[96 * 1024];
+	for (int attempt = 0; attempt < 8; attempt++) {
+		UINTN size = sizeof(map), key, dsize;
+		UINT32 dver;
+		EFI_STATUS st = uefi_call_wrapper(BS->GetMemoryMap, 5, &size,
+						  (EFI_MEMORY_DESCRIPTOR *)map, &key, &dsize, &dver);
+		if (st != EFI_SUCCESS)
+			return st;
+		info.mem_count = 0;
+		for (UINTN off = 0; off + dsize <= size && info.mem_count < BOOT_MAX_RANGES; off += dsize) {
+			EFI_MEMORY_DESCRIPTOR *d = (EFI_MEMORY_DESCRIPTOR *)(map + off);
+			struct boot_mem_range *r = &info.mem[info.mem_count++];
+			r->base = d->PhysicalStart;
+			r->pages = d->NumberOfPages;
+			r->efi_type = d->Type;
+			r->usable = usable_after_exit(d->Type);
+		}
+		st = uefi_call_wrapper(BS->ExitBootServices, 2, image, key);
+		if (st == EFI_SUCCESS)
+			return st;
+	}
+	return EFI_ABORTED;
+}
+
+/* gnu-efi's crt0 converts the firmware's MS-ABI call and calls us with the SysV ABI. */
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
+{
+	info.tsc_at_entry = rdtsc_now();
+	InitializeLib(image, st);
+
+	EFI_LOADED_IMAGE *li = NULL;
+	uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol, (void **)&li);
+	if (li) {
+		info.image_base = (uint64_t)(uintptr_t)li->ImageBase;
+		info.image_size = li->ImageSize;
+		collect_load_options(li);
+		collect_cfg(li);
+		collect_boot_device(li);
+	}
+	void *rsdp = NULL;
+	EFI_GUID acpi20 = ACPI_20_TABLE_GUID;
+	if (LibGetSystemConfigurationTable(&acpi20, &rsdp) != EFI_SUCCESS)
+		LibGetSystemConfigurationTable(&AcpiTableGuid, &rsdp);
+	info.rsdp = (uint64_t)(uintptr_t)rsdp;
+	collect_framebuffer();
+	collect_clock();
+	info.runtime_services = st->RuntimeServices;
+	ascii_copy(info.fw_vendor, sizeof(info.fw_vendor), st->FirmwareVendor, 63);
+	info.fw_revision = st->FirmwareRevision;
+
+	EFI_STATUS s = leave_boot_services(image);
+	if (s != EFI_SUCCESS) {
+		Print(L"cowboot: ExitBootServices failed: %r\n", s);
+		return s;
+	}
+	kernel_main(&info);
+}

@@ -1,0 +1,44 @@
+/* Reboot and power-off through UEFI runtime services, after the shutdown hooks have committed
+ * everything. The reset-control port 0xCF9 is the fallback for a reboot. */
+#include <efi.h>
+#include "power.h"
+#include "console.h"
+#include "io.h"
+#include "log.h"
+#include "../boot/bootinfo.h"
+
+void shutdown_hooks_run(void)
+{
+	for_each_table_entry(h, shutdown, const struct shutdown_hook)
+		h->fn();
+}
+
+static void __attribute__((noreturn)) halt_forever(void)
+{
+	for (;;)
+		__asm__ __volatile__("cli; hlt");
+}
+
+void power_reboot(void)
+{
+	shutdown_hooks_run();
+	kprintf("rebooting\n");
+	EFI_RUNTIME_SERVICES *rt = boot_info_get()->runtime_services;
+	if (rt)
+		uefi_call_wrapper(rt->ResetSystem, 4, EfiResetCold, EFI_SUCCESS, 0, NULL);
+	outb(0xCF9, 0x02);
+	outb(0xCF9, 0x06);
+	kprintf("reboot failed: system halted\n");
+	halt_forever();
+}
+
+void power_off(void)
+{
+	shutdown_hooks_run();
+	kprintf("powering off\n");
+	EFI_RUNTIME_SERVICES *rt = boot_info_get()->runtime_services;
+	if (rt)
+		uefi_call_wrapper(rt->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
+	kprintf("power off failed: system halted, it is safe to switch off\n");
+	halt_forever();
+}

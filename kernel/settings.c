@@ -1,0 +1,92 @@
+/* `set`: runtime settings registered by any file with SETTING(); the shell's own live here. */
+#include "settings.h"
+#include "console.h"
+#include "log.h"
+#include "shell.h"
+#include "lib_args.h"
+#include "../cow/errors.h"
+#include "../cow/port.h"
+
+static uint64_t progress = PROGRESS_LIVE, loglevel = LOG_INFO, on_error = ON_ERROR_PROMPT;
+static const char *const progress_names[] = { "live", "lines", NULL };
+static const char *const loglevel_names[] = { "err", "warn", "info", "debug", NULL };
+static const char *const on_error_names[] = { "prompt", "poweroff", NULL };
+
+SETTING(progress, "progress", "live progress line, or one line per update", &progress,
+	progress_names, 0, 1);
+SETTING(loglevel, "loglevel", "lowest event level printed on the console", &loglevel,
+	loglevel_names, 0, 3);
+SETTING(on_error, "on-error", "what a failing boot script does", &on_error, on_error_names, 0, 1);
+
+uint64_t setting_progress(void) { return progress; }
+uint64_t setting_loglevel(void) { return loglevel; }
+uint64_t setting_on_error(void) { return on_error; }
+
+static void print_setting(const struct setting *s)
+{
+	char val[32];
+	if (s->choices)
+		fmt_snprintf(val, sizeof(val), "%s", s->choices[*s->value]);
+	else
+		fmt_snprintf(val, sizeof(val), "%llu", (unsigned long long)*s->value);
+	kprintf("  %-14s = %-10s %s\n", s->key, val, s->help);
+}
+
+static int parse_value(const struct setting *s, const char *text, uint64_t *v)
+{
+	if (s->choices) {
+		for (uint64_t i = 0; s->choices[i]; i++)
+			if (!strcmp(s->choices[i], text)) {
+				*v = i;
+				return 0;
+			}
+		kprintf("set: %s takes one of:", s->key);
+		for (int i = 0; s->choices[i]; i++)
+			kprintf(" %s", s->choices[i]);
+		kprintf("\n");
+		return -E_INVAL;
+	}
+	if (args_size(text, v) < 0 || *v < s->min || *v > s->max) {
+		kprintf("set: %s takes a number from %llu to %llu\n", s->key,
+			(unsigned long long)s->min, (unsigned long long)s->max);
+		return -E_INVAL;
+	}
+	return 0;
+}
+
+static int cmd_set(int argc, char **argv)
+{
+	if (argc == 1) {
+		for_each_table_entry(s, set, const struct setting)
+			print_setting(s);
+		return 0;
+	}
+	/* Validate every assignment before applying any: bad input changes nothing. */
+	uint64_t vals[ARGS_MAX];
+	const struct setting *which[ARGS_MAX];
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq || eq == argv[i])
+			return -E_USAGE;
+		*eq = '\0';
+		which[i] = NULL;
+		for_each_table_entry(s, set, const struct setting)
+			if (!strcmp(s->key, argv[i]))
+				which[i] = s;
+		if (!which[i]) {
+			kprintf("set: unknown setting '%s' (type set to list them)\n", argv[i]);
+			return -E_NOENT;
+		}
+		int rc = parse_value(which[i], eq + 1, &vals[i]);
+		if (rc < 0)
+			return rc;
+	}
+	for (int i = 1; i < argc; i++) {
+		*which[i]->value = vals[i];
+		print_setting(which[i]);
+	}
+	return 0;
+}
+COMMAND(set, "set [<key>=<value> ...]", "show or change runtime settings",
+	"Without arguments lists every setting with its value. Values are checked before any is changed.",
+	cmd_set);

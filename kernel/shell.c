@@ -1,0 +1,126 @@
+/* The command shell: the prompt with line editing, dispatch over the COMMAND table, and the
+ * boot script (load options or cowboot.cfg) that runs before the prompt. */
+#include "shell.h"
+#include "console.h"
+#include "lib_args.h"
+#include "lib_lineedit.h"
+#include "log.h"
+#include "power.h"
+#include "settings.h"
+#include "task.h"
+#include "../cow/errors.h"
+#include "../cow/port.h"
+
+#define PROMPT "cowboot> "
+
+const struct command *shell_find(const char *name)
+{
+	for_each_table_entry(c, cmd, const struct command)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+/* Runs one line; prints the usage or the error itself so callers only see the code. */
+int shell_run_line(char *line)
+{
+	char *argv[ARGS_MAX];
+	int argc = args_split(line, argv, ARGS_MAX);
+	if (argc == -E_SYNTAX) {
+		kprintf("error: unterminated quote\n");
+		return argc;
+	}
+	if (argc < 0) {
+		kprintf("error: more than %d words\n", ARGS_MAX);
+		return argc;
+	}
+	if (argc == 0)
+		return 0;
+	const struct command *c = shell_find(argv[0]);
+	if (!c) {
+		kprintf("unknown command '%s' (try help)\n", argv[0]);
+		return -E_NOENT;
+	}
+	int rc = c->run(argc, argv);
+	if (rc == -E_USAGE)
+		kprintf("usage: %s\n", c->usage);
+	else if (rc < 0)
+		kprintf("error: %s\n", err_str(rc));
+	return rc;
+}
+
+static int script_line(char *line, int lineno)
+{
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (!*line || *line == '#')
+		return 0;
+	kprintf("script: %s\n", line);
+	char copy[LE_LINE];
+	fmt_snprintf(copy, sizeof(copy), "%s", line);
+	int rc = shell_run_line(line);
+	if (rc < 0) {
+		kprintf("script failed at line %d: %s: %s\n", lineno, copy, err_str(rc));
+		log_event(LOG_ERR, "script failed at line %d", lineno);
+		if (setting_on_error() == ON_ERROR_POWEROFF)
+			power_off();
+	}
+	return rc;
+}
+
+/* Runs `text`, one command per piece split on `sep`; stops at the first failure. */
+static void run_script(const char *text, char sep, const char *what)
+{
+	static char buf[16384];
+	fmt_snprintf(buf, sizeof(buf), "%s", text);
+	kprintf("running boot script from %s\n", what);
+	char *p = buf;
+	for (int lineno = 1; p; lineno++) {
+		char *end = strchr(p, sep);
+		if (end)
+			*end = '\0';
+		char *cr = strchr(p, '\r');
+		if (cr)
+			*cr = '\0';
+		if (script_line(p, lineno) < 0)
+			return;
+		p = end ? end + 1 : NULL;
+	}
+	kprintf("script finished\n");
+}
+
+void shell_run_boot_script(const char *load_options, const char *cfg)
+{
+	if (load_options && *load_options)
+		run_script(load_options, ';', "load options");
+	else if (cfg)
+		run_script(cfg, '\n', "cowboot.cfg");
+}
+
+void shell_loop(void)
+{
+	static struct lineedit le;
+	le_init(&le);
+	for (;;) {
+		le_start(&le);
+		kprintf(PROMPT);
+		enum le_result r = LE_MORE;
+		while (r == LE_MORE) {
+			int c = console_getc();
+			if (c < 0) {
+				task_yield();
+				continue;
+			}
+			char echo[LE_LINE * 3];
+			r = le_feed(&le, c, echo, sizeof(echo));
+			console_puts(echo);
+		}
+		if (r != LE_ENTER)
+			continue;
+		le_remember(&le);
+		char line[LE_LINE];
+		memcpy(line, le.buf, sizeof(line));
+		console_interrupted();   /* forget a Ctrl-C typed before this command */
+		shell_run_line(line);
+	}
+}
