@@ -1,0 +1,286 @@
+"""QEMU+OVMF harness for cowboot scenarios: boots build/boot.img with its own OVMF variables
+and temp dir, talks to the serial console through a unix socket, and always tears down.
+
+    with Machine(cfg="echo hi\n") as m:
+        m.wait_prompt()
+        out = m.cmd("version")
+        check("version names the firmware", "EDK II" in out, out)
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.environ.get("COWBOOT_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+BUILD = os.environ.get("COWBOOT_BUILD") or os.path.join(ROOT, "build")
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+PROMPT = "cowboot> "
+ANSI = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
+
+results = {"pass": 0, "fail": 0}
+
+
+def check(name, cond, detail=""):
+    """One test result line for tests/run.py."""
+    if cond:
+        results["pass"] += 1
+        print(f"PASS {name}", flush=True)
+    else:
+        results["fail"] += 1
+        detail = str(detail).replace("\n", "\\n")[-600:]
+        print(f"FAIL {name}: {detail}", flush=True)
+    return bool(cond)
+
+
+class BootError(Exception):
+    pass
+
+
+class Machine:
+    """One appliance boot. disks: list of dicts with path, transport (virtio|sata|nvme),
+    readonly, serial, fmt. cfg: text for \\EFI\\BOOT\\cowboot.cfg. load_options: a command line
+    passed through the UEFI shell (startup.nsh launches cowboot.efi with it)."""
+
+    def __init__(self, disks=(), cfg=None, load_options=None, memory=256, extra_args=(),
+                 name="qemu"):
+        self.tmp = tempfile.mkdtemp(prefix=f"cowboot-{name}-")
+        self.disks = list(disks)
+        self.cfg = cfg
+        self.load_options = load_options
+        self.memory = memory
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.sock = None
+        self.buf = ""
+        self.transcript = open(os.path.join(self.tmp, "serial.log"), "w")
+        self.exitcode = None
+
+    # -- setup ---------------------------------------------------------------------------
+    def _boot_image(self):
+        img = os.path.join(self.tmp, "boot.img")
+        shutil.copy(os.path.join(BUILD, "boot.img"), img)
+        def mtools(*args):
+            subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.cfg is not None:
+            p = os.path.join(self.tmp, "cowboot.cfg")
+            with open(p, "w") as f:
+                f.write(self.cfg)
+            mtools("mcopy", "-i", img, p, "::/EFI/BOOT/cowboot.cfg")
+        if self.load_options is not None:
+            # OVMF's default boot passes no load options; its UEFI shell does. Without a
+            # BOOTX64.EFI the firmware falls back to the shell, which runs startup.nsh.
+            mtools("mmove", "-i", img, "::/EFI/BOOT/BOOTX64.EFI", "::/cowboot.efi")
+            p = os.path.join(self.tmp, "startup.nsh")
+            with open(p, "w") as f:
+                f.write(f"fs0:\r\n\\cowboot.efi {self.load_options}\r\n")
+            mtools("mcopy", "-i", img, p, "::/startup.nsh")
+        return img
+
+    def _disk_args(self, i, d):
+        node = f"d{i}"
+        fmt = d.get("fmt", "raw")
+        ro = ",readonly=on" if d.get("readonly") else ""
+        if d.get("blkdebug_rules"):
+            rules = os.path.join(self.tmp, f"blkdebug{i}.conf")
+            with open(rules, "w") as f:
+                f.write(d["blkdebug_rules"])
+            spec = f"file=blkdebug:{rules}:{d['path']},format={fmt}"
+        elif d.get("nbd_socket"):
+            spec = f"file=nbd:unix:{d['nbd_socket']},format=raw"
+        else:
+            spec = f"file={d['path']},format={fmt}"
+        args = ["-drive", f"if=none,id={node},{spec},cache=none{ro}"]
+        serial = f",serial={d['serial']}" if d.get("serial") else ""
+        t = d.get("transport", "virtio")
+        if t == "virtio":
+            args += ["-device", f"virtio-blk-pci,drive={node}{serial}"]
+        elif t == "sata":
+            args += ["-device", f"ide-hd,drive={node},bus={d.get('bus', 'ide.%d' % i)}{serial}"]
+        elif t == "nvme":
+            args += ["-device", f"nvme,drive={node}{serial or ',serial=NV%d' % i}"]
+        else:
+            raise ValueError(t)
+        return args
+
+    def start(self):
+        img = self._boot_image()
+        vars_fd = os.path.join(self.tmp, "vars.fd")
+        shutil.copy(OVMF_VARS, vars_fd)
+        self.serial_path = os.path.join(self.tmp, "serial.sock")
+        self.qmp_path = os.path.join(self.tmp, "qmp.sock")
+        argv = ["qemu-system-x86_64", "-machine", "q35", "-m", str(self.memory), "-smp", "1",
+                "-display", "none", "-nodefaults", "-no-reboot",
+                "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,file={vars_fd}",
+                "-chardev", f"socket,id=s0,path={self.serial_path},server=on,wait=on",
+                "-serial", "chardev:s0",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                "-drive", f"if=none,id=boot,file={img},format=raw",
+                "-device", "virtio-blk-pci,drive=boot,bootindex=1"]
+        for i, d in enumerate(self.disks):
+            argv += self._disk_args(i, d)
+        argv += self.extra_args
+        self.qemu_log = open(os.path.join(self.tmp, "qemu.log"), "w")
+        self.t_start = time.time()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.qemu_log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(self.serial_path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise BootError("QEMU did not open its serial socket: " + self.qemu_output())
+                time.sleep(0.05)
+        self.sock.settimeout(0.2)
+        return self
+
+    def qemu_output(self):
+        self.qemu_log.flush()
+        with open(os.path.join(self.tmp, "qemu.log")) as f:
+            return f.read()[-2000:]
+
+    # -- serial conversation --------------------------------------------------------------
+    def _pump(self):
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            if self.proc.poll() is not None:
+                return None
+            time.sleep(0.05)
+            return False
+        text = data.decode("latin-1")
+        self.transcript.write(text)
+        self.transcript.flush()
+        self.buf += ANSI.sub("", text).replace("\r", "")
+        return True
+
+    def wait_for(self, pattern, timeout=30):
+        """Consumes output up to and including the first match; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            m = rx.search(self.buf)
+            if m:
+                self.last_before = self.buf[:m.start()]
+                self.buf = self.buf[m.end():]
+                return m
+            if time.time() > deadline:
+                raise TimeoutError(f"no {pattern!r} within {timeout}s; tail: {self.buf[-800:]!r}")
+            if self._pump() is None:
+                # Drain whatever is left, then give up: the machine is gone.
+                m = rx.search(self.buf)
+                if m:
+                    continue
+                raise BootError(f"QEMU exited ({self.proc.returncode}) before {pattern!r}; "
+                                f"tail: {self.buf[-800:]!r}")
+
+    def wait_prompt(self, timeout=60):
+        self.wait_for(re.escape(PROMPT), timeout)
+        self.t_prompt = time.time()
+
+    def send_raw(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        # Slowly: the appliance polls a 16-byte FIFO, so a burst could overrun it.
+        for i in range(0, len(data), 8):
+            self.sock.sendall(data[i:i + 8])
+            time.sleep(0.01)
+
+    def send(self, line):
+        self.send_raw(line + "\r")
+
+    def cmd(self, line, timeout=30):
+        """Runs a command at the prompt; returns its output (without the echo and prompt)."""
+        self.send(line)
+        self.wait_for(re.escape(line) + r"\n", timeout)
+        self.wait_for(re.escape(PROMPT), timeout)
+        return self.last_before
+
+    def wait_exit(self, timeout=30):
+        deadline = time.time() + timeout
+        while self.proc.poll() is None and time.time() < deadline:
+            self._pump()
+        if self.proc.poll() is None:
+            raise TimeoutError("QEMU did not exit")
+        while self._pump():
+            pass
+        self.exitcode = self.proc.returncode
+        return self.exitcode
+
+    def poweroff_and_wait(self, timeout=30):
+        self.send("poweroff")
+        return self.wait_exit(timeout)
+
+    def kill(self):
+        """A power cut: SIGKILL, nothing is flushed by QEMU."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def qmp(self, command, **arguments):
+        import json
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.qmp_path)
+        f = s.makefile("rw")
+        json.loads(f.readline())
+        f.write(json.dumps({"execute": "qmp_capabilities"}) + "\n")
+        f.flush()
+        json.loads(f.readline())
+        f.write(json.dumps({"execute": command, "arguments": arguments}) + "\n")
+        f.flush()
+        while True:
+            r = json.loads(f.readline())
+            if "return" in r or "error" in r:
+                s.close()
+                return r
+
+    # -- teardown --------------------------------------------------------------------------
+    def close(self, failed=False):
+        self.kill()
+        if self.sock:
+            self.sock.close()
+        self.transcript.close()
+        self.qemu_log.close() if hasattr(self, "qemu_log") else None
+        if failed or os.environ.get("COWBOOT_KEEP"):
+            with open(os.path.join(self.tmp, "serial.log"), errors="replace") as f:
+                sys.stdout.write("---- serial transcript (tail) ----\n" + f.read()[-3000:] + "\n")
+            print(f"(kept {self.tmp})")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, et, ev, tb):
+        if et is not None:
+            check(f"scenario ran to the end ({et.__name__})", False, ev)
+        self.close(failed=et is not None)
+        return et is not None and issubclass(et, (TimeoutError, BootError))
+
+
+def make_pattern_disk(path, size_bytes, tag="disk"):
+    """Every 512-byte sector starts with '<tag> lba <n>' so reads can be checked by eye and code."""
+    with open(path, "wb") as f:
+        for lba in range(size_bytes // 512):
+            head = f"{tag} lba {lba}\n".encode()
+            f.write(head + bytes((lba + i) & 0xff for i in range(512 - len(head))))
+
+
+def finish():
+    print(f"{results['pass']} passed, {results['fail']} failed")
+    sys.exit(1 if results["fail"] else 0)
