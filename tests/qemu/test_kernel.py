@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Kernel core through the console: PCI enumeration, memory map, and the exception report."""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cowboot_qemu import Machine, check, finish  # noqa: E402
+
+with Machine(name="kernel") as m:
+    m.wait_prompt(60)
+    out = m.cmd("pci")
+    check("pci lists the q35 host bridge", re.search(r"00:00\.0\s+8086:29c0\s+06/00/00 host bridge", out), out)
+    check("pci lists the AHCI controller", re.search(r"00:1f\.2\s+8086:2922\s+01/06/01 SATA", out), out)
+    check("pci lists the virtio disk", re.search(r"1af4:(1001|1042)", out), out)
+    n = re.search(r"(\d+) devices", out)
+    check("pci counts its devices", n and int(n.group(1)) == len(re.findall(r"^[0-9a-f]{2}:[0-9a-f]{2}\.\d", out, re.M)), out)
+    out = m.cmd("pci extra")
+    check("pci with arguments prints its usage", "usage: pci" in out, out)
+    out = m.cmd("mem")
+    check("mem shows the conventional memory", re.search(r"conventional\s+\d+ KiB", out), out)
+    tot = re.search(r"total (\d+) MiB, free (\d+) MiB", out)
+    check("mem totals are plausible for -m 256", tot and 150 < int(tot.group(1)) <= 256 and int(tot.group(2)) <= int(tot.group(1)), out)
+    out = m.cmd("crash nosuch")
+    check("crash with a bad kind prints usage", "usage: crash" in out, out)
+    m.send("crash ud")
+    m.wait_for(r"\*\*\* CPU EXCEPTION 6 \(invalid opcode\)", 20)
+    m.wait_for(r"system halted", 10)
+    rep = m.last_before
+    check("#UD report has RIP with an image offset", re.search(r"RIP [0-9a-f]{16} \(image\+0x[0-9a-f]+\)", rep), rep)
+    check("#UD report has the general registers", all(r in rep for r in ("RAX", "RSP", "R15")), rep)
+    check("#UD report has a stack trace", re.search(r"#0 0x[0-9a-f]+\n\s+#1 0x", rep), rep)
+
+with Machine(name="pagefault") as m:
+    m.wait_prompt(60)
+    m.send("crash pf")
+    m.wait_for(r"\*\*\* CPU EXCEPTION 14 \(page fault\) error code 0x([0-9a-f]+)", 20)
+    m.wait_for(r"system halted", 10)
+    rep = m.last_before
+    check("#PF report names the faulting address in CR2", "CR2 00007ff000000000" in rep, rep)
+
+finish()
