@@ -1,4 +1,5 @@
 /* kernel_main: brings the machine up after ExitBootServices and hands over to the shell. */
+#include "acpi.h"
 #include "console.h"
 #include "mem.h"
 #include "pci.h"
@@ -56,6 +57,7 @@ void kernel_main(struct boot_info *bi)
 	kprintf("memory: %llu MiB usable, %llu MiB free\n", (unsigned long long)(ms.total_bytes >> 20),
 		(unsigned long long)(ms.free_bytes >> 20));
 
+	acpi_init();
 	pci_scan();
 	pci_bind_drivers();
 	kprintf("boot: entry-to-prompt %llu ms\n", (unsigned long long)(time_now_us() / 1000));

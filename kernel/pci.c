@@ -1,6 +1,8 @@
-/* PCI enumeration and configuration access through the legacy 0xCF8/0xCFC ports (enough for
- * every bus of a q35 or i440fx machine), BAR sizing, capabilities and driver binding. */
+/* PCI enumeration and configuration access: memory-mapped ECAM from ACPI's MCFG where the
+ * firmware offers it (the whole 4 KiB space), else the legacy 0xCF8/0xCFC ports (256 bytes);
+ * BAR sizing, capabilities and driver binding. */
 #include "pci.h"
+#include "acpi.h"
 #include "console.h"
 #include "io.h"
 #include "mem.h"
@@ -16,8 +18,21 @@ static uint32_t cfg_addr(uint8_t bus, uint8_t dev, uint8_t fn, uint16_t off)
 	return 0x80000000u | (uint32_t)bus << 16 | (uint32_t)dev << 11 | (uint32_t)fn << 8 | (off & 0xfc);
 }
 
+static volatile uint8_t *ecam;          /* NULL: legacy ports */
+static uint8_t ecam_bus_end;
+
+static volatile uint32_t *ecam_reg(uint8_t bus, uint8_t dev, uint8_t fn, uint16_t off)
+{
+	return (volatile uint32_t *)(ecam + ((uint64_t)bus << 20 | (uint64_t)dev << 15 |
+					     (uint64_t)fn << 12 | (off & 0xffc)));
+}
+
 static uint32_t raw_read32(uint8_t bus, uint8_t dev, uint8_t fn, uint16_t off)
 {
+	if (ecam && bus <= ecam_bus_end)
+		return *ecam_reg(bus, dev, fn, off);
+	if (off >= 256)
+		return 0xffffffff;
 	outl(0xCF8, cfg_addr(bus, dev, fn, off));
 	return inl(0xCFC);
 }
@@ -39,18 +54,32 @@ uint8_t pci_read8(struct pci_dev *d, uint16_t off)
 
 void pci_write32(struct pci_dev *d, uint16_t off, uint32_t v)
 {
+	if (ecam && d->bus <= ecam_bus_end) {
+		*ecam_reg(d->bus, d->dev, d->fn, off) = v;
+		return;
+	}
 	outl(0xCF8, cfg_addr(d->bus, d->dev, d->fn, off));
 	outl(0xCFC, v);
 }
 
+/* Narrow writes stay narrow: a dword read-modify-write would write back write-1-to-clear
+ * status bits beside the register meant. */
 void pci_write16(struct pci_dev *d, uint16_t off, uint16_t v)
 {
+	if (ecam && d->bus <= ecam_bus_end) {
+		*(volatile uint16_t *)((volatile uint8_t *)ecam_reg(d->bus, d->dev, d->fn, off) + (off & 2)) = v;
+		return;
+	}
 	outl(0xCF8, cfg_addr(d->bus, d->dev, d->fn, off));
 	outw(0xCFC + (off & 2), v);
 }
 
 void pci_write8(struct pci_dev *d, uint16_t off, uint8_t v)
 {
+	if (ecam && d->bus <= ecam_bus_end) {
+		*((volatile uint8_t *)ecam_reg(d->bus, d->dev, d->fn, off) + (off & 3)) = v;
+		return;
+	}
 	outl(0xCF8, cfg_addr(d->bus, d->dev, d->fn, off));
 	outb(0xCFC + (off & 3), v);
 }
@@ -168,6 +197,11 @@ static void scan_bus(uint8_t bus, int depth)
 
 void pci_scan(void)
 {
+	const struct acpi_info *a = acpi_get();
+	if (a->ecam_base && a->ecam_bus_start == 0) {
+		ecam = (volatile uint8_t *)(uintptr_t)a->ecam_base;
+		ecam_bus_end = a->ecam_bus_end;
+	}
 	ndevs = 0;
 	scan_bus(0, 0);
 }
@@ -228,7 +262,11 @@ static int cmd_pci(int argc, char **argv)
 			d->vendor, d->device, d->class, d->subclass, d->progif, class_name(d),
 			d->driver ? d->driver : "-");
 	}
-	kprintf("%d devices\n", ndevs);
+	if (ecam)
+		kprintf("%d devices (config space: ECAM at 0x%llx, buses 0-%u)\n", ndevs,
+			(unsigned long long)(uintptr_t)ecam, ecam_bus_end);
+	else
+		kprintf("%d devices (config space: legacy ports 0xCF8/0xCFC)\n", ndevs);
 	return 0;
 }
 COMMAND(pci, "pci", "PCI devices: address, vendor:device, class, driver bound", NULL, cmd_pci);

@@ -15,6 +15,7 @@ with Machine(name="kernel") as m:
     check("pci lists the virtio disk", re.search(r"1af4:(1001|1042)", out), out)
     n = re.search(r"(\d+) devices", out)
     check("pci counts its devices", n and int(n.group(1)) == len(re.findall(r"^[0-9a-f]{2}:[0-9a-f]{2}\.\d", out, re.M)), out)
+    check("pci uses ECAM from the ACPI MCFG table", re.search(r"config space: ECAM at 0x[0-9a-f]+", out), out)
     out = m.cmd("pci extra")
     check("pci with arguments prints its usage", "usage: pci" in out, out)
     out = m.cmd("mem")
