@@ -1,0 +1,297 @@
+/* The block layer: disk registry and names, request queueing up to each device's depth, the
+ * read-only guard, per-request deadlines with driver recovery, and synchronous helpers. */
+#include "blk.h"
+#include "../boot/bootinfo.h"
+#include "../cow/port.h"
+#include "../kernel/console.h"
+#include "../kernel/log.h"
+#include "../kernel/task.h"
+#include "../kernel/time.h"
+
+#define MAX_DISKS 32
+static struct blk_dev *disks[MAX_DISKS];
+static int ndisks;
+
+int blk_register(struct blk_dev *d)
+{
+	if (ndisks == MAX_DISKS)
+		return -E_NOSPC;
+	if (!d->timeout_ms)
+		d->timeout_ms = 30000;
+	if (!d->queue_depth)
+		d->queue_depth = 1;
+	d->instance = 1;
+	disks[ndisks++] = d;
+	log_event(LOG_INFO, "disk %s: %llu sectors of %u bytes, model '%s', serial '%s'%s", d->name,
+		  (unsigned long long)d->sectors, d->lsize, d->model, d->serial,
+		  d->flags & BLK_F_DEV_RO ? ", write-protected" : "");
+	return 0;
+}
+
+int blk_count(void)
+{
+	return ndisks;
+}
+
+struct blk_dev *blk_get(int i)
+{
+	return i >= 0 && i < ndisks ? disks[i] : NULL;
+}
+
+struct blk_dev *blk_find(const char *spec)
+{
+	const char *serial = !strncmp(spec, "serial=", 7) ? spec + 7 : NULL;
+	for (int i = 0; i < ndisks; i++) {
+		struct blk_dev *d = disks[i];
+		if ((serial && *serial && !strcmp(d->serial, serial)) || !strcmp(d->name, spec) ||
+		    (!strcmp(spec, "boot") && (d->flags & BLK_F_BOOT)))
+			return d;
+	}
+	kprintf("no disk '%s' (see disks)\n", spec);
+	return NULL;
+}
+
+static void list_remove(struct blk_req **head, struct blk_req *r)
+{
+	for (struct blk_req **pp = head; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			r->next = NULL;
+			return;
+		}
+}
+
+static void list_append(struct blk_req **head, struct blk_req *r)
+{
+	r->next = NULL;
+	while (*head)
+		head = &(*head)->next;
+	*head = r;
+}
+
+static void finish(struct blk_dev *d, struct blk_req *r, int status, uint64_t err_lba)
+{
+	r->status = status;
+	r->err_lba = err_lba;
+	r->complete = true;
+	uint64_t lat = time_now_us() - r->submit_us;
+	d->ctr.completed++;
+	d->ctr.lat_total_us += lat;
+	if (lat > d->ctr.lat_max_us)
+		d->ctr.lat_max_us = lat;
+	if (status < 0)
+		d->ctr.errors++;
+	else if (r->op == BLK_READ)
+		d->ctr.bytes_read += (uint64_t)r->count * d->lsize;
+	else if (r->op == BLK_WRITE)
+		d->ctr.bytes_written += (uint64_t)r->count * d->lsize;
+	if (r->done)
+		r->done(r);
+}
+
+/* Starts waiting requests while the device has room. */
+static void kick(struct blk_dev *d)
+{
+	while (d->waiting && d->ninflight < d->queue_depth) {
+		struct blk_req *r = d->waiting;
+		r->instance = d->instance;
+		r->deadline_us = time_now_us() + (uint64_t)(r->timeout_ms ? r->timeout_ms : d->timeout_ms) * 1000;
+		int rc = d->ops->start(d, r);
+		if (rc == -E_BUSY)
+			return;
+		d->waiting = r->next;
+		if (rc < 0) {
+			finish(d, r, rc, BLK_NO_LBA);
+			continue;
+		}
+		list_append(&d->inflight, r);
+		d->ninflight++;
+	}
+}
+
+int blk_submit(struct blk_dev *d, struct blk_req *r)
+{
+	r->dev = d;
+	r->complete = false;
+	r->status = 0;
+	r->err_lba = BLK_NO_LBA;
+	r->submit_us = time_now_us();
+	int rc = 0;
+	/* The guard that protects a source disk: checked before any driver sees the request. */
+	if (r->op != BLK_READ && (d->flags & (BLK_F_RO | BLK_F_SOURCE | BLK_F_DEV_RO)))
+		rc = -E_RDONLY;
+	else if (d->flags & BLK_F_GONE)
+		rc = -E_GONE;
+	else if (r->op != BLK_FLUSH && (r->count == 0 || r->count > d->max_sectors ||
+					r->lba >= d->sectors || r->count > d->sectors - r->lba))
+		rc = -E_RANGE;
+	if (r->op == BLK_READ)
+		d->ctr.reads++;
+	else if (r->op == BLK_WRITE)
+		d->ctr.writes++;
+	else
+		d->ctr.flushes++;
+	if (rc < 0) {
+		finish(d, r, rc, BLK_NO_LBA);
+		return rc;
+	}
+	if (r->op == BLK_FLUSH && !(d->flags & BLK_F_FLUSH)) {
+		finish(d, r, 0, BLK_NO_LBA);   /* no volatile cache: every write is already durable */
+		return 0;
+	}
+	list_append(&d->waiting, r);
+	kick(d);
+	return 0;
+}
+
+void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err_lba)
+{
+	if (r->instance != d->instance || r->complete)
+		return;   /* a late answer for a request the layer already gave up on */
+	list_remove(&d->inflight, r);
+	d->ninflight--;
+	finish(d, r, status, err_lba);
+	kick(d);
+}
+
+static void fail_all(struct blk_dev *d, int status)
+{
+	struct blk_req *r;
+	while ((r = d->inflight)) {
+		d->inflight = r->next;
+		finish(d, r, status, BLK_NO_LBA);
+	}
+	d->ninflight = 0;
+	while ((r = d->waiting)) {
+		d->waiting = r->next;
+		finish(d, r, status, BLK_NO_LBA);
+	}
+}
+
+void blk_set_gone(struct blk_dev *d)
+{
+	if (d->flags & BLK_F_GONE)
+		return;
+	d->flags |= BLK_F_GONE;
+	d->instance++;
+	log_event(LOG_WARN, "disk %s is gone", d->name);
+	fail_all(d, -E_GONE);
+}
+
+void blk_set_returned(struct blk_dev *d)
+{
+	d->flags &= ~BLK_F_GONE;
+	d->instance++;
+	log_event(LOG_INFO, "disk %s is back (instance %llu)", d->name, (unsigned long long)d->instance);
+}
+
+/* The overdue request fails with -E_TIMEOUT; the others in flight are re-issued after the
+ * driver's recovery, since nothing says they failed. */
+static void handle_overdue(struct blk_dev *d, struct blk_req *late)
+{
+	d->ctr.timeouts++;
+	log_event(LOG_WARN, "disk %s: request at LBA %llu timed out after %u ms, resetting", d->name,
+		  (unsigned long long)late->lba, late->timeout_ms ? late->timeout_ms : d->timeout_ms);
+	int rc = d->ops->recover(d, late);
+	d->ctr.resets++;
+	d->instance++;
+	struct blk_req *again = NULL, *r;
+	while ((r = d->inflight)) {
+		d->inflight = r->next;
+		if (r == late)
+			finish(d, r, -E_TIMEOUT, BLK_NO_LBA);
+		else
+			list_append(&again, r);
+	}
+	d->ninflight = 0;
+	if (rc < 0) {
+		d->inflight = again;
+		blk_set_gone(d);
+		return;
+	}
+	while ((r = again)) {
+		again = r->next;
+		list_append(&d->waiting, r);
+	}
+	kick(d);
+}
+
+static void blk_poll_all(void)
+{
+	uint64_t now = time_now_us();
+	for (int i = 0; i < ndisks; i++) {
+		struct blk_dev *d = disks[i];
+		if (d->parent || (d->flags & BLK_F_GONE))
+			continue;
+		if (d->ninflight)
+			d->ops->poll(d);
+		for (struct blk_req *r = d->inflight; r; r = r->next)
+			if (now > r->deadline_us) {
+				handle_overdue(d, r);
+				break;
+			}
+	}
+}
+POLLER(blk, blk_poll_all);
+
+static int wait_done(struct blk_req *r)
+{
+	while (!r->complete)
+		task_yield();
+	return r->status;
+}
+
+static int blk_rw(struct blk_dev *d, uint8_t op, uint64_t lba, uint32_t count, void *buf,
+		  uint64_t *err_lba)
+{
+	while (count) {
+		uint32_t n = count < d->max_sectors ? count : d->max_sectors;
+		struct blk_req r = { .op = op, .lba = lba, .count = n, .buf = buf };
+		int rc = blk_submit(d, &r);
+		if (rc == 0)
+			rc = wait_done(&r);
+		if (rc < 0) {
+			if (err_lba)
+				*err_lba = r.err_lba;
+			return rc;
+		}
+		lba += n;
+		count -= n;
+		buf = (char *)buf + (uint64_t)n * d->lsize;
+	}
+	return 0;
+}
+
+int blk_read(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf, uint64_t *err_lba)
+{
+	return blk_rw(d, BLK_READ, lba, count, buf, err_lba);
+}
+
+int blk_write(struct blk_dev *d, uint64_t lba, uint32_t count, const void *buf, uint64_t *err_lba)
+{
+	return blk_rw(d, BLK_WRITE, lba, count, (void *)buf, err_lba);
+}
+
+int blk_flush(struct blk_dev *d)
+{
+	struct blk_req r = { .op = BLK_FLUSH };
+	int rc = blk_submit(d, &r);
+	return rc < 0 ? rc : wait_done(&r);
+}
+
+void blk_format_size(char *out, int outlen, uint64_t bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	int u = 0;
+	uint64_t whole = bytes, frac = 0;
+	while (whole >= 1024 && u < 5) {
+		frac = (whole % 1024) * 10 / 1024;
+		whole /= 1024;
+		u++;
+	}
+	if (u)
+		fmt_snprintf(out, (size_t)outlen, "%llu.%llu %s", (unsigned long long)whole,
+			     (unsigned long long)frac, units[u]);
+	else
+		fmt_snprintf(out, (size_t)outlen, "%llu B", (unsigned long long)whole);
+}

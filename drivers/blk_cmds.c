@@ -1,0 +1,185 @@
+/* Console commands over the block layer: disks, info, read, and the test-only testwrite. */
+#include "blk.h"
+#include "../cow/port.h"
+#include "../kernel/console.h"
+#include "../kernel/lib_args.h"
+#include "../kernel/mem.h"
+#include "../kernel/shell.h"
+
+static void flags_text(const struct blk_dev *d, char *out, size_t n)
+{
+	fmt_snprintf(out, n, "%s%s%s%s%s", d->flags & (BLK_F_RO | BLK_F_DEV_RO) ? "ro," : "",
+		     d->flags & BLK_F_SOURCE ? "source," : "", d->flags & BLK_F_COW ? "cow," : "",
+		     d->flags & BLK_F_GONE ? "gone," : "", d->flags & BLK_F_BOOT ? "boot," : "");
+	size_t len = strlen(out);
+	if (len)
+		out[len - 1] = '\0';
+	else
+		fmt_snprintf(out, n, "-");
+}
+
+static int cmd_disks(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -E_USAGE;
+	kprintf("%-8s %10s %9s  %-20s %-20s %-7s %s\n", "name", "size", "sector", "model", "serial",
+		"driver", "flags");
+	for (int i = 0; i < blk_count(); i++) {
+		struct blk_dev *d = blk_get(i);
+		char size[24], fl[48], sec[16];
+		blk_format_size(size, sizeof(size), d->sectors * d->lsize);
+		flags_text(d, fl, sizeof(fl));
+		fmt_snprintf(sec, sizeof(sec), "%u/%u", d->lsize, d->psize);
+		kprintf("%-8s %10s %9s  %-20s %-20s %-7s %s\n", d->name, size, sec, d->model,
+			d->serial[0] ? d->serial : "-", d->transport, fl);
+	}
+	kprintf("%d disks\n", blk_count());
+	return 0;
+}
+COMMAND(disks, "disks", "one line a disk: name, size, sectors, model, serial, driver, flags",
+	NULL, cmd_disks);
+
+static int cmd_info(int argc, char **argv)
+{
+	if (argc != 2)
+		return -E_USAGE;
+	struct blk_dev *d = blk_find(argv[1]);
+	if (!d)
+		return -E_NOENT;
+	char size[24], fl[48];
+	blk_format_size(size, sizeof(size), d->sectors * d->lsize);
+	flags_text(d, fl, sizeof(fl));
+	kprintf("%s: %s, %llu sectors of %u bytes (physical %u)\n", d->name, size,
+		(unsigned long long)d->sectors, d->lsize, d->psize);
+	kprintf("model '%s', serial '%s', transport %s, flags %s, instance %llu\n", d->model,
+		d->serial, d->transport, fl, (unsigned long long)d->instance);
+	kprintf("limits: %u sectors per command, queue depth %u, timeout %u ms\n", d->max_sectors,
+		d->queue_depth, d->timeout_ms);
+	const struct blk_counters *c = &d->ctr;
+	kprintf("counters: reads %llu, writes %llu, flushes %llu, errors %llu, timeouts %llu, resets %llu\n",
+		(unsigned long long)c->reads, (unsigned long long)c->writes,
+		(unsigned long long)c->flushes, (unsigned long long)c->errors,
+		(unsigned long long)c->timeouts, (unsigned long long)c->resets);
+	kprintf("bytes read %llu, written %llu, latency avg %llu us, max %llu us\n",
+		(unsigned long long)c->bytes_read, (unsigned long long)c->bytes_written,
+		(unsigned long long)(c->completed ? c->lat_total_us / c->completed : 0),
+		(unsigned long long)c->lat_max_us);
+	if (d->ops && d->ops->info)
+		d->ops->info(d);
+	return 0;
+}
+COMMAND(info, "info <disk>", "identity, limits, counters and driver details of a disk", NULL, cmd_info);
+
+static void report_io_error(struct blk_dev *d, int rc, uint64_t err_lba)
+{
+	if (err_lba != BLK_NO_LBA)
+		kprintf("%s: %s at LBA %llu\n", d->name, err_str(rc), (unsigned long long)err_lba);
+}
+
+static int parse_disk_range(char **argv, struct blk_dev **dp, uint64_t *lba, uint64_t *count)
+{
+	struct blk_dev *d = blk_find(argv[1]);
+	if (!d)
+		return -E_NOENT;
+	if (args_u64(argv[2], lba) < 0 || args_u64(argv[3], count) < 0 || *count == 0 ||
+	    *count > 65536)
+		return -E_USAGE;
+	if (*lba >= d->sectors || *count > d->sectors - *lba) {
+		kprintf("%s has %llu sectors\n", d->name, (unsigned long long)d->sectors);
+		return -E_RANGE;
+	}
+	*dp = d;
+	return 0;
+}
+
+static int cmd_read(int argc, char **argv)
+{
+	char *args[4] = { argv[0], argc > 1 ? argv[1] : NULL, argc > 2 ? argv[2] : NULL, "1" };
+	if (argc < 3 || argc > 4)
+		return -E_USAGE;
+	if (argc == 4)
+		args[3] = argv[3];
+	struct blk_dev *d;
+	uint64_t lba, count;
+	int rc = parse_disk_range(args, &d, &lba, &count);
+	if (rc < 0)
+		return rc;
+	size_t bytes = (size_t)count * d->lsize;
+	uint8_t *buf = kmalloc(bytes);
+	if (!buf)
+		return -E_NOMEM;
+	uint64_t err_lba = BLK_NO_LBA;
+	rc = blk_read(d, lba, (uint32_t)count, buf, &err_lba);
+	if (rc < 0) {
+		report_io_error(d, rc, err_lba);
+		goto out;
+	}
+	for (size_t off = 0; off < bytes; off += 16) {
+		if (console_interrupted()) {
+			rc = -E_INTR;
+			goto out;
+		}
+		char line[96];
+		int n = fmt_snprintf(line, sizeof(line), "%08llx:", (unsigned long long)(lba * d->lsize + off));
+		for (int i = 0; i < 16; i++)
+			n += fmt_snprintf(line + n, sizeof(line) - (size_t)n, "%s%02x", i == 8 ? "  " : " ", buf[off + i]);
+		n += fmt_snprintf(line + n, sizeof(line) - (size_t)n, "  |");
+		for (int i = 0; i < 16; i++)
+			line[n++] = buf[off + i] >= 0x20 && buf[off + i] < 0x7f ? (char)buf[off + i] : '.';
+		line[n++] = '|';
+		line[n] = '\0';
+		kprintf("%s\n", line);
+	}
+out:
+	kfree(buf);
+	return rc;
+}
+COMMAND(read, "read <disk> <lba> [count]", "hexdump of sectors (byte offsets on the left)", NULL, cmd_read);
+
+/* Test only: the appliance never writes a disk on its own; this proves writes, flushes and the
+ * read-only guard from the console. */
+static int cmd_testwrite(int argc, char **argv)
+{
+	uint64_t byte, lba, count;
+	if (argc != 5 || args_u64(argv[4], &byte) < 0 || byte > 255)
+		return -E_USAGE;
+	struct blk_dev *d;
+	int rc = parse_disk_range(argv, &d, &lba, &count);
+	if (rc < 0)
+		return rc;
+	size_t bytes = (size_t)count * d->lsize;
+	uint8_t *buf = kmalloc(bytes);
+	if (!buf)
+		return -E_NOMEM;
+	memset(buf, (int)byte, bytes);
+	uint64_t err_lba = BLK_NO_LBA;
+	rc = blk_write(d, lba, (uint32_t)count, buf, &err_lba);
+	if (rc == 0)
+		rc = blk_flush(d);
+	if (rc < 0)
+		report_io_error(d, rc, err_lba);
+	else
+		kprintf("wrote and flushed %llu sectors at LBA %llu\n", (unsigned long long)count,
+			(unsigned long long)lba);
+	kfree(buf);
+	return rc;
+}
+COMMAND(testwrite, "testwrite <disk> <lba> <count> <byte>", "test only: fill sectors with a byte, then flush",
+	"Exists for the test suite: writes through the block layer (refused on read-only disks).",
+	cmd_testwrite);
+
+static int cmd_protect(int argc, char **argv)
+{
+	if (argc != 2)
+		return -E_USAGE;
+	struct blk_dev *d = blk_find(argv[1]);
+	if (!d)
+		return -E_NOENT;
+	d->flags |= BLK_F_RO;
+	kprintf("%s is read-only until reboot\n", d->name);
+	return 0;
+}
+COMMAND(protect, "protect <disk>", "make a disk read-only in the block layer until reboot",
+	"Writes and flushes are then refused before any driver sees them (as for a source disk).",
+	cmd_protect);

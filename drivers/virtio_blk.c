@@ -1,0 +1,338 @@
+/* virtio-blk over PCI (modern interface, virtio 1.0+): one split virtqueue, many requests in
+ * flight, completions reaped by polling the used ring. Recovery is a device reset and re-init. */
+#include "blk.h"
+#include "../boot/bootinfo.h"
+#include "../cow/port.h"
+#include "../kernel/console.h"
+#include "../kernel/log.h"
+#include "../kernel/mem.h"
+#include "../kernel/pci.h"
+#include "../kernel/time.h"
+
+/* PCI capability types (virtio 1.x, 4.1.4). */
+enum { CAP_COMMON = 1, CAP_NOTIFY = 2, CAP_ISR = 3, CAP_DEVICE = 4 };
+/* Device status bits. */
+enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_FAILED = 128 };
+/* Feature bits. */
+#define F_SIZE_MAX   (1ULL << 1)
+#define F_SEG_MAX    (1ULL << 2)
+#define F_RO         (1ULL << 5)
+#define F_BLK_SIZE   (1ULL << 6)
+#define F_FLUSH      (1ULL << 9)
+#define F_TOPOLOGY   (1ULL << 10)
+#define F_VERSION_1  (1ULL << 32)
+/* Request types and status. */
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8 };
+enum { ST_OK = 0, ST_IOERR = 1, ST_UNSUPP = 2 };
+
+struct common_cfg {
+	uint32_t dfselect, df, gfselect, gf;
+	uint16_t msix, numq;
+	uint8_t status, cfggen;
+	uint16_t qselect, qsize, qmsix, qenable, qnotify_off;
+	uint64_t qdesc, qavail, qused;
+} __attribute__((packed));
+
+struct blk_cfg {
+	uint64_t capacity;
+	uint32_t size_max, seg_max;
+	uint16_t cylinders;
+	uint8_t heads, sectors;
+	uint32_t blk_size;
+	uint8_t phys_exp, align_off;
+	uint16_t min_io;
+	uint32_t opt_io;
+} __attribute__((packed));
+
+struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
+#define D_NEXT  1
+#define D_WRITE 2
+
+struct req_hdr { uint32_t type, reserved; uint64_t sector; };
+
+#define QSIZE_MAX 128
+#define SLOTS (QSIZE_MAX / 3)
+
+struct vblk {
+	struct blk_dev dev;
+	struct pci_dev *pci;
+	volatile struct common_cfg *common;
+	volatile struct blk_cfg *cfg;
+	volatile uint8_t *notify_base;
+	uint32_t notify_mult;
+	volatile uint16_t *notify;     /* queue 0's doorbell */
+	volatile uint8_t *isr;
+	uint64_t features;
+	uint16_t qsize, last_used, avail_idx;
+	struct desc *desc;
+	volatile uint16_t *avail;      /* flags, idx, ring[qsize] */
+	volatile uint8_t *used;        /* flags, idx, ring of {id, len} */
+	struct req_hdr *hdrs;          /* one per slot, DMA */
+	volatile uint8_t *status;      /* one byte per slot, DMA */
+	struct blk_req *slot_req[SLOTS];
+	uint32_t nslots;
+};
+
+static int nvblk;
+
+static void *cap_ptr(struct pci_dev *p, uint8_t cap)
+{
+	uint8_t bar = pci_read8(p, cap + 4);
+	uint32_t off = pci_read32(p, cap + 8);
+	volatile uint8_t *base = pci_bar_ptr(p, bar);
+	return base ? (void *)(base + off) : NULL;
+}
+
+static int find_caps(struct vblk *v)
+{
+	for (uint8_t cap = pci_find_cap(v->pci, 0x09, 0); cap; cap = pci_find_cap(v->pci, 0x09, cap)) {
+		uint8_t type = pci_read8(v->pci, cap + 3);
+		if (type == CAP_COMMON && !v->common)
+			v->common = cap_ptr(v->pci, cap);
+		else if (type == CAP_NOTIFY && !v->notify_base) {
+			v->notify_base = cap_ptr(v->pci, cap);
+			v->notify_mult = pci_read32(v->pci, cap + 16);
+		} else if (type == CAP_ISR && !v->isr)
+			v->isr = cap_ptr(v->pci, cap);
+		else if (type == CAP_DEVICE && !v->cfg)
+			v->cfg = cap_ptr(v->pci, cap);
+	}
+	if (!v->common || !v->notify_base || !v->cfg)
+		return -E_UNSUPP;   /* a legacy-only device: not driven */
+	return 0;
+}
+
+static int wait_status_zero(struct vblk *v)
+{
+	deadline_t d = deadline_in_ms(1000);
+	while (v->common->status != 0)
+		if (deadline_passed(d))
+			return -E_TIMEOUT;
+	return 0;
+}
+
+/* Reset, negotiate, set up queue 0, DRIVER_OK. Used at probe and as the recovery step. */
+static int vblk_init_device(struct vblk *v)
+{
+	volatile struct common_cfg *c = v->common;
+	c->status = 0;
+	if (wait_status_zero(v) < 0)
+		return -E_TIMEOUT;
+	c->status = S_ACK;
+	c->status = S_ACK | S_DRIVER;
+	c->dfselect = 0;
+	uint64_t f = c->df;
+	c->dfselect = 1;
+	f |= (uint64_t)c->df << 32;
+	uint64_t want = F_VERSION_1 | F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY;
+	v->features = f & want;
+	if (!(v->features & F_VERSION_1))
+		return -E_UNSUPP;
+	c->gfselect = 0;
+	c->gf = (uint32_t)v->features;
+	c->gfselect = 1;
+	c->gf = (uint32_t)(v->features >> 32);
+	c->status = S_ACK | S_DRIVER | S_FEATURES_OK;
+	if (!(c->status & S_FEATURES_OK))
+		return -E_UNSUPP;
+
+	c->qselect = 0;
+	uint16_t qs = c->qsize;
+	if (qs < 3)
+		return -E_UNSUPP;
+	v->qsize = qs > QSIZE_MAX ? QSIZE_MAX : qs;
+	c->qsize = v->qsize;
+	if (!v->desc) {
+		v->desc = dma_alloc(16 * QSIZE_MAX, 16);
+		v->avail = dma_alloc(6 + 2 * QSIZE_MAX, 2);
+		v->used = dma_alloc(6 + 8 * QSIZE_MAX, 4);
+		v->hdrs = dma_alloc(sizeof(struct req_hdr) * SLOTS, 16);
+		v->status = dma_alloc(SLOTS, 1);
+		if (!v->desc || !v->avail || !v->used || !v->hdrs || !v->status)
+			return -E_NOMEM;
+	}
+	memset(v->desc, 0, 16 * QSIZE_MAX);
+	memset((void *)v->avail, 0, 6 + 2 * QSIZE_MAX);
+	memset((void *)v->used, 0, 6 + 8 * QSIZE_MAX);
+	v->last_used = v->avail_idx = 0;
+	v->nslots = v->qsize / 3;
+	memset(v->slot_req, 0, sizeof(v->slot_req));
+	c->qdesc = dma_addr(v->desc);
+	c->qavail = dma_addr((const void *)v->avail);
+	c->qused = dma_addr((const void *)v->used);
+	v->notify = (volatile uint16_t *)(v->notify_base + (uint64_t)c->qnotify_off * v->notify_mult);
+	c->qenable = 1;
+	c->status = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
+	if (c->status & S_FAILED)
+		return -E_DEVICE;
+	return 0;
+}
+
+static volatile uint16_t *used_idx(struct vblk *v)
+{
+	return (volatile uint16_t *)(v->used + 2);
+}
+
+/* Queues one request as header + data + status descriptors in slot s. */
+static void queue_req(struct vblk *v, uint32_t s, uint32_t type, uint64_t sector, void *buf,
+		      uint32_t len, int device_writes)
+{
+	uint16_t d0 = (uint16_t)(3 * s);
+	v->hdrs[s] = (struct req_hdr){ type, 0, sector };
+	v->status[s] = 0xff;
+	v->desc[d0] = (struct desc){ dma_addr(&v->hdrs[s]), sizeof(struct req_hdr), D_NEXT, (uint16_t)(d0 + 1) };
+	if (len)
+		v->desc[d0 + 1] = (struct desc){ dma_addr(buf), len,
+			(uint16_t)(D_NEXT | (device_writes ? D_WRITE : 0)), (uint16_t)(d0 + 2) };
+	else
+		v->desc[d0].next = (uint16_t)(d0 + 2);
+	v->desc[d0 + 2] = (struct desc){ dma_addr((const void *)&v->status[s]), 1, D_WRITE, 0 };
+	v->avail[2 + v->avail_idx % v->qsize] = d0;
+	__asm__ __volatile__("" ::: "memory");   /* ring entry before the index (x86: stores in order) */
+	v->avail_idx++;
+	v->avail[1] = v->avail_idx;
+	mmio_barrier();
+	*v->notify = 0;
+}
+
+static int vblk_start(struct blk_dev *d, struct blk_req *r)
+{
+	struct vblk *v = d->drv;
+	uint32_t s;
+	for (s = 0; s < v->nslots && v->slot_req[s]; s++)
+		;
+	if (s == v->nslots)
+		return -E_BUSY;
+	v->slot_req[s] = r;
+	r->drv_tag = s;
+	uint64_t sector = r->lba * (d->lsize / 512);
+	uint32_t len = r->count * d->lsize;
+	if (r->op == BLK_READ)
+		queue_req(v, s, T_IN, sector, r->buf, len, 1);
+	else if (r->op == BLK_WRITE)
+		queue_req(v, s, T_OUT, sector, r->buf, len, 0);
+	else
+		queue_req(v, s, T_FLUSH, 0, NULL, 0, 0);
+	return 0;
+}
+
+static void vblk_poll(struct blk_dev *d)
+{
+	struct vblk *v = d->drv;
+	while (v->last_used != *used_idx(v)) {
+		__asm__ __volatile__("" ::: "memory");
+		volatile uint32_t *elem = (volatile uint32_t *)(v->used + 4 + 8 * (v->last_used % v->qsize));
+		uint32_t s = elem[0] / 3;
+		v->last_used++;
+		if (s >= v->nslots || !v->slot_req[s])
+			continue;
+		struct blk_req *r = v->slot_req[s];
+		v->slot_req[s] = NULL;
+		uint8_t st = v->status[s];
+		/* virtio names no failing sector: report the request's first LBA as the bound. */
+		int rc = st == ST_OK ? 0 : st == ST_UNSUPP ? -E_UNSUPP : r->op == BLK_READ ? -E_MEDIUM : -E_IO;
+		blk_complete(d, r, rc, rc ? r->lba : BLK_NO_LBA);
+	}
+}
+
+static int vblk_recover(struct blk_dev *d, struct blk_req *overdue)
+{
+	struct vblk *v = d->drv;
+	(void)overdue;
+	log_event(LOG_WARN, "%s: resetting the virtio device", d->name);
+	int rc = vblk_init_device(v);
+	if (rc < 0)
+		log_event(LOG_ERR, "%s: re-initialisation failed: %s", d->name, err_str(rc));
+	return rc < 0 ? -E_GONE : 0;
+}
+
+static void vblk_info(struct blk_dev *d)
+{
+	struct vblk *v = d->drv;
+	kprintf("virtio: pci %02x:%02x.%x, features 0x%llx%s%s%s, queue size %u (%u requests in flight)\n",
+		v->pci->bus, v->pci->dev, v->pci->fn, (unsigned long long)v->features,
+		v->features & F_FLUSH ? " flush" : "", v->features & F_RO ? " ro" : "",
+		v->features & F_TOPOLOGY ? " topology" : "", v->qsize, v->nslots);
+}
+
+static const struct blk_driver_ops vblk_ops = {
+	.start = vblk_start, .poll = vblk_poll, .recover = vblk_recover, .info = vblk_info,
+};
+
+/* GET_ID at probe time: the serial, up to 20 bytes, NUL-padded. */
+static void vblk_get_serial(struct vblk *v)
+{
+	char *id = dma_alloc(64, 16);
+	if (!id)
+		return;
+	struct blk_req r = { .op = 0xff };
+	v->slot_req[0] = &r;
+	queue_req(v, 0, T_GET_ID, 0, id, 20, 1);
+	deadline_t dl = deadline_in_ms(1000);
+	while (v->last_used == *used_idx(v) && !deadline_passed(dl))
+		;
+	if (v->last_used != *used_idx(v)) {
+		v->last_used++;
+		if (v->status[0] == ST_OK)
+			for (int i = 0; i < 20 && id[i]; i++)
+				v->dev.serial[i] = id[i] >= 0x20 && id[i] < 0x7f ? id[i] : '?';
+	}
+	v->slot_req[0] = NULL;
+	dma_free(id, 64);
+}
+
+static bool vblk_match(const struct pci_dev *p)
+{
+	return p->vendor == 0x1af4 && (p->device == 0x1001 || p->device == 0x1042);
+}
+
+static int vblk_probe(struct pci_dev *p)
+{
+	struct vblk *v = kzalloc(sizeof(*v));
+	if (!v)
+		return -E_NOMEM;
+	v->pci = p;
+	pci_enable(p, true, false, true);
+	int rc = find_caps(v);
+	if (rc < 0)
+		goto free_v;
+	v->dev.drv = v;
+	rc = vblk_init_device(v);
+	if (rc < 0)
+		goto reset;
+	struct blk_dev *d = &v->dev;
+	fmt_snprintf(d->name, sizeof(d->name), "vd%d", nvblk);
+	d->transport = "virtio";
+	d->ops = &vblk_ops;
+	d->lsize = (v->features & F_BLK_SIZE) && v->cfg->blk_size >= 512 ? v->cfg->blk_size : 512;
+	d->psize = (v->features & F_TOPOLOGY) ? d->lsize << v->cfg->phys_exp : d->lsize;
+	d->sectors = v->cfg->capacity / (d->lsize / 512);
+	fmt_snprintf(d->model, sizeof(d->model), "virtio-blk");
+	/* One data descriptor per request: bounded by SIZE_MAX, and 1 MiB at most. */
+	uint32_t max_bytes = 1u << 20;
+	if ((v->features & F_SIZE_MAX) && v->cfg->size_max && v->cfg->size_max < max_bytes)
+		max_bytes = v->cfg->size_max;
+	d->max_sectors = max_bytes / d->lsize ? max_bytes / d->lsize : 1;
+	d->queue_depth = v->nslots;
+	d->timeout_ms = 30000;
+	if (v->features & F_RO)
+		d->flags |= BLK_F_DEV_RO;
+	if (v->features & F_FLUSH)
+		d->flags |= BLK_F_FLUSH;
+	const struct boot_info *bi = boot_info_get();
+	if (bi->boot_pci_bus == p->bus && bi->boot_pci_dev == p->dev && bi->boot_pci_fn == p->fn)
+		d->flags |= BLK_F_BOOT;
+	vblk_get_serial(v);
+	rc = blk_register(d);
+	if (rc < 0)
+		goto reset;
+	nvblk++;
+	return 0;
+
+reset:
+	v->common->status = 0;
+free_v:
+	kfree(v);
+	return rc;
+}
+PCI_DRIVER(virtio_blk, "virtio-blk", vblk_match, vblk_probe);
