@@ -8,16 +8,26 @@
 #include "../kernel/task.h"
 #include "../kernel/time.h"
 
+#include "../kernel/shell.h"
+
 #define MAX_DISKS 32
 static struct blk_dev *disks[MAX_DISKS];
 static int ndisks;
+
+/* The deadline of a request whose submitter and device name none. */
+static uint64_t io_timeout_ms = 30000;
+SETTING(io_timeout, "io-timeout", "default per-command deadline in ms", &io_timeout_ms, NULL,
+	50, 3600000);
+
+static uint32_t timeout_of(const struct blk_dev *d, const struct blk_req *r)
+{
+	return r->timeout_ms ? r->timeout_ms : d->timeout_ms ? d->timeout_ms : (uint32_t)io_timeout_ms;
+}
 
 int blk_register(struct blk_dev *d)
 {
 	if (ndisks == MAX_DISKS)
 		return -E_NOSPC;
-	if (!d->timeout_ms)
-		d->timeout_ms = 30000;
 	if (!d->queue_depth)
 		d->queue_depth = 1;
 	d->instance = 1;
@@ -95,7 +105,7 @@ static void kick(struct blk_dev *d)
 	while (d->waiting && d->ninflight < d->queue_depth) {
 		struct blk_req *r = d->waiting;
 		r->instance = d->instance;
-		r->deadline_us = time_now_us() + (uint64_t)(r->timeout_ms ? r->timeout_ms : d->timeout_ms) * 1000;
+		r->deadline_us = time_now_us() + (uint64_t)timeout_of(d, r) * 1000;
 		int rc = d->ops->start(d, r);
 		if (rc == -E_BUSY)
 			return;
@@ -191,7 +201,7 @@ static void handle_overdue(struct blk_dev *d, struct blk_req *late)
 {
 	d->ctr.timeouts++;
 	log_event(LOG_WARN, "disk %s: request at LBA %llu timed out after %u ms, resetting", d->name,
-		  (unsigned long long)late->lba, late->timeout_ms ? late->timeout_ms : d->timeout_ms);
+		  (unsigned long long)late->lba, timeout_of(d, late));
 	int rc = d->ops->recover(d, late);
 	d->ctr.resets++;
 	d->instance++;

@@ -5,6 +5,7 @@
 #include "../kernel/lib_args.h"
 #include "../kernel/mem.h"
 #include "../kernel/shell.h"
+#include "../kernel/time.h"
 
 static void flags_text(const struct blk_dev *d, char *out, size_t n)
 {
@@ -54,8 +55,8 @@ static int cmd_info(int argc, char **argv)
 		(unsigned long long)d->sectors, d->lsize, d->psize);
 	kprintf("model '%s', serial '%s', transport %s, flags %s, instance %llu\n", d->model,
 		d->serial, d->transport, fl, (unsigned long long)d->instance);
-	kprintf("limits: %u sectors per command, queue depth %u, timeout %u ms\n", d->max_sectors,
-		d->queue_depth, d->timeout_ms);
+	kprintf("limits: %u sectors per command, queue depth %u, timeout %s\n", d->max_sectors,
+		d->queue_depth, d->timeout_ms ? "per device" : "io-timeout setting");
 	const struct blk_counters *c = &d->ctr;
 	kprintf("counters: reads %llu, writes %llu, flushes %llu, errors %llu, timeouts %llu, resets %llu\n",
 		(unsigned long long)c->reads, (unsigned long long)c->writes,
@@ -83,7 +84,7 @@ static int parse_disk_range(char **argv, struct blk_dev **dp, uint64_t *lba, uin
 	if (!d)
 		return -E_NOENT;
 	if (args_u64(argv[2], lba) < 0 || args_u64(argv[3], count) < 0 || *count == 0 ||
-	    *count > 65536)
+	    *count > (1ULL << 32) - 1)
 		return -E_USAGE;
 	if (*lba >= d->sectors || *count > d->sectors - *lba) {
 		kprintf("%s has %llu sectors\n", d->name, (unsigned long long)d->sectors);
@@ -105,6 +106,10 @@ static int cmd_read(int argc, char **argv)
 	int rc = parse_disk_range(args, &d, &lba, &count);
 	if (rc < 0)
 		return rc;
+	if (count > 256) {
+		kprintf("read dumps at most 256 sectors (use sum for more)\n");
+		return -E_RANGE;
+	}
 	size_t bytes = (size_t)count * d->lsize;
 	uint8_t *buf = kmalloc(bytes);
 	if (!buf)
@@ -183,3 +188,50 @@ static int cmd_protect(int argc, char **argv)
 COMMAND(protect, "protect <disk>", "make a disk read-only in the block layer until reboot",
 	"Writes and flushes are then refused before any driver sees them (as for a source disk).",
 	cmd_protect);
+
+/* CRC-32 (IEEE, as zlib's crc32) so a test can compare large reads with the host's bytes. */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+	}
+	return ~crc;
+}
+
+static int cmd_sum(int argc, char **argv)
+{
+	if (argc != 4)
+		return -E_USAGE;
+	struct blk_dev *d;
+	uint64_t lba, count;
+	int rc = parse_disk_range(argv, &d, &lba, &count);
+	if (rc < 0)
+		return rc;
+	uint32_t chunk = 2048;
+	uint8_t *buf = kmalloc((size_t)chunk * d->lsize);
+	if (!buf)
+		return -E_NOMEM;
+	uint32_t crc = 0;
+	uint64_t t0 = time_now_us();
+	for (uint64_t done = 0; done < count && rc == 0;) {
+		uint32_t n = count - done < chunk ? (uint32_t)(count - done) : chunk;
+		uint64_t err_lba = BLK_NO_LBA;
+		rc = blk_read(d, lba + done, n, buf, &err_lba);
+		if (rc < 0)
+			report_io_error(d, rc, err_lba);
+		else
+			crc = crc32_update(crc, buf, (size_t)n * d->lsize);
+		done += n;
+	}
+	if (rc == 0)
+		kprintf("crc32 %08x over %llu sectors from LBA %llu (%llu ms)\n", crc,
+			(unsigned long long)count, (unsigned long long)lba,
+			(unsigned long long)((time_now_us() - t0) / 1000));
+	kfree(buf);
+	return rc;
+}
+COMMAND(sum, "sum <disk> <lba> <count>", "CRC-32 of sectors (zlib's crc32), to check reads",
+	NULL, cmd_sum);

@@ -314,7 +314,6 @@ static int vblk_probe(struct pci_dev *p)
 		max_bytes = v->cfg->size_max;
 	d->max_sectors = max_bytes / d->lsize ? max_bytes / d->lsize : 1;
 	d->queue_depth = v->nslots;
-	d->timeout_ms = 30000;
 	if (v->features & F_RO)
 		d->flags |= BLK_F_DEV_RO;
 	if (v->features & F_FLUSH)
