@@ -5,6 +5,7 @@
 #include "../kernel/lib_args.h"
 #include "../kernel/mem.h"
 #include "../kernel/shell.h"
+#include "../kernel/task.h"
 #include "../kernel/time.h"
 
 static void flags_text(const struct blk_dev *d, char *out, size_t n)
@@ -235,3 +236,77 @@ static int cmd_sum(int argc, char **argv)
 }
 COMMAND(sum, "sum <disk> <lba> <count>", "CRC-32 of sectors (zlib's crc32), to check reads",
 	NULL, cmd_sum);
+
+/* Sequential read throughput with several requests in flight, as a rescue's copy pass reads. */
+#define BENCH_DEPTH 8
+#define BENCH_BYTES (1u << 20)
+
+static int cmd_bench(int argc, char **argv)
+{
+	uint64_t mib = 256;
+	if (argc < 2 || argc > 3 || (argc == 3 && (args_u64(argv[2], &mib) < 0 || mib == 0)))
+		return -E_USAGE;
+	struct blk_dev *d = blk_find(argv[1]);
+	if (!d)
+		return -E_NOENT;
+	uint32_t per = BENCH_BYTES / d->lsize < d->max_sectors ? BENCH_BYTES / d->lsize : d->max_sectors;
+	uint64_t total = mib * (1ULL << 20) / d->lsize;
+	if (total > d->sectors)
+		total = d->sectors;
+	uint32_t depth = d->queue_depth < BENCH_DEPTH ? d->queue_depth : BENCH_DEPTH;
+	static struct blk_req reqs[BENCH_DEPTH];
+	uint8_t *bufs = kmalloc((size_t)depth * per * d->lsize);
+	if (!bufs)
+		return -E_NOMEM;
+	uint64_t next = 0, done = 0, t0 = time_now_us();
+	int rc = 0, busy = 0;
+	for (uint32_t i = 0; i < depth; i++)
+		reqs[i].complete = true;
+	while ((done < total || busy) && rc == 0) {
+		for (uint32_t i = 0; i < depth; i++) {
+			struct blk_req *r = &reqs[i];
+			if (!r->complete)
+				continue;
+			if (r->dev) {   /* reap */
+				busy--;
+				if (r->status < 0) {
+					report_io_error(d, r->status, r->err_lba);
+					rc = r->status;
+				} else {
+					done += r->count;
+				}
+				r->dev = NULL;
+			}
+			if (rc == 0 && next < total) {
+				uint32_t n = total - next < per ? (uint32_t)(total - next) : per;
+				*r = (struct blk_req){ .op = BLK_READ, .lba = next, .count = n,
+						       .buf = bufs + (size_t)i * per * d->lsize };
+				next += n;
+				busy++;
+				blk_submit(d, r);
+			}
+		}
+		if (console_interrupted())
+			rc = -E_INTR;
+		task_yield();
+	}
+	while (busy) {   /* after an error or Ctrl-C, let what is in flight finish */
+		busy = 0;
+		for (uint32_t i = 0; i < depth; i++)
+			busy += reqs[i].dev && !reqs[i].complete;
+		task_yield();
+	}
+	uint64_t us = time_now_us() - t0;
+	if (rc == 0) {
+		uint64_t bytes = done * d->lsize;
+		uint64_t kib_s = us ? bytes * 1000000 / 1024 / us : 0;
+		kprintf("read %llu MiB in %llu ms: %llu.%02llu MiB/s (queue depth %u, %u KiB per request)\n",
+			(unsigned long long)(bytes >> 20), (unsigned long long)(us / 1000),
+			(unsigned long long)(kib_s / 1024), (unsigned long long)(kib_s % 1024 * 100 / 1024),
+			depth, per * d->lsize / 1024);
+	}
+	kfree(bufs);
+	return rc;
+}
+COMMAND(bench, "bench <disk> [MiB]", "sequential read throughput (default 256 MiB)",
+	"Reads from LBA 0 with 8 requests of 1 MiB in flight (or the device's limits).", cmd_bench);
