@@ -132,6 +132,8 @@ int blk_submit(struct blk_dev *d, struct blk_req *r)
 		rc = -E_RDONLY;
 	else if (d->flags & BLK_F_GONE)
 		rc = -E_GONE;
+	else if ((r->flags & BLK_REQ_FUA) && !(d->flags & BLK_F_FUA))
+		rc = -E_UNSUPP;
 	else if (r->op != BLK_FLUSH && (r->count == 0 || r->count > d->max_sectors ||
 					r->lba >= d->sectors || r->count > d->sectors - r->lba))
 		rc = -E_RANGE;

@@ -8,7 +8,8 @@
 #include "../cow/errors.h"
 
 enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
-#define BLK_REQ_FUA  0x01u     /* write through to media (emulated with a flush if the device lacks FUA) */
+#define BLK_REQ_FUA  0x01u     /* write through to media; refused (-E_UNSUPP) unless BLK_F_FUA:
+                                  callers then write and flush */
 
 #define BLK_NO_LBA   UINT64_MAX
 
