@@ -46,6 +46,8 @@ void kernel_main(struct boot_info *bi)
 	interrupts_init();
 	time_init();
 	mem_init();
+	acpi_init();
+	time_calibrate_pm(acpi_get()->pm_timer_port);
 
 	char brand[49];
 	cpu_brand(brand);
@@ -53,11 +55,11 @@ void kernel_main(struct boot_info *bi)
 	mem_get_stats(&ms);
 	kprintf("\ncowboot %s\n", COWBOOT_VERSION);
 	kprintf("firmware: %s rev 0x%08x\n", kinfo.fw_vendor, kinfo.fw_revision);
-	kprintf("cpu: %s, TSC %llu MHz\n", brand, (unsigned long long)(time_tsc_khz() / 1000));
+	kprintf("cpu: %s, TSC %llu MHz (measured against the %s)\n", brand,
+		(unsigned long long)(time_tsc_khz() / 1000), time_source());
 	kprintf("memory: %llu MiB usable, %llu MiB free\n", (unsigned long long)(ms.total_bytes >> 20),
 		(unsigned long long)(ms.free_bytes >> 20));
 
-	acpi_init();
 	pci_scan();
 	pci_bind_drivers();
 	kprintf("boot: entry-to-prompt %llu ms\n", (unsigned long long)(time_now_us() / 1000));

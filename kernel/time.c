@@ -1,10 +1,13 @@
-/* Time from the TSC, whose rate the UEFI entry measured against the firmware's Stall(). */
+/* Time from the TSC. Its rate is measured against the ACPI PM timer (3.579545 MHz, a fixed
+ * frequency by specification) when the FADT names one, else taken from the UEFI entry's
+ * measurement against the firmware's Stall(). */
 #include "time.h"
 #include "io.h"
 #include "../boot/bootinfo.h"
 #include "../cow/errors.h"
 
 static uint64_t tsc_base, tsc_khz = 1000000;
+static const char *tsc_source = "firmware Stall";
 
 static uint64_t rdtsc(void)
 {
@@ -19,6 +22,34 @@ void time_init(void)
 	if (bi->tsc_khz)
 		tsc_khz = bi->tsc_khz;
 	tsc_base = bi->tsc_at_entry;
+}
+
+#define PM_HZ 3579545u
+
+/* Counts TSC ticks across 25 ms of PM timer (24-bit counter: wraps every 4.7 s). */
+void time_calibrate_pm(uint32_t port)
+{
+	if (!port)
+		return;
+	uint32_t start = inl((uint16_t)port) & 0xffffff, target = PM_HZ / 40, now;
+	uint64_t t0 = rdtsc();
+	uint64_t guard = t0 + 50 * tsc_khz * 1000;   /* a dead timer must not hang the boot */
+	do {
+		now = inl((uint16_t)port) & 0xffffff;
+		if (rdtsc() > guard)
+			return;
+	} while (((now - start) & 0xffffff) < target);
+	uint64_t ticks = ((now - start) & 0xffffff);
+	uint64_t khz = (rdtsc() - t0) * PM_HZ / ticks / 1000;
+	if (khz) {
+		tsc_khz = khz;
+		tsc_source = "ACPI PM timer";
+	}
+}
+
+const char *time_source(void)
+{
+	return tsc_source;
 }
 
 uint64_t time_now_us(void)

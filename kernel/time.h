@@ -24,5 +24,7 @@ void time_wall(struct wall_time *t);
 
 void time_init(void);          /* from kernel_main, after boot_info is copied */
 uint64_t time_tsc_khz(void);
+void time_calibrate_pm(uint32_t pm_timer_port);   /* after acpi_init */
+const char *time_source(void);
 
 #endif

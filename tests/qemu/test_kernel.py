@@ -2,13 +2,20 @@
 """Kernel core through the console: PCI enumeration, memory map, and the exception report."""
 import os
 import re
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import Machine, check, finish  # noqa: E402
 
 with Machine(name="kernel") as m:
+    mm = m.wait_for(r"cpu: .*TSC (\d+) MHz \(measured against the ([^)]*)\)", 60)
+    check("the TSC is calibrated against the ACPI PM timer", mm.group(2) == "ACPI PM timer", mm.group(0))
     m.wait_prompt(60)
+    t0 = time.time()
+    out = m.cmd("sleep 2000")
+    dt = time.time() - t0
+    check("sleep 2000 takes about two seconds of host time", 1.5 < dt < 4.0, dt)
     out = m.cmd("pci")
     check("pci lists the q35 host bridge", re.search(r"00:00\.0\s+8086:29c0\s+06/00/00 host bridge", out), out)
     check("pci lists the AHCI controller", re.search(r"00:1f\.2\s+8086:2922\s+01/06/01 SATA", out), out)
