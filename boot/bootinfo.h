@@ -44,6 +44,11 @@ struct boot_info {
 	uint32_t boot_port;            /* SATA port, NVMe namespace id, or 0 */
 	int netboot;                   /* loaded over PXE */
 
+	/* The firmware's own glyphs for ASCII 32..126, rendered through HII before the hand-off so
+	 * the framebuffer console needs no font of its own. font_h == 0: none could be had. */
+	uint8_t font_w, font_h;
+	uint8_t font[95][24];          /* one byte a row, bit 7 = leftmost pixel */
+
 	uint64_t tsc_khz;              /* TSC rate, measured against the firmware's Stall() */
 	int wall_valid;                /* wall clock from GetTime at hand-off */
 	uint16_t wall_year;

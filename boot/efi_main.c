@@ -130,6 +130,52 @@ static void collect_framebuffer(void)
 	info.fb.bgr = mi->PixelFormat == PixelBlueGreenRedReserved8BitPerColor;
 }
 
+/* The HII font protocol (UEFI 2.x, 34.1); gnu-efi has no declaration of it. */
+struct image_output {
+	UINT16 width, height;
+	EFI_GRAPHICS_OUTPUT_BLT_PIXEL *bitmap;
+};
+struct hii_font {
+	void *string_to_image, *string_id_to_image;
+	EFI_STATUS (EFIAPI *get_glyph)(struct hii_font *self, CHAR16 ch, const void *info,
+				       struct image_output **blt, UINTN *baseline);
+	void *get_font_info;
+};
+
+static void collect_font(void)
+{
+	EFI_GUID guid = { 0xe9ca4775, 0x8657, 0x47fc, { 0x97, 0xe7, 0x7e, 0xd6, 0x5a, 0x08, 0x43, 0x24 } };
+	struct hii_font *hf;
+	if (!info.fb.base || LibLocateProtocol(&guid, (void **)&hf) != EFI_SUCCESS || !hf)
+		return;
+	for (int c = 32; c < 127; c++) {
+		struct image_output *img = NULL;
+		if (hf->get_glyph(hf, (CHAR16)c, NULL, &img, NULL) != EFI_SUCCESS || !img) {
+			info.font_h = 0;
+			return;
+		}
+		if (img->width > 8 || img->height > 24 || !img->width) {
+			FreePool(img->bitmap);
+			FreePool(img);
+			info.font_h = 0;
+			return;
+		}
+		info.font_w = (uint8_t)img->width;
+		info.font_h = (uint8_t)img->height;
+		for (int y = 0; y < img->height; y++) {
+			uint8_t row = 0;
+			for (int x = 0; x < img->width; x++) {
+				EFI_GRAPHICS_OUTPUT_BLT_PIXEL px = img->bitmap[y * img->width + x];
+				if (px.Red + px.Green + px.Blue > 3 * 0x60)
+					row |= (uint8_t)(0x80 >> x);
+			}
+			info.font[c - 32][y] = row;
+		}
+		FreePool(img->bitmap);
+		FreePool(img);
+	}
+}
+
 static void collect_clock(void)
 {
 	uint64_t t0 = rdtsc_now();
@@ -201,6 +247,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		LibGetSystemConfigurationTable(&AcpiTableGuid, &rsdp);
 	info.rsdp = (uint64_t)(uintptr_t)rsdp;
 	collect_framebuffer();
+	collect_font();
 	collect_clock();
 	info.runtime_services = st->RuntimeServices;
 	ascii_copy(info.fw_vendor, sizeof(info.fw_vendor), st->FirmwareVendor, 63);

@@ -1,5 +1,6 @@
 /* The console: serial first (the line scripts and people read), mirrored to the framebuffer. */
 #include "console.h"
+#include "fbcon.h"
 #include "../cow/port.h"
 #include "../drivers/serial.h"
 
@@ -12,6 +13,7 @@ void console_write(const char *s, size_t n)
 			serial_putc('\r');
 		serial_putc(s[i]);
 	}
+	fbcon_write(s, n);
 }
 
 void console_puts(const char *s)

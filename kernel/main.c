@@ -1,6 +1,7 @@
 /* kernel_main: brings the machine up after ExitBootServices and hands over to the shell. */
 #include "acpi.h"
 #include "console.h"
+#include "fbcon.h"
 #include "mem.h"
 #include "pci.h"
 #include "shell.h"
@@ -45,6 +46,7 @@ void kernel_main(struct boot_info *bi)
 	serial_init();
 	interrupts_init();
 	time_init();
+	fbcon_init();
 	mem_init();
 	acpi_init();
 	time_calibrate_pm(acpi_get()->pm_timer_port);
@@ -57,6 +59,8 @@ void kernel_main(struct boot_info *bi)
 	kprintf("firmware: %s rev 0x%08x\n", kinfo.fw_vendor, kinfo.fw_revision);
 	kprintf("cpu: %s, TSC %llu MHz (measured against the %s)\n", brand,
 		(unsigned long long)(time_tsc_khz() / 1000), time_source());
+	if (fbcon_active())
+		kprintf("screen: %ux%u, console mirrored\n", kinfo.fb.width, kinfo.fb.height);
 	kprintf("memory: %llu MiB usable, %llu MiB free\n", (unsigned long long)(ms.total_bytes >> 20),
 		(unsigned long long)(ms.free_bytes >> 20));
 

@@ -47,4 +47,31 @@ with Machine(name="pagefault") as m:
     rep = m.last_before
     check("#PF report names the faulting address in CR2", "CR2 00007ff000000000" in rep, rep)
 
+# The framebuffer mirror: with a display, the console is drawn with the firmware's glyphs.
+with Machine(name="fbcon", extra_args=["-device", "VGA"]) as m:
+    mm = m.wait_for(r"screen: (\d+)x(\d+), console mirrored", 60)
+    check("a GOP framebuffer is found and mirrored", True)
+    m.wait_prompt(60)
+    m.cmd("echo ZZZZZZZZZZZZ")
+    shot = os.path.join(m.tmp, "screen.ppm")
+    m.qmp("screendump", filename=shot)
+    data = open(shot, "rb").read()
+    _, dims, _, px = data.split(b"\n", 3)
+    w, h = map(int, dims.split())
+    gw, gh = 8, 19   # OVMF's narrow glyphs
+
+    def cell(col, row):
+        return b"".join(px[((row * gh + y) * w + col * gw) * 3:((row * gh + y) * w + col * gw + gw) * 3]
+                        for y in range(gh))
+    found = None
+    for row in range(h // gh):
+        cells = [cell(c, row) for c in range(16)]
+        lit = lambda c: any(b > 0x40 for b in c)
+        if all(c == cells[0] for c in cells[:12]) and lit(cells[0]):
+            found = row
+            break
+    check("twelve identical glyphs are drawn for ZZZZZZZZZZZZ", found is not None, "no such row")
+    check("the echoed command line is drawn above them",
+          found is not None and found > 0 and any(b > 0x40 for b in b"".join(cell(c, found - 1) for c in range(20))))
+
 finish()
