@@ -1,0 +1,424 @@
+/* AHCI (SATA) driver: one command at a time per port (non-NCQ DMA), polled completion, ATA error
+ * decoding with the failing LBA, and a reset ladder (port restart with CLO, then COMRESET) after
+ * which IDENTIFY must answer with the same identity. */
+#include "blk.h"
+#include "../boot/bootinfo.h"
+#include "../cow/port.h"
+#include "../kernel/console.h"
+#include "../kernel/log.h"
+#include "../kernel/mem.h"
+#include "../kernel/pci.h"
+#include "../kernel/time.h"
+
+/* HBA registers. */
+#define CAP    0x00
+#define GHC    0x04
+#define PI     0x0c
+#define CAP2   0x24
+#define BOHC   0x28
+#define GHC_HR (1u << 0)
+#define GHC_AE (1u << 31)
+#define CAP_SSS (1u << 27)
+/* Port registers, at 0x100 + 0x80 * port. */
+#define PxCLB  0x00
+#define PxCLBU 0x04
+#define PxFB   0x08
+#define PxFBU  0x0c
+#define PxIS   0x10
+#define PxIE   0x14
+#define PxCMD  0x18
+#define PxTFD  0x20
+#define PxSIG  0x24
+#define PxSSTS 0x28
+#define PxSCTL 0x2c
+#define PxSERR 0x30
+#define PxCI   0x38
+#define CMD_ST  (1u << 0)
+#define CMD_SUD (1u << 1)
+#define CMD_CLO (1u << 3)
+#define CMD_FRE (1u << 4)
+#define CMD_FR  (1u << 14)
+#define CMD_CR  (1u << 15)
+#define IS_TFES (1u << 30)
+#define IS_FATAL (IS_TFES | (1u << 29) | (1u << 28) | (1u << 27) | (1u << 24))
+#define TFD_BSY 0x80
+#define TFD_DRQ 0x08
+#define TFD_ERR 0x01
+#define ERR_ABRT 0x04
+#define ERR_UNC  0x40
+#define ERR_ICRC 0x80
+/* ATA commands. */
+#define ATA_IDENTIFY        0xec
+#define ATA_READ_DMA_EXT    0x25
+#define ATA_WRITE_DMA_EXT   0x35
+#define ATA_WRITE_FUA_EXT   0x3d
+#define ATA_FLUSH_EXT       0xea
+
+#define MAX_BYTES (4u << 20)     /* one PRD entry per command */
+#define CMD_TIMEOUT_MS 5000      /* internal commands (IDENTIFY) during probe and recovery */
+
+struct cmd_header { uint32_t dw0, prdbc, ctba, ctbau, rsvd[4]; };
+struct prd { uint32_t dba, dbau, rsvd, dbc; };
+struct cmd_table { uint8_t cfis[64], acmd[16], rsvd[48]; struct prd prd[1]; };
+
+struct ahci_port {
+	struct blk_dev dev;
+	volatile uint8_t *hba;
+	volatile uint8_t *regs;
+	unsigned port;
+	uint32_t cap;
+	struct cmd_header *cl;
+	uint8_t *fis;
+	struct cmd_table *ct;
+	uint16_t *ident;                 /* 512-byte IDENTIFY buffer */
+	struct blk_req *busy;            /* the one command in slot 0 */
+	uint64_t ident_sectors;
+	struct pci_dev *pci;
+};
+
+static int nsata;
+
+static uint32_t prd_rd(struct ahci_port *p, unsigned r) { return mmio_read32(p->regs + r); }
+static void prd_wr(struct ahci_port *p, unsigned r, uint32_t v) { mmio_write32(p->regs + r, v); }
+
+static int port_stop(struct ahci_port *p)
+{
+	prd_wr(p, PxCMD, prd_rd(p, PxCMD) & ~CMD_ST);
+	if (wait_reg32((volatile uint32_t *)(p->regs + PxCMD), CMD_CR, 0, 500000) < 0)
+		return -E_TIMEOUT;
+	prd_wr(p, PxCMD, prd_rd(p, PxCMD) & ~CMD_FRE);
+	return wait_reg32((volatile uint32_t *)(p->regs + PxCMD), CMD_FR, 0, 500000);
+}
+
+/* Starts FIS receive and the command engine; clears a stuck BSY/DRQ with CLO first. */
+static int port_start(struct ahci_port *p)
+{
+	prd_wr(p, PxSERR, 0xffffffff);
+	prd_wr(p, PxIS, 0xffffffff);
+	prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_FRE);
+	if (prd_rd(p, PxTFD) & (TFD_BSY | TFD_DRQ)) {
+		prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_CLO);
+		wait_reg32((volatile uint32_t *)(p->regs + PxCMD), CMD_CLO, 0, 500000);
+	}
+	if (wait_reg32((volatile uint32_t *)(p->regs + PxTFD), TFD_BSY | TFD_DRQ, 0, 1000000) < 0)
+		return -E_TIMEOUT;
+	prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_ST);
+	return 0;
+}
+
+static int link_up(struct ahci_port *p)
+{
+	return (prd_rd(p, PxSSTS) & 0xf) == 3;
+}
+
+/* Builds slot 0's command: a register H2D FIS and one PRD entry. */
+static void build_cmd(struct ahci_port *p, uint8_t ata_cmd, uint64_t lba, uint32_t count,
+		      void *buf, uint32_t bytes, int write)
+{
+	struct cmd_table *t = p->ct;
+	memset(t, 0, sizeof(*t));
+	uint8_t *f = t->cfis;
+	f[0] = 0x27;                 /* register FIS, host to device */
+	f[1] = 0x80;                 /* command, not control */
+	f[2] = ata_cmd;
+	f[4] = (uint8_t)lba;
+	f[5] = (uint8_t)(lba >> 8);
+	f[6] = (uint8_t)(lba >> 16);
+	f[7] = 0x40;                 /* LBA mode */
+	f[8] = (uint8_t)(lba >> 24);
+	f[9] = (uint8_t)(lba >> 32);
+	f[10] = (uint8_t)(lba >> 40);
+	f[12] = (uint8_t)count;
+	f[13] = (uint8_t)(count >> 8);
+	uint16_t prdtl = 0;
+	if (bytes) {
+		t->prd[0].dba = (uint32_t)dma_addr(buf);
+		t->prd[0].dbau = (uint32_t)(dma_addr(buf) >> 32);
+		t->prd[0].dbc = bytes - 1;
+		prdtl = 1;
+	}
+	p->cl[0].dw0 = 5u | (write ? 1u << 6 : 0) | (uint32_t)prdtl << 16;
+	p->cl[0].prdbc = 0;
+	mmio_barrier();
+	prd_wr(p, PxCI, 1);
+}
+
+/* The status of the command in slot 0: 1 still running, 0 done, negative on an error, with
+ * the failing LBA from the device's D2H FIS for media errors. */
+static int cmd_status(struct ahci_port *p, uint64_t *err_lba)
+{
+	uint32_t is = prd_rd(p, PxIS);
+	if (is & IS_FATAL) {
+		uint32_t tfd = prd_rd(p, PxTFD);
+		uint8_t err = (uint8_t)(tfd >> 8);
+		const uint8_t *d2h = p->fis + 0x40;
+		*err_lba = (uint64_t)d2h[4] | (uint64_t)d2h[5] << 8 | (uint64_t)d2h[6] << 16 |
+			   (uint64_t)d2h[8] << 24 | (uint64_t)d2h[9] << 32 | (uint64_t)d2h[10] << 40;
+		if (err & ERR_UNC)
+			return -E_MEDIUM;
+		*err_lba = BLK_NO_LBA;
+		if (err & ERR_ABRT)
+			return -E_UNSUPP;
+		return -E_IO;   /* interface / CRC / host bus errors: worth a retry by the caller */
+	}
+	return prd_rd(p, PxCI) & 1 ? 1 : 0;
+}
+
+/* After an error the port must be restarted before the next command (AHCI 1.3.1, 6.2.2). */
+static void port_recover_error(struct ahci_port *p)
+{
+	port_stop(p);
+	port_start(p);
+}
+
+static int run_internal(struct ahci_port *p, uint8_t cmd, void *buf, uint32_t bytes)
+{
+	build_cmd(p, cmd, 0, 0, buf, bytes, 0);
+	deadline_t d = deadline_in_ms(CMD_TIMEOUT_MS);
+	uint64_t lba;
+	int rc;
+	while ((rc = cmd_status(p, &lba)) == 1)
+		if (deadline_passed(d))
+			return -E_TIMEOUT;
+	if (rc < 0)
+		port_recover_error(p);
+	return rc;
+}
+
+static void ata_string(char *out, const uint16_t *w, int words)
+{
+	int n = 0;
+	for (int i = 0; i < words; i++) {
+		out[n++] = (char)(w[i] >> 8);
+		out[n++] = (char)w[i];
+	}
+	out[n] = '\0';
+	while (n > 0 && out[n - 1] == ' ')
+		out[--n] = '\0';
+	char *s = out;
+	while (*s == ' ')
+		s++;
+	memmove(out, s, strlen(s) + 1);
+}
+
+/* IDENTIFY into p->ident and parse it into `d`. */
+static int identify(struct ahci_port *p, struct blk_dev *d)
+{
+	int rc = run_internal(p, ATA_IDENTIFY, p->ident, 512);
+	if (rc < 0)
+		return rc;
+	const uint16_t *w = p->ident;
+	ata_string(d->model, w + 27, 20);
+	ata_string(d->serial, w + 10, 10);
+	ata_string(d->firmware, w + 23, 4);
+	if (!(w[83] & (1u << 10)))
+		return -E_UNSUPP;   /* no LBA48: not a disk worth rescuing with this driver */
+	d->sectors = (uint64_t)w[100] | (uint64_t)w[101] << 16 | (uint64_t)w[102] << 32 |
+		     (uint64_t)w[103] << 48;
+	d->lsize = 512;
+	if ((w[106] & 0xc000) == 0x4000 && (w[106] & (1u << 12)))
+		d->lsize = 2 * ((uint32_t)w[117] | (uint32_t)w[118] << 16);
+	d->psize = d->lsize;
+	if ((w[106] & 0xc000) == 0x4000 && (w[106] & (1u << 13)))
+		d->psize = d->lsize << (w[106] & 0xf);
+	if (w[84] & (1u << 6))
+		d->flags |= BLK_F_FUA;
+	if (w[82] & (1u << 5))
+		d->flags |= BLK_F_FLUSH;
+	return 0;
+}
+
+static int ahci_start(struct blk_dev *d, struct blk_req *r)
+{
+	struct ahci_port *p = d->drv;
+	if (p->busy)
+		return -E_BUSY;
+	uint32_t bytes = r->count * d->lsize;
+	p->busy = r;
+	if (r->op == BLK_READ)
+		build_cmd(p, ATA_READ_DMA_EXT, r->lba, r->count, r->buf, bytes, 0);
+	else if (r->op == BLK_WRITE)
+		build_cmd(p, (r->flags & BLK_REQ_FUA) ? ATA_WRITE_FUA_EXT : ATA_WRITE_DMA_EXT, r->lba,
+			  r->count, r->buf, bytes, 1);
+	else
+		build_cmd(p, ATA_FLUSH_EXT, 0, 0, NULL, 0, 0);
+	return 0;
+}
+
+static void ahci_poll(struct blk_dev *d)
+{
+	struct ahci_port *p = d->drv;
+	if (!p->busy)
+		return;
+	uint64_t err_lba = BLK_NO_LBA;
+	int rc = cmd_status(p, &err_lba);
+	if (rc == 1)
+		return;
+	struct blk_req *r = p->busy;
+	p->busy = NULL;
+	if (rc < 0) {
+		log_event(LOG_WARN, "%s: %s (TFD 0x%x)", d->name, err_str(rc), prd_rd(p, PxTFD));
+		port_recover_error(p);
+	}
+	blk_complete(d, r, rc, rc == -E_MEDIUM ? err_lba : BLK_NO_LBA);
+}
+
+static int same_identity(struct ahci_port *p)
+{
+	struct blk_dev now = { 0 };
+	if (identify(p, &now) < 0)
+		return 0;
+	return !strcmp(now.model, p->dev.model) && !strcmp(now.serial, p->dev.serial) &&
+	       now.sectors == p->dev.sectors;
+}
+
+static int comreset(struct ahci_port *p)
+{
+	port_stop(p);
+	prd_wr(p, PxSCTL, (prd_rd(p, PxSCTL) & ~0xfu) | 1);
+	time_delay_us(2000);
+	prd_wr(p, PxSCTL, prd_rd(p, PxSCTL) & ~0xfu);
+	deadline_t d = deadline_in_ms(1000);
+	while (!link_up(p))
+		if (deadline_passed(d))
+			return -E_GONE;
+	return port_start(p);
+}
+
+/* The ladder: restart the port (CLO clears a wedged BSY), then COMRESET; each step counts only
+ * when IDENTIFY answers with the same model, serial and capacity. */
+static int ahci_recover(struct blk_dev *d, struct blk_req *overdue)
+{
+	struct ahci_port *p = d->drv;
+	(void)overdue;
+	p->busy = NULL;
+	log_event(LOG_WARN, "%s: port restart", d->name);
+	if (port_stop(p) == 0 && port_start(p) == 0 && same_identity(p))
+		return 0;
+	log_event(LOG_WARN, "%s: COMRESET", d->name);
+	if (comreset(p) == 0 && same_identity(p))
+		return 0;
+	log_event(LOG_ERR, "%s: no answer after COMRESET", d->name);
+	return -E_GONE;
+}
+
+static void ahci_info(struct blk_dev *d)
+{
+	struct ahci_port *p = d->drv;
+	const uint16_t *w = p->ident;
+	kprintf("ahci: pci %02x:%02x.%x port %u, firmware '%s', link %s, SMART %s, write cache %s, FUA %s\n",
+		p->pci->bus, p->pci->dev, p->pci->fn, p->port, d->firmware,
+		link_up(p) ? "up" : "down", w[82] & 1 ? "supported" : "no",
+		w[85] & (1u << 5) ? "on" : "off", d->flags & BLK_F_FUA ? "yes" : "no");
+}
+
+static const struct blk_driver_ops ahci_ops = {
+	.start = ahci_start, .poll = ahci_poll, .recover = ahci_recover, .info = ahci_info,
+};
+
+static int port_init(struct pci_dev *pci, volatile uint8_t *hba, unsigned port, uint32_t cap)
+{
+	struct ahci_port *p = kzalloc(sizeof(*p));
+	if (!p)
+		return -E_NOMEM;
+	p->pci = pci;
+	p->hba = hba;
+	p->port = port;
+	p->cap = cap;
+	p->regs = hba + 0x100 + 0x80 * port;
+	int rc = -E_NOMEM;
+	p->cl = dma_alloc(1024, 1024);
+	p->fis = dma_alloc(256, 256);
+	p->ct = dma_alloc(sizeof(struct cmd_table), 128);
+	p->ident = dma_alloc(512, 2);
+	if (!p->cl || !p->fis || !p->ct || !p->ident)
+		goto free_bufs;
+	rc = port_stop(p);
+	if (rc < 0)
+		goto free_bufs;
+	prd_wr(p, PxCLB, (uint32_t)dma_addr(p->cl));
+	prd_wr(p, PxCLBU, (uint32_t)(dma_addr(p->cl) >> 32));
+	prd_wr(p, PxFB, (uint32_t)dma_addr(p->fis));
+	prd_wr(p, PxFBU, (uint32_t)(dma_addr(p->fis) >> 32));
+	p->cl[0].ctba = (uint32_t)dma_addr(p->ct);
+	p->cl[0].ctbau = (uint32_t)(dma_addr(p->ct) >> 32);
+	prd_wr(p, PxIE, 0);
+	if (cap & CAP_SSS)
+		prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_SUD);
+	deadline_t d = deadline_in_ms(50);
+	while (!link_up(p) && !deadline_passed(d))
+		;
+	rc = -E_NOENT;
+	if (!link_up(p))
+		goto free_bufs;
+	/* The signature arrives in the first D2H FIS, so only once FIS receive is on. */
+	rc = port_start(p);
+	if (rc < 0)
+		goto free_bufs;
+	rc = -E_NOENT;
+	if (prd_rd(p, PxSIG) != 0x00000101)   /* ATAPI or a port multiplier: not a disk */
+		goto stop;
+	rc = identify(p, &p->dev);
+	if (rc < 0)
+		goto stop;
+	struct blk_dev *bd = &p->dev;
+	fmt_snprintf(bd->name, sizeof(bd->name), "sata%d", nsata);
+	bd->transport = "ahci";
+	bd->ops = &ahci_ops;
+	bd->drv = p;
+	bd->max_sectors = MAX_BYTES / bd->lsize;
+	if (bd->max_sectors > 65536)
+		bd->max_sectors = 65536;
+	bd->queue_depth = 1;
+	const struct boot_info *bi = boot_info_get();
+	if (bi->boot_pci_bus == pci->bus && bi->boot_pci_dev == pci->dev && bi->boot_pci_fn == pci->fn &&
+	    bi->boot_port == port)
+		bd->flags |= BLK_F_BOOT;
+	rc = blk_register(bd);
+	if (rc < 0)
+		goto stop;
+	nsata++;
+	return 0;
+
+stop:
+	port_stop(p);
+free_bufs:
+	dma_free(p->ident, 512);
+	dma_free(p->ct, sizeof(struct cmd_table));
+	dma_free(p->fis, 256);
+	dma_free(p->cl, 1024);
+	kfree(p);
+	return rc;
+}
+
+static bool ahci_match(const struct pci_dev *d)
+{
+	return d->class == 0x01 && d->subclass == 0x06 && d->progif == 0x01;
+}
+
+static int ahci_probe(struct pci_dev *pci)
+{
+	volatile uint8_t *hba = pci_bar_ptr(pci, 5);
+	if (!hba)
+		return -E_UNSUPP;
+	pci_enable(pci, true, false, true);
+	/* Take the controller from the firmware when it says it owns it (BIOS/OS handoff). */
+	if (mmio_read32(hba + CAP2) & 1) {
+		mmio_write32(hba + BOHC, mmio_read32(hba + BOHC) | 2);
+		wait_reg32((volatile uint32_t *)(hba + BOHC), 1, 0, 25000);
+	}
+	mmio_write32(hba + GHC, mmio_read32(hba + GHC) | GHC_AE);
+	mmio_write32(hba + GHC, mmio_read32(hba + GHC) | GHC_HR);
+	if (wait_reg32((volatile uint32_t *)(hba + GHC), GHC_HR, 0, 1000000) < 0)
+		return -E_TIMEOUT;
+	mmio_write32(hba + GHC, GHC_AE);
+	uint32_t cap = mmio_read32(hba + CAP), pi = mmio_read32(hba + PI);
+	int found = 0;
+	for (unsigned port = 0; port < 32; port++)
+		if ((pi & (1u << port)) && port_init(pci, hba, port, cap) == 0)
+			found++;
+	log_event(LOG_INFO, "ahci %02x:%02x.%x: %d disk(s) on %u ports", pci->bus, pci->dev, pci->fn,
+		  found, (cap & 0x1f) + 1);
+	return 0;
+}
+PCI_DRIVER(ahci, "ahci", ahci_match, ahci_probe);
