@@ -256,6 +256,13 @@ static void ahci_poll(struct blk_dev *d)
 		return;
 	struct blk_req *r = p->busy;
 	p->busy = NULL;
+	/* A read the drive refused is a failed range for the rescue, whatever the error bits say
+	 * (QEMU's IDE reports ABRT, real drives UNC); name the LBA it gave if it is in range. */
+	if (r->op == BLK_READ && (rc == -E_MEDIUM || rc == -E_UNSUPP)) {
+		rc = -E_MEDIUM;
+		if (err_lba < r->lba || err_lba >= r->lba + r->count)
+			err_lba = r->lba;
+	}
 	if (rc < 0) {
 		log_event(LOG_WARN, "%s: %s (TFD 0x%x)", d->name, err_str(rc), prd_rd(p, PxTFD));
 		port_recover_error(p);

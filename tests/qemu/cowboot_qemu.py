@@ -49,13 +49,14 @@ class Machine:
     passed through the UEFI shell (startup.nsh launches cowboot.efi with it)."""
 
     def __init__(self, disks=(), cfg=None, load_options=None, memory=256, extra_args=(),
-                 name="qemu"):
+                 name="qemu", controllers=()):
         self.tmp = tempfile.mkdtemp(prefix=f"cowboot-{name}-")
         self.disks = list(disks)
         self.cfg = cfg
         self.load_options = load_options
         self.memory = memory
         self.extra_args = list(extra_args)
+        self.controllers = list(controllers)   # QEMU args that disks refer to (before them)
         self.proc = None
         self.sock = None
         self.buf = ""
@@ -98,6 +99,11 @@ class Machine:
             spec = f"file={d['path']},format={fmt}"
         args = ["-drive", f"if=none,id={node},{spec},cache=none{ro}"]
         serial = f",serial={d['serial']}" if d.get("serial") else ""
+        if d.get("lbs"):
+            serial += (f",logical_block_size={d['lbs']},physical_block_size={d['lbs']}"
+                       f",discard_granularity={d['lbs']}")
+        elif d.get("pbs"):   # 512e: 512-byte logical sectors on larger physical ones
+            serial += f",physical_block_size={d['pbs']}"
         t = d.get("transport", "virtio")
         if t == "virtio":
             args += ["-device", f"virtio-blk-pci,drive={node}{serial}"]
@@ -124,6 +130,7 @@ class Machine:
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-drive", f"if=none,id=boot,file={img},format=raw",
                 "-device", "virtio-blk-pci,drive=boot,bootindex=1"]
+        argv += self.controllers
         for i, d in enumerate(self.disks):
             argv += self._disk_args(i, d)
         argv += self.extra_args
