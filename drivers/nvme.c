@@ -1,0 +1,436 @@
+/* NVMe driver: admin queue, Identify, one polled I/O queue pair shared by the namespaces, PRP
+ * lists for large transfers, status decoding, and recovery by Abort then controller reset with
+ * the identity re-checked. Command ids carry a generation so stale completions are dropped. */
+#include "blk.h"
+#include "../cow/port.h"
+#include "../kernel/console.h"
+#include "../kernel/log.h"
+#include "../kernel/mem.h"
+#include "../kernel/pci.h"
+#include "../kernel/time.h"
+
+#define REG_CAP  0x00
+#define REG_CC   0x14
+#define REG_CSTS 0x1c
+#define REG_AQA  0x24
+#define REG_ASQ  0x28
+#define REG_ACQ  0x30
+#define CSTS_RDY 1u
+#define CSTS_CFS 2u
+#define CC_VALUE 0x00460001u     /* EN, 64-byte SQ entries, 16-byte CQ entries, 4 KiB pages */
+
+#define AQ_SIZE 32
+#define IOQ_SIZE 64
+#define SLOTS (IOQ_SIZE - 1)
+#define MAX_BYTES (1u << 20)     /* one PRP list page covers it */
+#define MAX_NS 8
+
+enum { OP_FLUSH = 0x00, OP_WRITE = 0x01, OP_READ = 0x02 };
+enum { ADM_DEL_SQ = 0x00, ADM_CREATE_SQ = 0x01, ADM_LOG = 0x02, ADM_CREATE_CQ = 0x05,
+       ADM_IDENTIFY = 0x06, ADM_ABORT = 0x08 };
+
+struct sqe { uint32_t cdw0, nsid, rsvd[2]; uint64_t mptr, prp1, prp2; uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15; };
+struct cqe { uint32_t result, rsvd; uint16_t sq_head, sq_id, cid, status; };
+
+struct queue {
+	struct sqe *sq;
+	volatile struct cqe *cq;
+	uint16_t size, tail, head;
+	uint8_t phase;
+	volatile uint32_t *sq_db, *cq_db;
+};
+
+struct nvme_ns;
+
+struct nvme_ctrl {
+	struct pci_dev *pci;
+	volatile uint8_t *regs;
+	uint64_t cap;
+	uint32_t timeout_ms;     /* CAP.TO */
+	struct queue aq, ioq;
+	char model[41], serial[21], firmware[9];
+	uint32_t max_bytes;
+	int vwc;
+	uint8_t gen;             /* bumped at every reset: part of each command id */
+	struct blk_req *slot_req[SLOTS];
+	struct nvme_ns *slot_ns[SLOTS];
+	uint64_t *prp_lists;     /* one 4 KiB list page per slot */
+	void *scratch;           /* 4 KiB for Identify and log pages */
+	struct nvme_ns *ns[MAX_NS];
+	int nns, index;
+};
+
+struct nvme_ns {
+	struct blk_dev dev;
+	struct nvme_ctrl *c;
+	uint32_t nsid;
+	uint64_t nsze;
+};
+
+static int nctrl;
+
+static uint32_t r32(struct nvme_ctrl *c, unsigned o) { return mmio_read32(c->regs + o); }
+static void w32(struct nvme_ctrl *c, unsigned o, uint32_t v) { mmio_write32(c->regs + o, v); }
+static void w64(struct nvme_ctrl *c, unsigned o, uint64_t v) { w32(c, o, (uint32_t)v); w32(c, o + 4, (uint32_t)(v >> 32)); }
+
+static int wait_ready(struct nvme_ctrl *c, uint32_t want)
+{
+	deadline_t d = deadline_in_ms(c->timeout_ms);
+	while ((r32(c, REG_CSTS) & CSTS_RDY) != want) {
+		if (r32(c, REG_CSTS) & CSTS_CFS && want)
+			return -E_DEVICE;
+		if (deadline_passed(d))
+			return -E_TIMEOUT;
+	}
+	return 0;
+}
+
+static void queue_setup(struct nvme_ctrl *c, struct queue *q, uint16_t qid, uint16_t size)
+{
+	uint32_t stride = 4u << ((c->cap >> 32) & 0xf);
+	q->size = size;
+	q->tail = q->head = 0;
+	q->phase = 1;
+	memset(q->sq, 0, sizeof(struct sqe) * size);
+	memset((void *)q->cq, 0, sizeof(struct cqe) * size);
+	q->sq_db = (volatile uint32_t *)(c->regs + 0x1000 + (2 * qid) * stride);
+	q->cq_db = (volatile uint32_t *)(c->regs + 0x1000 + (2 * qid + 1) * stride);
+}
+
+static void submit(struct queue *q, const struct sqe *e)
+{
+	q->sq[q->tail] = *e;
+	q->tail = (uint16_t)((q->tail + 1) % q->size);
+	mmio_barrier();
+	*q->sq_db = q->tail;
+}
+
+/* The next completion, or NULL; consumes it. */
+static volatile struct cqe *reap(struct queue *q)
+{
+	volatile struct cqe *e = &q->cq[q->head];
+	if ((e->status & 1) != q->phase)
+		return NULL;
+	q->head = (uint16_t)((q->head + 1) % q->size);
+	if (q->head == 0)
+		q->phase ^= 1;
+	*q->cq_db = q->head;
+	return e;
+}
+
+/* Synchronous admin command; returns the NVMe status (0 ok) or -E_TIMEOUT. */
+static int admin(struct nvme_ctrl *c, struct sqe *e, uint32_t ms, uint32_t *result)
+{
+	static uint16_t acid;
+	uint16_t cid = (uint16_t)(0x8000 | (acid++ & 0x7fff));
+	e->cdw0 = (e->cdw0 & 0xff) | (uint32_t)cid << 16;
+	submit(&c->aq, e);
+	deadline_t d = deadline_in_ms(ms);
+	for (;;) {
+		volatile struct cqe *ce = reap(&c->aq);
+		if (ce && ce->cid == cid) {
+			if (result)
+				*result = ce->result;
+			return ce->status >> 1;
+		}
+		if (!ce && deadline_passed(d))
+			return -E_TIMEOUT;
+	}
+}
+
+static int identify(struct nvme_ctrl *c, uint32_t cns, uint32_t nsid)
+{
+	struct sqe e = { .cdw0 = ADM_IDENTIFY, .nsid = nsid, .prp1 = dma_addr(c->scratch), .cdw10 = cns };
+	int st = admin(c, &e, 2000, NULL);
+	return st == 0 ? 0 : st < 0 ? st : -E_IO;
+}
+
+static void copy_str(char *out, const uint8_t *in, int n)
+{
+	memcpy(out, in, (size_t)n);
+	out[n] = '\0';
+	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0'))
+		out[--n] = '\0';
+}
+
+/* Disable, admin queue, enable, I/O queue pair. Used at probe and by the reset step. */
+static int ctrl_enable(struct nvme_ctrl *c)
+{
+	w32(c, REG_CC, 0);
+	int rc = wait_ready(c, 0);
+	if (rc < 0)
+		return rc;
+	queue_setup(c, &c->aq, 0, AQ_SIZE);
+	w32(c, REG_AQA, (uint32_t)(AQ_SIZE - 1) << 16 | (AQ_SIZE - 1));
+	w64(c, REG_ASQ, dma_addr(c->aq.sq));
+	w64(c, REG_ACQ, dma_addr((const void *)c->aq.cq));
+	w32(c, REG_CC, CC_VALUE);
+	rc = wait_ready(c, CSTS_RDY);
+	if (rc < 0)
+		return rc;
+	queue_setup(c, &c->ioq, 1, IOQ_SIZE);
+	struct sqe cq = { .cdw0 = ADM_CREATE_CQ, .prp1 = dma_addr((const void *)c->ioq.cq),
+			  .cdw10 = (uint32_t)(IOQ_SIZE - 1) << 16 | 1, .cdw11 = 1 };
+	struct sqe sq = { .cdw0 = ADM_CREATE_SQ, .prp1 = dma_addr(c->ioq.sq),
+			  .cdw10 = (uint32_t)(IOQ_SIZE - 1) << 16 | 1, .cdw11 = 1u << 16 | 1 };
+	if (admin(c, &cq, 2000, NULL) != 0 || admin(c, &sq, 2000, NULL) != 0)
+		return -E_DEVICE;
+	return 0;
+}
+
+static uint16_t make_cid(struct nvme_ctrl *c, unsigned slot)
+{
+	return (uint16_t)((unsigned)c->gen << 8 | slot);
+}
+
+static int nvme_start(struct blk_dev *d, struct blk_req *r)
+{
+	struct nvme_ns *ns = d->drv;
+	struct nvme_ctrl *c = ns->c;
+	unsigned s;
+	for (s = 0; s < SLOTS && c->slot_req[s]; s++)
+		;
+	if (s == SLOTS)
+		return -E_BUSY;
+	struct sqe e = { .nsid = ns->nsid };
+	if (r->op == BLK_FLUSH) {
+		e.cdw0 = OP_FLUSH;
+	} else {
+		uint64_t addr = dma_addr(r->buf), bytes = (uint64_t)r->count * d->lsize;
+		e.cdw0 = r->op == BLK_READ ? OP_READ : OP_WRITE;
+		e.cdw10 = (uint32_t)r->lba;
+		e.cdw11 = (uint32_t)(r->lba >> 32);
+		e.cdw12 = (r->count - 1) | ((r->flags & BLK_REQ_FUA) ? 1u << 30 : 0);
+		e.prp1 = addr;
+		uint64_t first = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
+		if (bytes > first) {
+			uint64_t next = addr + first, rest = bytes - first;
+			if (rest <= PAGE_SIZE) {
+				e.prp2 = next;
+			} else {
+				uint64_t *list = c->prp_lists + (size_t)s * (PAGE_SIZE / 8);
+				for (unsigned i = 0; rest; i++, next += PAGE_SIZE)
+					list[i] = next, rest = rest > PAGE_SIZE ? rest - PAGE_SIZE : 0;
+				e.prp2 = dma_addr(list);
+			}
+		}
+	}
+	e.cdw0 |= (uint32_t)make_cid(c, s) << 16;
+	c->slot_req[s] = r;
+	c->slot_ns[s] = ns;
+	submit(&c->ioq, &e);
+	return 0;
+}
+
+static int decode_status(uint16_t st, int op)
+{
+	unsigned sc = st & 0xff, sct = (st >> 8) & 7;
+	if (!sc && !sct)
+		return 0;
+	if (sct == 2 || (op == BLK_READ && sct == 0 && sc == 0x06))
+		return op == BLK_READ ? -E_MEDIUM : -E_IO;   /* media and data integrity errors */
+	if (sct == 0 && (sc == 0x01 || sc == 0x02 || sc == 0x0b))
+		return -E_UNSUPP;   /* invalid opcode, field or namespace */
+	if (sct == 0 && sc == 0x82)
+		return -E_AGAIN;    /* namespace not ready */
+	return -E_IO;
+}
+
+static void nvme_poll(struct blk_dev *d)
+{
+	struct nvme_ctrl *c = ((struct nvme_ns *)d->drv)->c;
+	volatile struct cqe *ce;
+	while ((ce = reap(&c->ioq))) {
+		uint16_t cid = ce->cid, st = ce->status >> 1;
+		unsigned s = cid & 0xff;
+		*c->ioq.sq_db = c->ioq.tail;   /* keep the doorbell honest; sq_head is informational */
+		if ((cid >> 8) != c->gen || s >= SLOTS || !c->slot_req[s])
+			continue;   /* from before a reset: never matched to a new command */
+		struct blk_req *r = c->slot_req[s];
+		struct nvme_ns *ns = c->slot_ns[s];
+		c->slot_req[s] = NULL;
+		int rc = decode_status(st, r->op);
+		/* The error log could narrow the LBA down; the request's start bounds it. */
+		blk_complete(&ns->dev, r, rc, rc == -E_MEDIUM ? r->lba : BLK_NO_LBA);
+	}
+}
+
+static int nvme_recover(struct blk_dev *d, struct blk_req *overdue)
+{
+	struct nvme_ns *ns = d->drv;
+	struct nvme_ctrl *c = ns->c;
+	for (unsigned s = 0; s < SLOTS; s++)
+		if (c->slot_req[s] == overdue && !(r32(c, REG_CSTS) & CSTS_CFS)) {
+			struct sqe e = { .cdw0 = ADM_ABORT, .cdw10 = (uint32_t)make_cid(c, s) << 16 | 1 };
+			uint32_t res = 1;
+			log_event(LOG_WARN, "%s: Abort of command %u", d->name, s);
+			/* Bit 0 of the result clear: the command was aborted and will complete. */
+			if (admin(c, &e, 500, &res) == 0 && !(res & 1)) {
+				deadline_t dl = deadline_in_ms(500);
+				while (c->slot_req[s] == overdue && !deadline_passed(dl))
+					nvme_poll(d);
+				if (c->slot_req[s] != overdue)
+					return 0;
+			}
+		}
+	log_event(LOG_WARN, "%s: controller reset", d->name);
+	c->gen++;
+	memset(c->slot_req, 0, sizeof(c->slot_req));
+	if (ctrl_enable(c) < 0 || identify(c, 1, 0) < 0)
+		return -E_GONE;
+	char serial[21], model[41];
+	copy_str(serial, (uint8_t *)c->scratch + 4, 20);
+	copy_str(model, (uint8_t *)c->scratch + 24, 40);
+	if (strcmp(serial, c->serial) || strcmp(model, c->model) || identify(c, 0, ns->nsid) < 0 ||
+	    *(uint64_t *)c->scratch != ns->nsze) {
+		log_event(LOG_ERR, "%s: identity changed after reset", d->name);
+		return -E_GONE;
+	}
+	return 0;
+}
+
+static void nvme_info(struct blk_dev *d)
+{
+	struct nvme_ns *ns = d->drv;
+	struct nvme_ctrl *c = ns->c;
+	kprintf("nvme: pci %02x:%02x.%x, namespace %u, firmware '%s', max transfer %u KiB, volatile cache %s\n",
+		c->pci->bus, c->pci->dev, c->pci->fn, ns->nsid, c->firmware, c->max_bytes / 1024,
+		c->vwc ? "yes" : "no");
+	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
+			 .cdw10 = (512 / 4 - 1) << 16 | 0x02 };
+	if (admin(c, &e, 1000, NULL) != 0) {
+		kprintf("health log unavailable\n");
+		return;
+	}
+	const uint8_t *h = c->scratch;
+	uint64_t media_errors, hours;
+	memcpy(&media_errors, h + 160, 8);
+	memcpy(&hours, h + 128, 8);
+	kprintf("health: warnings 0x%02x, temperature %d C, spare %u%%, used %u%%, media errors %llu, power-on hours %llu\n",
+		h[0], (int)(h[1] | h[2] << 8) - 273, h[3], h[5], (unsigned long long)media_errors,
+		(unsigned long long)hours);
+}
+
+static const struct blk_driver_ops nvme_ops = {
+	.start = nvme_start, .poll = nvme_poll, .recover = nvme_recover, .info = nvme_info,
+};
+
+static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
+{
+	if (c->nns == MAX_NS || identify(c, 0, nsid) < 0)
+		return;
+	const uint8_t *id = c->scratch;
+	uint64_t nsze;
+	memcpy(&nsze, id, 8);
+	uint8_t fmt = id[26] & 0xf;
+	uint32_t lbaf;
+	memcpy(&lbaf, id + 128 + 4 * fmt, 4);
+	unsigned ms = lbaf & 0xffff, lbads = (lbaf >> 16) & 0xff;
+	if (ms || lbads < 9 || lbads > 16) {
+		log_event(LOG_WARN, "nvme%d: namespace %u has %u-byte metadata or %u-bit sectors: skipped",
+			  c->index, nsid, ms, lbads);
+		return;
+	}
+	struct nvme_ns *ns = kzalloc(sizeof(*ns));
+	if (!ns)
+		return;
+	ns->c = c;
+	ns->nsid = nsid;
+	ns->nsze = nsze;
+	struct blk_dev *d = &ns->dev;
+	fmt_snprintf(d->name, sizeof(d->name), "nvme%dn%u", c->index, nsid);
+	d->transport = "nvme";
+	d->ops = &nvme_ops;
+	d->drv = ns;
+	d->sectors = nsze;
+	d->lsize = d->psize = 1u << lbads;
+	memcpy(d->model, c->model, sizeof(c->model));
+	memcpy(d->serial, c->serial, sizeof(c->serial));
+	memcpy(d->firmware, c->firmware, sizeof(c->firmware));
+	static const uint8_t zero[16];
+	if (memcmp(id + 104, zero, 16)) {
+		memcpy(d->wwn, id + 104, 16);
+		d->wwn_len = 16;
+	} else if (memcmp(id + 120, zero, 8)) {
+		memcpy(d->wwn, id + 120, 8);
+		d->wwn_len = 8;
+	}
+	d->max_sectors = c->max_bytes / d->lsize;
+	d->queue_depth = SLOTS;
+	d->flags |= BLK_F_FUA | (c->vwc ? BLK_F_FLUSH : 0);
+	if (blk_register(d) < 0) {
+		kfree(ns);
+		return;
+	}
+	c->ns[c->nns++] = ns;
+}
+
+static bool nvme_match(const struct pci_dev *d)
+{
+	return d->class == 0x01 && d->subclass == 0x08 && d->progif == 0x02;
+}
+
+static int nvme_probe(struct pci_dev *pci)
+{
+	struct nvme_ctrl *c = kzalloc(sizeof(*c));
+	if (!c)
+		return -E_NOMEM;
+	int rc = -E_UNSUPP;
+	c->pci = pci;
+	c->regs = pci_bar_ptr(pci, 0);
+	if (!c->regs)
+		goto free_c;
+	pci_enable(pci, true, false, true);
+	c->cap = (uint64_t)r32(c, REG_CAP) | (uint64_t)r32(c, REG_CAP + 4) << 32;
+	c->timeout_ms = (uint32_t)((c->cap >> 24) & 0xff) * 500;
+	if (!c->timeout_ms)
+		c->timeout_ms = 500;
+	rc = -E_NOMEM;
+	c->aq.sq = dma_alloc(sizeof(struct sqe) * AQ_SIZE, PAGE_SIZE);
+	c->aq.cq = dma_alloc(sizeof(struct cqe) * AQ_SIZE, PAGE_SIZE);
+	c->ioq.sq = dma_alloc(sizeof(struct sqe) * IOQ_SIZE, PAGE_SIZE);
+	c->ioq.cq = dma_alloc(sizeof(struct cqe) * IOQ_SIZE, PAGE_SIZE);
+	c->prp_lists = dma_alloc((size_t)SLOTS * PAGE_SIZE, PAGE_SIZE);
+	c->scratch = dma_alloc(PAGE_SIZE, PAGE_SIZE);
+	if (!c->aq.sq || !c->aq.cq || !c->ioq.sq || !c->ioq.cq || !c->prp_lists || !c->scratch)
+		goto free_bufs;
+	rc = ctrl_enable(c);
+	if (rc < 0)
+		goto free_bufs;
+	rc = identify(c, 1, 0);
+	if (rc < 0)
+		goto disable;
+	const uint8_t *id = c->scratch;
+	copy_str(c->serial, id + 4, 20);
+	copy_str(c->model, id + 24, 40);
+	copy_str(c->firmware, id + 64, 8);
+	c->max_bytes = MAX_BYTES;
+	uint64_t mps_min = 4096ULL << ((c->cap >> 48) & 0xf);
+	if (id[77] && (mps_min << id[77]) < c->max_bytes)
+		c->max_bytes = (uint32_t)(mps_min << id[77]);
+	c->vwc = id[525] & 1;
+	c->index = nctrl++;
+	rc = identify(c, 2, 0);   /* active namespace list */
+	if (rc < 0)
+		goto disable;
+	uint32_t list[64];
+	memcpy(list, c->scratch, sizeof(list));
+	for (int i = 0; i < 64 && list[i]; i++)
+		add_namespace(c, list[i]);
+	log_event(LOG_INFO, "nvme%d: '%s' serial '%s', %d namespace(s)", c->index, c->model, c->serial, c->nns);
+	return 0;
+
+disable:
+	w32(c, REG_CC, 0);
+free_bufs:
+	dma_free(c->scratch, PAGE_SIZE);
+	dma_free(c->prp_lists, (size_t)SLOTS * PAGE_SIZE);
+	dma_free((void *)c->ioq.cq, sizeof(struct cqe) * IOQ_SIZE);
+	dma_free(c->ioq.sq, sizeof(struct sqe) * IOQ_SIZE);
+	dma_free((void *)c->aq.cq, sizeof(struct cqe) * AQ_SIZE);
+	dma_free(c->aq.sq, sizeof(struct sqe) * AQ_SIZE);
+free_c:
+	kfree(c);
+	return rc;
+}
+PCI_DRIVER(nvme, "nvme", nvme_match, nvme_probe);
