@@ -111,6 +111,9 @@ class Machine:
             args += ["-device", f"ide-hd,drive={node},bus={d.get('bus', 'ide.%d' % i)}{serial}"]
         elif t == "nvme":
             args += ["-device", f"nvme,drive={node}{serial or ',serial=NV%d' % i}"]
+        elif t == "nvme-ns":   # a namespace of a controller given in `controllers`
+            extra = f",logical_block_size={d['lbs']},physical_block_size={d['lbs']}" if d.get("lbs") else ""
+            args += ["-device", f"nvme-ns,drive={node},bus={d['bus']},nsid={d['nsid']}{extra}"]
         else:
             raise ValueError(t)
         return args

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""NVMe through the console: a controller with one namespace and one with several (512 and
+4096-byte LBAs), reads against the host, writes and flush, the read-only guard, media errors,
+and a hung command recovered by Abort / controller reset."""
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cowboot_qemu import Machine, check, finish, make_pattern_disk  # noqa: E402
+
+tmp = tempfile.mkdtemp(prefix="cowboot-nvme-")
+A, N1, N2 = (os.path.join(tmp, n) for n in ("a.img", "n1.img", "n2.img"))
+make_pattern_disk(A, 8 << 20, "nvA")
+make_pattern_disk(N1, 4 << 20, "nsOne")
+make_pattern_disk(N2, 4 << 20, "nsTwo")
+sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+n1_hash = sha(N1)
+
+
+def host_crc(path, lba, count, lsize=512):
+    with open(path, "rb") as f:
+        f.seek(lba * lsize)
+        return "%08x" % zlib.crc32(f.read(count * lsize))
+
+
+BAD = 1234
+rules = f"""[inject-error]
+event = "read_aio"
+iotype = "read"
+errno = "5"
+sector = "{BAD}"
+once = "off"
+"""
+disks = [dict(path=A, transport="nvme", serial="NV-ONE", blkdebug_rules=rules),
+         dict(path=N1, transport="nvme-ns", bus="nvc", nsid=1),
+         dict(path=N2, transport="nvme-ns", bus="nvc", nsid=2, lbs=4096)]
+with Machine(disks=disks, controllers=["-device", "nvme,id=nvc,serial=NV-MULTI"], name="nvme") as m:
+    m.wait_prompt(60)
+    out = m.cmd("disks")
+    rows = dict(re.findall(r"^(nvme\d+n\d+)\s+(.*)$", out, re.M))
+    one = next((n for n, r in rows.items() if "NV-ONE" in r), None)
+    multi = sorted(n for n, r in rows.items() if "NV-MULTI" in r)
+    check("one namespace on the first controller, two on the second", one and len(multi) == 2, out)
+    ns1, ns2 = (multi + [None, None])[:2]
+    check("namespaces are named nvme<c>n<nsid>", ns1 and ns1.endswith("n1") and ns2.endswith("n2"), out)
+    check("a 4096-byte LBA format is reported", ns2 and re.search(rf"^{ns2}\s+4\.0 MiB\s+4096/4096", out, re.M), out)
+    check("the model is the controller's", one and "QEMU NVMe Ctrl" in rows[one], out)
+    for lba, count in ((0, BAD), (7, 1000), (BAD + 1, 16383 - BAD), (16383, 1)):   # around BAD
+        o = m.cmd(f"sum {one} {lba} {count}", 60)
+        got = re.search(r"crc32 ([0-9a-f]{8})", o)
+        check(f"sum of {count} sectors at {lba} matches the host", got and got.group(1) == host_crc(A, lba, count), o)
+    o = m.cmd(f"sum {ns2} 0 1024", 60)
+    got = re.search(r"crc32 ([0-9a-f]{8})", o)
+    check("the 4096-byte namespace reads correctly", got and got.group(1) == host_crc(N2, 0, 1024, 4096), o)
+    o = m.cmd(f"read {ns1} 77")
+    check("the first namespace of the second controller reads", "nsOne lba 77" in o, o[:200])
+    o = m.cmd(f"testwrite {ns2} 10 2 0x66")
+    check("write and flush on a namespace are acknowledged", "wrote and flushed 2 sectors" in o, o)
+    m.cmd(f"protect {ns1}")
+    o = m.cmd(f"testwrite {ns1} 0 1 0")
+    check("a protected (source) namespace refuses writes", "device is read-only" in o, o)
+    o = m.cmd(f"read {one} {BAD}")
+    check("a blkdebug error is a media error naming the LBA", f"media error (unreadable sector) at LBA {BAD}" in o, o)
+    o = m.cmd(f"read {one} {BAD + 1}")
+    check("the queue keeps working after a media error", f"nvA lba {BAD + 1}" in o, o[:200])
+    o = m.cmd(f"info {one}")
+    check("info shows the health log", re.search(r"health: .*temperature -?\d+ C", o), o)
+    code = m.poweroff_and_wait()
+    check("poweroff", code == 0, code)
+with open(N2, "rb") as f:
+    f.seek(10 * 4096)
+    check("the written 4 KiB sectors reached the host image", f.read(2 * 4096) == b"\x66" * 8192)
+check("the protected namespace's image is unchanged", sha(N1) == n1_hash)
+
+# A hung command: QEMU's Abort does not abort, so the ladder goes on to a controller reset, which
+# QEMU completes once the held NBD read finishes (the test resumes it after the deadline).
+sock, ctl = os.path.join(tmp, "nbd.sock"), os.path.join(tmp, "pause.sock")
+nbd = subprocess.Popen(["nbdkit", "-f", "-U", sock, "--filter=pause", "file", A,
+                        f"pause-control={ctl}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(100):
+        if os.path.exists(sock) and os.path.exists(ctl):
+            break
+        time.sleep(0.05)
+    with Machine(disks=[dict(nbd_socket=sock, transport="nvme", serial="NV-NBD")], name="nvme-hang") as m:
+        m.wait_prompt(60)
+        m.cmd("set io-timeout=1500")
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(ctl)
+        c.sendall(b"p")
+        check("nbdkit paused", c.recv(1) == b"P")
+        m.send("read nvme0n1 60")
+        m.wait_for(r"timed out after 1500 ms, resetting", 30)
+        check("a hung NVMe read times out at its deadline", True)
+        m.wait_for(r"Abort of command", 10)
+        check("the overdue command is aborted first", True)
+        time.sleep(1)
+        c.sendall(b"r")
+        c.recv(1)
+        m.wait_prompt(60)
+        check("the hung read fails with a timeout", "command timed out" in m.last_before, m.last_before)
+        o = m.cmd("read nvme0n1 61")
+        check("I/O flows again after the recovery", "nvA lba 61" in o, o[:200])
+finally:
+    nbd.terminate()
+    nbd.wait()
+finish()
