@@ -81,6 +81,11 @@ static void list_append(struct blk_req **head, struct blk_req *r)
 
 static void finish(struct blk_dev *d, struct blk_req *r, int status, uint64_t err_lba)
 {
+	if (r->dev != d) {   /* a partition's request, run on its disk: back to partition LBAs */
+		r->lba -= r->dev->start_lba;
+		if (err_lba != BLK_NO_LBA)
+			err_lba -= r->dev->start_lba;
+	}
 	r->status = status;
 	r->err_lba = err_lba;
 	r->complete = true;
@@ -127,16 +132,23 @@ int blk_submit(struct blk_dev *d, struct blk_req *r)
 	r->err_lba = BLK_NO_LBA;
 	r->submit_us = time_now_us();
 	int rc = 0;
-	/* The guard that protects a source disk: checked before any driver sees the request. */
-	if (r->op != BLK_READ && (d->flags & (BLK_F_RO | BLK_F_SOURCE | BLK_F_DEV_RO)))
+	uint32_t flags = d->flags | (d->parent ? d->parent->flags : 0);
+	/* The guard that protects a source disk: checked before any driver sees the request. A
+	 * partition is protected by its disk's flags as well as its own, and the other way round
+	 * (blk_protect_tree). */
+	if (r->op != BLK_READ && (flags & (BLK_F_RO | BLK_F_SOURCE | BLK_F_DEV_RO)))
 		rc = -E_RDONLY;
-	else if (d->flags & BLK_F_GONE)
+	else if (flags & BLK_F_GONE)
 		rc = -E_GONE;
 	else if ((r->flags & BLK_REQ_FUA) && !(d->flags & BLK_F_FUA))
 		rc = -E_UNSUPP;
 	else if (r->op != BLK_FLUSH && (r->count == 0 || r->count > d->max_sectors ||
 					r->lba >= d->sectors || r->count > d->sectors - r->lba))
 		rc = -E_RANGE;
+	if (rc == 0 && d->parent) {   /* run it on the whole disk */
+		r->lba += d->start_lba;
+		d = d->parent;
+	}
 	if (r->op == BLK_READ)
 		d->ctr.reads++;
 	else if (r->op == BLK_WRITE)
@@ -144,7 +156,7 @@ int blk_submit(struct blk_dev *d, struct blk_req *r)
 	else
 		d->ctr.flushes++;
 	if (rc < 0) {
-		finish(d, r, rc, BLK_NO_LBA);
+		finish(r->dev, r, rc, BLK_NO_LBA);
 		return rc;
 	}
 	if (r->op == BLK_FLUSH && !(d->flags & BLK_F_FLUSH)) {
@@ -178,6 +190,15 @@ static void fail_all(struct blk_dev *d, int status)
 		d->waiting = r->next;
 		finish(d, r, status, BLK_NO_LBA);
 	}
+}
+
+void blk_protect_tree(struct blk_dev *d, uint32_t flag)
+{
+	struct blk_dev *top = d->parent ? d->parent : d;
+	top->flags |= flag;
+	for (int i = 0; i < ndisks; i++)
+		if (disks[i]->parent == top)
+			disks[i]->flags |= flag;
 }
 
 void blk_set_gone(struct blk_dev *d)

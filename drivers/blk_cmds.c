@@ -3,6 +3,7 @@
 #include "../cow/port.h"
 #include "../kernel/console.h"
 #include "../kernel/lib_args.h"
+#include "../kernel/lib_crc32.h"
 #include "../kernel/mem.h"
 #include "../kernel/shell.h"
 #include "../kernel/task.h"
@@ -182,25 +183,14 @@ static int cmd_protect(int argc, char **argv)
 	struct blk_dev *d = blk_find(argv[1]);
 	if (!d)
 		return -E_NOENT;
-	d->flags |= BLK_F_RO;
-	kprintf("%s is read-only until reboot\n", d->name);
+	blk_protect_tree(d, BLK_F_RO);
+	kprintf("%s (and its partitions or disk) read-only until reboot\n", d->name);
 	return 0;
 }
 COMMAND(protect, "protect <disk>", "make a disk read-only in the block layer until reboot",
-	"Writes and flushes are then refused before any driver sees them (as for a source disk).",
+	"Writes and flushes to the disk and all its partitions are then refused before any driver\n"
+	"  sees them (as for a source disk).",
 	cmd_protect);
-
-/* CRC-32 (IEEE, as zlib's crc32) so a test can compare large reads with the host's bytes. */
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
-{
-	crc = ~crc;
-	while (n--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
-	}
-	return ~crc;
-}
 
 static int cmd_sum(int argc, char **argv)
 {
@@ -224,7 +214,7 @@ static int cmd_sum(int argc, char **argv)
 		if (rc < 0)
 			report_io_error(d, rc, err_lba);
 		else
-			crc = crc32_update(crc, buf, (size_t)n * d->lsize);
+			crc = crc32_ieee(crc, buf, (size_t)n * d->lsize);
 		done += n;
 	}
 	if (rc == 0)

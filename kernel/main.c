@@ -8,6 +8,7 @@
 #include "time.h"
 #include "../boot/bootinfo.h"
 #include "../cow/port.h"
+#include "../drivers/blk.h"
 #include "../drivers/serial.h"
 
 void interrupts_init(void);
@@ -66,6 +67,7 @@ void kernel_main(struct boot_info *bi)
 
 	pci_scan();
 	pci_bind_drivers();
+	part_scan_all();
 	kprintf("boot: entry-to-prompt %llu ms\n", (unsigned long long)(time_now_us() / 1000));
 	shell_run_boot_script(kinfo.load_options, kinfo.cfg);
 	shell_loop();

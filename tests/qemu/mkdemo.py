@@ -7,8 +7,6 @@ import sys
 import uuid
 import zlib
 
-out = sys.argv[1] if len(sys.argv) > 1 else "build/demo"
-os.makedirs(out, exist_ok=True)
 SECTOR = 512
 
 
@@ -50,15 +48,22 @@ def gpt_disk(path, size):
             f.write(f"cowboot demo source, lba {lba}\n".encode().ljust(SECTOR, b"."))
 
 
-targets = [("source.img", 64 << 20, True), ("cow.img", 96 << 20, False),
-           ("spare.img", 32 << 20, False)]
-for name, size, pattern in targets:
-    path = os.path.join(out, name)
-    if os.path.exists(path) and os.path.getsize(path) == size:
-        continue
-    if pattern:
-        gpt_disk(path, size)
-    else:
-        with open(path, "wb") as f:
-            f.truncate(size)
-    print(f"made {path} ({size >> 20} MiB)")
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "build/demo"
+    os.makedirs(out, exist_ok=True)
+    targets = [("source.img", 64 << 20, True), ("cow.img", 96 << 20, False),
+               ("spare.img", 32 << 20, False)]
+    for name, size, pattern in targets:
+        path = os.path.join(out, name)
+        if os.path.exists(path) and os.path.getsize(path) == size:
+            continue
+        if pattern:
+            gpt_disk(path, size)
+        else:
+            with open(path, "wb") as f:
+                f.truncate(size)
+        print(f"made {path} ({size >> 20} MiB)")
+
+
+if __name__ == "__main__":
+    main()
