@@ -294,3 +294,79 @@ def make_pattern_disk(path, size_bytes, tag="disk"):
 def finish():
     print(f"{results['pass']} passed, {results['fail']} failed")
     sys.exit(1 if results["fail"] else 0)
+
+
+def host_crc(path, lba, count, lsize=512):
+    """zlib's CRC-32 of sectors of a host image, to compare with the appliance's `sum`."""
+    import zlib
+    with open(path, "rb") as f:
+        f.seek(lba * lsize)
+        return "%08x" % zlib.crc32(f.read(count * lsize))
+
+
+def sha256_file(path):
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def blkdebug_read_error(sector):
+    """blkdebug rules (testing.md's recipe) making every read touching `sector` fail with EIO."""
+    return (f'[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\n'
+            f'sector = "{sector}"\nonce = "off"\n')
+
+
+class PausedNbd:
+    """nbdkit serving `path` on a unix socket through its pause filter: pause() holds every
+    request (a hung drive), resume() lets them go. A context manager that stops nbdkit."""
+
+    def __init__(self, path, tmpdir):
+        self.sock = os.path.join(tmpdir, "nbd.sock")
+        self.ctl_path = os.path.join(tmpdir, "pause.sock")
+        self.proc = subprocess.Popen(["nbdkit", "-f", "-U", self.sock, "--filter=pause", "file",
+                                      path, f"pause-control={self.ctl_path}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.sock) and os.path.exists(self.ctl_path):
+                break
+            time.sleep(0.05)
+        self.ctl = socket.socket(socket.AF_UNIX)
+        self.ctl.connect(self.ctl_path)
+
+    def pause(self):
+        self.ctl.sendall(b"p")
+        return self.ctl.recv(1) == b"P"
+
+    def resume(self):
+        self.ctl.sendall(b"r")
+        return self.ctl.recv(1) == b"R"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.ctl.close()
+        self.proc.terminate()
+        self.proc.wait()
+        return False
+
+
+def check_hung_read(m, disk, lba, tag, extra_wait=None):
+    """A read held by a paused backend must time out at io-timeout, the driver recover, and the
+    next read work. `m` was booted with the disk on `PausedNbd`; `extra_wait` is a regex the
+    recovery must log (e.g. the NVMe Abort)."""
+    m.cmd("set io-timeout=1500")
+    check("nbdkit paused", m.nbd.pause())
+    m.send(f"read {disk} {lba}")
+    m.wait_for(r"timed out after 1500 ms, resetting", 30)
+    check(f"a hung {tag} read times out at its deadline", True)
+    if extra_wait:
+        m.wait_for(extra_wait, 10)
+        check(f"the recovery logs {extra_wait!r}", True)
+    time.sleep(1)
+    m.nbd.resume()   # QEMU's device reset waits for the held request: let it finish
+    m.wait_prompt(60)
+    check(f"the hung {tag} read fails with a timeout", "command timed out" in m.last_before, m.last_before)
+    out = m.cmd(f"read {disk} {lba + 1}")
+    check(f"{tag} reads work again after the recovery", f"lba {lba + 1}" in out, out[:200])
+    return out

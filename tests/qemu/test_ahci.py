@@ -1,38 +1,26 @@
 #!/usr/bin/env python3
 """AHCI through the console: disks on q35's controller and on an extra ich9-ahci, reads against
 the host's bytes, writes and flush, the read-only guard, media errors, a 512e disk."""
-import hashlib
 import os
 import re
 import sys
+import shutil
 import tempfile
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import Machine, check, finish, make_pattern_disk  # noqa: E402
+from cowboot_qemu import (Machine, blkdebug_read_error, check, finish, host_crc,  # noqa: E402
+                          make_pattern_disk, sha256_file as sha)
 
 tmp = tempfile.mkdtemp(prefix="cowboot-ahci-")
 paths = [os.path.join(tmp, f"s{i}.img") for i in range(4)]
 for i, p in enumerate(paths):
     make_pattern_disk(p, 4 << 20, f"sata{i}")
-sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
 src_hash = sha(paths[1])
 
 
-def host_crc(path, lba, count, lsize=512):
-    with open(path, "rb") as f:
-        f.seek(lba * lsize)
-        return "%08x" % zlib.crc32(f.read(count * lsize))
-
 
 BAD = 777
-rules = f"""[inject-error]
-event = "read_aio"
-iotype = "read"
-errno = "5"
-sector = "{BAD}"
-once = "off"
-"""
+rules = blkdebug_read_error(BAD)
 disks = [dict(path=paths[0], transport="sata", serial="S-ZERO", bus="ide.0"),
          dict(path=paths[1], transport="sata", serial="S-SRC", bus="ide.2"),
          dict(path=paths[2], transport="sata", serial="S-BAD", bus="a1.0", blkdebug_rules=rules),
@@ -85,4 +73,5 @@ check("the protected disk's image is unchanged", sha(paths[1]) == src_hash)
 # A hung command is not exercised on AHCI here: with QEMU 7.2, restarting a port while its NBD
 # backend holds a read makes QEMU itself crash (SIGSEGV) once the read completes, so the ladder is
 # exercised on virtio (tests/qemu/test_virtio_blk.py) and reviewed for AHCI; see docs/drivers-ahci.md.
+shutil.rmtree(tmp, ignore_errors=True)
 finish()

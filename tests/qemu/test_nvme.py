@@ -2,42 +2,27 @@
 """NVMe through the console: a controller with one namespace and one with several (512 and
 4096-byte LBAs), reads against the host, writes and flush, the read-only guard, media errors,
 and a hung command recovered by Abort / controller reset."""
-import hashlib
 import os
 import re
-import socket
-import subprocess
 import sys
+import shutil
 import tempfile
-import time
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import Machine, check, finish, make_pattern_disk  # noqa: E402
+from cowboot_qemu import (Machine, PausedNbd, blkdebug_read_error, check, check_hung_read,  # noqa: E402
+                          finish, host_crc, make_pattern_disk, sha256_file as sha)
 
 tmp = tempfile.mkdtemp(prefix="cowboot-nvme-")
 A, N1, N2 = (os.path.join(tmp, n) for n in ("a.img", "n1.img", "n2.img"))
 make_pattern_disk(A, 8 << 20, "nvA")
 make_pattern_disk(N1, 4 << 20, "nsOne")
 make_pattern_disk(N2, 4 << 20, "nsTwo")
-sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
 n1_hash = sha(N1)
 
 
-def host_crc(path, lba, count, lsize=512):
-    with open(path, "rb") as f:
-        f.seek(lba * lsize)
-        return "%08x" % zlib.crc32(f.read(count * lsize))
-
 
 BAD = 1234
-rules = f"""[inject-error]
-event = "read_aio"
-iotype = "read"
-errno = "5"
-sector = "{BAD}"
-once = "off"
-"""
+rules = blkdebug_read_error(BAD)
 disks = [dict(path=A, transport="nvme", serial="NV-ONE", blkdebug_rules=rules),
          dict(path=N1, transport="nvme-ns", bus="nvc", nsid=1),
          dict(path=N2, transport="nvme-ns", bus="nvc", nsid=2, lbs=4096)]
@@ -81,34 +66,10 @@ check("the protected namespace's image is unchanged", sha(N1) == n1_hash)
 
 # A hung command: QEMU's Abort does not abort, so the ladder goes on to a controller reset, which
 # QEMU completes once the held NBD read finishes (the test resumes it after the deadline).
-sock, ctl = os.path.join(tmp, "nbd.sock"), os.path.join(tmp, "pause.sock")
-nbd = subprocess.Popen(["nbdkit", "-f", "-U", sock, "--filter=pause", "file", A,
-                        f"pause-control={ctl}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-try:
-    for _ in range(100):
-        if os.path.exists(sock) and os.path.exists(ctl):
-            break
-        time.sleep(0.05)
-    with Machine(disks=[dict(nbd_socket=sock, transport="nvme", serial="NV-NBD")], name="nvme-hang") as m:
+with PausedNbd(A, tmp) as nbd:
+    with Machine(disks=[dict(nbd_socket=nbd.sock, transport="nvme", serial="NV-NBD")], name="nvme-hang") as m:
+        m.nbd = nbd
         m.wait_prompt(60)
-        m.cmd("set io-timeout=1500")
-        c = socket.socket(socket.AF_UNIX)
-        c.connect(ctl)
-        c.sendall(b"p")
-        check("nbdkit paused", c.recv(1) == b"P")
-        m.send("read nvme0n1 60")
-        m.wait_for(r"timed out after 1500 ms, resetting", 30)
-        check("a hung NVMe read times out at its deadline", True)
-        m.wait_for(r"Abort of command", 10)
-        check("the overdue command is aborted first", True)
-        time.sleep(1)
-        c.sendall(b"r")
-        c.recv(1)
-        m.wait_prompt(60)
-        check("the hung read fails with a timeout", "command timed out" in m.last_before, m.last_before)
-        o = m.cmd("read nvme0n1 61")
-        check("I/O flows again after the recovery", "nvA lba 61" in o, o[:200])
-finally:
-    nbd.terminate()
-    nbd.wait()
+        check_hung_read(m, "nvme0n1", 60, "NVMe", extra_wait=r"Abort of command")
+shutil.rmtree(tmp, ignore_errors=True)
 finish()

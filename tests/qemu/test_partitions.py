@@ -5,6 +5,7 @@ import os
 import re
 import struct
 import sys
+import shutil
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -61,4 +62,5 @@ with open(mbr, "rb") as f:
     check("the partition write landed at partition start + LBA", f.read(512) == b"\x42" * 512)
     f.seek(63 * 512)
     check("the protected partition was not written", f.read(512) == b"\0" * 512)
+shutil.rmtree(tmp, ignore_errors=True)
 finish()

@@ -1,32 +1,23 @@
 #!/usr/bin/env python3
 """virtio-blk and the block layer through the console, checked against the host's bytes:
 reads of many sizes, writes and flushes, the read-only guard, media errors, and a hung request."""
-import hashlib
 import os
 import re
-import socket
-import subprocess
 import sys
+import shutil
 import tempfile
-import time
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import Machine, check, finish, make_pattern_disk  # noqa: E402
+from cowboot_qemu import (Machine, PausedNbd, blkdebug_read_error, check, check_hung_read,  # noqa: E402
+                          finish, host_crc, make_pattern_disk, sha256_file as sha)
 
 tmp = tempfile.mkdtemp(prefix="cowboot-vblk-")
 A, B, C = (os.path.join(tmp, n) for n in ("a.img", "b.img", "c.img"))
 make_pattern_disk(A, 8 << 20, "diskA")
 make_pattern_disk(B, 4 << 20, "diskB")
 make_pattern_disk(C, 4 << 20, "diskC")
-sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
 b_hash = sha(B)
 
-
-def host_crc(path, lba, count):
-    with open(path, "rb") as f:
-        f.seek(lba * 512)
-        return "%08x" % zlib.crc32(f.read(count * 512))
 
 
 def hexdump_bytes(out):
@@ -39,13 +30,7 @@ def hexdump_bytes(out):
 
 
 BAD = 3000   # blkdebug makes this sector of disk C unreadable
-rules = f"""[inject-error]
-event = "read_aio"
-iotype = "read"
-errno = "5"
-sector = "{BAD}"
-once = "off"
-"""
+rules = blkdebug_read_error(BAD)
 disks = [dict(path=A, serial="SER-A"), dict(path=B, serial="SER-B", readonly=True),
          dict(path=C, serial="SER-C", blkdebug_rules=rules)]
 with Machine(disks=disks, name="vblk") as m:
@@ -112,35 +97,12 @@ with open(C, "rb") as f:
     check("a flushed write survives kill -9 of QEMU", f.read(4 * 512) == b"\x77" * 2048)
 
 # A hung request: nbdkit's pause filter holds reads; the deadline fires, the device is reset.
-sock, ctl = os.path.join(tmp, "nbd.sock"), os.path.join(tmp, "pause.sock")
-nbd = subprocess.Popen(["nbdkit", "-f", "-U", sock, "--filter=pause", "file", A,
-                        f"pause-control={ctl}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-try:
-    for _ in range(100):
-        if os.path.exists(sock) and os.path.exists(ctl):
-            break
-        time.sleep(0.05)
-    with Machine(disks=[dict(nbd_socket=sock, serial="NBD")], name="vblk-hang") as m:
+with PausedNbd(A, tmp) as nbd:
+    with Machine(disks=[dict(nbd_socket=nbd.sock, serial="NBD")], name="vblk-hang") as m:
+        m.nbd = nbd
         m.wait_prompt(60)
-        m.cmd("set io-timeout=1500")
-        c = socket.socket(socket.AF_UNIX)
-        c.connect(ctl)
-        c.sendall(b"p")
-        check("nbdkit paused", c.recv(1) == b"P")
-        m.send("read vd1 50")
-        m.wait_for(r"timed out after 1500 ms, resetting", 30)
-        check("a hung read times out at its deadline", True)
-        time.sleep(1)
-        c.sendall(b"r")   # QEMU's reset waits for the stuck NBD request: let it finish
-        c.recv(1)
-        m.wait_prompt(60)
-        out = m.last_before
-        check("the hung read fails with a timeout", "command timed out" in out, out)
-        out = m.cmd("read vd1 51")
-        check("reads work again after the reset", "diskA lba 51" in out, out[:200])
+        check_hung_read(m, "vd1", 50, "virtio")
         out = m.cmd("info vd1")
         check("info counts the timeout and the reset", "timeouts 1, resets 1" in out, out)
-finally:
-    nbd.terminate()
-    nbd.wait()
+shutil.rmtree(tmp, ignore_errors=True)
 finish()
