@@ -78,8 +78,10 @@ static void collect_cfg(EFI_LOADED_IMAGE *li)
 		goto close_file;
 	UINTN size = fi->FileSize;
 	FreePool(fi);
-	if (size > 64 * 1024)
+	if (size > 64 * 1024) {
+		Print(L"cowboot: cowboot.cfg is larger than 64 KiB: ignored\n");
 		goto close_file;
+	}
 	char *buf = AllocatePool(size + 1);
 	if (!buf)
 		goto close_file;

@@ -71,7 +71,7 @@ static int script_line(char *line, int lineno)
 /* Runs `text`, one command per piece split on `sep`; stops at the first failure. */
 static void run_script(const char *text, char sep, const char *what)
 {
-	static char buf[16384];
+	static char buf[64 * 1024 + 1];   /* the boot loader's limit for cowboot.cfg */
 	fmt_snprintf(buf, sizeof(buf), "%s", text);
 	kprintf("running boot script from %s\n", what);
 	char *p = buf;
