@@ -1,0 +1,747 @@
+/* The cow partition: superblocks A/B, checkpoints plus a journal for the map, and the
+ * position-mapped data area (docs/cow-format.md). The map in memory is the current view; each
+ * change to it is also queued as a journal record, written only at a commit, after the data it
+ * describes has been flushed: the map on disk never runs ahead of the data. */
+#include "cow.h"
+#include "crc32c.h"
+#include "errors.h"
+#include "sha256.h"
+
+#define COW_VERSION   1
+#define META_BLOCK    4096u
+#define SB_SIZE       512u
+#define CKPT_HDR      64u
+#define CKPT_REC      24u
+#define JREC          64u
+#define JOURNAL_BYTES (256u * 1024)
+#define SAMPLE_BYTES  (1024u * 1024)
+#define PENDING_MAX   4096u
+
+static const char SB_MAGIC[8] = "COWBOOT";      /* with its NUL: 8 bytes */
+static const char CK_MAGIC[8] = "COWCKPT";
+#define J_MAGIC 0x4e524a43u                      /* "CJRN" */
+
+struct __attribute__((packed)) superblock {
+	char magic[8];
+	uint32_t version, sb_size;
+	uint8_t uuid[16];
+	uint64_t self_off, seq;
+	uint32_t unit, src_lsize, src_psize, cow_lsize;
+	uint64_t src_size;
+	uint64_t ckpt_off[2], ckpt_bytes, max_extents;
+	uint64_t journal_off, journal_bytes, journal_epoch;
+	uint32_t active_ckpt, sampled;
+	uint64_t data_off;
+	uint64_t ctr[7];
+	char model[48], serial[32];
+	uint8_t wwn[16], wwn_len, pad[7];
+	uint8_t hash_first[32], hash_last[32];
+};
+_Static_assert(sizeof(struct superblock) <= SB_SIZE - 4, "superblock fits one sector with its CRC");
+
+struct __attribute__((packed)) ckpt_header {
+	char magic[8];
+	uint64_t epoch, n, sectors;
+	uint32_t data_crc, hdr_crc;
+	uint8_t pad[CKPT_HDR - 40];
+};
+
+struct __attribute__((packed)) ckpt_rec { uint64_t start, count; uint8_t state, written, pad[6]; };
+
+struct __attribute__((packed)) jrec {
+	uint32_t magic, crc;
+	uint64_t epoch, index, start, count;
+	uint8_t state;
+	int8_t written;
+	uint8_t pad[JREC - 42];
+};
+
+struct cow {
+	const struct cow_env *env;
+	const struct cow_bdev *dev, *src;
+	struct superblock sb;
+	struct cow_map map;
+	struct jrec *pending;
+	uint32_t npending;
+	uint64_t jnext;          /* records in the journal of this epoch */
+	uint64_t jblocks;        /* journal blocks used in this epoch (a commit starts a new one) */
+	uint32_t lsize;          /* the source's logical sector: the map's unit */
+	uint8_t *iobuf;          /* one metadata block */
+};
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+static void set_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_why(char *why, size_t n, const char *fmt, ...)
+{
+	if (!why || !n)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fmt_vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+}
+
+static void sb_seal(struct superblock *sb, uint8_t *block)
+{
+	memset(block, 0, META_BLOCK);
+	memcpy(block, sb, sizeof(*sb));
+	uint32_t crc = crc32c(0, block, SB_SIZE - 4);
+	memcpy(block + SB_SIZE - 4, &crc, 4);
+}
+
+static int sb_valid(const uint8_t *block, struct superblock *sb)
+{
+	uint32_t crc;
+	memcpy(&crc, block + SB_SIZE - 4, 4);
+	memcpy(sb, block, sizeof(*sb));
+	if (memcmp(sb->magic, SB_MAGIC, 8))
+		return -E_FOREIGN;
+	if (crc32c(0, block, SB_SIZE - 4) != crc)
+		return -E_CRC;
+	if (sb->version != COW_VERSION)
+		return -E_VERSION;
+	return 0;
+}
+
+/* Hashes what can be read of [off, off+len) of the source; 0 when all of it was read. */
+static int sample_hash(const struct cow_env *env, const struct cow_bdev *src, uint64_t off,
+		       uint64_t len, uint8_t out[32])
+{
+	uint8_t *buf = env->alloc(64 * 1024);
+	if (!buf)
+		return -E_NOMEM;
+	struct sha256 s;
+	sha256_init(&s);
+	int rc = 0;
+	for (uint64_t p = off; p < off + len && rc == 0; p += 64 * 1024) {
+		uint32_t n = off + len - p < 64 * 1024 ? (uint32_t)(off + len - p) : 64 * 1024;
+		uint64_t bad;
+		rc = src->read(src->ctx, p, n, buf, &bad);
+		sha256_update(&s, buf, n);
+	}
+	sha256_final(&s, out);
+	env->free(buf);
+	return rc;
+}
+
+/* The source's identity, sampled regions included (a region that could not be read is
+ * recorded as such and never compared). */
+static int read_identity(const struct cow_env *env, const struct cow_bdev *src, struct superblock *sb)
+{
+	uint64_t len = src->size < SAMPLE_BYTES ? src->size : SAMPLE_BYTES;
+	sb->src_size = src->size;
+	sb->src_lsize = src->lsize;
+	sb->src_psize = src->psize;
+	memcpy(sb->model, src->model, sizeof(sb->model));
+	memcpy(sb->serial, src->serial, sizeof(sb->serial));
+	memcpy(sb->wwn, src->wwn, sizeof(sb->wwn));
+	sb->wwn_len = src->wwn_len;
+	sb->sampled = 0;
+	int rc = sample_hash(env, src, 0, len, sb->hash_first);
+	if (rc == -E_NOMEM)
+		return rc;
+	if (rc == 0)
+		sb->sampled |= 1;
+	rc = sample_hash(env, src, src->size - len, len, sb->hash_last);
+	if (rc == -E_NOMEM)
+		return rc;
+	if (rc == 0)
+		sb->sampled |= 2;
+	return 0;
+}
+
+static int identity_differs(const struct superblock *a, const struct superblock *b, char *why, size_t n)
+{
+	if (a->src_size != b->src_size)
+		set_why(why, n, "source size differs: the cow was made for %llu bytes, this disk has %llu",
+			(unsigned long long)a->src_size, (unsigned long long)b->src_size);
+	else if (a->src_lsize != b->src_lsize || a->src_psize != b->src_psize)
+		set_why(why, n, "source sector size differs: the cow has %u/%u, this disk %u/%u",
+			a->src_lsize, a->src_psize, b->src_lsize, b->src_psize);
+	else if (strncmp(a->model, b->model, sizeof(a->model)))
+		set_why(why, n, "source model differs: the cow has '%.48s', this disk '%.48s'", a->model, b->model);
+	else if (strncmp(a->serial, b->serial, sizeof(a->serial)))
+		set_why(why, n, "source serial differs: the cow has '%.32s', this disk '%.32s'", a->serial, b->serial);
+	else if (a->wwn_len != b->wwn_len || memcmp(a->wwn, b->wwn, a->wwn_len))
+		set_why(why, n, "source WWN/EUI-64 differs");
+	else if ((a->sampled & b->sampled & 1) && memcmp(a->hash_first, b->hash_first, 32))
+		set_why(why, n, "source contents differ: the hash of its first MiB is not the recorded one");
+	else if ((a->sampled & b->sampled & 2) && memcmp(a->hash_last, b->hash_last, 32))
+		set_why(why, n, "source contents differ: the hash of its last MiB is not the recorded one");
+	else
+		return 0;
+	return -E_IDENTITY;
+}
+
+static int dev_write(const struct cow_bdev *d, uint64_t off, uint32_t len, const void *buf)
+{
+	return d->write(d->ctx, off, len, buf);
+}
+
+static int dev_read(const struct cow_bdev *d, uint64_t off, uint32_t len, void *buf)
+{
+	uint64_t bad;
+	return d->read(d->ctx, off, len, buf, &bad);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------- */
+
+static int ckpt_write(struct cow *c, uint32_t slot, uint64_t epoch)
+{
+	const struct cow_map *m = &c->map;
+	uint64_t bytes = CKPT_HDR + m->n * CKPT_REC;
+	if (bytes > c->sb.ckpt_bytes)
+		return -E_NOSPC;
+	uint64_t total = align_up(bytes, META_BLOCK);
+	uint8_t *buf = c->env->alloc(total);
+	if (!buf)
+		return -E_NOMEM;
+	memset(buf, 0, total);
+	struct ckpt_rec *r = (struct ckpt_rec *)(buf + CKPT_HDR);
+	for (uint64_t i = 0; i < m->n; i++)
+		r[i] = (struct ckpt_rec){ m->ext[i].start, m->ext[i].count, m->ext[i].state, m->ext[i].written, { 0 } };
+	struct ckpt_header h = { .epoch = epoch, .n = m->n, .sectors = m->sectors };
+	memcpy(h.magic, CK_MAGIC, 8);
+	h.data_crc = crc32c(0, r, m->n * CKPT_REC);
+	h.hdr_crc = crc32c(0, &h, offsetof(struct ckpt_header, hdr_crc));
+	memcpy(buf, &h, sizeof(h));
+	int rc = 0;
+	for (uint64_t off = 0; off < total && rc == 0; off += 1024 * 1024) {
+		uint32_t n = total - off < 1024 * 1024 ? (uint32_t)(total - off) : 1024 * 1024;
+		rc = dev_write(c->dev, c->sb.ckpt_off[slot] + off, n, buf + off);
+	}
+	c->env->free(buf);
+	return rc;
+}
+
+static int ckpt_load(struct cow *c, uint32_t slot, char *why, size_t whylen)
+{
+	uint8_t *hb = c->iobuf;
+	int rc = dev_read(c->dev, c->sb.ckpt_off[slot], META_BLOCK, hb);
+	if (rc < 0) {
+		set_why(why, whylen, "checkpoint %u is unreadable: %s", slot, err_str(rc));
+		return rc;
+	}
+	struct ckpt_header h;
+	memcpy(&h, hb, sizeof(h));
+	if (memcmp(h.magic, CK_MAGIC, 8) || h.hdr_crc != crc32c(0, &h, offsetof(struct ckpt_header, hdr_crc)) ||
+	    h.epoch != c->sb.journal_epoch || h.sectors != c->map.sectors || !h.n ||
+	    CKPT_HDR + h.n * CKPT_REC > c->sb.ckpt_bytes) {
+		set_why(why, whylen, "checkpoint %u is corrupt or stale (header)", slot);
+		return -E_CORRUPT;
+	}
+	uint64_t total = align_up(CKPT_HDR + h.n * CKPT_REC, META_BLOCK);
+	uint8_t *buf = c->env->alloc(total);
+	if (!buf)
+		return -E_NOMEM;
+	for (uint64_t off = 0; off < total && rc == 0; off += 1024 * 1024) {
+		uint32_t n = total - off < 1024 * 1024 ? (uint32_t)(total - off) : 1024 * 1024;
+		rc = dev_read(c->dev, c->sb.ckpt_off[slot] + off, n, buf + off);
+	}
+	const struct ckpt_rec *r = (const struct ckpt_rec *)(buf + CKPT_HDR);
+	if (rc == 0 && crc32c(0, r, h.n * CKPT_REC) != h.data_crc) {
+		set_why(why, whylen, "checkpoint %u is corrupt (extent list checksum)", slot);
+		rc = -E_CRC;
+	}
+	/* The extents must tile the source exactly: a map that overlaps itself is refused. */
+	uint64_t next = 0;
+	for (uint64_t i = 0; rc == 0 && i < h.n; i++) {
+		if (r[i].start != next || !r[i].count || cow_state_index(r[i].state) < 0 || r[i].written > 1 ||
+		    r[i].count > h.sectors - next) {
+			set_why(why, whylen, "checkpoint %u: extent %llu overlaps, leaves a gap or has a bad state",
+				slot, (unsigned long long)i);
+			rc = -E_CORRUPT;
+		}
+		next += r[i].count;
+	}
+	if (rc == 0 && next != h.sectors) {
+		set_why(why, whylen, "checkpoint %u does not cover the whole source", slot);
+		rc = -E_CORRUPT;
+	}
+	if (rc == 0 && h.n > c->map.cap) {
+		struct cow_extent *e = c->env->alloc(h.n * sizeof(*e));
+		if (!e) {
+			rc = -E_NOMEM;
+		} else {
+			c->env->free(c->map.ext);
+			c->map.ext = e;
+			c->map.cap = h.n;
+		}
+	}
+	for (uint64_t i = 0; rc == 0 && i < h.n; i++)
+		c->map.ext[i] = (struct cow_extent){ r[i].start, r[i].count, r[i].state, r[i].written };
+	if (rc == 0)
+		c->map.n = h.n;
+	c->env->free(buf);
+	return rc;
+}
+
+/* ---- the journal ------------------------------------------------------------------------- */
+
+static uint32_t jrec_crc(const struct jrec *r)
+{
+	struct jrec t = *r;
+	t.crc = 0;
+	return crc32c(0, &t, sizeof(t));
+}
+
+/* Replays records of the current epoch, in order, up to the first torn or stale one. */
+static int journal_replay(struct cow *c)
+{
+	uint64_t per = META_BLOCK / JREC;
+	c->jnext = 0;
+	c->jblocks = 0;
+	for (uint64_t blk = 0; blk * META_BLOCK < c->sb.journal_bytes; blk++) {
+		int rc = dev_read(c->dev, c->sb.journal_off + blk * META_BLOCK, META_BLOCK, c->iobuf);
+		if (rc < 0)
+			return 0;   /* unreadable journal: the map stays at the last good record */
+		for (uint64_t i = 0; i < per; i++) {
+			struct jrec r;
+			memcpy(&r, c->iobuf + i * JREC, sizeof(r));
+			if (r.magic == 0 && r.epoch == 0)
+				continue;   /* padding at the end of a commit */
+			if (r.magic != J_MAGIC || r.crc != jrec_crc(&r) || r.epoch != c->sb.journal_epoch ||
+			    r.index != c->jnext)
+				return 0;
+			if (cow_map_set(&c->map, r.start, r.count, r.state, r.written) < 0)
+				return 0;
+			c->jnext++;
+			c->jblocks = blk + 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- format / open / commit -------------------------------------------------------------- */
+
+int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
+	       uint32_t unit, char *why, size_t whylen)
+{
+	if (!unit)
+		unit = 4096;
+	if ((unit & (unit - 1)) || unit < src->lsize || src->lsize < 512 || src->lsize > META_BLOCK ||
+	    cowdev->lsize > META_BLOCK || src->lsize % cowdev->lsize) {
+		set_why(why, whylen, "unit %u must be a power of two of at least the source sector (%u), "
+			"and the cow's sector (%u) must divide it", unit, src->lsize, cowdev->lsize);
+		return -E_INVAL;
+	}
+	struct superblock sb;
+	memset(&sb, 0, sizeof(sb));
+	memcpy(sb.magic, SB_MAGIC, 8);
+	sb.version = COW_VERSION;
+	sb.sb_size = SB_SIZE;
+	env->random(sb.uuid, sizeof(sb.uuid));
+	sb.unit = unit;
+	sb.cow_lsize = cowdev->lsize;
+	uint64_t sectors = src->size / src->lsize;
+	sb.max_extents = sectors / 64 < 1024 ? 1024 : sectors / 64 > (1u << 20) ? (1u << 20) : sectors / 64;
+	sb.ckpt_bytes = align_up(CKPT_HDR + sb.max_extents * CKPT_REC, META_BLOCK);
+	sb.ckpt_off[0] = 2 * META_BLOCK;
+	sb.ckpt_off[1] = sb.ckpt_off[0] + sb.ckpt_bytes;
+	sb.journal_off = sb.ckpt_off[1] + sb.ckpt_bytes;
+	sb.journal_bytes = JOURNAL_BYTES;
+	sb.data_off = align_up(sb.journal_off + sb.journal_bytes, 1024 * 1024);
+	if (cowdev->size < sb.data_off || cowdev->size - sb.data_off < src->size) {
+		set_why(why, whylen, "the cow needs %llu bytes (source %llu + metadata %llu), the device has %llu",
+			(unsigned long long)(sb.data_off + src->size), (unsigned long long)src->size,
+			(unsigned long long)sb.data_off, (unsigned long long)cowdev->size);
+		return -E_TOOSMALL;
+	}
+	int rc = read_identity(env, src, &sb);
+	if (rc < 0)
+		return rc;
+
+	struct cow c = { .env = env, .dev = cowdev, .sb = sb };
+	c.iobuf = env->alloc(META_BLOCK);
+	if (!c.iobuf)
+		return -E_NOMEM;
+	rc = cow_map_init(&c.map, env, sectors, sb.max_extents);
+	if (rc < 0)
+		goto free_buf;
+	/* A fresh epoch's empty journal: zeroed so no stale record of an old cow can replay. */
+	memset(c.iobuf, 0, META_BLOCK);
+	for (uint64_t off = 0; off < sb.journal_bytes && rc == 0; off += META_BLOCK)
+		rc = dev_write(cowdev, sb.journal_off + off, META_BLOCK, c.iobuf);
+	c.sb.journal_epoch = 1;
+	if (rc == 0)
+		rc = ckpt_write(&c, 0, 1);
+	if (rc == 0)
+		rc = cowdev->flush(cowdev->ctx);
+	/* Both superblocks, B first: a cut in between leaves A invalid or old and B valid. */
+	for (int i = 1; i >= 0 && rc == 0; i--) {
+		c.sb.self_off = (uint64_t)i * META_BLOCK;
+		c.sb.seq = (uint64_t)(2 - i);
+		sb_seal(&c.sb, c.iobuf);
+		rc = dev_write(cowdev, c.sb.self_off, META_BLOCK, c.iobuf);
+		if (rc == 0)
+			rc = cowdev->flush(cowdev->ctx);
+	}
+	if (rc < 0)
+		set_why(why, whylen, "writing the cow metadata failed: %s", err_str(rc));
+	cow_map_free(&c.map);
+free_buf:
+	env->free(c.iobuf);
+	return rc;
+}
+
+/* Checks one superblock's geometry and the source's identity, then loads its checkpoint and
+ * replays the journal into c->map. */
+static int load_from(struct cow *c, const struct superblock *sb, int which,
+		     const struct cow_bdev *src, char *why, size_t whylen)
+{
+	c->sb = *sb;
+	if (sb->src_lsize < 512 || sb->src_lsize > META_BLOCK || sb->src_size % sb->src_lsize ||
+	    sb->ckpt_off[0] != 2 * META_BLOCK || sb->ckpt_off[1] != sb->ckpt_off[0] + sb->ckpt_bytes ||
+	    sb->journal_off != sb->ckpt_off[1] + sb->ckpt_bytes || sb->data_off < sb->journal_off + sb->journal_bytes ||
+	    sb->data_off + sb->src_size > c->dev->size || sb->active_ckpt > 1 || !sb->max_extents ||
+	    sb->ckpt_bytes < CKPT_HDR + sb->max_extents * CKPT_REC) {
+		set_why(why, whylen, "superblock %c describes an impossible geometry", 'A' + which);
+		return -E_CORRUPT;
+	}
+	if (src) {
+		struct superblock now;
+		memset(&now, 0, sizeof(now));
+		int rc = read_identity(c->env, src, &now);
+		if (rc == 0)
+			rc = identity_differs(sb, &now, why, whylen);
+		if (rc < 0)
+			return rc;
+	}
+	c->lsize = sb->src_lsize;
+	cow_map_free(&c->map);
+	int rc = cow_map_init(&c->map, c->env, sb->src_size / sb->src_lsize, sb->max_extents);
+	if (rc == 0)
+		rc = ckpt_load(c, sb->active_ckpt, why, whylen);
+	if (rc == 0)
+		rc = journal_replay(c);
+	if (rc < 0)
+		cow_map_free(&c->map);
+	return rc;
+}
+
+int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
+	     struct cow **out, char *why, size_t whylen)
+{
+	struct cow *c = env->alloc(sizeof(*c));
+	if (!c)
+		return -E_NOMEM;
+	memset(c, 0, sizeof(*c));
+	c->env = env;
+	c->dev = cowdev;
+	c->src = src;
+	int rc = -E_NOMEM;
+	c->iobuf = env->alloc(META_BLOCK);
+	c->pending = env->alloc(PENDING_MAX * sizeof(struct jrec));
+	if (!c->iobuf || !c->pending)
+		goto free_c;
+
+	/* The newest valid superblock wins; the other one's fault is reported if both fail. */
+	struct superblock sbs[2];
+	int st[2];
+	for (int i = 0; i < 2; i++) {
+		st[i] = dev_read(cowdev, (uint64_t)i * META_BLOCK, META_BLOCK, c->iobuf);
+		if (st[i] == 0)
+			st[i] = sb_valid(c->iobuf, &sbs[i]);
+		if (st[i] == 0 && sbs[i].self_off != (uint64_t)i * META_BLOCK)
+			st[i] = -E_CORRUPT;
+	}
+	if (st[0] < 0 && st[1] < 0) {
+		rc = st[0] == -E_FOREIGN && st[1] == -E_FOREIGN ? -E_FOREIGN :
+		     st[0] == -E_VERSION || st[1] == -E_VERSION ? -E_VERSION : -E_CORRUPT;
+		set_why(why, whylen, "no valid superblock (A: %s, B: %s)", err_str(st[0]), err_str(st[1]));
+		goto free_c;
+	}
+	int pick = st[0] < 0 ? 1 : st[1] < 0 ? 0 : sbs[1].seq > sbs[0].seq;
+	/* The newest superblock first; if its metadata cannot be loaded, the older one (its
+	 * checkpoint is the previous one, so it describes an older but consistent state). */
+	for (int attempt = 0; attempt < 2; attempt++, pick ^= 1) {
+		if (st[pick] < 0)
+			continue;
+		rc = load_from(c, &sbs[pick], pick, src, why, whylen);
+		if (rc == 0 || rc == -E_IDENTITY || rc == -E_NOMEM)
+			break;
+	}
+	if (rc < 0)
+		goto free_c;
+	*out = c;
+	return 0;
+
+free_c:
+	if (c->pending)
+		env->free(c->pending);
+	if (c->iobuf)
+		env->free(c->iobuf);
+	env->free(c);
+	return rc;
+}
+
+static int sb_write(struct cow *c)
+{
+	c->sb.seq++;
+	c->sb.self_off = (c->sb.seq & 1) ? META_BLOCK : 0;   /* alternate A and B */
+	c->sb.ctr[5]++;
+	c->sb.ctr[6] = c->env->now_us();
+	sb_seal(&c->sb, c->iobuf);
+	int rc = dev_write(c->dev, c->sb.self_off, META_BLOCK, c->iobuf);
+	return rc < 0 ? rc : c->dev->flush(c->dev->ctx);
+}
+
+int cow_sync(struct cow *c)
+{
+	int rc = c->dev->flush(c->dev->ctx);   /* 1. the data the records describe */
+	if (rc < 0)
+		return rc;
+	uint64_t per = META_BLOCK / JREC;
+	uint64_t need_blocks = (c->npending + per - 1) / per;
+	if ((c->jblocks + need_blocks) * META_BLOCK > c->sb.journal_bytes) {
+		/* 2'. The journal is full: a checkpoint of the whole map in the other slot, a new epoch. */
+		uint32_t slot = c->sb.active_ckpt ^ 1;
+		uint64_t epoch = c->sb.journal_epoch + 1;
+		rc = ckpt_write(c, slot, epoch);
+		if (rc == 0)
+			rc = c->dev->flush(c->dev->ctx);
+		if (rc < 0)
+			return rc;
+		c->sb.active_ckpt = slot;
+		c->sb.journal_epoch = epoch;
+		c->jnext = 0;
+		c->jblocks = 0;
+		c->npending = 0;
+		return sb_write(c);
+	}
+	/* 2. The records, each commit from a fresh block so no committed record is rewritten. */
+	for (uint32_t i = 0; i < c->npending; i += (uint32_t)per) {
+		memset(c->iobuf, 0, META_BLOCK);
+		for (uint32_t k = 0; k < per && i + k < c->npending; k++) {
+			struct jrec *r = &c->pending[i + k];
+			r->epoch = c->sb.journal_epoch;
+			r->index = c->jnext + i + k;
+			r->crc = jrec_crc(r);
+			memcpy(c->iobuf + k * JREC, r, JREC);
+		}
+		rc = dev_write(c->dev, c->sb.journal_off + (c->jblocks + i / per) * META_BLOCK, META_BLOCK, c->iobuf);
+		if (rc < 0)
+			return rc;
+	}
+	if (c->npending && (rc = c->dev->flush(c->dev->ctx)) < 0)
+		return rc;
+	/* Zeroed padding fills each commit's last block; the replay skips it. */
+	c->jnext += c->npending;
+	c->jblocks += need_blocks;
+	c->npending = 0;
+	return sb_write(c);   /* 3. counters and sequence */
+}
+
+int cow_close(struct cow *c)
+{
+	int rc = cow_sync(c);
+	cow_map_free(&c->map);
+	c->env->free(c->pending);
+	c->env->free(c->iobuf);
+	c->env->free(c);
+	return rc;
+}
+
+/* ---- map changes, queued for the next commit ----------------------------------------------- */
+
+static int record(struct cow *c, uint64_t start, uint64_t count, uint8_t state, int written)
+{
+	if (c->npending == PENDING_MAX) {
+		int rc = cow_sync(c);
+		if (rc < 0)
+			return rc;
+	}
+	int rc = cow_map_set(&c->map, start, count, state, written);
+	if (rc < 0)
+		return rc;
+	struct jrec *r = &c->pending[c->npending++];
+	memset(r, 0, sizeof(*r));
+	r->magic = J_MAGIC;
+	r->start = start;
+	r->count = count;
+	r->state = state;
+	r->written = (int8_t)written;
+	return 0;
+}
+
+static int check_range(const struct cow *c, uint64_t off, uint64_t len)
+{
+	if (off % c->lsize || len % c->lsize)
+		return -E_ALIGN;
+	if (off > c->sb.src_size || len > c->sb.src_size - off)
+		return -E_RANGE;
+	return 0;
+}
+
+/* Runs of sectors [s, e) that are either all present in the cow or all absent. */
+static uint64_t run_end(const struct cow *c, uint64_t s, uint64_t e, bool *present)
+{
+	uint64_t i = cow_map_lookup(&c->map, s);
+	const struct cow_extent *x = &c->map.ext[i];
+	*present = x->written || x->state == COW_FINISHED;
+	uint64_t end = x->start + x->count;
+	for (i++; end < e && i < c->map.n; i++) {
+		x = &c->map.ext[i];
+		if ((x->written || x->state == COW_FINISHED) != *present)
+			break;
+		end = x->start + x->count;
+	}
+	return end < e ? end : e;
+}
+
+int cow_ov_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
+{
+	int rc = check_range(c, off, len);
+	if (rc < 0)
+		return rc;
+	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
+	uint8_t *p = buf;
+	while (s < e) {
+		bool present;
+		uint64_t r = run_end(c, s, e, &present);
+		uint64_t bytes = (r - s) * c->lsize;
+		for (uint64_t done = 0; done < bytes && rc == 0;) {
+			uint32_t n = bytes - done < (1u << 30) ? (uint32_t)(bytes - done) : (1u << 30);
+			uint64_t at = s * c->lsize + done;
+			if (present) {
+				c->sb.ctr[1]++;
+				rc = c->dev->read(c->dev->ctx, c->sb.data_off + at, n, p + done, bad_off);
+			} else if (c->src) {
+				c->sb.ctr[0]++;
+				rc = c->src->read(c->src->ctx, at, n, p + done, bad_off);
+			} else {
+				rc = -E_NOENT;   /* no source bound: only the cow's own data can be read */
+				if (bad_off)
+					*bad_off = at;
+			}
+			done += n;
+		}
+		if (rc < 0)
+			return rc;
+		p += bytes;
+		s = r;
+	}
+	return 0;
+}
+
+int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
+{
+	int rc = check_range(c, off, len);
+	if (rc < 0)
+		return rc;
+	uint64_t s = off / c->lsize, n = len / c->lsize;
+	/* Sectors whose cow copy is the source's ('+', not written) are first recorded as written
+	 * and committed: that copy stays valid until the new data lands, so a crash in between
+	 * reads either the old or the new data, and never makes a '+' sector differ from the source. */
+	bool intent = false;
+	for (uint64_t i = cow_map_lookup(&c->map, s); i < c->map.n && c->map.ext[i].start < s + n; i++)
+		if (c->map.ext[i].state == COW_FINISHED && !c->map.ext[i].written)
+			intent = true;
+	if (intent) {
+		for (uint64_t i = cow_map_lookup(&c->map, s); i < c->map.n && c->map.ext[i].start < s + n; i++) {
+			const struct cow_extent x = c->map.ext[i];
+			if (x.state != COW_FINISHED || x.written)
+				continue;
+			uint64_t a = x.start > s ? x.start : s, b = x.start + x.count < s + n ? x.start + x.count : s + n;
+			rc = record(c, a, b - a, 0, 1);
+			if (rc < 0)
+				return rc;
+			i = cow_map_lookup(&c->map, b) - 1;   /* the map was re-split */
+		}
+		rc = cow_sync(c);
+		if (rc < 0)
+			return rc;
+	}
+	const uint8_t *p = buf;
+	for (uint64_t done = 0; done < len && rc == 0;) {
+		uint32_t k = len - done < (1u << 30) ? (uint32_t)(len - done) : (1u << 30);
+		c->sb.ctr[2]++;
+		rc = dev_write(c->dev, c->sb.data_off + off + done, k, p + done);
+		done += k;
+	}
+	if (rc < 0)
+		return rc;
+	return record(c, s, n, 0, 1);
+}
+
+int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
+{
+	int rc = check_range(c, off, len);
+	if (rc < 0)
+		return rc;
+	if (!c->src)
+		return -E_NOENT;
+	c->sb.ctr[0]++;
+	rc = c->src->read(c->src->ctx, off, (uint32_t)len, buf, bad_off);
+	if (rc < 0)
+		return rc;
+	/* Copy into the cow, skipping sectors the overlay wrote (the cow has the only copy). */
+	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
+	while (s < e) {
+		uint64_t i = cow_map_lookup(&c->map, s);
+		const struct cow_extent *x = &c->map.ext[i];
+		uint64_t r = x->start + x->count < e ? x->start + x->count : e;
+		if (!x->written) {
+			c->sb.ctr[2]++;
+			rc = dev_write(c->dev, c->sb.data_off + s * c->lsize, (uint32_t)((r - s) * c->lsize),
+				       (const uint8_t *)buf + (s * c->lsize - off));
+			if (rc < 0)
+				return rc;
+		}
+		s = r;
+	}
+	c->sb.ctr[3] += len;
+	return record(c, off / c->lsize, len / c->lsize, COW_FINISHED, -1);
+}
+
+int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state)
+{
+	int rc = check_range(c, off, len);
+	if (rc < 0)
+		return rc;
+	if (state == COW_FINISHED || cow_state_index(state) < 0)
+		return -E_INVAL;
+	if (state == COW_BAD)
+		c->sb.ctr[4] += len;
+	return record(c, off / c->lsize, len / c->lsize, state, -1);
+}
+
+const struct cow_map *cow_get_map(const struct cow *c)
+{
+	return &c->map;
+}
+
+void cow_get_counters(const struct cow *c, struct cow_counters *o)
+{
+	o->source_reads = c->sb.ctr[0];
+	o->cow_reads = c->sb.ctr[1];
+	o->cow_writes = c->sb.ctr[2];
+	o->bytes_rescued = c->sb.ctr[3];
+	o->bytes_bad = c->sb.ctr[4];
+	o->commits = c->sb.ctr[5];
+	o->last_commit_us = c->sb.ctr[6];
+}
+
+void cow_get_geometry(const struct cow *c, struct cow_geometry *g)
+{
+	g->source_size = c->sb.src_size;
+	g->data_offset = c->sb.data_off;
+	g->journal_offset = c->sb.journal_off;
+	g->journal_bytes = c->sb.journal_bytes;
+	g->checkpoint_bytes = c->sb.ckpt_bytes;
+	g->max_extents = c->sb.max_extents;
+	g->unit = c->sb.unit;
+	g->src_lsize = c->sb.src_lsize;
+	g->src_psize = c->sb.src_psize;
+	g->version = c->sb.version;
+	memcpy(g->uuid, c->sb.uuid, 16);
+	memcpy(g->model, c->sb.model, sizeof(g->model));
+	memcpy(g->serial, c->sb.serial, sizeof(g->serial));
+	g->sb_seq = c->sb.seq;
+}

@@ -1,0 +1,25 @@
+/* Test block devices for cow/: RAM disks with a volatile write cache that a "power cut" can
+ * lose or reorder, injected media errors, and a host cow_env. */
+#ifndef TESTS_FAKEDEV_H
+#define TESTS_FAKEDEV_H
+#include "../../cow/cow.h"
+
+struct fakedev {
+	struct cow_bdev bdev;
+	uint8_t *durable;          /* what survives a power cut */
+	uint8_t *view;             /* what reads see (durable + cached writes) */
+	struct cached { uint64_t off; uint32_t len; uint8_t *data; } *cache;
+	size_t ncache, capcache;
+	uint64_t writes;           /* write calls so far */
+	uint64_t cut_after;        /* 0: never; else the device dies after this many writes */
+	int dead;
+	uint64_t bad_from, bad_to; /* reads touching [bad_from, bad_to) fail with -E_MEDIUM */
+};
+
+void fakedev_init(struct fakedev *d, uint64_t size, uint32_t lsize, const char *model, const char *serial);
+void fakedev_free(struct fakedev *d);
+/* The state after a power cut: durable data plus a pseudo-random subset of the unflushed writes
+ * (seeded), applied in a shuffled order. Leaves the device alive and clean. */
+void fakedev_power_cut(struct fakedev *d, uint32_t seed);
+extern const struct cow_env test_env;
+#endif

@@ -1,0 +1,361 @@
+/* The cow engine: the map against a per-sector model, format and identity checks, every overlay
+ * path, persistence, corruption, and a power cut after every single device write. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../lib/check.h"
+#include "../lib/fakedev.h"
+#include "../../cow/cow.h"
+#include "../../cow/errors.h"
+
+#define SRC_SIZE (2u << 20)
+#define COW_SIZE (6u << 20)
+#define LS 512u
+#define NSEC (SRC_SIZE / LS)
+
+static uint32_t rng = 12345;
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return rng;
+}
+
+static void fill_source(struct fakedev *s)
+{
+	for (uint64_t i = 0; i < SRC_SIZE; i++)
+		s->view[i] = s->durable[i] = (uint8_t)(i * 131 + (i >> 9) * 7);
+}
+
+static void test_map(void)
+{
+	struct cow_map m;
+	static uint8_t model[4096], wmodel[4096];
+	cow_map_init(&m, &test_env, 4096, 100000);
+	memset(model, '?', sizeof(model));
+	memset(wmodel, 0, sizeof(wmodel));
+	int ok = 1;
+	const char states[] = "?*/-+";
+	for (int op = 0; op < 3000 && ok; op++) {
+		uint64_t a = rnd() % 4096, n = 1 + rnd() % (op % 3 ? 8 : 600);
+		if (a + n > 4096)
+			n = 4096 - a;
+		uint8_t st = (rnd() % 4) ? (uint8_t)states[rnd() % 5] : 0;
+		int w = (int)(rnd() % 3) - 1;
+		cow_map_set(&m, a, n, st, w);
+		for (uint64_t i = a; i < a + n; i++) {
+			if (st)
+				model[i] = st;
+			if (w >= 0)
+				wmodel[i] = (uint8_t)w;
+		}
+		for (uint64_t i = 0; i < 4096 && ok; i++) {
+			const struct cow_extent *e = &m.ext[cow_map_lookup(&m, i)];
+			ok = e->start <= i && i < e->start + e->count && e->state == model[i] && e->written == wmodel[i];
+		}
+		for (uint64_t i = 1; i < m.n && ok; i++)
+			ok = m.ext[i].start == m.ext[i - 1].start + m.ext[i - 1].count &&
+			     !(m.ext[i].state == m.ext[i - 1].state && m.ext[i].written == m.ext[i - 1].written);
+	}
+	CHECK("map matches a per-sector model over 3000 random updates, always merged", ok);
+	struct cow_totals t;
+	cow_map_totals(&m, &t);
+	uint64_t sum = 0;
+	for (int k = 0; k < 5; k++)
+		sum += t.sectors[k];
+	CHECK("map totals cover the source", sum == 4096);
+	cow_map_free(&m);
+	cow_map_init(&m, &test_env, 1000, 4);
+	cow_map_set(&m, 10, 1, '+', -1);
+	CHECK("map refuses to grow past its maximum", cow_map_set(&m, 20, 1, '-', -1) == -E_NOSPC && m.n == 3);
+	cow_map_free(&m);
+}
+
+static int open_cow(struct fakedev *cow, struct fakedev *src, struct cow **c, char *why)
+{
+	return cow_open(&test_env, &cow->bdev, src ? &src->bdev : NULL, c, why, 200);
+}
+
+static void test_format_identity(void)
+{
+	struct fakedev src, cow, small;
+	char why[200];
+	fakedev_init(&src, SRC_SIZE, LS, "DISK", "SER1");
+	fill_source(&src);
+	fakedev_init(&small, SRC_SIZE, LS, "SMALL", "S");
+	int rc = cow_format(&test_env, &small.bdev, &src.bdev, 4096, why, sizeof(why));
+	CHECK("format refuses a cow smaller than source + metadata", rc == -E_TOOSMALL && strstr(why, "needs"));
+	fakedev_init(&cow, COW_SIZE, LS, "COW", "C");
+	CHECK("format refuses a unit that is not a power of two", cow_format(&test_env, &cow.bdev, &src.bdev, 3000, why, 200) == -E_INVAL);
+	struct cow *c;
+	CHECK("an unformatted device is foreign", open_cow(&cow, &src, &c, why) == -E_FOREIGN);
+	CHECK("format succeeds", cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, 200) == 0);
+	rc = open_cow(&cow, &src, &c, why);
+	CHECK("open with the right source", rc == 0);
+	if (rc == 0)
+		cow_close(c);
+
+	struct { const char *name, *field; } cases[] = {
+		{ "serial", "serial" }, { "model", "model" }, { "size", "size" }, { "content", "first MiB" },
+		{ "sector", "sector size" }, { "wwn", "WWN" },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fakedev other;
+		uint64_t size = !strcmp(cases[i].name, "size") ? SRC_SIZE + 4096 : SRC_SIZE;
+		fakedev_init(&other, size, LS, !strcmp(cases[i].name, "model") ? "OTHER" : "DISK",
+			     !strcmp(cases[i].name, "serial") ? "SER2" : "SER1");
+		memcpy(other.durable, src.durable, SRC_SIZE);
+		memcpy(other.view, src.view, SRC_SIZE);
+		if (!strcmp(cases[i].name, "content"))
+			other.view[100] ^= 1;
+		if (!strcmp(cases[i].name, "sector"))
+			other.bdev.psize = 4096;
+		if (!strcmp(cases[i].name, "wwn")) {
+			other.bdev.wwn_len = 8;
+			other.bdev.wwn[0] = 0x50;
+		}
+		why[0] = '\0';
+		rc = open_cow(&cow, &other, &c, why);
+		char name[96];
+		snprintf(name, sizeof(name), "open refuses a source whose %s differs, naming it", cases[i].name);
+		CHECK(name, rc == -E_IDENTITY && strstr(why, cases[i].field));
+		if (rc == 0)
+			cow_close(c);
+		fakedev_free(&other);
+	}
+	/* An unreadable sampled region is not compared (a failing disk may lose its first MiB). */
+	src.bad_from = 4096;
+	src.bad_to = 8192;
+	rc = open_cow(&cow, &src, &c, why);
+	CHECK("a source whose first MiB became unreadable still opens", rc == 0);
+	if (rc == 0)
+		cow_close(c);
+	fakedev_free(&small);
+	fakedev_free(&cow);
+	fakedev_free(&src);
+}
+
+static void test_overlay(void)
+{
+	struct fakedev src, cow, cow2;
+	char why[200];
+	fakedev_init(&src, SRC_SIZE, LS, "DISK", "SER1");
+	fill_source(&src);
+	fakedev_init(&cow, COW_SIZE, LS, "COW", "C");
+	fakedev_init(&cow2, COW_SIZE, LS, "COW2", "C2");
+	cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, 200);
+	cow_format(&test_env, &cow2.bdev, &src.bdev, 4096, why, 200);
+	struct cow *c, *c2;
+	open_cow(&cow, &src, &c, why);
+	open_cow(&cow2, &src, &c2, why);
+	static uint8_t buf[SRC_SIZE], want[SRC_SIZE], w[64 * 1024];
+	uint64_t bad;
+	CHECK("unaligned overlay reads are refused", cow_ov_read(c, 100, 512, buf, &bad) == -E_ALIGN);
+	CHECK("reads past the source are refused", cow_ov_read(c, SRC_SIZE - 512, 1024, buf, &bad) == -E_RANGE);
+	CHECK("an empty cow reads as the source", cow_ov_read(c, 0, SRC_SIZE, buf, &bad) == 0 && !memcmp(buf, src.view, SRC_SIZE));
+	memcpy(want, src.view, SRC_SIZE);
+	/* Writes that start and end inside units, span units, and cross present/absent edges. */
+	struct { uint64_t off, len; } wr[] = { { 512, 1024 }, { 4096 * 3 - 512, 4096 + 1024 }, { 0, 512 },
+					      { 65536 - 1536, 3072 }, { SRC_SIZE - 512, 512 } };
+	int ok = 1;
+	for (unsigned i = 0; i < sizeof(wr) / sizeof(wr[0]); i++) {
+		for (uint64_t k = 0; k < wr[i].len; k++)
+			w[k] = (uint8_t)rnd();
+		ok &= cow_ov_write(c, wr[i].off, wr[i].len, w) == 0;
+		memcpy(want + wr[i].off, w, wr[i].len);
+	}
+	CHECK("overlay writes succeed", ok);
+	CHECK("reads see the writes and the source around them", cow_ov_read(c, 0, SRC_SIZE, buf, &bad) == 0 && !memcmp(buf, want, SRC_SIZE));
+	CHECK("a second cow of the same source is independent", cow_ov_read(c2, 0, SRC_SIZE, buf, &bad) == 0 && !memcmp(buf, src.view, SRC_SIZE));
+	/* Copy-on-read never overwrites what the overlay wrote. */
+	CHECK("rescue reads of a range with written sectors", cow_rescue_read(c, 0, 65536, buf, &bad) == 0);
+	CHECK("the rescue kept the overlay's data", cow_ov_read(c, 0, SRC_SIZE, buf, &bad) == 0 && !memcmp(buf, want, SRC_SIZE));
+	const struct cow_map *m = cow_get_map(c);
+	CHECK("rescued range is finished", m->ext[cow_map_lookup(m, 100)].state == '+');
+	/* Writes over rescued sectors. */
+	for (uint64_t k = 0; k < 4096; k++)
+		w[k] = (uint8_t)rnd();
+	CHECK("overwriting a rescued range", cow_ov_write(c, 32768, 4096, w) == 0);
+	memcpy(want + 32768, w, 4096);
+	src.bad_from = 1 << 20;
+	src.bad_to = (1 << 20) + 512;
+	CHECK("a rescue read of a bad sector fails naming it", cow_rescue_read(c, 1 << 20, 4096, buf, &bad) == -E_MEDIUM && bad == 1 << 20);
+	CHECK("a failed rescue read records nothing", cow_get_map(c)->ext[cow_map_lookup(cow_get_map(c), (1 << 20) / LS)].state == '?');
+	CHECK("states can be set", cow_set_state(c, 1 << 20, 512, '-') == 0 && cow_set_state(c, 0, 512, '+') == -E_INVAL);
+	CHECK("close commits", cow_close(c) == 0);
+	src.bad_to = 0;
+	CHECK("reopen", open_cow(&cow, &src, &c, why) == 0);
+	CHECK("everything persisted", cow_ov_read(c, 0, SRC_SIZE, buf, &bad) == 0 && !memcmp(buf, want, SRC_SIZE));
+	m = cow_get_map(c);
+	CHECK("the map persisted", m->ext[cow_map_lookup(m, (1 << 20) / LS)].state == '-' && m->ext[cow_map_lookup(m, 100)].state == '+');
+	/* Many commits: the journal fills and checkpoints take over. */
+	ok = 1;
+	for (int i = 0; i < 3000 && ok; i++) {
+		uint64_t s = rnd() % 300;   /* stays well inside the map's 1024-extent maximum */
+		ok = cow_set_state(c, s * LS, LS, "*/-?"[rnd() % 4]) == 0 && (i % 3 || cow_sync(c) == 0);
+	}
+	struct cow_map copy = *cow_get_map(c);
+	static struct cow_extent saved[200000];
+	memcpy(saved, copy.ext, copy.n * sizeof(*saved));
+	CHECK("3000 updates and 1000 commits (journal wraps into checkpoints)", ok && cow_close(c) == 0);
+	CHECK("reopen after checkpoints", open_cow(&cow, &src, &c, why) == 0);
+	m = cow_get_map(c);
+	ok = m->n == copy.n;
+	for (uint64_t i = 0; ok && i < m->n; i++)
+		ok = m->ext[i].start == saved[i].start && m->ext[i].count == saved[i].count &&
+		     m->ext[i].state == saved[i].state && m->ext[i].written == saved[i].written;
+	CHECK("the map after checkpoints is the one committed", ok);
+	cow_close(c);
+	cow_close(c2);
+
+	/* Corruption: each superblock, then both, then the checkpoint. */
+	uint8_t keep[4096];
+	memcpy(keep, cow.durable, 4096);
+	cow.durable[40] ^= 0xff;
+	memcpy(cow.view, cow.durable, 8192);
+	CHECK("a corrupt superblock A falls back to B", open_cow(&cow, &src, &c, why) == 0);
+	if (c)
+		cow_close(c);
+	memcpy(cow.durable, cow.view, COW_SIZE);
+	cow.durable[4096 + 40] ^= 0xff;
+	cow.durable[40] ^= 0xff;
+	memcpy(cow.view, cow.durable, COW_SIZE);
+	int rc = open_cow(&cow, &src, &c, why);
+	CHECK("two corrupt superblocks are refused precisely", rc == -E_CORRUPT && strstr(why, "no valid superblock"));
+	memcpy(cow.durable, keep, 4096);
+	cow.durable[4096 + 40] ^= 0xff;
+	memcpy(cow.view, cow.durable, COW_SIZE);
+	fakedev_free(&cow2);
+	fakedev_free(&cow);
+	fakedev_free(&src);
+}
+
+/* Power cut after every device write of a workload; each time: reopen, check invariants. */
+#define CSRC (256u * 1024)
+static uint8_t versions[CSRC / LS][16][LS];
+static int nversions[CSRC / LS];
+static int recording;   /* the dry run records every version written to each sector */
+
+static void workload(struct cow *c, struct fakedev *src, uint32_t seed)
+{
+	uint32_t save = rng;
+	rng = seed;
+	static uint8_t buf[CSRC], w[16384];
+	uint64_t bad;
+	for (int op = 0; op < 80; op++) {
+		uint64_t s = rnd() % (CSRC / LS), n = 1 + rnd() % 16;
+		if (s + n > CSRC / LS)
+			n = CSRC / LS - s;
+		switch (rnd() % 4) {
+		case 0:
+		case 1:
+			if (cow_rescue_read(c, s * LS, n * LS, buf, &bad) < 0)
+				goto out;
+			break;
+		case 2:
+			for (uint64_t k = 0; k < n * LS; k++)
+				w[k] = (uint8_t)rnd();
+			if (recording)
+				for (uint64_t k = 0; k < n; k++) {
+					int v = nversions[s + k]++ % 16;
+					memcpy(versions[s + k][v], w + k * LS, LS);
+				}
+			if (cow_ov_write(c, s * LS, n * LS, w) < 0)
+				goto out;
+			break;
+		case 3:
+			if (cow_sync(c) < 0)
+				goto out;
+			break;
+		}
+	}
+	cow_sync(c);
+out:
+	(void)src;
+	rng = save;
+}
+
+static void test_power_cuts(void)
+{
+	struct fakedev src, cow;
+	char why[200];
+	fakedev_init(&src, CSRC, LS, "DISK", "S");
+	for (uint64_t i = 0; i < CSRC; i++)
+		src.view[i] = src.durable[i] = (uint8_t)(i * 13 + (i >> 9));
+	fakedev_init(&cow, 4u << 20, LS, "COW", "C");
+	cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, 200);
+	uint8_t *formatted = malloc(cow.bdev.size);
+	memcpy(formatted, cow.durable, cow.bdev.size);
+	/* A dry run records every version written to each sector and counts device writes. */
+	struct cow *c;
+	open_cow(&cow, &src, &c, why);
+	cow.writes = 0;
+	cow.cut_after = (uint64_t)-1;
+	recording = 1;
+	workload(c, &src, 777);
+	recording = 0;
+	uint64_t total = cow.writes;
+	cow_close(c);
+	int cuts = 0, bad_open = 0, bad_finished = 0, bad_written = 0;
+	static uint8_t buf[CSRC];
+	for (uint64_t k = 1; k <= total; k++) {
+		memcpy(cow.durable, formatted, cow.bdev.size);
+		memcpy(cow.view, formatted, cow.bdev.size);
+		for (size_t i = 0; i < cow.ncache; i++)
+			free(cow.cache[i].data);
+		cow.ncache = 0;
+		cow.dead = 0;
+		if (open_cow(&cow, &src, &c, why) < 0) {
+			bad_open++;
+			continue;
+		}
+		cow.writes = 0;
+		cow.cut_after = k;
+		workload(c, &src, 777);
+		/* Abandon the handle as the power did (its memory only). */
+		cow.dead = 1;
+		cow_close(c);
+		fakedev_power_cut(&cow, (uint32_t)k);
+		cuts++;
+		if (open_cow(&cow, &src, &c, why) < 0) {
+			bad_open++;
+			continue;
+		}
+		const struct cow_map *m = cow_get_map(c);
+		uint64_t bad;
+		cow_ov_read(c, 0, CSRC, buf, &bad);
+		for (uint64_t s = 0; s < CSRC / LS; s++) {
+			const struct cow_extent *e = &m->ext[cow_map_lookup(m, s)];
+			const uint8_t *got = buf + s * LS;
+			if (e->state == '+' && !e->written && memcmp(got, src.view + s * LS, LS))
+				bad_finished++;
+			if (e->written) {
+				int found = 0;
+				for (int v = 0; v < nversions[s] && v < 16; v++)
+					found |= !memcmp(got, versions[s][v], LS);
+				found |= !memcmp(got, src.view + s * LS, LS) && e->state == '+';
+				bad_written += !found;
+			}
+			if (!e->written && e->state != '+' && memcmp(got, src.view + s * LS, LS))
+				bad_finished++;
+		}
+		cow_close(c);
+	}
+	printf("power cuts: %d cut points over %llu device writes\n", cuts, (unsigned long long)total);
+	CHECK("the cow opens after every power cut", bad_open == 0 && cuts == (int)total && total > 100);
+	CHECK("no finished or absent sector ever differs from the source after a cut", bad_finished == 0);
+	CHECK("written sectors always read as a version that was written", bad_written == 0);
+	free(formatted);
+	fakedev_free(&cow);
+	fakedev_free(&src);
+}
+
+int main(void)
+{
+	test_map();
+	test_format_identity();
+	test_overlay();
+	test_power_cuts();
+	return CHECK_DONE();
+}
