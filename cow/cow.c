@@ -538,6 +538,14 @@ int cow_sync(struct cow *c)
 	return sb_write(c);   /* 3. counters and sequence */
 }
 
+void cow_discard(struct cow *c)
+{
+	cow_map_free(&c->map);
+	c->env->free(c->pending);
+	c->env->free(c->iobuf);
+	c->env->free(c);
+}
+
 int cow_close(struct cow *c)
 {
 	int rc = cow_sync(c);
@@ -681,11 +689,17 @@ int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64
 	rc = c->src->read(c->src->ctx, off, (uint32_t)len, buf, bad_off);
 	if (rc < 0)
 		return rc;
-	/* Copy into the cow, skipping sectors the overlay wrote (the cow has the only copy). */
+	return cow_store_rescued(c, off, len, buf);
+}
+
+int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf)
+{
+	int rc = check_range(c, off, len);
+	if (rc < 0)
+		return rc;
 	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
 	while (s < e) {
-		uint64_t i = cow_map_lookup(&c->map, s);
-		const struct cow_extent *x = &c->map.ext[i];
+		const struct cow_extent *x = &c->map.ext[cow_map_lookup(&c->map, s)];
 		uint64_t r = x->start + x->count < e ? x->start + x->count : e;
 		if (!x->written) {
 			c->sb.ctr[2]++;

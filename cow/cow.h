@@ -84,6 +84,8 @@ int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const str
 int cow_sync(struct cow *c);
 /* Commits and frees. */
 int cow_close(struct cow *c);
+/* Frees without committing (read-only inspection, or a device that is gone). */
+void cow_discard(struct cow *c);
 
 /* The overlay: reads take the cow's copy where the map has one, the source elsewhere; writes go
  * to the cow and are recorded as present only by the next commit. Byte offsets and lengths are
@@ -95,6 +97,8 @@ int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf);
  * sectors the overlay wrote) and marks the range finished, durable at the next commit. On a read
  * error nothing is recorded and *bad_off names the failing byte when the device did. */
 int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
+/* Stores data rescued elsewhere (an imported ddrescue image) as cow_rescue_read would. */
+int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf);
 /* Sets the rescue state of a range ('?', '*', '/', '-'; '+' only through cow_rescue_read). */
 int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state);
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# cowtool driven as a user would, against GNU ddrescue 1.27 as the reference.
+set -u
+C=$(realpath "${COWBOOT_BUILD:-build}/cowtool")
+T=$(mktemp -d /tmp/cowboot-cowtool-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+check() { if eval "$2"; then pass "$1"; else fail "$1" "$2"; fi; }
+
+head -c 3145728 /dev/urandom > src.img
+ddrescue -f -s 1Mi -i 512Ki src.img img map >/dev/null 2>&1
+ddrescue -f -s 64Ki -i 2Mi src.img img map >/dev/null 2>&1
+check "GNU ddrescue made a partial run" "[ -s map ]"
+
+out=$("$C" format cow src.img 2>&1); rc=$?
+check "format creates a new cow file" "[ $rc = 0 ] && [ -s cow ]"
+out=$("$C" format cow src.img 2>&1); rc=$?
+check "format refuses an existing file without --yes" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'add --yes'"
+truncate -s 2M small
+out=$("$C" format small src.img --yes 2>&1); rc=$?
+check "format refuses a cow that is too small, with sizes" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'too small.*needs'"
+out=$("$C" import-map cow map 2>&1); rc=$?
+check "import-map without --image names what is missing" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'must come from --image'"
+printf '0 +\n0 0x200 +\n0x400 0x200 -\n' > broken.map
+out=$("$C" import-map cow broken.map --image img 2>&1); rc=$?
+check "import-map rejects a malformed mapfile with its line" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'line 3'"
+out=$("$C" import-map cow map --image img 2>&1); rc=$?
+check "import-map takes over a ddrescue run" "[ $rc = 0 ]"
+"$C" map cow > ours
+check "cowtool map passes ddrescuelog -t" "grep -q '^0x' ours && ddrescuelog -t ours >/dev/null 2>&1"
+check "with the same totals as ddrescue's own mapfile" "diff <(ddrescuelog -t map | grep -v 'current pos') <(ddrescuelog -t ours | grep -v 'current pos') >/dev/null"
+"$C" export cow src.img full >/dev/null 2>&1
+check "export with the source gives the source back" "cmp -s full src.img"
+"$C" export cow part --fill DEADBEEF >/dev/null 2>&1
+ok=1; nfin=0; nfill=0
+while read -r pos size st; do
+	case "$pos" in \#*|"") continue ;; esac
+	case "${size:-}" in 0x*) ;; *) continue ;; esac
+	p=$((pos)); s=$((size))
+	if [ "$st" = "+" ]; then
+		nfin=$((nfin + 1))
+		cmp -s <(tail -c +$((p + 1)) part | head -c $s) <(tail -c +$((p + 1)) src.img | head -c $s) || ok=0
+	else
+		nfill=$((nfill + 1))
+		[ "$(tail -c +$((p + 1)) part | head -c 4 | od -An -tx1 | tr -d ' ')" = deadbeef ] || ok=0
+	fi
+done < ours
+check "export: finished ranges equal the source" "[ $ok = 1 ] && [ $nfin = 2 ]"
+check "export: non-tried ranges carry the fill pattern" "[ $ok = 1 ] && [ $nfill = 3 ]"
+blocks=$(stat -c %b full)
+"$C" export cow holes >/dev/null 2>&1
+check "export without data is sparse" "[ \$(stat -c %b holes) -lt $blocks ] && [ \$(stat -c %s holes) = 3145728 ]"
+head -c 3145728 /dev/urandom > other.img
+out=$("$C" export cow other.img x 2>&1); rc=$?
+check "a different source is refused, naming the field" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'contents differ'"
+out=$("$C" check cow); rc=$?
+check "check passes a good cow" "[ $rc = 0 ]"
+out=$("$C" info cow)
+check "info shows identity, geometry and totals" "echo \"\$out\" | grep -q 'source: 3145728 bytes' && echo \"\$out\" | grep -q 'rescued  *1114112 bytes'"
+printf 'x' | dd of=cow bs=1 seek=40 conv=notrunc status=none
+check "a corrupt superblock A falls back to B" "\"$C\" check cow >/dev/null"
+printf 'x' | dd of=cow bs=1 seek=4136 conv=notrunc status=none
+out=$("$C" check cow 2>&1); rc=$?
+check "two corrupt superblocks: check exits 1 with the reason" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'no valid superblock'"
+out=$("$C" info src.img 2>&1); rc=$?
+check "a file that is not a cow is named as such" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'not a cow partition'"
+"$C" format cow2 src.img >/dev/null
+printf '0 -\n0 0x100000 -\n0x100000 0x100000 /\n0x200000 0x100000 *\n' > bad.map
+"$C" import-map cow2 bad.map >/dev/null 2>&1
+out=$("$C" reset cow2); rc=$?
+"$C" map cow2 > after
+check "reset turns bad and non-scraped back to non-tried" "[ $rc = 0 ] && grep -q '^0x00000000  0x00200000  ?' after && grep -q '0x00200000  0x00100000  \*' after"
+out=$("$C" frob 2>&1); rc=$?
+check "an unknown command prints the usage" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'usage: cowtool'"
+check "--help exits 0" "\"$C\" --help >/dev/null"

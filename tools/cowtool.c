@@ -1,0 +1,479 @@
+/* cowtool: the host side of a cow partition (cow-partition.md, "Host side"): format, inspect,
+ * check, print the ddrescue mapfile, import a ddrescue run, export the merged image, reset. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "lib_filedev.h"
+#include "../cow/errors.h"
+#include "../cow/mapfile.h"
+
+#define EXIT_FINDINGS 1
+#define EXIT_USAGE 2
+
+static const char *const usage_text =
+	"usage: cowtool <command> [arguments]\n"
+	"  format <cow> <source> [--unit BYTES] [--yes]  make <cow> the cow of <source>\n"
+	"  info <cow>                                    geometry, identity, counters, state totals\n"
+	"  check <cow>                                   verify all metadata; exit 1 on findings\n"
+	"  map <cow>                                     the GNU ddrescue mapfile on stdout\n"
+	"  import-map <cow> <mapfile> [--image <img>]    take over a ddrescue run\n"
+	"  export <cow> [<source>] <out> [--fill HEX]    the merged image\n"
+	"  reset <cow> [TYPES]                           bad (and non-scraped) back to non-tried\n"
+	"Exit status: 0 success, 1 check found problems, 2 usage or I/O error.\n";
+
+static int usage(const char *msg)
+{
+	if (msg)
+		fprintf(stderr, "cowtool: %s\n", msg);
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+static int fail(const char *path, const char *what, int rc, const char *why)
+{
+	fprintf(stderr, "cowtool: %s: %s: %s%s%s\n", path, what, err_str(rc), why && *why ? ": " : "",
+		why ? why : "");
+	return EXIT_USAGE;
+}
+
+static int open_dev(struct filedev *d, const char *path, int writable)
+{
+	int rc = filedev_open(d, path, writable);
+	if (rc < 0)
+		fprintf(stderr, "cowtool: %s: cannot open: %s\n", path, strerror(errno));
+	return rc;
+}
+
+static int open_cow(const char *path, const char *src_path, struct filedev *cd, struct filedev *sd,
+		    struct cow **c, int writable)
+{
+	char why[256] = "";
+	if (open_dev(cd, path, writable) < 0)
+		return -E_IO;
+	if (src_path && open_dev(sd, src_path, 0) < 0) {
+		filedev_close(cd);
+		return -E_IO;
+	}
+	int rc = cow_open(&host_env, &cd->bdev, src_path ? &sd->bdev : NULL, c, why, sizeof(why));
+	if (rc < 0) {
+		fail(path, "cannot open the cow", rc, why);
+		filedev_close(cd);
+		if (src_path)
+			filedev_close(sd);
+	}
+	return rc;
+}
+
+static int cmd_format(int argc, char **argv)
+{
+	const char *cow = NULL, *src = NULL;
+	uint64_t unit = 4096;
+	int yes = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--yes"))
+			yes = 1;
+		else if (!strcmp(argv[i], "--unit") && i + 1 < argc)
+			unit = strtoull(argv[++i], NULL, 0);
+		else if (!cow)
+			cow = argv[i];
+		else if (!src)
+			src = argv[i];
+		else
+			return usage("format: too many arguments");
+	}
+	if (!cow || !src)
+		return usage("format needs <cow> <source>");
+	struct filedev sd, cd;
+	if (open_dev(&sd, src, 0) < 0)
+		return EXIT_USAGE;
+	struct stat st;
+	int exists = stat(cow, &st) == 0;
+	if (exists && !yes) {
+		fprintf(stderr, "cowtool: %s exists: formatting destroys what it holds; add --yes\n", cow);
+		return EXIT_USAGE;
+	}
+	if (!exists) {
+		/* A new file, sparse, just large enough: the source plus 64 MiB of metadata room. */
+		int fd = open(cow, O_RDWR | O_CREAT | O_EXCL, 0644);
+		if (fd < 0 || ftruncate(fd, (off_t)(sd.bdev.size + (64u << 20))) < 0) {
+			fprintf(stderr, "cowtool: %s: cannot create: %s\n", cow, strerror(errno));
+			return EXIT_USAGE;
+		}
+		close(fd);
+	}
+	if (open_dev(&cd, cow, 1) < 0)
+		return EXIT_USAGE;
+	char why[256] = "";
+	int rc = cow_format(&host_env, &cd.bdev, &sd.bdev, (uint32_t)unit, why, sizeof(why));
+	filedev_close(&cd);
+	filedev_close(&sd);
+	if (rc < 0)
+		return fail(cow, "format", rc, why);
+	printf("%s is now the cow of %s\n", cow, src);
+	return 0;
+}
+
+static void print_totals(const struct cow_map *m, uint32_t lsize)
+{
+	static const char *const names[5] = { "non-tried", "non-trimmed", "non-scraped", "bad-sector", "rescued" };
+	struct cow_totals t;
+	cow_map_totals(m, &t);
+	for (int k = 0; k < 5; k++)
+		printf("  %-12s %14llu bytes in %llu area(s)\n", names[k],
+		       (unsigned long long)(t.sectors[k] * lsize), (unsigned long long)t.areas[k]);
+	printf("  %-12s %14llu bytes\n", "written", (unsigned long long)(t.written * lsize));
+}
+
+static int cmd_info(int argc, char **argv, int check_only)
+{
+	if (argc != 1)
+		return usage(check_only ? "check needs <cow>" : "info needs <cow>");
+	struct filedev cd, sd;
+	struct cow *c;
+	if (open_cow(argv[0], NULL, &cd, &sd, &c, 0) < 0)
+		return check_only ? EXIT_FINDINGS : EXIT_USAGE;
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	const struct cow_map *m = cow_get_map(c);
+	if (check_only) {
+		printf("%s: metadata valid (superblock sequence %llu, %llu extents)\n", argv[0],
+		       (unsigned long long)g.sb_seq, (unsigned long long)m->n);
+	} else {
+		struct cow_counters ct;
+		cow_get_counters(c, &ct);
+		printf("cow %s, format version %u\n  uuid ", argv[0], g.version);
+		for (int i = 0; i < 16; i++)
+			printf("%02x%s", g.uuid[i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
+		printf("\nsource: %llu bytes, sectors %u/%u, model '%s', serial '%s'\n",
+		       (unsigned long long)g.source_size, g.src_lsize, g.src_psize, g.model, g.serial);
+		printf("geometry: unit %u, checkpoints 2 x %llu bytes (%llu extents), journal %llu bytes at %llu, data at %llu\n",
+		       g.unit, (unsigned long long)g.checkpoint_bytes, (unsigned long long)g.max_extents,
+		       (unsigned long long)g.journal_bytes, (unsigned long long)g.journal_offset,
+		       (unsigned long long)g.data_offset);
+		printf("counters: source reads %llu, cow reads %llu, cow writes %llu, rescued %llu bytes, bad %llu bytes, commits %llu\n",
+		       (unsigned long long)ct.source_reads, (unsigned long long)ct.cow_reads,
+		       (unsigned long long)ct.cow_writes, (unsigned long long)ct.bytes_rescued,
+		       (unsigned long long)ct.bytes_bad, (unsigned long long)ct.commits);
+		printf("map: %llu extents\n", (unsigned long long)m->n);
+		print_totals(m, g.src_lsize);
+	}
+	cow_discard(c);   /* read-only inspection: nothing to commit */
+	filedev_close(&cd);
+	return 0;
+}
+
+struct map_iter { const struct cow_map *m; uint64_t i; uint32_t lsize; };
+
+static int next_extent(void *ctx, struct mapfile_block *b)
+{
+	struct map_iter *it = ctx;
+	if (it->i == it->m->n)
+		return 0;
+	const struct cow_extent *e = &it->m->ext[it->i++];
+	*b = (struct mapfile_block){ e->start * it->lsize, e->count * it->lsize, (char)e->state };
+	return 1;
+}
+
+static int emit_stdout(void *ctx, const char *text, size_t len)
+{
+	(void)ctx;
+	return fwrite(text, 1, len, stdout) == len ? 0 : -E_IO;
+}
+
+static void now_text(char *out, size_t n)
+{
+	time_t t = time(NULL);
+	strftime(out, n, "%Y-%m-%d %H:%M:%S", localtime(&t));
+}
+
+static int cmd_map(int argc, char **argv)
+{
+	if (argc != 1)
+		return usage("map needs <cow>");
+	struct filedev cd, sd;
+	struct cow *c;
+	if (open_cow(argv[0], NULL, &cd, &sd, &c, 0) < 0)
+		return EXIT_USAGE;
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	const struct cow_map *m = cow_get_map(c);
+	struct cow_totals t;
+	cow_map_totals(m, &t);
+	char now[32], cmd[600];
+	now_text(now, sizeof(now));
+	snprintf(cmd, sizeof(cmd), "cowtool map %s", argv[0]);
+	int done = t.sectors[0] + t.sectors[1] + t.sectors[2] == 0;
+	struct mapfile_header h = { "cowboot " COWBOOT_VERSION, cmd, now, now,
+				    done ? "Finished" : "Copying non-tried blocks... Pass 1 (forwards)",
+				    0, done ? '+' : '?', 1 };
+	struct map_iter it = { m, 0, g.src_lsize };
+	int rc = mapfile_write(&h, next_extent, &it, emit_stdout, NULL);
+	cow_discard(c);
+	filedev_close(&cd);
+	return rc < 0 ? fail(argv[0], "writing the mapfile", rc, NULL) : 0;
+}
+
+struct import_ctx { struct cow *c; int img_fd; const char *img; uint32_t lsize; int rc; int need_image; uint64_t size; };
+
+static int import_block(void *ctx, const struct mapfile_block *b)
+{
+	struct import_ctx *x = ctx;
+	if (b->pos % x->lsize || b->size % x->lsize || b->pos + b->size > x->size) {
+		fprintf(stderr, "cowtool: block at 0x%llX is not sector-aligned or past the source\n",
+			(unsigned long long)b->pos);
+		return -E_RANGE;
+	}
+	if (b->status != '+')
+		return b->status == '?' ? 0 : cow_set_state(x->c, b->pos, b->size, (uint8_t)b->status);
+	if (x->img_fd < 0) {
+		x->need_image = 1;
+		return -E_INVAL;
+	}
+	static char buf[1 << 20];
+	for (uint64_t off = 0; off < b->size; off += sizeof(buf)) {
+		uint64_t n = b->size - off < sizeof(buf) ? b->size - off : sizeof(buf);
+		if (pread(x->img_fd, buf, n, (off_t)(b->pos + off)) != (ssize_t)n) {
+			fprintf(stderr, "cowtool: %s: cannot read %llu bytes at %llu\n", x->img,
+				(unsigned long long)n, (unsigned long long)(b->pos + off));
+			return -E_IO;
+		}
+		int rc = cow_store_rescued(x->c, b->pos + off, n, buf);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	for (size_t r; buf && (r = fread(buf + n, 1, cap - n, f)) > 0;) {
+		n += r;
+		if (n == cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	fclose(f);
+	*len = n;
+	return buf;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+	const char *cow = NULL, *map = NULL, *img = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--image") && i + 1 < argc)
+			img = argv[++i];
+		else if (!cow)
+			cow = argv[i];
+		else if (!map)
+			map = argv[i];
+		else
+			return usage("import-map: too many arguments");
+	}
+	if (!cow || !map)
+		return usage("import-map needs <cow> <mapfile>");
+	size_t len;
+	char *text = slurp(map, &len);
+	if (!text) {
+		fprintf(stderr, "cowtool: %s: cannot read: %s\n", map, strerror(errno));
+		return EXIT_USAGE;
+	}
+	char err[200];
+	if (mapfile_read(text, len, MAPFILE_MAP, NULL, NULL, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "cowtool: %s: %s\n", map, err);
+		free(text);
+		return EXIT_USAGE;
+	}
+	struct filedev cd, sd;
+	struct cow *c;
+	if (open_cow(cow, NULL, &cd, &sd, &c, 1) < 0) {
+		free(text);
+		return EXIT_USAGE;
+	}
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	struct import_ctx x = { c, img ? open(img, O_RDONLY) : -1, img, g.src_lsize, 0, 0, g.source_size };
+	if (img && x.img_fd < 0) {
+		fprintf(stderr, "cowtool: %s: cannot open: %s\n", img, strerror(errno));
+		cow_close(c);
+		free(text);
+		return EXIT_USAGE;
+	}
+	int rc = mapfile_read(text, len, MAPFILE_MAP, NULL, import_block, &x, err, sizeof(err));
+	if (rc == 0)
+		rc = cow_close(c);
+	else
+		cow_close(c);   /* what was imported before the error is kept: it is all correct */
+	free(text);
+	if (x.img_fd >= 0)
+		close(x.img_fd);
+	filedev_close(&cd);
+	if (x.need_image) {
+		fprintf(stderr, "cowtool: %s has finished blocks: their data must come from --image <img>\n", map);
+		return EXIT_USAGE;
+	}
+	if (rc < 0)
+		return fail(cow, "import", rc, err);
+	printf("imported %s into %s\n", map, cow);
+	return 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	const char *pos[3] = { 0 };
+	int npos = 0, have_fill = 0;
+	uint8_t fill[64];
+	size_t fill_len = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--fill") && i + 1 < argc) {
+			const char *h = argv[++i];
+			size_t n = strlen(h);
+			if (!n || n % 2 || n / 2 > sizeof(fill))
+				return usage("--fill takes 1 to 64 bytes as hex digits");
+			for (size_t k = 0; k < n / 2; k++) {
+				unsigned v;
+				if (sscanf(h + 2 * k, "%2x", &v) != 1)
+					return usage("--fill takes hex digits");
+				fill[k] = (uint8_t)v;
+			}
+			fill_len = n / 2;
+			have_fill = 1;
+		} else if (npos < 3) {
+			pos[npos++] = argv[i];
+		} else {
+			return usage("export: too many arguments");
+		}
+	}
+	if (npos < 2)
+		return usage("export needs <cow> [<source>] <out>");
+	const char *cow = pos[0], *src = npos == 3 ? pos[1] : NULL, *out = pos[npos - 1];
+	struct filedev cd, sd;
+	struct cow *c;
+	if (open_cow(cow, src, &cd, &sd, &c, 0) < 0)
+		return EXIT_USAGE;
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (ofd < 0 || ftruncate(ofd, (off_t)g.source_size) < 0) {
+		fprintf(stderr, "cowtool: %s: cannot create: %s\n", out, strerror(errno));
+		return EXIT_USAGE;
+	}
+	const struct cow_map *m = cow_get_map(c);
+	static uint8_t buf[1 << 20], zero[1 << 20];
+	int tty = isatty(2), rc = 0;
+	time_t t0 = time(NULL), last = t0;
+	for (uint64_t i = 0; i < m->n && rc == 0; i++) {
+		const struct cow_extent *e = &m->ext[i];
+		int present = e->written || e->state == COW_FINISHED;
+		uint64_t base = e->start * g.src_lsize, len = e->count * g.src_lsize;
+		for (uint64_t off = 0; off < len && rc == 0; off += sizeof(buf)) {
+			uint64_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+			uint64_t bad;
+			if (present || src) {
+				rc = cow_ov_read(c, base + off, n, buf, &bad);
+				if (rc < 0) {
+					fprintf(stderr, "cowtool: reading %s at %llu: %s\n", present ? cow : src,
+						(unsigned long long)(rc == -E_MEDIUM ? bad : base + off), err_str(rc));
+					break;
+				}
+			} else if (have_fill) {
+				for (uint64_t k = 0; k < n; k++)
+					buf[k] = fill[(base + off + k) % fill_len];
+			} else {
+				continue;   /* a hole: nothing known, nothing written */
+			}
+			if (!memcmp(buf, zero, n))
+				continue;   /* sparse output: the file already reads as zeros there */
+			if (pwrite(ofd, buf, n, (off_t)(base + off)) != (ssize_t)n) {
+				fprintf(stderr, "cowtool: %s: write failed: %s\n", out, strerror(errno));
+				rc = -E_IO;
+			}
+		}
+		time_t now = time(NULL);
+		if (tty && now != last) {
+			last = now;
+			double frac = (double)(e->start + e->count) / (double)m->sectors;
+			double rate = (double)(e->start + e->count) * g.src_lsize / (double)(now - t0) / 1048576.0;
+			fprintf(stderr, "\rexport: %5.1f%%  %8.1f MiB/s  ETA %4.0f s ", frac * 100, rate,
+				frac > 0 ? (double)(now - t0) * (1 - frac) / frac : 0.0);
+		}
+	}
+	if (tty)
+		fputc('\n', stderr);
+	if (close(ofd) < 0 && rc == 0)
+		rc = -E_IO;
+	cow_discard(c);
+	filedev_close(&cd);
+	if (src)
+		filedev_close(&sd);
+	return rc < 0 ? EXIT_USAGE : 0;
+}
+
+static int cmd_reset(int argc, char **argv)
+{
+	if (argc < 1 || argc > 2)
+		return usage("reset needs <cow> [TYPES]");
+	const char *types = argc == 2 ? argv[1] : "-/";
+	for (const char *t = types; *t; t++)
+		if (!strchr("*/-", *t))
+			return usage("reset TYPES are some of * / -");
+	struct filedev cd, sd;
+	struct cow *c;
+	if (open_cow(argv[0], NULL, &cd, &sd, &c, 1) < 0)
+		return EXIT_USAGE;
+	const struct cow_map *m = cow_get_map(c);
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	uint64_t changed = 0;
+	int rc = 0;
+	for (uint64_t i = 0; i < m->n && rc == 0; i++) {
+		const struct cow_extent e = m->ext[i];
+		if (!strchr(types, e.state))
+			continue;
+		rc = cow_set_state(c, e.start * g.src_lsize, e.count * g.src_lsize, COW_NONTRIED);
+		changed += e.count * g.src_lsize;
+		i = cow_map_lookup(m, e.start);   /* the map may have merged around it */
+	}
+	int rc2 = cow_close(c);
+	filedev_close(&cd);
+	if (rc < 0 || rc2 < 0)
+		return fail(argv[0], "reset", rc < 0 ? rc : rc2, NULL);
+	printf("%llu bytes back to non-tried\n", (unsigned long long)changed);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+		return argc < 2 ? usage(NULL) : (fputs(usage_text, stdout), 0);
+	const char *cmd = argv[1];
+	argc -= 2;
+	argv += 2;
+	if (argc >= 1 && !strcmp(argv[0], "--help"))
+		return fputs(usage_text, stdout), 0;
+	if (!strcmp(cmd, "format"))
+		return cmd_format(argc, argv);
+	if (!strcmp(cmd, "info"))
+		return cmd_info(argc, argv, 0);
+	if (!strcmp(cmd, "check"))
+		return cmd_info(argc, argv, 1);
+	if (!strcmp(cmd, "map"))
+		return cmd_map(argc, argv);
+	if (!strcmp(cmd, "import-map"))
+		return cmd_import(argc, argv);
+	if (!strcmp(cmd, "export"))
+		return cmd_export(argc, argv);
+	if (!strcmp(cmd, "reset"))
+		return cmd_reset(argc, argv);
+	fprintf(stderr, "cowtool: unknown command '%s'\n", cmd);
+	return usage(NULL);
+}
