@@ -368,7 +368,7 @@ static int cmd_export(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const struct cow_map *m = cow_get_map(c);
-	static uint8_t buf[1 << 20], zero[1 << 20];
+	static uint8_t buf[8 << 20], zero[8 << 20];
 	int tty = isatty(2), rc = 0;
 	time_t t0 = time(NULL), last = t0;
 	for (uint64_t i = 0; i < m->n && rc == 0; i++) {
