@@ -65,6 +65,7 @@ struct cow {
 	uint32_t npending;
 	uint64_t jnext;          /* records in the journal of this epoch */
 	uint64_t jblocks;        /* journal blocks used in this epoch (a commit starts a new one) */
+	bool fresh_epoch;        /* the next commit checkpoints: no stale record can follow ours */
 	uint32_t lsize;          /* the source's logical sector: the map's unit */
 	uint8_t *iobuf;          /* one metadata block */
 };
@@ -420,6 +421,10 @@ static int load_from(struct cow *c, const struct superblock *sb, int which,
 		rc = ckpt_load(c, sb->active_ckpt, why, whylen);
 	if (rc == 0)
 		rc = journal_replay(c);
+	/* A crash may have kept a later block of a commit and lost an earlier one; appending after
+	 * the replayed records could make those stale records look current. The first commit after
+	 * an open therefore starts a new epoch from a checkpoint. */
+	c->fresh_epoch = true;
 	if (rc < 0)
 		cow_map_free(&c->map);
 	return rc;
@@ -499,7 +504,7 @@ int cow_sync(struct cow *c)
 		return rc;
 	uint64_t per = META_BLOCK / JREC;
 	uint64_t need_blocks = (c->npending + per - 1) / per;
-	if ((c->jblocks + need_blocks) * META_BLOCK > c->sb.journal_bytes) {
+	if (c->fresh_epoch || (c->jblocks + need_blocks) * META_BLOCK > c->sb.journal_bytes) {
 		/* 2'. The journal is full: a checkpoint of the whole map in the other slot, a new epoch. */
 		uint32_t slot = c->sb.active_ckpt ^ 1;
 		uint64_t epoch = c->sb.journal_epoch + 1;
@@ -513,6 +518,7 @@ int cow_sync(struct cow *c)
 		c->jnext = 0;
 		c->jblocks = 0;
 		c->npending = 0;
+		c->fresh_epoch = false;
 		return sb_write(c);
 	}
 	/* 2. The records, each commit from a fresh block so no committed record is rewritten. */
@@ -685,6 +691,8 @@ int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64
 		return rc;
 	if (!c->src)
 		return -E_NOENT;
+	if (len > (1u << 30))
+		return -E_RANGE;   /* one source command: callers read in clusters */
 	c->sb.ctr[0]++;
 	rc = c->src->read(c->src->ctx, off, (uint32_t)len, buf, bad_off);
 	if (rc < 0)
