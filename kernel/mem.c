@@ -114,37 +114,38 @@ void dma_free(void *p, size_t bytes)
 	page_free(p, (bytes + PAGE_SIZE - 1) / PAGE_SIZE);
 }
 
-/* ---- heap: blocks with a size header, a first-fit free list, chunks of 1 MiB ---- */
+/* ---- heap: power-of-two size classes carved from 1 MiB chunks ----
+ * A freed block returns to its class's list and is reused for the same class, so a long-running
+ * appliance's heap cannot fragment into unusable pieces; blocks over 128 KiB come
+ * straight from the page allocator and go back to it. */
 
 struct hblock {
-	size_t size;            /* payload bytes */
+	size_t size;            /* payload bytes (the class size, or the page run's) */
 	struct hblock *next;    /* free list link (free blocks only) */
 };
 #define HDR 16
-#define CHUNK_PAGES 256
-#define BIG (CHUNK_PAGES * PAGE_SIZE / 2)
+#define MIN_CLASS 4             /* 16 bytes */
+#define NCLASSES 14             /* up to 128 KiB */
+#define CHUNK_BYTES (1u << 20)
+#define MAX_CLASS ((size_t)1 << (MIN_CLASS + NCLASSES - 1))   /* 128 KiB */
 
-static struct hblock *free_list;
+static struct hblock *free_lists[NCLASSES];
+static uint8_t *chunk_pos, *chunk_end;
 static uint64_t heap_size, heap_used;
 
-static int heap_grow(void)
+static int size_class(size_t n)
 {
-	struct hblock *b = page_alloc(CHUNK_PAGES);
-	if (!b)
-		return -E_NOMEM;
-	b->size = CHUNK_PAGES * PAGE_SIZE - HDR;
-	b->next = free_list;
-	free_list = b;
-	heap_size += CHUNK_PAGES * PAGE_SIZE;
-	return 0;
+	int c = 0;
+	while (((size_t)1 << (MIN_CLASS + c)) < n)
+		c++;
+	return c;
 }
 
 void *kmalloc(size_t n)
 {
 	if (!n)
 		n = 1;
-	n = (n + 15) & ~(size_t)15;
-	if (n >= BIG) {   /* large blocks come straight from the page allocator */
+	if (n > MAX_CLASS) {
 		size_t pages = (n + HDR + PAGE_SIZE - 1) / PAGE_SIZE;
 		struct hblock *b = page_alloc(pages);
 		if (!b)
@@ -153,27 +154,39 @@ void *kmalloc(size_t n)
 		heap_used += b->size;
 		return (char *)b + HDR;
 	}
-	for (int pass = 0; pass < 2; pass++) {
-		for (struct hblock **pp = &free_list; *pp; pp = &(*pp)->next) {
-			struct hblock *b = *pp;
-			if (b->size < n)
-				continue;
-			if (b->size >= n + HDR + 64) {
-				struct hblock *rest = (struct hblock *)((char *)b + HDR + n);
-				rest->size = b->size - n - HDR;
-				rest->next = b->next;
-				*pp = rest;
-				b->size = n;
-			} else {
-				*pp = b->next;
+	int c = size_class(n);
+	size_t csize = (size_t)1 << (MIN_CLASS + c);
+	struct hblock *b = free_lists[c];
+	if (b) {
+		free_lists[c] = b->next;
+	} else {
+		if (!chunk_pos || (size_t)(chunk_end - chunk_pos) < csize + HDR) {
+			uint8_t *chunk = page_alloc(CHUNK_BYTES / PAGE_SIZE);
+			if (!chunk)
+				return NULL;
+			/* The rest of the old chunk is given to the lists rather than lost. */
+			while (chunk_pos && (size_t)(chunk_end - chunk_pos) >= HDR + 16) {
+				int k = size_class((size_t)(chunk_end - chunk_pos) - HDR);
+				if (((size_t)1 << (MIN_CLASS + k)) > (size_t)(chunk_end - chunk_pos) - HDR)
+					k--;
+				if (k >= NCLASSES)
+					k = NCLASSES - 1;
+				struct hblock *r = (struct hblock *)chunk_pos;
+				r->size = (size_t)1 << (MIN_CLASS + k);
+				r->next = free_lists[k];
+				free_lists[k] = r;
+				chunk_pos += HDR + r->size;
 			}
-			heap_used += b->size;
-			return (char *)b + HDR;
+			chunk_pos = chunk;
+			chunk_end = chunk + CHUNK_BYTES;
+			heap_size += CHUNK_BYTES;
 		}
-		if (pass == 0 && heap_grow() < 0)
-			return NULL;
+		b = (struct hblock *)chunk_pos;
+		b->size = csize;
+		chunk_pos += HDR + csize;
 	}
-	return NULL;
+	heap_used += b->size;
+	return (char *)b + HDR;
 }
 
 void *kzalloc(size_t n)
@@ -190,12 +203,13 @@ void kfree(void *p)
 		return;
 	struct hblock *b = (struct hblock *)((char *)p - HDR);
 	heap_used -= b->size;
-	if (b->size >= BIG) {
+	if (b->size > MAX_CLASS) {
 		page_free(b, (b->size + HDR) / PAGE_SIZE);
 		return;
 	}
-	b->next = free_list;
-	free_list = b;
+	int c = size_class(b->size);
+	b->next = free_lists[c];
+	free_lists[c] = b;
 }
 
 void *krealloc(void *p, size_t n)
