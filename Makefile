@@ -53,6 +53,8 @@ EFI_APP  := $(BUILD)/cowboot.efi
 BOOT_IMG := $(BUILD)/boot.img
 
 .PHONY: all image tools tests fuzzers run test bench fuzz clean demo
+# Keep intermediate objects: nothing is deleted (or printed) after the test summary.
+.SECONDARY:
 all: image tools tests
 
 image: $(EFI_APP) $(BOOT_IMG)
