@@ -1,9 +1,11 @@
-/* virtio-blk over PCI (modern interface, virtio 1.0+): one split virtqueue, many requests in
- * flight, completions reaped by polling the used ring. Recovery is a device reset and re-init. */
+/* virtio-blk over PCI, modern (virtio 1.0+, capability-mapped registers) or legacy (I/O port
+ * registers, 0.9.5): one split virtqueue, many requests in flight, completions reaped by polling
+ * the used ring. Recovery is a device reset and re-init. */
 #include "blk.h"
 #include "../boot/bootinfo.h"
 #include "../cow/port.h"
 #include "../kernel/console.h"
+#include "../kernel/io.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
@@ -50,8 +52,11 @@ struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 
 struct req_hdr { uint32_t type, reserved; uint64_t sector; };
 
-#define QSIZE_MAX 128
+#define QSIZE_MAX 256
 #define SLOTS (QSIZE_MAX / 3)
+/* Legacy I/O registers (BAR0). */
+enum { L_HOST_FEATURES = 0x00, L_GUEST_FEATURES = 0x04, L_QUEUE_PFN = 0x08, L_QUEUE_SIZE = 0x0c,
+       L_QUEUE_SELECT = 0x0e, L_QUEUE_NOTIFY = 0x10, L_STATUS = 0x12, L_CONFIG = 0x14 };
 
 struct vblk {
 	struct blk_dev dev;
@@ -62,6 +67,8 @@ struct vblk {
 	uint32_t notify_mult;
 	volatile uint16_t *notify;     /* queue 0's doorbell */
 	volatile uint8_t *isr;
+	uint16_t io;                   /* legacy: the I/O port base; 0 for a modern device */
+	void *ring;                    /* desc, avail, used: one block in the legacy layout */
 	uint64_t features;
 	uint16_t qsize, last_used, avail_idx;
 	struct desc *desc;
@@ -102,18 +109,108 @@ static int find_caps(struct vblk *v)
 	return 0;
 }
 
+/* The few transport differences between modern and legacy devices. */
+static uint8_t get_status(struct vblk *v)
+{
+	return v->io ? inb(v->io + L_STATUS) : v->common->status;
+}
+
+static void set_status(struct vblk *v, uint8_t st)
+{
+	if (v->io)
+		outb(v->io + L_STATUS, st);
+	else
+		v->common->status = st;
+}
+
+static uint32_t cfg32(struct vblk *v, unsigned off)
+{
+	return v->io ? inl((uint16_t)(v->io + L_CONFIG + off)) : *(volatile uint32_t *)((volatile uint8_t *)v->cfg + off);
+}
+
+static uint64_t cfg_capacity(struct vblk *v)
+{
+	return (uint64_t)cfg32(v, 0) | (uint64_t)cfg32(v, 4) << 32;
+}
+
+static uint8_t cfg8(struct vblk *v, unsigned off)
+{
+	return v->io ? inb((uint16_t)(v->io + L_CONFIG + off)) : ((volatile uint8_t *)v->cfg)[off];
+}
+
+static void notify(struct vblk *v)
+{
+	if (v->io)
+		outw(v->io + L_QUEUE_NOTIFY, 0);
+	else
+		*v->notify = 0;
+}
+
 static int wait_status_zero(struct vblk *v)
 {
 	deadline_t d = deadline_in_ms(1000);
-	while (v->common->status != 0)
+	while (get_status(v) != 0)
 		if (deadline_passed(d))
 			return -E_TIMEOUT;
 	return 0;
 }
 
+/* The ring in the legacy layout (also valid for modern devices): descriptors, the available
+ * ring, then the used ring on the next 4 KiB boundary. */
+static uint64_t ring_bytes(uint16_t qs)
+{
+	uint64_t used_off = (16ULL * qs + 6 + 2ULL * qs + 4095) & ~4095ULL;
+	return used_off + ((6 + 8ULL * qs + 4095) & ~4095ULL);
+}
+
+static int ring_setup(struct vblk *v, uint16_t qs)
+{
+	if (!v->ring) {
+		v->ring = dma_alloc(ring_bytes(qs), 4096);
+		v->hdrs = dma_alloc(sizeof(struct req_hdr) * SLOTS, 16);
+		v->status = dma_alloc(SLOTS, 1);
+		if (!v->ring || !v->hdrs || !v->status)
+			return -E_NOMEM;
+	}
+	v->qsize = qs;
+	memset(v->ring, 0, ring_bytes(qs));
+	v->desc = v->ring;
+	v->avail = (volatile uint16_t *)((uint8_t *)v->ring + 16ULL * qs);
+	v->used = (volatile uint8_t *)v->ring + ((16ULL * qs + 6 + 2ULL * qs + 4095) & ~4095ULL);
+	v->last_used = v->avail_idx = 0;
+	v->nslots = qs / 3 < SLOTS ? qs / 3 : SLOTS;
+	memset(v->slot_req, 0, sizeof(v->slot_req));
+	return 0;
+}
+
+/* Legacy devices: reset, 32 feature bits, the device's own queue size, the ring by page number. */
+static int vblk_init_legacy(struct vblk *v)
+{
+	set_status(v, 0);
+	if (wait_status_zero(v) < 0)
+		return -E_TIMEOUT;
+	set_status(v, S_ACK);
+	set_status(v, S_ACK | S_DRIVER);
+	uint64_t want = F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY;
+	v->features = inl(v->io + L_HOST_FEATURES) & want;
+	outl(v->io + L_GUEST_FEATURES, (uint32_t)v->features);
+	outw(v->io + L_QUEUE_SELECT, 0);
+	uint16_t qs = inw(v->io + L_QUEUE_SIZE);
+	if (qs < 3 || qs > QSIZE_MAX || (qs & (qs - 1)))
+		return -E_UNSUPP;   /* the legacy ring size cannot be changed by the driver */
+	int rc = ring_setup(v, qs);
+	if (rc < 0)
+		return rc;
+	outl(v->io + L_QUEUE_PFN, (uint32_t)(dma_addr(v->ring) >> 12));
+	set_status(v, S_ACK | S_DRIVER | S_DRIVER_OK);
+	return get_status(v) & S_FAILED ? -E_DEVICE : 0;
+}
+
 /* Reset, negotiate, set up queue 0, DRIVER_OK. Used at probe and as the recovery step. */
 static int vblk_init_device(struct vblk *v)
 {
+	if (v->io)
+		return vblk_init_legacy(v);
 	volatile struct common_cfg *c = v->common;
 	c->status = 0;
 	if (wait_status_zero(v) < 0)
@@ -140,23 +237,12 @@ static int vblk_init_device(struct vblk *v)
 	uint16_t qs = c->qsize;
 	if (qs < 3)
 		return -E_UNSUPP;
-	v->qsize = qs > QSIZE_MAX ? QSIZE_MAX : qs;
+	if (qs > QSIZE_MAX)
+		qs = QSIZE_MAX;
+	int rc = ring_setup(v, qs);
+	if (rc < 0)
+		return rc;
 	c->qsize = v->qsize;
-	if (!v->desc) {
-		v->desc = dma_alloc(16 * QSIZE_MAX, 16);
-		v->avail = dma_alloc(6 + 2 * QSIZE_MAX, 2);
-		v->used = dma_alloc(6 + 8 * QSIZE_MAX, 4);
-		v->hdrs = dma_alloc(sizeof(struct req_hdr) * SLOTS, 16);
-		v->status = dma_alloc(SLOTS, 1);
-		if (!v->desc || !v->avail || !v->used || !v->hdrs || !v->status)
-			return -E_NOMEM;
-	}
-	memset(v->desc, 0, 16 * QSIZE_MAX);
-	memset((void *)v->avail, 0, 6 + 2 * QSIZE_MAX);
-	memset((void *)v->used, 0, 6 + 8 * QSIZE_MAX);
-	v->last_used = v->avail_idx = 0;
-	v->nslots = v->qsize / 3;
-	memset(v->slot_req, 0, sizeof(v->slot_req));
 	c->qdesc = dma_addr(v->desc);
 	c->qavail = dma_addr((const void *)v->avail);
 	c->qused = dma_addr((const void *)v->used);
@@ -192,7 +278,7 @@ static void queue_req(struct vblk *v, uint32_t s, uint32_t type, uint64_t sector
 	v->avail_idx++;
 	v->avail[1] = v->avail_idx;
 	mmio_barrier();
-	*v->notify = 0;
+	notify(v);
 }
 
 static int vblk_start(struct blk_dev *d, struct blk_req *r)
@@ -292,8 +378,12 @@ static int vblk_probe(struct pci_dev *p)
 	if (!v)
 		return -E_NOMEM;
 	v->pci = p;
-	pci_enable(p, true, false, true);
+	pci_enable(p, true, true, true);
 	int rc = find_caps(v);
+	if (rc == -E_UNSUPP && p->bar_is_io[0] && p->bar[0]) {
+		v->io = (uint16_t)p->bar[0];   /* no virtio capabilities: the legacy interface */
+		rc = 0;
+	}
 	if (rc < 0)
 		goto free_v;
 	v->dev.drv = v;
@@ -304,14 +394,16 @@ static int vblk_probe(struct pci_dev *p)
 	fmt_snprintf(d->name, sizeof(d->name), "vd%d", nvblk);
 	d->transport = "virtio";
 	d->ops = &vblk_ops;
-	d->lsize = (v->features & F_BLK_SIZE) && v->cfg->blk_size >= 512 ? v->cfg->blk_size : 512;
-	d->psize = (v->features & F_TOPOLOGY) ? d->lsize << v->cfg->phys_exp : d->lsize;
-	d->sectors = v->cfg->capacity / (d->lsize / 512);
-	fmt_snprintf(d->model, sizeof(d->model), "virtio-blk");
+	uint32_t blk_size = cfg32(v, 20);
+	d->lsize = (v->features & F_BLK_SIZE) && blk_size >= 512 ? blk_size : 512;
+	d->psize = (v->features & F_TOPOLOGY) ? d->lsize << cfg8(v, 24) : d->lsize;
+	d->sectors = cfg_capacity(v) / (d->lsize / 512);
+	fmt_snprintf(d->model, sizeof(d->model), v->io ? "virtio-blk (legacy)" : "virtio-blk");
 	/* One data descriptor per request: bounded by SIZE_MAX, and 1 MiB at most. */
 	uint32_t max_bytes = 1u << 20;
-	if ((v->features & F_SIZE_MAX) && v->cfg->size_max && v->cfg->size_max < max_bytes)
-		max_bytes = v->cfg->size_max;
+	uint32_t size_max = cfg32(v, 8);
+	if ((v->features & F_SIZE_MAX) && size_max && size_max < max_bytes)
+		max_bytes = size_max;
 	d->max_sectors = max_bytes / d->lsize ? max_bytes / d->lsize : 1;
 	d->queue_depth = v->nslots;
 	if (v->features & F_RO)
@@ -329,7 +421,7 @@ static int vblk_probe(struct pci_dev *p)
 	return 0;
 
 reset:
-	v->common->status = 0;
+	set_status(v, 0);
 free_v:
 	kfree(v);
 	return rc;

@@ -39,5 +39,5 @@ print(f"{'qemu-img bench (host, depth 8, 1 MiB)':40s} {ref:9.1f} MiB/s  (page ca
 for label, (rate, depth, kib) in results.items():
     print(f"{'cowboot bench ' + label:40s} {rate:9.1f} MiB/s  depth {depth}, {kib} KiB/request, "
           f"ratio to host {rate / ref:.3f}")
-print("per-disk driver memory: virtio 20 KiB DMA (rings, headers); AHCI 16 KiB DMA "
+print("per-disk driver memory: virtio 24 KiB DMA (ring, headers); AHCI 16 KiB DMA "
       "(command list, FIS, one table, IDENTIFY); NVMe controller 4 queue pages + 63 PRP list pages")

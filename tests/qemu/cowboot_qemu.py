@@ -106,7 +106,8 @@ class Machine:
             serial += f",physical_block_size={d['pbs']}"
         t = d.get("transport", "virtio")
         if t == "virtio":
-            args += ["-device", f"virtio-blk-pci,drive={node}{serial}"]
+            legacy = ",disable-modern=on,disable-legacy=off" if d.get("legacy") else ""
+            args += ["-device", f"virtio-blk-pci,drive={node}{serial}{legacy}"]
         elif t == "sata":
             args += ["-device", f"ide-hd,drive={node},bus={d.get('bus', 'ide.%d' % i)}{serial}"]
         elif t == "nvme":

@@ -32,7 +32,8 @@ def hexdump_bytes(out):
 BAD = 3000   # blkdebug makes this sector of disk C unreadable
 rules = blkdebug_read_error(BAD)
 disks = [dict(path=A, serial="SER-A"), dict(path=B, serial="SER-B", readonly=True),
-         dict(path=C, serial="SER-C", blkdebug_rules=rules)]
+         dict(path=C, serial="SER-C", blkdebug_rules=rules),
+         dict(path=B, serial="SER-LEGACY", readonly=True, legacy=True)]
 with Machine(disks=disks, name="vblk") as m:
     m.wait_prompt(60)
     out = m.cmd("disks")
@@ -41,6 +42,11 @@ with Machine(disks=disks, name="vblk") as m:
     check("disks shows sizes and sector sizes", re.search(r"^vd1\s+8\.0 MiB\s+512/512", out, re.M), out)
     check("a read-only drive is flagged ro", re.search(r"^vd2 .*\bro$", out, re.M), out)
     check("the boot disk is flagged boot", re.search(r"^vd0 .*\bboot$", out, re.M), out)
+    check("a legacy-only virtio device is driven", re.search(r"^vd4 .*virtio-blk \(legacy\)\s+SER-LEGACY", out, re.M), out)
+    got = re.search(r"crc32 ([0-9a-f]{8})", m.cmd("sum vd4 0 8192", 60))
+    check("the legacy device reads the host's bytes", got and got.group(1) == host_crc(B, 0, 8192), got)
+    out = m.cmd("testwrite vd4 0 1 1")
+    check("the legacy device honours read-only", "device is read-only" in out, out)
     for lba, count in ((0, 1), (5, 1), (16383, 1), (100, 3), (2047, 2)):
         out = m.cmd(f"read vd1 {lba} {count}")
         with open(A, "rb") as f:
