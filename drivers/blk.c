@@ -5,6 +5,7 @@
 #include "../cow/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
+#include "../kernel/mem.h"
 #include "../kernel/task.h"
 #include "../kernel/time.h"
 
@@ -124,6 +125,45 @@ static void kick(struct blk_dev *d)
 	}
 }
 
+/* A split request's piece finished: the parent completes with the first error, at the LBA the
+ * failing piece named, once every piece is done. */
+static void child_done(struct blk_req *c)
+{
+	struct blk_req *p = c->parent;
+	if (c->status < 0 && p->status == 0) {
+		p->status = c->status;
+		p->err_lba = c->err_lba;
+	}
+	if (--p->pending == 0) {
+		kfree(p->next);   /* the children's array */
+		p->next = NULL;
+		p->complete = true;
+		if (p->done)
+			p->done(p);
+	}
+}
+
+/* Larger than one command: split into pieces of max_sectors, all queued at once. */
+static int submit_split(struct blk_dev *d, struct blk_req *r)
+{
+	uint32_t n = (r->count + d->max_sectors - 1) / d->max_sectors;
+	struct blk_req *kids = kzalloc(sizeof(*kids) * n);
+	if (!kids)
+		return -E_NOMEM;
+	r->next = kids;   /* parked here until the last piece completes */
+	r->pending = n;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t off = i * d->max_sectors;
+		kids[i] = (struct blk_req){ .op = r->op, .flags = r->flags, .lba = r->lba + off,
+					    .count = r->count - off < d->max_sectors ? r->count - off : d->max_sectors,
+					    .buf = (uint8_t *)r->buf + (uint64_t)off * d->lsize,
+					    .timeout_ms = r->timeout_ms, .done = child_done, .parent = r };
+	}
+	for (uint32_t i = 0; i < n; i++)
+		blk_submit(d, &kids[i]);   /* errors arrive through child_done */
+	return 0;
+}
+
 int blk_submit(struct blk_dev *d, struct blk_req *r)
 {
 	r->dev = d;
@@ -142,9 +182,15 @@ int blk_submit(struct blk_dev *d, struct blk_req *r)
 		rc = -E_GONE;
 	else if ((r->flags & BLK_REQ_FUA) && !(d->flags & BLK_F_FUA))
 		rc = -E_UNSUPP;
-	else if (r->op != BLK_FLUSH && (r->count == 0 || r->count > d->max_sectors ||
-					r->lba >= d->sectors || r->count > d->sectors - r->lba))
+	else if (r->op != BLK_FLUSH && (r->count == 0 || r->lba >= d->sectors ||
+					r->count > d->sectors - r->lba))
 		rc = -E_RANGE;
+	else if (r->op != BLK_FLUSH && r->count > d->max_sectors) {
+		r->pending = 0;
+		rc = submit_split(d, r);
+		if (rc == 0)
+			return 0;
+	}
 	if (rc == 0 && d->parent) {   /* run it on the whole disk */
 		r->lba += d->start_lba;
 		d = d->parent;
@@ -277,22 +323,13 @@ static int wait_done(struct blk_req *r)
 static int blk_rw(struct blk_dev *d, uint8_t op, uint64_t lba, uint32_t count, void *buf,
 		  uint64_t *err_lba)
 {
-	while (count) {
-		uint32_t n = count < d->max_sectors ? count : d->max_sectors;
-		struct blk_req r = { .op = op, .lba = lba, .count = n, .buf = buf };
-		int rc = blk_submit(d, &r);
-		if (rc == 0)
-			rc = wait_done(&r);
-		if (rc < 0) {
-			if (err_lba)
-				*err_lba = r.err_lba;
-			return rc;
-		}
-		lba += n;
-		count -= n;
-		buf = (char *)buf + (uint64_t)n * d->lsize;
-	}
-	return 0;
+	struct blk_req r = { .op = op, .lba = lba, .count = count, .buf = buf };
+	int rc = blk_submit(d, &r);
+	if (rc == 0)
+		rc = wait_done(&r);
+	if (rc < 0 && err_lba)
+		*err_lba = r.err_lba;
+	return rc;
 }
 
 int blk_read(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf, uint64_t *err_lba)

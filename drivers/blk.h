@@ -20,7 +20,7 @@ struct blk_req {
 	uint8_t op;
 	uint8_t flags;
 	uint64_t lba;             /* logical sectors of the device */
-	uint32_t count;           /* sectors, at most dev->max_sectors (blk_read/blk_write split) */
+	uint32_t count;           /* sectors; any number: the layer splits to the device's limits */
 	void *buf;                /* count * lsize bytes; any kernel memory is DMA-able */
 	uint32_t timeout_ms;      /* 0: the device's default */
 	void (*done)(struct blk_req *r);   /* called once, from a poller, when complete; may be NULL */
