@@ -1,12 +1,12 @@
 ; CPU glue C cannot express: loading the GDT (a far return reloads CS) and the exception entry
-; stubs, which give every vector the same frame before calling exception_handler().
+; entry points, which give every vector the same frame before calling exception_handler().
 bits 64
 default rel
 section .text
 
 global gdt_load
 global idt_load
-global isr_stubs
+global isr_entries
 extern exception_handler
 
 ; void gdt_load(const void *gdtr, uint16_t code_sel, uint16_t data_sel)
@@ -32,7 +32,7 @@ idt_load:
 	ret
 
 ; Vectors that push an error code themselves; the others push a zero so the frame is uniform.
-%macro STUB 1
+%macro ISR_ENTRY 1
 	align 16
 %if %1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17 || %1 == 21 || %1 == 29 || %1 == 30
 	push qword %1
@@ -44,10 +44,10 @@ idt_load:
 %endmacro
 
 	align 16
-isr_stubs:
+isr_entries:
 %assign v 0
 %rep 32
-	STUB v
+	ISR_ENTRY v
 %assign v v+1
 %endrep
 

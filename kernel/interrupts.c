@@ -14,7 +14,7 @@ struct exc_frame {
 
 void gdt_load(const void *gdtr, uint16_t code_sel, uint16_t data_sel);
 void idt_load(const void *idtr);
-extern char isr_stubs[];
+extern char isr_entries[];
 void exception_handler(struct exc_frame *f) __attribute__((noreturn));
 
 struct __attribute__((packed)) table_ptr { uint16_t limit; uint64_t base; };
@@ -32,7 +32,7 @@ void interrupts_init(void)
 	struct table_ptr g = { sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt };
 	gdt_load(&g, 0x08, 0x10);
 	for (int v = 0; v < 32; v++) {
-		uint64_t a = (uint64_t)(uintptr_t)(isr_stubs + 16 * v);
+		uint64_t a = (uint64_t)(uintptr_t)(isr_entries + 16 * v);
 		idt[v] = (struct idt_gate){ (uint16_t)a, 0x08, 0, 0x8e, (uint16_t)(a >> 16),
 					    (uint32_t)(a >> 32), 0 };
 	}
