@@ -165,11 +165,13 @@ static int identity_differs(const struct superblock *a, const struct superblock 
 	else if (a->src_lsize != b->src_lsize || a->src_psize != b->src_psize)
 		set_why(why, n, "source sector size differs: the cow has %u/%u, this disk %u/%u",
 			a->src_lsize, a->src_psize, b->src_lsize, b->src_psize);
-	else if (strncmp(a->model, b->model, sizeof(a->model)))
+	/* Model, serial and WWN are compared when both sides know them: an image file of the disk
+	 * on the host has none, and is then judged by size, sector size and contents. */
+	else if (a->model[0] && b->model[0] && strncmp(a->model, b->model, sizeof(a->model)))
 		set_why(why, n, "source model differs: the cow has '%.48s', this disk '%.48s'", a->model, b->model);
-	else if (strncmp(a->serial, b->serial, sizeof(a->serial)))
+	else if (a->serial[0] && b->serial[0] && strncmp(a->serial, b->serial, sizeof(a->serial)))
 		set_why(why, n, "source serial differs: the cow has '%.32s', this disk '%.32s'", a->serial, b->serial);
-	else if (a->wwn_len != b->wwn_len || memcmp(a->wwn, b->wwn, a->wwn_len))
+	else if (a->wwn_len && b->wwn_len && (a->wwn_len != b->wwn_len || memcmp(a->wwn, b->wwn, a->wwn_len)))
 		set_why(why, n, "source WWN/EUI-64 differs");
 	else if ((a->sampled & b->sampled & 1) && memcmp(a->hash_first, b->hash_first, 32))
 		set_why(why, n, "source contents differ: the hash of its first MiB is not the recorded one");

@@ -68,10 +68,8 @@ int filedev_open(struct filedev *d, const char *path, int writable)
 		d->bdev.size = size;
 		d->bdev.lsize = (uint32_t)ss;
 		d->bdev.psize = ps;
-		strcpy(d->bdev.model, "block device");
 	} else {
 		d->bdev.size = (uint64_t)st.st_size / 512 * 512;
-		strcpy(d->bdev.model, "file");
 	}
 	return 0;
 fail:

@@ -10,7 +10,7 @@ struct filedev {
 };
 
 /* 0, or -E_NOENT/-E_IO with errno telling why. Files present 512-byte sectors; block devices
- * their own. Model "file" (or "block device"), no serial: identity rests on size and content. */
+ * their own. No model, serial or WWN: identity rests on size, sector size and content. */
 int filedev_open(struct filedev *d, const char *path, int writable);
 void filedev_close(struct filedev *d);
 extern const struct cow_env host_env;

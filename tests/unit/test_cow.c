@@ -83,6 +83,8 @@ static void test_format_identity(void)
 	char why[200];
 	fakedev_init(&src, SRC_SIZE, LS, "DISK", "SER1");
 	fill_source(&src);
+	src.bdev.wwn_len = 8;
+	src.bdev.wwn[0] = 0x50;
 	fakedev_init(&small, SRC_SIZE, LS, "SMALL", "S");
 	int rc = cow_format(&test_env, &small.bdev, &src.bdev, 4096, why, sizeof(why));
 	CHECK("format refuses a cow smaller than source + metadata", rc == -E_TOOSMALL && strstr(why, "needs"));
@@ -113,7 +115,7 @@ static void test_format_identity(void)
 			other.bdev.psize = 4096;
 		if (!strcmp(cases[i].name, "wwn")) {
 			other.bdev.wwn_len = 8;
-			other.bdev.wwn[0] = 0x50;
+			other.bdev.wwn[0] = 0x51;
 		}
 		why[0] = '\0';
 		rc = open_cow(&cow, &other, &c, why);
@@ -124,6 +126,17 @@ static void test_format_identity(void)
 			cow_close(c);
 		fakedev_free(&other);
 	}
+	/* An image file of the disk knows no model, serial or WWN: size and contents decide. */
+	struct fakedev image;
+	fakedev_init(&image, SRC_SIZE, LS, "", "");
+	memcpy(image.view, src.view, SRC_SIZE);
+	rc = open_cow(&cow, &image, &c, why);
+	CHECK("an image file of the source (no model or serial) is accepted", rc == 0);
+	if (rc == 0)
+		cow_close(c);
+	image.view[SRC_SIZE - 10] ^= 1;
+	CHECK("an image file with other contents is refused", open_cow(&cow, &image, &c, why) == -E_IDENTITY && strstr(why, "last MiB"));
+	fakedev_free(&image);
 	/* An unreadable sampled region is not compared (a failing disk may lose its first MiB). */
 	src.bad_from = 4096;
 	src.bad_to = 8192;

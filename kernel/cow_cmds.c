@@ -1,0 +1,311 @@
+/* The cow commands of the console: the block layer's disks as cow devices, overlays ov0..ov7,
+ * `cow format/open/close/sync/stats/list` and `map`. Overlays are committed at shutdown. */
+#include "console.h"
+#include "lib_args.h"
+#include "log.h"
+#include "mem.h"
+#include "power.h"
+#include "shell.h"
+#include "time.h"
+#include "../cow/cow.h"
+#include "../cow/errors.h"
+#include "../cow/mapfile.h"
+#include "../cow/port.h"
+#include "../drivers/blk.h"
+
+#define MAX_OV 8
+
+struct bdev_adapter {
+	struct cow_bdev bdev;
+	struct blk_dev *blk;
+};
+
+struct overlay {
+	struct cow *cow;
+	struct bdev_adapter src, dst;
+	char start_time[24];
+};
+
+static struct overlay overlays[MAX_OV];
+
+static int ad_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad_off)
+{
+	struct bdev_adapter *a = ctx;
+	uint64_t err_lba = BLK_NO_LBA;
+	int rc = blk_read(a->blk, off / a->blk->lsize, len / a->blk->lsize, buf, &err_lba);
+	if (rc < 0 && bad_off)
+		*bad_off = err_lba == BLK_NO_LBA ? off : err_lba * a->blk->lsize;
+	return rc;
+}
+
+static int ad_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+{
+	struct bdev_adapter *a = ctx;
+	return blk_write(a->blk, off / a->blk->lsize, len / a->blk->lsize, buf, NULL);
+}
+
+static int ad_flush(void *ctx)
+{
+	struct bdev_adapter *a = ctx;
+	return blk_flush(a->blk);
+}
+
+static void adapt(struct bdev_adapter *a, struct blk_dev *d)
+{
+	memset(a, 0, sizeof(*a));
+	a->blk = d;
+	a->bdev = (struct cow_bdev){ .ctx = a, .size = d->sectors * d->lsize, .lsize = d->lsize,
+				     .psize = d->psize, .read = ad_read, .write = ad_write, .flush = ad_flush };
+	memcpy(a->bdev.model, d->model, sizeof(a->bdev.model) - 1);
+	memcpy(a->bdev.serial, d->serial, sizeof(a->bdev.serial) - 1);
+	memcpy(a->bdev.wwn, d->wwn, sizeof(a->bdev.wwn));
+	a->bdev.wwn_len = d->wwn_len;
+}
+
+static uint64_t rnd_state;
+static void env_random(void *buf, size_t n)
+{
+	uint32_t lo, hi;
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	rnd_state ^= ((uint64_t)hi << 32 | lo) * 0x9E3779B97F4A7C15ULL;
+	for (size_t i = 0; i < n; i++) {
+		rnd_state ^= rnd_state << 13;
+		rnd_state ^= rnd_state >> 7;
+		rnd_state ^= rnd_state << 17;
+		((uint8_t *)buf)[i] = (uint8_t)rnd_state;
+	}
+}
+static const struct cow_env kernel_env = { kmalloc, kfree, time_now_us, env_random };
+
+static struct overlay *find_overlay(const char *name)
+{
+	if (strncmp(name, "ov", 2) || name[2] < '0' || name[2] > '7' || name[3])
+		return NULL;
+	struct overlay *o = &overlays[name[2] - '0'];
+	return o->cow ? o : NULL;
+}
+
+static int busy_disk(const struct blk_dev *d)
+{
+	for (int i = 0; i < MAX_OV; i++)
+		if (overlays[i].cow && (overlays[i].src.blk == d || overlays[i].dst.blk == d))
+			return 1;
+	return 0;
+}
+
+static void wall_text(char *out, size_t n)
+{
+	struct wall_time t;
+	time_wall(&t);
+	fmt_snprintf(out, n, "%04d-%02d-%02d %02d:%02d:%02d", t.year, t.month, t.day, t.hour,
+		     t.minute, t.second);
+}
+
+static int cow_format_cmd(int argc, char **argv)
+{
+	uint64_t unit = 4096;
+	int yes = 0;
+	const char *v;
+	if (argc < 4)
+		return -E_USAGE;
+	for (int i = 4; i < argc; i++) {
+		if (!strcmp(argv[i], "--yes"))
+			yes = 1;
+		else if (args_kv(argv[i], "unit", &v) && args_size(v, &unit) == 0 && unit <= (1u << 20))
+			continue;
+		else
+			return -E_USAGE;
+	}
+	struct blk_dev *cow = blk_find(argv[2]), *src = blk_find(argv[3]);
+	if (!cow || !src)
+		return -E_NOENT;
+	if (cow == src || cow->parent == src || src->parent == cow) {
+		kprintf("cow format: the cow and the source must be different disks\n");
+		return -E_INVAL;
+	}
+	if (busy_disk(cow)) {
+		kprintf("cow format: %s is in use by an open overlay\n", cow->name);
+		return -E_BUSY;
+	}
+	if (!yes) {
+		kprintf("cow format: this destroys what %s holds; add --yes\n", cow->name);
+		return -E_INVAL;
+	}
+	struct bdev_adapter ca, sa;
+	adapt(&ca, cow);
+	adapt(&sa, src);
+	char why[200] = "";
+	int rc = cow_format(&kernel_env, &ca.bdev, &sa.bdev, (uint32_t)unit, why, sizeof(why));
+	if (rc < 0) {
+		kprintf("cow format: %s\n", why[0] ? why : err_str(rc));
+		return rc;
+	}
+	log_event(LOG_INFO, "%s formatted as the cow of %s", cow->name, src->name);
+	return 0;
+}
+
+static int cow_open_cmd(int argc, char **argv)
+{
+	if (argc != 4)
+		return -E_USAGE;
+	struct blk_dev *src = blk_find(argv[2]), *cow = blk_find(argv[3]);
+	if (!cow || !src)
+		return -E_NOENT;
+	if (busy_disk(cow) || busy_disk(src)) {
+		kprintf("cow open: %s or %s is already in an open overlay\n", src->name, cow->name);
+		return -E_BUSY;
+	}
+	int slot = 0;
+	while (slot < MAX_OV && overlays[slot].cow)
+		slot++;
+	if (slot == MAX_OV)
+		return -E_NOSPC;
+	struct overlay *o = &overlays[slot];
+	adapt(&o->src, src);
+	adapt(&o->dst, cow);
+	/* Protect the source before the first byte is read for the identity check. */
+	uint32_t before = src->flags;
+	blk_protect_tree(src, BLK_F_SOURCE);
+	char why[200] = "";
+	int rc = cow_open(&kernel_env, &o->dst.bdev, &o->src.bdev, &o->cow, why, sizeof(why));
+	if (rc < 0) {
+		if (!(before & BLK_F_SOURCE))
+			src->flags &= ~BLK_F_SOURCE;
+		o->cow = NULL;
+		kprintf("cow open: %s\n", why[0] ? why : err_str(rc));
+		return rc;
+	}
+	cow->flags |= BLK_F_COW;
+	wall_text(o->start_time, sizeof(o->start_time));
+	kprintf("ov%d: %s over %s (source read-only)\n", slot, cow->name, src->name);
+	log_event(LOG_INFO, "ov%d opened: cow %s, source %s", slot, cow->name, src->name);
+	return 0;
+}
+
+static int sync_one(struct overlay *o, int idx)
+{
+	int rc = cow_sync(o->cow);
+	if (rc < 0)
+		kprintf("ov%d: commit failed: %s\n", idx, err_str(rc));
+	return rc;
+}
+
+static void print_stats(struct overlay *o, int idx)
+{
+	struct cow_counters c;
+	struct cow_totals t;
+	cow_get_counters(o->cow, &c);
+	cow_map_totals(cow_get_map(o->cow), &t);
+	uint32_t ls = o->src.blk->lsize;
+	kprintf("ov%d: source %s, cow %s\n", idx, o->src.blk->name, o->dst.blk->name);
+	kprintf("  source reads %llu, cow reads %llu, cow writes %llu, commits %llu\n",
+		(unsigned long long)c.source_reads, (unsigned long long)c.cow_reads,
+		(unsigned long long)c.cow_writes, (unsigned long long)c.commits);
+	kprintf("  rescued %llu bytes, bad %llu bytes, non-tried %llu bytes, written %llu bytes\n",
+		(unsigned long long)(t.sectors[4] * ls), (unsigned long long)(t.sectors[3] * ls),
+		(unsigned long long)(t.sectors[0] * ls), (unsigned long long)(t.written * ls));
+}
+
+static int cmd_cow(int argc, char **argv)
+{
+	if (argc < 2)
+		return -E_USAGE;
+	const char *sub = argv[1];
+	if (!strcmp(sub, "format"))
+		return cow_format_cmd(argc, argv);
+	if (!strcmp(sub, "open"))
+		return cow_open_cmd(argc, argv);
+	if (!strcmp(sub, "list")) {
+		for (int i = 0; i < MAX_OV; i++)
+			if (overlays[i].cow)
+				kprintf("ov%d  source %s  cow %s\n", i, overlays[i].src.blk->name,
+					overlays[i].dst.blk->name);
+		return argc == 2 ? 0 : -E_USAGE;
+	}
+	if ((!strcmp(sub, "sync") || !strcmp(sub, "stats")) && argc <= 3) {
+		int rc = 0;
+		for (int i = 0; i < MAX_OV; i++) {
+			if (!overlays[i].cow || (argc == 3 && find_overlay(argv[2]) != &overlays[i]))
+				continue;
+			if (sub[1] == 'y')
+				rc = sync_one(&overlays[i], i) < 0 ? -E_IO : rc;
+			else
+				print_stats(&overlays[i], i);
+		}
+		if (argc == 3 && !find_overlay(argv[2])) {
+			kprintf("no overlay '%s' (see cow list)\n", argv[2]);
+			return -E_NOENT;
+		}
+		return rc;
+	}
+	if (!strcmp(sub, "close") && argc == 3) {
+		struct overlay *o = find_overlay(argv[2]);
+		if (!o) {
+			kprintf("no overlay '%s' (see cow list)\n", argv[2]);
+			return -E_NOENT;
+		}
+		int rc = cow_close(o->cow);   /* commits first */
+		o->cow = NULL;
+		o->src.blk->flags &= ~BLK_F_SOURCE;
+		o->dst.blk->flags &= ~BLK_F_COW;
+		log_event(LOG_INFO, "%s closed", argv[2]);
+		return rc;
+	}
+	return -E_USAGE;
+}
+COMMAND(cow, "cow format <cow> <src> [unit=<bytes>] --yes | open <src> <cow> | close <ov> | sync [<ov>] | stats [<ov>] | list",
+	"cow partitions: format, open as an overlay, commit, counters",
+	"format makes <cow> (a disk or partition) the cow of <src> (refused without --yes, or when too\n"
+	"  small). open checks the cow belongs to <src> and binds them as ov0..ov7; the source is\n"
+	"  read-only from then on. sync commits; close commits and detaches.", cmd_cow);
+
+static int emit_console(void *ctx, const char *text, size_t len)
+{
+	(void)ctx;
+	console_write(text, len);
+	return 0;
+}
+
+struct map_iter { const struct cow_map *m; uint64_t i; uint32_t lsize; };
+
+static int next_block(void *ctx, struct mapfile_block *b)
+{
+	struct map_iter *it = ctx;
+	if (it->i == it->m->n)
+		return 0;
+	const struct cow_extent *e = &it->m->ext[it->i++];
+	*b = (struct mapfile_block){ e->start * it->lsize, e->count * it->lsize, (char)e->state };
+	return 1;
+}
+
+static int cmd_map(int argc, char **argv)
+{
+	if (argc != 2)
+		return -E_USAGE;
+	struct overlay *o = find_overlay(argv[1]);
+	if (!o) {
+		kprintf("no overlay '%s' (see cow list)\n", argv[1]);
+		return -E_NOENT;
+	}
+	const struct cow_map *m = cow_get_map(o->cow);
+	struct cow_totals t;
+	cow_map_totals(m, &t);
+	int done = t.sectors[0] + t.sectors[1] + t.sectors[2] == 0;
+	char now[24], cmdline[64];
+	wall_text(now, sizeof(now));
+	fmt_snprintf(cmdline, sizeof(cmdline), "map %s", argv[1]);
+	struct mapfile_header h = { "cowboot " COWBOOT_VERSION, cmdline, o->start_time, now,
+				    done ? "Finished" : "Copying non-tried blocks... Pass 1 (forwards)",
+				    0, done ? '+' : '?', 1 };
+	struct map_iter it = { m, 0, o->src.blk->lsize };
+	return mapfile_write(&h, next_block, &it, emit_console, NULL);
+}
+COMMAND(map, "map <ov>", "the overlay's GNU ddrescue mapfile", NULL, cmd_map);
+
+static void commit_all(void)
+{
+	for (int i = 0; i < MAX_OV; i++)
+		if (overlays[i].cow)
+			sync_one(&overlays[i], i);
+}
+SHUTDOWN_HOOK(cow, commit_all);
