@@ -238,13 +238,12 @@ static void fail_all(struct blk_dev *d, int status)
 	}
 }
 
-void blk_protect_tree(struct blk_dev *d, uint32_t flag)
+void blk_protect_tree(struct blk_dev *d, uint32_t flag, bool on)
 {
 	struct blk_dev *top = d->parent ? d->parent : d;
-	top->flags |= flag;
 	for (int i = 0; i < ndisks; i++)
-		if (disks[i]->parent == top)
-			disks[i]->flags |= flag;
+		if (disks[i] == top || disks[i]->parent == top)
+			disks[i]->flags = on ? disks[i]->flags | flag : disks[i]->flags & ~flag;
 }
 
 void blk_set_gone(struct blk_dev *d)

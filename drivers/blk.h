@@ -116,9 +116,10 @@ void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err
 void blk_set_gone(struct blk_dev *d);
 void blk_set_returned(struct blk_dev *d);
 
-/* Sets a protection flag (BLK_F_RO, BLK_F_SOURCE) on a disk and all its partitions, or on a
- * partition's disk and siblings: writing through another name must be refused too. */
-void blk_protect_tree(struct blk_dev *d, uint32_t flag);
+/* Sets (on) or clears a protection flag (BLK_F_RO, BLK_F_SOURCE) on a disk and all its
+ * partitions, or on a partition's disk and siblings: writing through another name must be
+ * refused too. */
+void blk_protect_tree(struct blk_dev *d, uint32_t flag, bool on);
 /* Registers the GPT (or MBR) partitions of every disk as <disk>p<N> (drivers/part.c). */
 void part_scan_all(void);
 

@@ -183,7 +183,7 @@ static int cmd_protect(int argc, char **argv)
 	struct blk_dev *d = blk_find(argv[1]);
 	if (!d)
 		return -E_NOENT;
-	blk_protect_tree(d, BLK_F_RO);
+	blk_protect_tree(d, BLK_F_RO, true);
 	kprintf("%s (and its partitions or disk) read-only until reboot\n", d->name);
 	return 0;
 }

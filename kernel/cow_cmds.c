@@ -93,6 +93,17 @@ static int busy_disk(const struct blk_dev *d)
 	return 0;
 }
 
+/* Source protection is recomputed from the open overlays, so closing one never unprotects a
+ * disk (or a partition of it) that another overlay still reads. */
+static void refresh_source_flags(void)
+{
+	for (int i = 0; i < blk_count(); i++)
+		blk_get(i)->flags &= ~BLK_F_SOURCE;
+	for (int i = 0; i < MAX_OV; i++)
+		if (overlays[i].cow)
+			blk_protect_tree(overlays[i].src.blk, BLK_F_SOURCE, true);
+}
+
 static void wall_text(char *out, size_t n)
 {
 	struct wall_time t;
@@ -164,14 +175,12 @@ static int cow_open_cmd(int argc, char **argv)
 	adapt(&o->src, src);
 	adapt(&o->dst, cow);
 	/* Protect the source before the first byte is read for the identity check. */
-	uint32_t before = src->flags;
-	blk_protect_tree(src, BLK_F_SOURCE);
+	blk_protect_tree(src, BLK_F_SOURCE, true);
 	char why[200] = "";
 	int rc = cow_open(&kernel_env, &o->dst.bdev, &o->src.bdev, &o->cow, why, sizeof(why));
 	if (rc < 0) {
-		if (!(before & BLK_F_SOURCE))
-			src->flags &= ~BLK_F_SOURCE;
 		o->cow = NULL;
+		refresh_source_flags();
 		kprintf("cow open: %s\n", why[0] ? why : err_str(rc));
 		return rc;
 	}
@@ -246,7 +255,7 @@ static int cmd_cow(int argc, char **argv)
 		}
 		int rc = cow_close(o->cow);   /* commits first */
 		o->cow = NULL;
-		o->src.blk->flags &= ~BLK_F_SOURCE;
+		refresh_source_flags();
 		o->dst.blk->flags &= ~BLK_F_COW;
 		log_event(LOG_INFO, "%s closed", argv[2]);
 		return rc;

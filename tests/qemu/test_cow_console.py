@@ -57,6 +57,12 @@ with Machine(disks=disks, name="cowcon") as m:
     check("map of an unknown overlay says so", "no overlay 'ov9'" in out, out)
     out = m.cmd("cow sync ov0")
     check("cow sync commits", "error" not in out, out)
+    out = m.cmd("cow close ov0", 60)
+    out2 = m.cmd("disks")
+    check("cow close detaches and the source is no longer flagged", "error" not in out and
+          not re.search(r"^vd1 .*source", out2, re.M), out + out2)
+    out = m.cmd("cow open vd1 vd2", 60)
+    check("the cow opens again after close", re.search(r"ov0: vd2 over vd1", out), out)
     code = m.poweroff_and_wait()
     check("poweroff with an open overlay", code == 0, code)
 
