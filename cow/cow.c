@@ -5,6 +5,7 @@
 #include "cow.h"
 #include "crc32c.h"
 #include "errors.h"
+#include "mapfile.h"
 #include "sha256.h"
 
 #define COW_VERSION   1
@@ -739,6 +740,32 @@ int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state)
 const struct cow_map *cow_get_map(const struct cow *c)
 {
 	return &c->map;
+}
+
+struct map_iter { const struct cow_map *m; uint64_t i; uint32_t lsize; };
+
+static int next_block(void *ctx, struct mapfile_block *b)
+{
+	struct map_iter *it = ctx;
+	if (it->i == it->m->n)
+		return 0;
+	const struct cow_extent *e = &it->m->ext[it->i++];
+	*b = (struct mapfile_block){ e->start * it->lsize, e->count * it->lsize, (char)e->state };
+	return 1;
+}
+
+int cow_write_mapfile(const struct cow *c, const char *version, const char *command_line,
+		      const char *start_time, const char *current_time,
+		      int (*emit)(void *ctx, const char *text, size_t len), void *emit_ctx)
+{
+	struct cow_totals t;
+	cow_map_totals(&c->map, &t);
+	int done = t.sectors[0] + t.sectors[1] + t.sectors[2] == 0;
+	struct mapfile_header h = { version, command_line, start_time, current_time,
+				    done ? "Finished" : "Copying non-tried blocks... Pass 1 (forwards)",
+				    0, done ? COW_FINISHED : COW_NONTRIED, 1 };
+	struct map_iter it = { &c->map, 0, c->lsize };
+	return mapfile_write(&h, next_block, &it, emit, emit_ctx);
 }
 
 void cow_get_counters(const struct cow *c, struct cow_counters *o)

@@ -103,6 +103,11 @@ int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf
 int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state);
 
 const struct cow_map *cow_get_map(const struct cow *c);
+/* The map as a GNU ddrescue mapfile, through `emit` (cow/mapfile.h); the status line says
+ * "Finished" once nothing is left to try. */
+int cow_write_mapfile(const struct cow *c, const char *version, const char *command_line,
+		      const char *start_time, const char *current_time,
+		      int (*emit)(void *ctx, const char *text, size_t len), void *emit_ctx);
 void cow_get_counters(const struct cow *c, struct cow_counters *out);
 struct cow_geometry {
 	uint64_t source_size, data_offset, journal_offset, journal_bytes, checkpoint_bytes, max_extents;

@@ -9,7 +9,6 @@
 #include "time.h"
 #include "../cow/cow.h"
 #include "../cow/errors.h"
-#include "../cow/mapfile.h"
 #include "../cow/port.h"
 #include "../drivers/blk.h"
 
@@ -275,18 +274,6 @@ static int emit_console(void *ctx, const char *text, size_t len)
 	return 0;
 }
 
-struct map_iter { const struct cow_map *m; uint64_t i; uint32_t lsize; };
-
-static int next_block(void *ctx, struct mapfile_block *b)
-{
-	struct map_iter *it = ctx;
-	if (it->i == it->m->n)
-		return 0;
-	const struct cow_extent *e = &it->m->ext[it->i++];
-	*b = (struct mapfile_block){ e->start * it->lsize, e->count * it->lsize, (char)e->state };
-	return 1;
-}
-
 static int cmd_map(int argc, char **argv)
 {
 	if (argc != 2)
@@ -296,18 +283,11 @@ static int cmd_map(int argc, char **argv)
 		kprintf("no overlay '%s' (see cow list)\n", argv[1]);
 		return -E_NOENT;
 	}
-	const struct cow_map *m = cow_get_map(o->cow);
-	struct cow_totals t;
-	cow_map_totals(m, &t);
-	int done = t.sectors[0] + t.sectors[1] + t.sectors[2] == 0;
 	char now[24], cmdline[64];
 	wall_text(now, sizeof(now));
 	fmt_snprintf(cmdline, sizeof(cmdline), "map %s", argv[1]);
-	struct mapfile_header h = { "cowboot " COWBOOT_VERSION, cmdline, o->start_time, now,
-				    done ? "Finished" : "Copying non-tried blocks... Pass 1 (forwards)",
-				    0, done ? '+' : '?', 1 };
-	struct map_iter it = { m, 0, o->src.blk->lsize };
-	return mapfile_write(&h, next_block, &it, emit_console, NULL);
+	return cow_write_mapfile(o->cow, "cowboot " COWBOOT_VERSION, cmdline, o->start_time, now,
+				 emit_console, NULL);
 }
 COMMAND(map, "map <ov>", "the overlay's GNU ddrescue mapfile", NULL, cmd_map);
 

@@ -167,18 +167,6 @@ static int cmd_info(int argc, char **argv, int check_only)
 	return 0;
 }
 
-struct map_iter { const struct cow_map *m; uint64_t i; uint32_t lsize; };
-
-static int next_extent(void *ctx, struct mapfile_block *b)
-{
-	struct map_iter *it = ctx;
-	if (it->i == it->m->n)
-		return 0;
-	const struct cow_extent *e = &it->m->ext[it->i++];
-	*b = (struct mapfile_block){ e->start * it->lsize, e->count * it->lsize, (char)e->state };
-	return 1;
-}
-
 static int emit_stdout(void *ctx, const char *text, size_t len)
 {
 	(void)ctx;
@@ -199,20 +187,10 @@ static int cmd_map(int argc, char **argv)
 	struct cow *c;
 	if (open_cow(argv[0], NULL, &cd, &sd, &c, 0) < 0)
 		return EXIT_USAGE;
-	struct cow_geometry g;
-	cow_get_geometry(c, &g);
-	const struct cow_map *m = cow_get_map(c);
-	struct cow_totals t;
-	cow_map_totals(m, &t);
 	char now[32], cmd[600];
 	now_text(now, sizeof(now));
 	snprintf(cmd, sizeof(cmd), "cowtool map %s", argv[0]);
-	int done = t.sectors[0] + t.sectors[1] + t.sectors[2] == 0;
-	struct mapfile_header h = { "cowboot " COWBOOT_VERSION, cmd, now, now,
-				    done ? "Finished" : "Copying non-tried blocks... Pass 1 (forwards)",
-				    0, done ? '+' : '?', 1 };
-	struct map_iter it = { m, 0, g.src_lsize };
-	int rc = mapfile_write(&h, next_extent, &it, emit_stdout, NULL);
+	int rc = cow_write_mapfile(c, "cowboot " COWBOOT_VERSION, cmd, now, now, emit_stdout, NULL);
 	cow_discard(c);
 	filedev_close(&cd);
 	return rc < 0 ? fail(argv[0], "writing the mapfile", rc, NULL) : 0;
