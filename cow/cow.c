@@ -700,7 +700,9 @@ int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64
 	rc = c->src->read(c->src->ctx, off, (uint32_t)len, buf, bad_off);
 	if (rc < 0)
 		return rc;
-	return cow_store_rescued(c, off, len, buf);
+	/* A failing cow must never be mistaken for a bad source sector. */
+	rc = cow_store_rescued(c, off, len, buf);
+	return rc == -E_NOSPC || rc >= 0 ? rc : -E_COWIO;
 }
 
 int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf)

@@ -30,7 +30,9 @@
 	X(E_NOSPC,    "no space left")                                  \
 	X(E_SYNTAX,   "syntax error")                                   \
 	X(E_TARGET,   "clone target failed")                            \
-	X(E_DEVICE,   "device error")
+	X(E_DEVICE,   "device error")                                   \
+	X(E_COWIO,    "writing the cow device failed")                  \
+	X(E_STOPPED,  "stopped")
 
 enum cow_error {
 	E_NONE = 0,

@@ -1,0 +1,697 @@
+/* The rescue algorithm over a cow's map: which block to read next and what a failure means.
+ * Every read goes through cow_rescue_read, so the map says finished only for stored data. */
+#include "rescue.h"
+#include "errors.h"
+
+#define MIB (1024ull * 1024)
+#define PROBE_FIRST 8        /* consecutive failures before checking the drive still answers */
+#define UNDO_MAX 64          /* and the most: a bad zone costs a probe per 64 failed reads */
+
+static const char *const phase_names[] = { "copying", "trimming", "scraping", "retrying", "finished" };
+
+const char *rescue_phase_name(enum rescue_phase p)
+{
+	return p <= RP_DONE ? phase_names[p] : "?";
+}
+
+void rescue_opts_default(struct rescue_opts *o)
+{
+	/* ddrescue's defaults for a failing hard disk, plus one retry pass and a deadline short
+	 * enough that a hanging zone costs seconds. */
+	memset(o, 0, sizeof(*o));
+	o->cluster = 64 * 1024;
+	o->skip_min = 64 * 1024;
+	o->retries = 1;
+	o->timeout_ms = 5000;
+	o->passes = RESCUE_PASS_ALL;
+	o->commit_ms = 5000;
+}
+
+/* ---- option parsing ----------------------------------------------------------------------- */
+
+static void say(char *why, size_t n, const char *fmt, const char *a)
+{
+	if (why && n)
+		fmt_snprintf(why, n, fmt, a);
+}
+
+/* Decimal or 0x-hex, with an optional K/M/G/T (binary) or s (sectors) suffix. */
+static int parse_size(const char *t, uint32_t lsize, uint64_t *out)
+{
+	uint64_t v = 0, base = 10;
+	if (t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+		base = 16;
+		t += 2;
+	}
+	const char *start = t;
+	for (;; t++) {
+		uint64_t d;
+		if (*t >= '0' && *t <= '9')
+			d = (uint64_t)(*t - '0');
+		else if (base == 16 && *t >= 'a' && *t <= 'f')
+			d = (uint64_t)(*t - 'a' + 10);
+		else if (base == 16 && *t >= 'A' && *t <= 'F')
+			d = (uint64_t)(*t - 'A' + 10);
+		else
+			break;
+		if (v > (UINT64_MAX - d) / base)
+			return -E_RANGE;
+		v = v * base + d;
+	}
+	if (t == start)
+		return -E_SYNTAX;
+	uint64_t mul = 1;
+	switch (*t) {
+	case 0: break;
+	case 's': mul = lsize; t++; break;
+	case 'k': case 'K': mul = 1ull << 10; t++; break;
+	case 'M': mul = 1ull << 20; t++; break;
+	case 'G': mul = 1ull << 30; t++; break;
+	case 'T': mul = 1ull << 40; t++; break;
+	default: return -E_SYNTAX;
+	}
+	if (mul > 1 && *t == 'i' && t[1] == 'B')
+		t += 2;
+	if (*t || (v && mul > UINT64_MAX / v))
+		return -E_SYNTAX;
+	*out = v * mul;
+	return 0;
+}
+
+static int key_is(const char *arg, const char *key, const char **val)
+{
+	size_t k = strlen(key);
+	if (strncmp(arg, key, k) || arg[k] != '=')
+		return 0;
+	*val = arg + k + 1;
+	return 1;
+}
+
+static int parse_passes(const char *v, uint32_t *out)
+{
+	static const char *const names[] = { "copy", "trim", "scrape", "retry" };
+	uint32_t mask = 0;
+	while (*v) {
+		const char *end = strchr(v, ',');
+		size_t len = end ? (size_t)(end - v) : strlen(v);
+		int hit = 0;
+		for (uint32_t i = 0; i < 4; i++)
+			if (strlen(names[i]) == len && !strncmp(v, names[i], len)) {
+				mask |= 1u << i;
+				hit = 1;
+			}
+		if (!hit)
+			return -E_SYNTAX;
+		v += len + (end ? 1 : 0);
+	}
+	if (!mask)
+		return -E_SYNTAX;
+	*out = mask;
+	return 0;
+}
+
+int rescue_parse_opt(struct rescue_opts *o, const char *arg, uint32_t lsize, char *why, size_t n)
+{
+	const char *v;
+	uint64_t x, y;
+	if (!strcmp(arg, "reverse")) {
+		o->reverse = 1;
+		return 0;
+	}
+	if (key_is(arg, "retries", &v)) {
+		if (parse_size(v, lsize, &x) < 0 || x > 1000)
+			goto bad;
+		o->retries = (uint32_t)x;
+		return 0;
+	}
+	if (key_is(arg, "cluster", &v)) {
+		if (parse_size(v, lsize, &x) < 0 || x < lsize || x % lsize || x > 8 * MIB)
+			goto bad;
+		o->cluster = x;
+		return 0;
+	}
+	if (key_is(arg, "skip", &v)) {
+		const char *comma = strchr(v, ',');
+		char first[32];
+		size_t len = comma ? (size_t)(comma - v) : strlen(v);
+		if (len >= sizeof(first))
+			goto bad;
+		memcpy(first, v, len);
+		first[len] = 0;
+		y = 0;
+		if (parse_size(first, lsize, &x) < 0 || x < lsize || x % lsize ||
+		    (comma && (parse_size(comma + 1, lsize, &y) < 0 || y < x || y % lsize)))
+			goto bad;
+		o->skip_min = x;
+		o->skip_max = y;
+		return 0;
+	}
+	if (key_is(arg, "timeout", &v)) {
+		if (parse_size(v, lsize, &x) < 0 || x < 10 || x > 600000)
+			goto bad;
+		o->timeout_ms = (uint32_t)x;
+		return 0;
+	}
+	if (key_is(arg, "min-rate", &v)) {
+		if (parse_size(v, lsize, &x) < 0)
+			goto bad;
+		o->min_rate = x;
+		return 0;
+	}
+	if (key_is(arg, "passes", &v)) {
+		if (parse_passes(v, &o->passes) < 0)
+			goto bad;
+		return 0;
+	}
+	if (key_is(arg, "commit", &v)) {
+		if (parse_size(v, lsize, &x) < 0 || x < 100 || x > 3600000)
+			goto bad;
+		o->commit_ms = x;
+		return 0;
+	}
+	say(why, n, "unknown option '%s'", arg);
+	return -E_USAGE;
+bad:
+	say(why, n, "bad value in '%s'", arg);
+	return -E_USAGE;
+}
+
+int rescue_parse_domain(struct rescue_opts *o, const char *spec, uint64_t sectors, char *why, size_t n)
+{
+	struct rescue_range d[RESCUE_MAX_DOMAIN];
+	uint32_t nd = 0;
+	if (!strcmp(spec, "all")) {
+		o->ndomain = 0;
+		return 0;
+	}
+	if (strncmp(spec, "lba:", 4)) {
+		say(why, n, "unknown domain '%s' (all, lba:<start>+<count>[,...])", spec);
+		return -E_USAGE;
+	}
+	for (const char *p = spec + 4; *p;) {
+		char item[48];
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || len >= sizeof(item) || nd == RESCUE_MAX_DOMAIN)
+			goto bad;
+		memcpy(item, p, len);
+		item[len] = 0;
+		char *plus = strchr(item, '+');
+		if (!plus)
+			goto bad;
+		*plus = 0;
+		uint64_t s, c;
+		if (parse_size(item, 1, &s) < 0 || parse_size(plus + 1, 1, &c) < 0 || c == 0 ||
+		    s >= sectors || c > sectors - s)
+			goto bad;
+		/* Insertion keeps the list sorted; overlaps are merged below. */
+		uint32_t i = nd++;
+		while (i && d[i - 1].start > s) {
+			d[i] = d[i - 1];
+			i--;
+		}
+		d[i] = (struct rescue_range){ s, c };
+		p += len + (end ? 1 : 0);
+	}
+	if (!nd)
+		goto bad;
+	uint32_t m = 0;
+	for (uint32_t i = 1; i < nd; i++) {
+		if (d[i].start <= d[m].start + d[m].count) {
+			uint64_t e = d[i].start + d[i].count;
+			if (e > d[m].start + d[m].count)
+				d[m].count = e - d[m].start;
+		} else {
+			d[++m] = d[i];
+		}
+	}
+	memcpy(o->domain, d, sizeof(d));
+	o->ndomain = m + 1;
+	return 0;
+bad:
+	say(why, n, "bad domain '%s': lba:<start>+<count>[,...] within the source", spec);
+	return -E_USAGE;
+}
+
+/* ---- walking the map inside the domain ---------------------------------------------------- */
+
+static void extent_at(const struct cow_map *m, uint64_t s, uint64_t *a, uint64_t *b, uint8_t *st)
+{
+	const struct cow_extent *x = &m->ext[cow_map_lookup(m, s)];
+	*a = x->start;
+	*b = x->start + x->count;
+	*st = x->state;
+}
+
+/* The domain range holding sector s, or the nearest one in direction dir. */
+static int domain_range(const struct rescue *r, uint64_t s, int dir, uint64_t *lo, uint64_t *hi)
+{
+	if (!r->opt.ndomain) {
+		*lo = 0;
+		*hi = r->sectors;
+		return s < r->sectors;
+	}
+	for (uint32_t k = 0; k < r->opt.ndomain; k++) {
+		uint32_t i = dir > 0 ? k : r->opt.ndomain - 1 - k;
+		const struct rescue_range *d = &r->opt.domain[i];
+		if (dir > 0 ? d->start + d->count > s : d->start <= s) {
+			*lo = d->start;
+			*hi = d->start + d->count;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Forwards: the first run of `state` starting at or after sector p. Backwards: the last run
+ * ending at or before p. Runs are clipped to the domain. */
+static int find_run(const struct rescue *r, uint64_t p, int dir, uint8_t state, uint64_t *a, uint64_t *b)
+{
+	const struct cow_map *m = cow_get_map(r->cow);
+	uint64_t lo, hi, xa, xb;
+	uint8_t st;
+	if (dir > 0) {
+		while (p < r->sectors && domain_range(r, p, 1, &lo, &hi)) {
+			if (p < lo)
+				p = lo;
+			extent_at(m, p, &xa, &xb, &st);
+			if (xb > hi)
+				xb = hi;
+			if (st == state) {
+				*a = p;
+				*b = xb;
+				return 1;
+			}
+			p = xb;
+		}
+		return 0;
+	}
+	while (p > 0 && domain_range(r, p - 1, -1, &lo, &hi)) {
+		uint64_t q = p - 1 < hi ? p - 1 : hi - 1;
+		extent_at(m, q, &xa, &xb, &st);
+		if (xa < lo)
+			xa = lo;
+		if (st == state) {
+			*a = xa;
+			*b = q + 1;
+			return 1;
+		}
+		p = xa;
+	}
+	return 0;
+}
+
+void rescue_domain_totals(const struct rescue *r, uint64_t bytes[5], uint64_t areas[5])
+{
+	const struct cow_map *m = cow_get_map(r->cow);
+	memset(bytes, 0, 5 * sizeof(bytes[0]));
+	memset(areas, 0, 5 * sizeof(areas[0]));
+	uint64_t p = 0, lo, hi, xa, xb;
+	uint8_t st, prev = 0;
+	while (p < r->sectors && domain_range(r, p, 1, &lo, &hi)) {
+		if (p < lo) {
+			p = lo;
+			prev = 0;
+		}
+		extent_at(m, p, &xa, &xb, &st);
+		if (xb > hi)
+			xb = hi;
+		int i = cow_state_index(st);
+		if (i >= 0) {
+			bytes[i] += (xb - p) * r->lsize;
+			areas[i] += st != prev;
+		}
+		prev = st;
+		p = xb;
+	}
+}
+
+/* ---- reads, failures and the dead-drive probe --------------------------------------------- */
+
+static int is_read_failure(int rc)
+{
+	return rc == -E_MEDIUM || rc == -E_TIMEOUT || rc == -E_IO || rc == -E_DEVICE;
+}
+
+static int commit_now(struct rescue *r)
+{
+	r->last_commit_us = r->env->now_us();
+	return cow_sync(r->cow);
+}
+
+static int maybe_commit(struct rescue *r)
+{
+	if (r->env->now_us() - r->last_commit_us < r->opt.commit_ms * 1000)
+		return 0;
+	return commit_now(r);
+}
+
+/* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
+ * failure when is_read_failure(), else fatal for the run). */
+static int read_block(struct rescue *r, uint64_t s, uint64_t n)
+{
+	uint64_t off = s * r->lsize, len = n * r->lsize, bad = 0;
+	r->st.pos = off;
+	uint64_t t0 = r->env->now_us();
+	int rc = cow_rescue_read(r->cow, off, len, r->buf, &bad);
+	uint64_t t1 = r->env->now_us();
+	r->st.reads++;
+	r->st.elapsed_us = t1 - r->st.start_us;
+	if (rc < 0) {
+		if (is_read_failure(rc))
+			r->st.failed_reads++;
+		return rc;
+	}
+	r->st.bytes_ok += len;
+	r->st.last_good_us = t1;
+	r->nundo = r->nfail = 0;
+	r->probe_after = PROBE_FIRST;
+	r->probe_off = off;
+	r->have_probe = 1;
+	r->win_bytes += len;
+	if (t1 - r->win_us >= 1000000) {
+		r->st.rate = r->win_bytes * 1000000 / (t1 - r->win_us);
+		r->win_us = t1;
+		r->win_bytes = 0;
+	}
+	if (r->hooks.target) {
+		const struct cow_bdev *t = r->hooks.target;
+		rc = t->write(t->ctx, off, (uint32_t)len, r->buf);
+		if (rc < 0) {
+			r->target_rc = rc;
+			r->target_off = off;
+			return -E_TARGET;
+		}
+		r->st.clone_bytes += len;
+	}
+	if (r->opt.min_rate && t1 > t0 && len * 1000000 / (t1 - t0) < r->opt.min_rate) {
+		r->st.slow_reads++;
+		return 1;
+	}
+	return 0;
+}
+
+static void event(struct rescue *r, const char *text)
+{
+	if (r->hooks.event)
+		r->hooks.event(r->hooks.ctx, text);
+}
+
+/* Sets a state and remembers the old one, so failures can be undone if they turn out to be
+ * the drive dying rather than the media. */
+static int set_tracked(struct rescue *r, uint64_t s, uint64_t n, uint8_t state, uint8_t old)
+{
+	if (r->nundo < UNDO_MAX)
+		r->undo[r->nundo++] = (struct rescue_undo){ s, n, old };
+	return cow_set_state(r->cow, s * r->lsize, n * r->lsize, state);
+}
+
+static int undo_failures(struct rescue *r)
+{
+	while (r->nundo) {
+		r->nundo--;
+		int rc = cow_set_state(r->cow, r->undo[r->nundo].start * r->lsize,
+				       r->undo[r->nundo].count * r->lsize, r->undo[r->nundo].old);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* After a run of failures: re-read a block that read well. If it fails too, the drive is not
+ * answering (unplugged, hung, powered down): what this run marked since its last good read is
+ * undone and the run pauses with -E_GONE. */
+static int after_failure(struct rescue *r)
+{
+	if (r->nfail < r->probe_after && r->nundo + 2 < UNDO_MAX)
+		return 0;
+	if (!r->have_probe) {
+		r->nundo = r->nfail = 0;   /* nothing known good to compare with: trust the failures */
+		return 0;
+	}
+	uint64_t bad;
+	int rc = cow_rescue_read(r->cow, r->probe_off, r->block * r->lsize, r->buf, &bad);
+	r->st.probes++;
+	if (rc == 0) {
+		r->nundo = r->nfail = 0;
+		r->probe_after = r->probe_after * 2 < UNDO_MAX - 2 ? r->probe_after * 2 : UNDO_MAX - 2;
+		return 0;
+	}
+	if (!is_read_failure(rc) && rc != -E_GONE)
+		return rc;
+	int urc = undo_failures(r);
+	if (urc < 0)
+		return urc;
+	char text[120];
+	fmt_snprintf(text, sizeof(text), "the source stopped answering (a block at byte %llu that read well fails now: %s)",
+		     (unsigned long long)r->probe_off, err_str(rc));
+	event(r, text);
+	return -E_GONE;
+}
+
+/* -E_GONE straight from the device undoes this run's failures since the last good read. */
+static int fatal(struct rescue *r, int rc)
+{
+	if (rc == -E_GONE) {
+		int urc = undo_failures(r);
+		if (urc < 0)
+			return urc;
+	}
+	return rc;
+}
+
+static int stop_asked(struct rescue *r)
+{
+	return r->hooks.should_stop && r->hooks.should_stop(r->hooks.ctx);
+}
+
+static void announce(struct rescue *r, enum rescue_phase ph, uint32_t pass, int dir)
+{
+	char text[80];
+	r->st.phase = ph;
+	r->st.pass = pass;
+	r->st.dir = dir;
+	fmt_snprintf(text, sizeof(text), "%s, pass %u (%s)", rescue_phase_name(ph), pass,
+		     dir > 0 ? "forwards" : "backwards");
+	event(r, text);
+}
+
+/* ---- the phases ---------------------------------------------------------------------------- */
+
+/* Reads [s, e). Returns 0 (stored), 1 (stored, but slower than min-rate), 2 (the source failed:
+ * the range is now `fail`, from `old`), or a negative code that ends the run. */
+static int attempt(struct rescue *r, uint64_t s, uint64_t e, uint8_t fail, uint8_t old)
+{
+	int rc = read_block(r, s, e - s);
+	if (rc >= 0)
+		return rc;
+	if (!is_read_failure(rc))
+		return fatal(r, rc);
+	if (fail != old && (rc = set_tracked(r, s, e - s, fail, old)) < 0)
+		return rc;
+	r->nfail++;
+	rc = after_failure(r);
+	return rc < 0 ? rc : 2;
+}
+
+static uint64_t align_down(uint64_t v, uint64_t a)
+{
+	return v / a * a;
+}
+
+/* Copy: cluster reads over non-tried areas. With skipping, a failure (or a slow read) jumps
+ * ahead by a skip that doubles while trouble continues and halves after good reads, leaving the
+ * skipped area non-tried for the next pass. */
+static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
+{
+	uint64_t cl = r->opt.cluster / r->lsize, a, b;
+	uint64_t skip_min = r->opt.skip_min / r->lsize, skip_max = r->opt.skip_max / r->lsize;
+	uint64_t skip = skip_min, p = dir > 0 ? 0 : r->sectors;
+	if (!find_run(r, p, dir, COW_NONTRIED, &a, &b))
+		return 0;
+	announce(r, RP_COPY, pass, dir);
+	while (find_run(r, p, dir, COW_NONTRIED, &a, &b)) {
+		if (stop_asked(r))
+			return -E_STOPPED;
+		uint64_t s = a, e = b;
+		if (dir > 0 && (a / cl + 1) * cl < b)
+			e = (a / cl + 1) * cl;
+		if (dir < 0 && align_down(b - 1, cl) > a)
+			s = align_down(b - 1, cl);
+		int rc = attempt(r, s, e, COW_NONTRIMMED, COW_NONTRIED);
+		if (rc < 0)
+			return rc;
+		p = dir > 0 ? e : s;
+		if (skipping && rc) {
+			if (dir > 0)
+				p = r->sectors - p > skip ? p + skip : r->sectors;
+			else
+				p = p > skip ? p - skip : 0;
+			skip = skip * 2 < skip_max ? skip * 2 : skip_max;
+		} else if (!rc) {
+			skip = skip / 2 > skip_min ? skip / 2 : skip_min;
+		}
+		if ((rc = maybe_commit(r)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Trim: from both edges of each non-trimmed area inward, a block at a time, to the first bad
+ * block (marked bad); what lies between becomes non-scraped. */
+static int trim_phase(struct rescue *r)
+{
+	uint64_t bs = r->block, p = 0, a, b;
+	int rc;
+	if (!find_run(r, 0, 1, COW_NONTRIMMED, &a, &b))
+		return 0;
+	announce(r, RP_TRIM, 1, 1);
+	while (find_run(r, p, 1, COW_NONTRIMMED, &a, &b)) {
+		uint64_t lo = a, hi = b;
+		while (lo < hi) {
+			if (stop_asked(r))
+				return -E_STOPPED;
+			uint64_t e = align_down(lo, bs) + bs < hi ? align_down(lo, bs) + bs : hi;
+			if ((rc = attempt(r, lo, e, COW_BAD, COW_NONTRIMMED)) < 0)
+				return rc;
+			lo = e;
+			if (rc == 2)
+				break;
+		}
+		while (lo < hi) {
+			if (stop_asked(r))
+				return -E_STOPPED;
+			uint64_t s = align_down(hi - 1, bs) > lo ? align_down(hi - 1, bs) : lo;
+			if ((rc = attempt(r, s, hi, COW_BAD, COW_NONTRIMMED)) < 0)
+				return rc;
+			hi = s;
+			if (rc == 2)
+				break;
+		}
+		if (lo < hi && (rc = set_tracked(r, lo, hi - lo, COW_NONSCRAPED, COW_NONTRIMMED)) < 0)
+			return rc;
+		p = b;
+		if ((rc = maybe_commit(r)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Scrape (state '/', once forwards) and retry (state '-', in direction dir): every block once. */
+static int block_pass(struct rescue *r, enum rescue_phase ph, uint32_t pass, int dir, uint8_t state)
+{
+	uint64_t bs = r->block, p = dir > 0 ? 0 : r->sectors, a, b;
+	int rc;
+	if (!find_run(r, p, dir, state, &a, &b))
+		return 0;
+	announce(r, ph, pass, dir);
+	while (find_run(r, p, dir, state, &a, &b)) {
+		if (stop_asked(r))
+			return -E_STOPPED;
+		uint64_t s = a, e = b;
+		if (dir > 0 && align_down(a, bs) + bs < b)
+			e = align_down(a, bs) + bs;
+		if (dir < 0 && align_down(b - 1, bs) > a)
+			s = align_down(b - 1, bs);
+		if ((rc = attempt(r, s, e, COW_BAD, state)) < 0)
+			return rc;
+		p = dir > 0 ? e : s;
+		if ((rc = maybe_commit(r)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int run_phases(struct rescue *r)
+{
+	int d = r->opt.reverse ? -1 : 1, rc = 0;
+	if (r->opt.passes & RESCUE_PASS_COPY) {
+		if ((rc = copy_pass(r, 1, d, 1)) < 0 || (rc = copy_pass(r, 2, -d, 1)) < 0 ||
+		    (rc = copy_pass(r, 3, d, 0)) < 0)
+			return rc;
+	}
+	if ((r->opt.passes & RESCUE_PASS_TRIM) && (rc = trim_phase(r)) < 0)
+		return rc;
+	if ((r->opt.passes & RESCUE_PASS_SCRAPE) &&
+	    (rc = block_pass(r, RP_SCRAPE, 1, 1, COW_NONSCRAPED)) < 0)
+		return rc;
+	if (r->opt.passes & RESCUE_PASS_RETRY) {
+		/* ddrescue's habit: the first retry runs backwards, approaching bad areas from the
+		 * side the copy saw last. */
+		for (uint32_t i = 1; i <= r->opt.retries; i++)
+			if ((rc = block_pass(r, RP_RETRY, i, i % 2 ? -d : d, COW_BAD)) < 0)
+				return rc;
+	}
+	r->st.phase = RP_DONE;
+	return 0;
+}
+
+int rescue_init(struct rescue *r, struct cow *c, const struct cow_env *env,
+		const struct rescue_opts *o, const struct rescue_hooks *h)
+{
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	memset(r, 0, sizeof(*r));
+	r->cow = c;
+	r->env = env;
+	r->opt = *o;
+	if (h)
+		r->hooks = *h;
+	r->lsize = g.src_lsize;
+	r->sectors = g.source_size / g.src_lsize;
+	r->block = g.src_psize > g.src_lsize && g.src_psize % g.src_lsize == 0 &&
+		   g.src_psize <= o->cluster ? g.src_psize / g.src_lsize : 1;
+	if (o->cluster % g.src_lsize || o->cluster < g.src_lsize || o->skip_min % g.src_lsize ||
+	    o->skip_min < g.src_lsize || o->skip_max % g.src_lsize)
+		return -E_ALIGN;
+	if (!r->opt.skip_max) {
+		uint64_t m = align_down(g.source_size / 64, g.src_lsize);
+		r->opt.skip_max = m < r->opt.skip_min ? r->opt.skip_min : m > (1ull << 30) ? 1ull << 30 : m;
+	}
+	r->buf = env->alloc(o->cluster);
+	if (!r->buf)
+		return -E_NOMEM;
+	/* A block the map already calls finished serves as the probe until this run reads one. */
+	uint64_t p = 0, xa, xb;
+	uint8_t st;
+	const struct cow_map *m = cow_get_map(c);
+	while (p < r->sectors && !r->have_probe) {
+		extent_at(m, p, &xa, &xb, &st);
+		if (st == COW_FINISHED && xb - xa >= r->block) {
+			r->probe_off = align_down(xa + r->block - 1, r->block) * r->lsize;
+			r->have_probe = r->probe_off / r->lsize + r->block <= xb;
+		}
+		p = xb;
+	}
+	return 0;
+}
+
+int rescue_run(struct rescue *r)
+{
+	uint64_t now = r->env->now_us();
+	r->st.start_us = r->last_commit_us = r->win_us = now;
+	r->nundo = r->nfail = 0;
+	r->probe_after = PROBE_FIRST;
+	int rc = run_phases(r);
+	/* The commit comes last so that -E_GONE's undo is durable; a failed commit outranks
+	 * everything but a cow failure the run already saw. */
+	int crc = rc == -E_COWIO ? 0 : commit_now(r);
+	r->st.elapsed_us = r->env->now_us() - r->st.start_us;
+	if (r->hooks.target && rc == 0) {
+		const struct cow_bdev *t = r->hooks.target;
+		int frc = t->flush(t->ctx);
+		if (frc < 0) {
+			r->target_rc = frc;
+			r->target_off = UINT64_MAX;
+			rc = -E_TARGET;
+		}
+	}
+	return rc < 0 ? rc : crc;
+}
+
+void rescue_free(struct rescue *r)
+{
+	if (r->buf)
+		r->env->free(r->buf);
+	r->buf = NULL;
+}

@@ -1,0 +1,92 @@
+/* The rescue algorithm (spec rescue.md): copy with growing skips and passes both ways, trim,
+ * scrape, retry, over an open cow's map. Pure C: the caller supplies the clock (cow_env), a
+ * stop check and an event sink, and runs it on a task of its own; the map is its whole state,
+ * so a later run resumes where an earlier one (or a power cut) left off. */
+#ifndef COW_RESCUE_H
+#define COW_RESCUE_H
+
+#include "cow.h"
+
+enum rescue_phase { RP_COPY, RP_TRIM, RP_SCRAPE, RP_RETRY, RP_DONE };
+
+#define RESCUE_PASS_COPY   0x1u
+#define RESCUE_PASS_TRIM   0x2u
+#define RESCUE_PASS_SCRAPE 0x4u
+#define RESCUE_PASS_RETRY  0x8u
+#define RESCUE_PASS_ALL    0xfu
+
+#define RESCUE_MAX_DOMAIN 32
+
+struct rescue_range { uint64_t start, count; };   /* source logical sectors */
+
+struct rescue_opts {
+	uint64_t cluster;          /* bytes per copy read */
+	uint64_t skip_min, skip_max;   /* bytes; skip_max 0: 1/64 of the source, 64 KiB..1 GiB */
+	uint32_t retries;          /* passes over bad sectors */
+	uint32_t timeout_ms;       /* per command, applied by the caller's device; 0: its default */
+	uint64_t min_rate;         /* bytes/s; slower copy reads count as failures for skipping */
+	uint32_t passes;           /* RESCUE_PASS_* */
+	int reverse;               /* first copy pass backwards */
+	uint64_t commit_ms;        /* commit interval */
+	uint32_t ndomain;          /* 0: the whole source */
+	struct rescue_range domain[RESCUE_MAX_DOMAIN];   /* sorted, disjoint */
+};
+
+struct rescue_stats {
+	enum rescue_phase phase;
+	uint32_t pass;
+	int dir;                   /* +1 forwards, -1 backwards */
+	uint64_t pos;              /* byte position of the current read */
+	uint64_t reads, failed_reads, slow_reads, probes;
+	uint64_t bytes_ok;         /* read and stored this run */
+	uint64_t start_us, last_good_us, elapsed_us;
+	uint64_t rate;             /* bytes/s over the last second or so */
+	uint64_t clone_bytes;      /* written to the clone target */
+};
+
+struct rescue_hooks {
+	void *ctx;
+	int (*should_stop)(void *ctx);                 /* nonzero: commit and return -E_STOPPED */
+	void (*event)(void *ctx, const char *text);    /* phase changes, device loss, summary */
+	const struct cow_bdev *target;                 /* clone: every rescued block also goes here */
+};
+
+struct rescue {
+	struct cow *cow;
+	const struct cow_env *env;
+	struct rescue_opts opt;
+	struct rescue_hooks hooks;
+	struct rescue_stats st;
+	uint8_t *buf;
+	uint32_t lsize, block;     /* logical sector; trim/scrape unit (the physical sector) */
+	uint64_t sectors;
+	uint64_t last_commit_us, win_us, win_bytes;
+	/* Failures recorded since the last good read, undone if the source proves unresponsive. */
+	struct rescue_undo { uint64_t start, count; uint8_t old; } undo[64];
+	uint32_t nundo, nfail, probe_after;
+	uint64_t probe_off;        /* a block that read well: re-read to tell a dead drive */
+	int have_probe;
+	int target_rc;             /* first clone target failure */
+	uint64_t target_off;
+};
+
+void rescue_opts_default(struct rescue_opts *o);
+/* Parses one `key=value` option of rescue.md into o; -E_USAGE (o unchanged in that field)
+ * when the key is unknown or the value out of range. why gets a sentence. */
+int rescue_parse_opt(struct rescue_opts *o, const char *arg, uint32_t lsize, char *why, size_t n);
+/* Parses a domain spec: "all" or "lba:<start>+<count>[,<start>+<count>...]" (sectors). */
+int rescue_parse_domain(struct rescue_opts *o, const char *spec, uint64_t sectors, char *why, size_t n);
+
+int rescue_init(struct rescue *r, struct cow *c, const struct cow_env *env,
+		const struct rescue_opts *o, const struct rescue_hooks *h);
+/* Runs until the domain is done (0), a stop was asked (-E_STOPPED), the source stopped
+ * answering (-E_GONE: failures since its last good read are undone), or the cow or the clone
+ * target failed (-E_COWIO, -E_TARGET, ...). Commits before returning. */
+int rescue_run(struct rescue *r);
+void rescue_free(struct rescue *r);
+
+const char *rescue_phase_name(enum rescue_phase p);
+/* Bytes still to do in the domain per state: [0] '?', [1] '*', [2] '/', [3] '-', [4] '+'. */
+void rescue_domain_totals(const struct rescue *r, uint64_t bytes[5], uint64_t areas[5]);
+
+#endif

@@ -1,0 +1,426 @@
+/* The rescue algorithm against a simulated failing drive (bad sectors, a bad zone, weak sectors
+ * that read after some tries, a slow zone, a hanging zone, a drive that vanishes) with a fake
+ * clock: the final map must equal the simulation's truth and the cow must hold the source. */
+#include <stdlib.h>
+#include <string.h>
+#include "../lib/check.h"
+#include "../lib/fakedev.h"
+#include "../../cow/errors.h"
+#include "../../cow/rescue.h"
+
+#define LS 512u
+#define SECTORS 32768u          /* 16 MiB */
+
+enum kind { GOOD, BAD, WEAK, SLOW, HANG };
+
+struct drive {
+	struct cow_bdev bdev;
+	uint8_t *data;
+	uint8_t kind[SECTORS];
+	uint32_t tries[SECTORS];     /* reads a weak sector has seen */
+	uint64_t reads, bad_reads, writes;
+	uint64_t dead_after;        /* reads after which the drive stops answering (0: never) */
+	int dead;
+};
+
+static uint64_t fake_now;
+static uint64_t now_us(void) { return fake_now; }
+static struct cow_env env;
+
+static int drv_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad)
+{
+	struct drive *d = ctx;
+	uint64_t s = off / LS, n = len / LS;
+	d->reads++;
+	fake_now += 200 + len / 200;    /* about 200 MB/s and a seek */
+	if (d->dead_after && d->reads > d->dead_after)
+		d->dead = 1;
+	if (d->dead)
+		return -E_IO;
+	int fail = 0, hang = 0;
+	uint64_t first = UINT64_MAX;
+	for (uint64_t i = s; i < s + n; i++) {
+		switch (d->kind[i]) {
+		case BAD: fail = 1; break;
+		case HANG: hang = 1; break;
+		case WEAK: if (d->tries[i]++ < 2) fail = 1; break;
+		case SLOW: fake_now += 20000; break;
+		}
+		if ((fail || hang) && first == UINT64_MAX)
+			first = i * LS;
+	}
+	if (bad)
+		*bad = first;
+	if (hang) {
+		d->bad_reads++;
+		fake_now += 3000000;    /* the deadline */
+		return -E_TIMEOUT;
+	}
+	if (fail) {
+		d->bad_reads++;
+		return -E_MEDIUM;
+	}
+	memcpy(buf, d->data + off, len);
+	return 0;
+}
+
+static int drv_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+{
+	struct drive *d = ctx;
+	(void)off, (void)len, (void)buf;
+	d->writes++;
+	return -E_RDONLY;
+}
+
+static int drv_flush(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static void drive_init(struct drive *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->bdev = (struct cow_bdev){ .ctx = d, .size = (uint64_t)SECTORS * LS, .lsize = LS, .psize = LS,
+				     .read = drv_read, .write = drv_write, .flush = drv_flush };
+	strcpy(d->bdev.model, "FAILING DISK");
+	strcpy(d->bdev.serial, "F1");
+	d->data = malloc((size_t)SECTORS * LS);
+	srand(7);
+	for (size_t i = 0; i < (size_t)SECTORS * LS; i++)
+		d->data[i] = (uint8_t)rand();
+	/* Identity samples the first and last MiB: keep them clean. */
+	for (uint32_t s = 5000; s < 5003; s++) d->kind[s] = BAD;            /* three bad sectors */
+	for (uint32_t s = 8192; s < 8192 + 2048; s++) d->kind[s] = BAD;     /* a 1 MiB bad zone */
+	for (uint32_t s = 12000; s < 12004; s++) d->kind[s] = WEAK;         /* reads on the 3rd try */
+	for (uint32_t s = 16384; s < 16384 + 512; s++) d->kind[s] = SLOW;   /* 256 KiB slow zone */
+	for (uint32_t s = 20480; s < 20480 + 64; s++) d->kind[s] = HANG;    /* 32 KiB hanging zone */
+	d->kind[24001] = BAD;
+}
+
+static uint8_t truth(const struct drive *d, uint64_t s)
+{
+	return d->kind[s] == BAD || d->kind[s] == HANG ? COW_BAD : COW_FINISHED;
+}
+
+/* Mismatches between the map and the truth, and finished sectors whose cow copy differs. */
+static void compare(struct cow *c, struct fakedev *cowdev, const struct drive *d, uint64_t *wrong_state,
+		    uint64_t *wrong_data, int partial)
+{
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	const struct cow_map *m = cow_get_map(c);
+	*wrong_state = *wrong_data = 0;
+	for (uint64_t s = 0; s < SECTORS; s++) {
+		uint8_t st = m->ext[cow_map_lookup(m, s)].state;
+		if (st == COW_FINISHED &&
+		    memcmp(cowdev->view + g.data_offset + s * LS, d->data + s * LS, LS))
+			(*wrong_data)++;
+		if (partial ? (st == COW_FINISHED && truth(d, s) != COW_FINISHED) : st != truth(d, s))
+			(*wrong_state)++;
+	}
+}
+
+struct stopper { uint64_t after; uint64_t calls; };
+static int stop_after(void *ctx)
+{
+	struct stopper *s = ctx;
+	return ++s->calls > s->after;
+}
+
+static int nevents;
+static char last_event[200];
+static void on_event(void *ctx, const char *text)
+{
+	(void)ctx;
+	nevents++;
+	snprintf(last_event, sizeof(last_event), "%s", text);
+}
+
+static void setup(struct drive *d, struct fakedev *cowdev, struct cow **c)
+{
+	char why[200];
+	drive_init(d);
+	fakedev_init(cowdev, 24u << 20, LS, "COW", "C1");
+	cow_format(&env, &cowdev->bdev, &d->bdev, 4096, why, sizeof(why));
+	cow_open(&env, &cowdev->bdev, &d->bdev, c, why, sizeof(why));
+}
+
+static int run(struct cow *c, const struct rescue_opts *o, const struct rescue_hooks *h, struct rescue *r)
+{
+	int rc = rescue_init(r, c, &env, o, h);
+	if (rc == 0)
+		rc = rescue_run(r);
+	rescue_free(r);
+	return rc;
+}
+
+static void test_full_run(void)
+{
+	struct drive *d = malloc(sizeof(*d));
+	struct fakedev cowdev;
+	struct cow *c = NULL;
+	struct rescue r;
+	struct rescue_opts o;
+	setup(d, &cowdev, &c);
+	rescue_opts_default(&o);
+	o.retries = 2;
+	struct rescue_hooks h = { .event = on_event };
+	int rc = run(c, &o, &h, &r);
+	CHECK("rescue runs to the end", rc == 0 && r.st.phase == RP_DONE);
+	uint64_t ws, wd;
+	compare(c, &cowdev, d, &ws, &wd, 0);
+	printf("reads %llu, failed %llu, source bad reads %llu, time %.1f s\n", (unsigned long long)r.st.reads,
+	       (unsigned long long)r.st.failed_reads, (unsigned long long)d->bad_reads, fake_now / 1e6);
+	CHECK("the final map equals the truth of the simulation", ws == 0);
+	CHECK("every finished sector in the cow equals the source", wd == 0);
+	CHECK("the source was never written", d->writes == 0);
+	uint64_t bytes[5], areas[5];
+	rescue_domain_totals(&r, bytes, areas);
+	CHECK("totals: bad bytes and areas as simulated",
+	      bytes[3] == (3 + 2048 + 64 + 1) * LS && areas[3] == 4 && bytes[0] == 0 && bytes[1] == 0 && bytes[2] == 0);
+	/* Trim must cost two reads per failed area, not a read per sector of a bad zone, and
+	 * scraping reads each bad sector once: so the bad reads stay near the bad sector count
+	 * times (1 + retries), never the zone size times the passes. */
+	uint64_t nbad = 3 + 2048 + 64 + 1;
+	CHECK("reads of bad areas stay within scrape + retries + copy/trim edges", d->bad_reads <= nbad * 3 + 200);
+	CHECK("the hanging zone costs deadlines by the sector, not by the cluster forever",
+	      r.st.failed_reads == d->bad_reads);
+	rc = run(c, &o, &h, &r);
+	CHECK("a second run over a finished map reads only bad sectors (retries)",
+	      rc == 0 && r.st.reads == r.st.failed_reads && r.st.reads == nbad * 2);
+	cow_close(c);
+	fakedev_free(&cowdev);
+	free(d->data);
+	free(d);
+}
+
+static void test_skipping(void)
+{
+	struct drive *d = malloc(sizeof(*d));
+	struct fakedev cowdev;
+	struct cow *c = NULL;
+	struct rescue r;
+	struct rescue_opts o;
+	setup(d, &cowdev, &c);
+	rescue_opts_default(&o);
+	o.passes = RESCUE_PASS_COPY;
+	struct stopper st = { .after = 200 };
+	struct rescue_hooks h = { .ctx = &st, .should_stop = stop_after };
+	/* After 200 reads the first pass must have crossed the 1 MiB bad zone and the hanging zone
+	 * with a handful of reads each, leaving their middles non-tried. */
+	int rc = run(c, &o, &h, &r);
+	CHECK("stop returns -E_STOPPED", rc == -E_STOPPED);
+	CHECK("skipping crosses a bad zone with few failed reads", d->bad_reads <= 12);
+	const struct cow_map *m = cow_get_map(c);
+	CHECK("data beyond the bad zones was reached in pass 1",
+	      m->ext[cow_map_lookup(m, 25000)].state == COW_FINISHED);
+	CHECK("the middle of the bad zone is left non-tried for later passes",
+	      m->ext[cow_map_lookup(m, 9200)].state == COW_NONTRIED);
+	rescue_opts_default(&o);
+	o.retries = 2;
+	rc = run(c, &o, NULL, &r);
+	uint64_t ws, wd;
+	compare(c, &cowdev, d, &ws, &wd, 0);
+	CHECK("a stopped rescue resumes from the map to the truth", rc == 0 && ws == 0 && wd == 0);
+	cow_close(c);
+	fakedev_free(&cowdev);
+	free(d->data);
+	free(d);
+}
+
+static void test_min_rate_and_domain(void)
+{
+	struct drive *d = malloc(sizeof(*d));
+	struct fakedev cowdev;
+	struct cow *c = NULL;
+	struct rescue r;
+	struct rescue_opts o;
+	char why[200];
+	setup(d, &cowdev, &c);
+	rescue_opts_default(&o);
+	CHECK("domain parse", rescue_parse_domain(&o, "lba:16000+2000,100+10,105+20", SECTORS, why, sizeof(why)) == 0 &&
+	      o.ndomain == 2 && o.domain[0].start == 100 && o.domain[0].count == 25);
+	CHECK("domain beyond the source is refused", rescue_parse_domain(&o, "lba:32760+100", SECTORS, why, sizeof(why)) == -E_USAGE);
+	CHECK("domain garbage is refused", rescue_parse_domain(&o, "lba:12x+4", SECTORS, why, sizeof(why)) == -E_USAGE);
+	CHECK("options: unknown key refused", rescue_parse_opt(&o, "speed=9", LS, why, sizeof(why)) == -E_USAGE);
+	CHECK("options: cluster must be sectors", rescue_parse_opt(&o, "cluster=1000", LS, why, sizeof(why)) == -E_USAGE);
+	CHECK("options: sizes with suffixes", rescue_parse_opt(&o, "cluster=128KiB", LS, why, sizeof(why)) == 0 && o.cluster == 131072 &&
+	      rescue_parse_opt(&o, "skip=64k,4M", LS, why, sizeof(why)) == 0 && o.skip_max == 4u << 20 &&
+	      rescue_parse_opt(&o, "passes=copy,trim", LS, why, sizeof(why)) == 0 && o.passes == 3 &&
+	      rescue_parse_opt(&o, "min-rate=1M", LS, why, sizeof(why)) == 0 && o.min_rate == 1u << 20);
+	rescue_opts_default(&o);
+	o.min_rate = 10u << 20;
+	o.passes = RESCUE_PASS_COPY;
+	rescue_parse_domain(&o, "lba:16000+2000", SECTORS, why, sizeof(why));
+	struct stopper st = { .after = 12 };
+	struct rescue_hooks h = { .ctx = &st, .should_stop = stop_after };
+	run(c, &o, &h, &r);
+	CHECK("a slow zone is skipped in the first pass (min-rate)", r.st.slow_reads >= 1 &&
+	      cow_get_map(c)->ext[cow_map_lookup(cow_get_map(c), 17800)].state == COW_FINISHED);
+	o.passes = RESCUE_PASS_ALL;
+	run(c, &o, NULL, &r);
+	uint64_t bytes[5], areas[5];
+	rescue_domain_totals(&r, bytes, areas);
+	const struct cow_map *m = cow_get_map(c);
+	CHECK("a domain run finishes its domain and nothing else",
+	      bytes[4] == 2000 * LS && m->ext[cow_map_lookup(m, 15999)].state == COW_NONTRIED &&
+	      m->ext[cow_map_lookup(m, 18000)].state == COW_NONTRIED);
+	cow_close(c);
+	fakedev_free(&cowdev);
+	free(d->data);
+	free(d);
+}
+
+static void test_vanishing_drive(void)
+{
+	struct drive *d = malloc(sizeof(*d));
+	struct fakedev cowdev;
+	struct cow *c = NULL;
+	struct rescue r;
+	struct rescue_opts o;
+	setup(d, &cowdev, &c);
+	rescue_opts_default(&o);
+	o.retries = 2;
+	d->dead_after = d->reads + 100;
+	nevents = 0;
+	struct rescue_hooks h = { .event = on_event };
+	int rc = run(c, &o, &h, &r);
+	CHECK("a drive that stops answering pauses the run with -E_GONE", rc == -E_GONE);
+	CHECK("the pause is announced", strstr(last_event, "stopped answering") != NULL);
+	uint64_t ws, wd;
+	compare(c, &cowdev, d, &ws, &wd, 1);
+	uint64_t bytes[5], areas[5];
+	rescue_domain_totals(&r, bytes, areas);
+	uint64_t blamed = 0;
+	const struct cow_map *m = cow_get_map(c);
+	for (uint64_t s = 0; s < SECTORS; s++) {
+		uint8_t st = m->ext[cow_map_lookup(m, s)].state;
+		int cluster_bad = 0;
+		for (uint64_t k = s / 128 * 128; k < s / 128 * 128 + 128; k++)
+			cluster_bad |= d->kind[k] == BAD || d->kind[k] == HANG || d->kind[k] == WEAK;
+		blamed += (st == COW_NONTRIMMED || st == COW_NONSCRAPED || st == COW_BAD) && !cluster_bad;
+	}
+	CHECK("nothing the dead drive failed is recorded as bad or non-trimmed", blamed == 0 && ws == 0 && wd == 0);
+	d->dead = 0;
+	d->dead_after = 0;
+	rc = run(c, &o, &h, &r);
+	compare(c, &cowdev, d, &ws, &wd, 0);
+	CHECK("after the drive returns the run finishes to the truth", rc == 0 && ws == 0 && wd == 0);
+	cow_close(c);
+	fakedev_free(&cowdev);
+	free(d->data);
+	free(d);
+}
+
+/* Power cuts in the middle of a rescue: after each, reopen and go on; the end equals the
+ * truth and no finished sector is ever wrong. */
+static void test_power_cuts(void)
+{
+	struct drive *d = malloc(sizeof(*d));
+	struct fakedev cowdev;
+	struct cow *c = NULL;
+	struct rescue r;
+	struct rescue_opts o;
+	char why[200];
+	setup(d, &cowdev, &c);
+	rescue_opts_default(&o);
+	o.retries = 2;
+	o.commit_ms = 100;
+	int cuts = 0, bad = 0, rc = -1;
+	srand(99);
+	while (cuts < 40) {
+		cowdev.cut_after = cowdev.writes + 1 + (uint64_t)(rand() % 60);
+		rc = run(c, &o, NULL, &r);
+		if (rc == 0)
+			break;
+		cow_discard(c);
+		fakedev_power_cut(&cowdev, (uint32_t)cuts);
+		cowdev.cut_after = 0;
+		cuts++;
+		if (cow_open(&env, &cowdev.bdev, &d->bdev, &c, why, sizeof(why)) < 0) {
+			bad++;
+			break;
+		}
+		uint64_t ws, wd;
+		compare(c, &cowdev, d, &ws, &wd, 1);
+		bad += ws != 0 || wd != 0;
+	}
+	printf("power cuts: %d\n", cuts);
+	CHECK("after every cut the cow opens and no finished sector is wrong", bad == 0 && cuts >= 10);
+	cowdev.cut_after = 0;
+	rc = run(c, &o, NULL, &r);
+	uint64_t ws, wd;
+	compare(c, &cowdev, d, &ws, &wd, 0);
+	CHECK("rescue after the cuts ends equal to the truth", rc == 0 && ws == 0 && wd == 0);
+	cow_close(c);
+	fakedev_free(&cowdev);
+	free(d->data);
+	free(d);
+}
+
+/* A clone target that fails half-way stops the run; the cow keeps what it got. */
+struct target { struct fakedev dev; uint64_t fail_at; };
+static int tgt_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+{
+	struct target *t = ctx;
+	if (t->fail_at && off + len > t->fail_at)
+		return -E_MEDIUM;
+	memcpy(t->dev.view + off, buf, len);
+	return 0;
+}
+static int tgt_flush(void *ctx) { (void)ctx; return 0; }
+
+static void test_clone(void)
+{
+	struct drive *d = malloc(sizeof(*d));
+	struct fakedev cowdev;
+	struct cow *c = NULL;
+	struct rescue r;
+	struct rescue_opts o;
+	struct target t;
+	setup(d, &cowdev, &c);
+	fakedev_init(&t.dev, (uint64_t)SECTORS * LS, LS, "TGT", "T1");
+	t.fail_at = 0;
+	struct cow_bdev tb = t.dev.bdev;
+	tb.ctx = &t;
+	tb.write = tgt_write;
+	tb.flush = tgt_flush;
+	rescue_opts_default(&o);
+	o.retries = 2;
+	struct rescue_hooks h = { .target = &tb };
+	int rc = run(c, &o, &h, &r);
+	uint64_t wrong = 0;
+	for (uint64_t s = 0; s < SECTORS; s++)
+		if (truth(d, s) == COW_FINISHED && memcmp(t.dev.view + s * LS, d->data + s * LS, LS))
+			wrong++;
+	CHECK("clone: the target's finished ranges equal the source", rc == 0 && wrong == 0 &&
+	      r.st.clone_bytes == r.st.bytes_ok);
+	cow_close(c);
+	fakedev_free(&cowdev);
+	setup(d, &cowdev, &c);
+	t.fail_at = 4u << 20;
+	rc = run(c, &o, &h, &r);
+	uint64_t ws, wd;
+	compare(c, &cowdev, d, &ws, &wd, 1);
+	CHECK("clone: a failing target stops the run, named, and the cow is unharmed",
+	      rc == -E_TARGET && r.target_rc == -E_MEDIUM && ws == 0 && wd == 0);
+	cow_close(c);
+	fakedev_free(&cowdev);
+	fakedev_free(&t.dev);
+	free(d->data);
+	free(d);
+}
+
+int main(void)
+{
+	env = test_env;
+	env.now_us = now_us;
+	test_full_run();
+	test_skipping();
+	test_min_rate_and_domain();
+	test_vanishing_drive();
+	test_power_cuts();
+	test_clone();
+	return CHECK_DONE();
+}
