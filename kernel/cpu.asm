@@ -75,3 +75,32 @@ isr_common:
 	hlt
 	jmp .halt
 section .note.GNU-stack noalloc noexec nowrite progbits
+
+; void task_switch(uint64_t *save_rsp, uint64_t next_rsp)
+; Cooperative switch: only the callee-saved registers of the SysV ABI need keeping, because
+; every switch happens at a C call boundary.
+global task_switch
+global task_trampoline
+extern task_entry
+task_switch:
+	push rbp
+	push rbx
+	push r12
+	push r13
+	push r14
+	push r15
+	mov [rdi], rsp
+	mov rsp, rsi
+	pop r15
+	pop r14
+	pop r13
+	pop r12
+	pop rbx
+	pop rbp
+	ret
+
+; A new task's first switch returns here with an aligned stack; task_entry never returns.
+task_trampoline:
+	xor ebp, ebp
+	call task_entry
+	ud2
