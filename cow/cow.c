@@ -208,8 +208,9 @@ static int ckpt_write(struct cow *c, uint32_t slot, uint64_t epoch)
 		return -E_NOMEM;
 	memset(buf, 0, total);
 	struct ckpt_rec *r = (struct ckpt_rec *)(buf + CKPT_HDR);
-	for (uint64_t i = 0; i < m->n; i++)
-		r[i] = (struct ckpt_rec){ m->ext[i].start, m->ext[i].count, m->ext[i].state, m->ext[i].written, { 0 } };
+	uint64_t i = 0;
+	for (const struct cow_extent *x = cow_map_get(m, 0); x; x = cow_map_next(m, x))
+		r[i++] = (struct ckpt_rec){ x->start, x->count, x->state, x->written, { 0 } };
 	struct ckpt_header h = { .epoch = epoch, .n = m->n, .sectors = m->sectors };
 	memcpy(h.magic, CK_MAGIC, 8);
 	h.data_crc = crc32c(0, r, m->n * CKPT_REC);
@@ -222,6 +223,12 @@ static int ckpt_write(struct cow *c, uint32_t slot, uint64_t epoch)
 	}
 	c->env->free(buf);
 	return rc;
+}
+
+static void ckpt_rec_get(void *ctx, uint64_t i, struct cow_extent *e)
+{
+	const struct ckpt_rec *r = (const struct ckpt_rec *)ctx + i;
+	*e = (struct cow_extent){ r->start, r->count, r->state, r->written };
 }
 
 static int ckpt_load(struct cow *c, uint32_t slot, char *why, size_t whylen)
@@ -268,20 +275,8 @@ static int ckpt_load(struct cow *c, uint32_t slot, char *why, size_t whylen)
 		set_why(why, whylen, "checkpoint %u does not cover the whole source", slot);
 		rc = -E_CORRUPT;
 	}
-	if (rc == 0 && h.n > c->map.cap) {
-		struct cow_extent *e = c->env->alloc(h.n * sizeof(*e));
-		if (!e) {
-			rc = -E_NOMEM;
-		} else {
-			c->env->free(c->map.ext);
-			c->map.ext = e;
-			c->map.cap = h.n;
-		}
-	}
-	for (uint64_t i = 0; rc == 0 && i < h.n; i++)
-		c->map.ext[i] = (struct cow_extent){ r[i].start, r[i].count, r[i].state, r[i].written };
 	if (rc == 0)
-		c->map.n = h.n;
+		rc = cow_map_load(&c->map, h.n, ckpt_rec_get, (void *)r);
 	c->env->free(buf);
 	return rc;
 }
@@ -599,16 +594,11 @@ static int check_range(const struct cow *c, uint64_t off, uint64_t len)
 /* Runs of sectors [s, e) that are either all present in the cow or all absent. */
 static uint64_t run_end(const struct cow *c, uint64_t s, uint64_t e, bool *present)
 {
-	uint64_t i = cow_map_lookup(&c->map, s);
-	const struct cow_extent *x = &c->map.ext[i];
+	const struct cow_extent *x = cow_map_at(&c->map, s);
 	*present = x->written || x->state == COW_FINISHED;
 	uint64_t end = x->start + x->count;
-	for (i++; end < e && i < c->map.n; i++) {
-		x = &c->map.ext[i];
-		if ((x->written || x->state == COW_FINISHED) != *present)
-			break;
+	while (end < e && (x = cow_map_next(&c->map, x)) && (x->written || x->state == COW_FINISHED) == *present)
 		end = x->start + x->count;
-	}
 	return end < e ? end : e;
 }
 
@@ -657,19 +647,16 @@ int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 	 * and committed: that copy stays valid until the new data lands, so a crash in between
 	 * reads either the old or the new data, and never makes a '+' sector differ from the source. */
 	bool intent = false;
-	for (uint64_t i = cow_map_lookup(&c->map, s); i < c->map.n && c->map.ext[i].start < s + n; i++)
-		if (c->map.ext[i].state == COW_FINISHED && !c->map.ext[i].written)
+	for (const struct cow_extent *x = cow_map_at(&c->map, s); x && x->start < s + n; x = cow_map_next(&c->map, x))
+		if (x->state == COW_FINISHED && !x->written)
 			intent = true;
 	if (intent) {
-		for (uint64_t i = cow_map_lookup(&c->map, s); i < c->map.n && c->map.ext[i].start < s + n; i++) {
-			const struct cow_extent x = c->map.ext[i];
-			if (x.state != COW_FINISHED || x.written)
-				continue;
-			uint64_t a = x.start > s ? x.start : s, b = x.start + x.count < s + n ? x.start + x.count : s + n;
-			rc = record(c, a, b - a, 0, 1);
-			if (rc < 0)
+		for (uint64_t p = s; p < s + n;) {
+			const struct cow_extent x = *cow_map_at(&c->map, p);
+			uint64_t b = x.start + x.count < s + n ? x.start + x.count : s + n;
+			if (x.state == COW_FINISHED && !x.written && (rc = record(c, p, b - p, 0, 1)) < 0)
 				return rc;
-			i = cow_map_lookup(&c->map, b) - 1;   /* the map was re-split */
+			p = b;   /* by sector: the map was re-split */
 		}
 		rc = cow_sync(c);
 		if (rc < 0)
@@ -712,7 +699,7 @@ int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf
 		return rc;
 	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
 	while (s < e) {
-		const struct cow_extent *x = &c->map.ext[cow_map_lookup(&c->map, s)];
+		const struct cow_extent *x = cow_map_at(&c->map, s);
 		uint64_t r = x->start + x->count < e ? x->start + x->count : e;
 		if (!x->written) {
 			c->sb.ctr[2]++;
@@ -744,14 +731,15 @@ const struct cow_map *cow_get_map(const struct cow *c)
 	return &c->map;
 }
 
-struct map_iter { const struct cow_map *m; uint64_t i; uint32_t lsize; };
+struct map_iter { const struct cow_map *m; const struct cow_extent *x; uint32_t lsize; };
 
 static int next_block(void *ctx, struct mapfile_block *b)
 {
 	struct map_iter *it = ctx;
-	if (it->i == it->m->n)
+	const struct cow_extent *e = it->x ? cow_map_next(it->m, it->x) : cow_map_get(it->m, 0);
+	if (!e)
 		return 0;
-	const struct cow_extent *e = &it->m->ext[it->i++];
+	it->x = e;
 	*b = (struct mapfile_block){ e->start * it->lsize, e->count * it->lsize, (char)e->state };
 	return 1;
 }
@@ -766,7 +754,7 @@ int cow_write_mapfile(const struct cow *c, const char *version, const char *comm
 	struct mapfile_header h = { version, command_line, start_time, current_time,
 				    done ? "Finished" : "Copying non-tried blocks... Pass 1 (forwards)",
 				    0, done ? COW_FINISHED : COW_NONTRIED, 1 };
-	struct map_iter it = { &c->map, 0, c->lsize };
+	struct map_iter it = { &c->map, NULL, c->lsize };
 	return mapfile_write(&h, next_block, &it, emit, emit_ctx);
 }
 

@@ -55,6 +55,17 @@ int cow_map_init(struct cow_map *m, const struct cow_env *env, uint64_t sectors,
 void cow_map_free(struct cow_map *m);
 /* Index of the extent holding `sector` (sector < m->sectors). */
 uint64_t cow_map_lookup(const struct cow_map *m, uint64_t sector);
+/* Extents by position, valid until the next change to the map: the one holding `sector`
+ * (sector < m->sectors); the i-th in sector order (NULL from i == m->n); the one after x (NULL
+ * after the last). Walk: for (x = cow_map_get(m, 0); x; x = cow_map_next(m, x)). */
+const struct cow_extent *cow_map_at(const struct cow_map *m, uint64_t sector);
+const struct cow_extent *cow_map_get(const struct cow_map *m, uint64_t i);
+const struct cow_extent *cow_map_next(const struct cow_map *m, const struct cow_extent *x);
+/* Replaces the whole map by n extents, get(ctx, i, &e) giving the i-th: they must tile the
+ * source in order with valid states (-E_CORRUPT) and n <= max (-E_NOSPC); equal neighbours are
+ * merged. On failure the map is unchanged. */
+int cow_map_load(struct cow_map *m, uint64_t n, void (*get)(void *ctx, uint64_t i, struct cow_extent *e),
+		 void *ctx);
 /* Sets [start, start+count) to `state` (0 keeps each extent's state) and `written` (-1 keeps
  * it); splits and merges extents. -E_NOSPC, changing nothing, when the map is within two
  * extents of its maximum. */

@@ -139,3 +139,54 @@ void cow_map_totals(const struct cow_map *m, struct cow_totals *t)
 			t->written += m->ext[i].count;
 	}
 }
+
+const struct cow_extent *cow_map_at(const struct cow_map *m, uint64_t sector)
+{
+	return &m->ext[cow_map_lookup(m, sector)];
+}
+
+const struct cow_extent *cow_map_get(const struct cow_map *m, uint64_t i)
+{
+	return i < m->n ? &m->ext[i] : NULL;
+}
+
+const struct cow_extent *cow_map_next(const struct cow_map *m, const struct cow_extent *x)
+{
+	return x + 1 < m->ext + m->n ? x + 1 : NULL;
+}
+
+int cow_map_load(struct cow_map *m, uint64_t n, void (*get)(void *ctx, uint64_t i, struct cow_extent *e),
+		 void *ctx)
+{
+	if (!n)
+		return -E_CORRUPT;
+	if (n > m->max)
+		return -E_NOSPC;
+	struct cow_extent *e = m->env->alloc(n * sizeof(*e));
+	if (!e)
+		return -E_NOMEM;
+	uint64_t next = 0, k = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		struct cow_extent x;
+		get(ctx, i, &x);
+		if (x.start != next || !x.count || x.count > m->sectors - next || cow_state_index(x.state) < 0 ||
+		    x.written > 1) {
+			m->env->free(e);
+			return -E_CORRUPT;
+		}
+		next += x.count;
+		if (k && same(&e[k - 1], &x))
+			e[k - 1].count += x.count;
+		else
+			e[k++] = x;
+	}
+	if (next != m->sectors) {
+		m->env->free(e);
+		return -E_CORRUPT;
+	}
+	m->env->free(m->ext);
+	m->ext = e;
+	m->n = k;
+	m->cap = n;
+	return 0;
+}

@@ -237,7 +237,7 @@ bad:
 
 static void extent_at(const struct cow_map *m, uint64_t s, uint64_t *a, uint64_t *b, uint8_t *st)
 {
-	const struct cow_extent *x = &m->ext[cow_map_lookup(m, s)];
+	const struct cow_extent *x = cow_map_at(m, s);
 	*a = x->start;
 	*b = x->start + x->count;
 	*st = x->state;

@@ -349,8 +349,7 @@ static int cmd_export(int argc, char **argv)
 	static uint8_t buf[8 << 20], zero[8 << 20];
 	int tty = isatty(2), rc = 0;
 	time_t t0 = time(NULL), last = t0;
-	for (uint64_t i = 0; i < m->n && rc == 0; i++) {
-		const struct cow_extent *e = &m->ext[i];
+	for (const struct cow_extent *e = cow_map_get(m, 0); e && rc == 0; e = cow_map_next(m, e)) {
 		int present = e->written || e->state == COW_FINISHED;
 		uint64_t base = e->start * g.src_lsize, len = e->count * g.src_lsize;
 		for (uint64_t off = 0; off < len && rc == 0; off += sizeof(buf)) {
@@ -413,13 +412,14 @@ static int cmd_reset(int argc, char **argv)
 	cow_get_geometry(c, &g);
 	uint64_t changed = 0;
 	int rc = 0;
-	for (uint64_t i = 0; i < m->n && rc == 0; i++) {
-		const struct cow_extent e = m->ext[i];
+	/* By sector: each change may merge the map around the extent just reset. */
+	for (uint64_t p = 0; p < m->sectors && rc == 0;) {
+		const struct cow_extent e = *cow_map_at(m, p);
+		p = e.start + e.count;
 		if (!strchr(types, e.state))
 			continue;
 		rc = cow_set_state(c, e.start * g.src_lsize, e.count * g.src_lsize, COW_NONTRIED);
 		changed += e.count * g.src_lsize;
-		i = cow_map_lookup(m, e.start);   /* the map may have merged around it */
 	}
 	int rc2 = cow_close(c);
 	filedev_close(&cd);

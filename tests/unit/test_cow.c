@@ -51,12 +51,12 @@ static void test_map(void)
 				wmodel[i] = (uint8_t)w;
 		}
 		for (uint64_t i = 0; i < 4096 && ok; i++) {
-			const struct cow_extent *e = &m.ext[cow_map_lookup(&m, i)];
+			const struct cow_extent *e = cow_map_at(&m, i);
 			ok = e->start <= i && i < e->start + e->count && e->state == model[i] && e->written == wmodel[i];
 		}
-		for (uint64_t i = 1; i < m.n && ok; i++)
-			ok = m.ext[i].start == m.ext[i - 1].start + m.ext[i - 1].count &&
-			     !(m.ext[i].state == m.ext[i - 1].state && m.ext[i].written == m.ext[i - 1].written);
+		const struct cow_extent *p = cow_map_get(&m, 0), *x;
+		for (; ok && (x = cow_map_next(&m, p)); p = x)
+			ok = x->start == p->start + p->count && !(x->state == p->state && x->written == p->written);
 	}
 	CHECK("map matches a per-sector model over 3000 random updates, always merged", ok);
 	struct cow_totals t;
@@ -185,7 +185,7 @@ static void test_overlay(void)
 	CHECK("rescue reads of a range with written sectors", cow_rescue_read(c, 0, 65536, buf, &bad) == 0);
 	CHECK("the rescue kept the overlay's data", cow_ov_read(c, 0, SRC_SIZE, buf, &bad) == 0 && !memcmp(buf, want, SRC_SIZE));
 	const struct cow_map *m = cow_get_map(c);
-	CHECK("rescued range is finished", m->ext[cow_map_lookup(m, 100)].state == '+');
+	CHECK("rescued range is finished", cow_map_at(m, 100)->state == '+');
 	/* Writes over rescued sectors. */
 	for (uint64_t k = 0; k < 4096; k++)
 		w[k] = (uint8_t)rnd();
@@ -194,30 +194,34 @@ static void test_overlay(void)
 	src.bad_from = 1 << 20;
 	src.bad_to = (1 << 20) + 512;
 	CHECK("a rescue read of a bad sector fails naming it", cow_rescue_read(c, 1 << 20, 4096, buf, &bad) == -E_MEDIUM && bad == 1 << 20);
-	CHECK("a failed rescue read records nothing", cow_get_map(c)->ext[cow_map_lookup(cow_get_map(c), (1 << 20) / LS)].state == '?');
+	CHECK("a failed rescue read records nothing", cow_map_at(cow_get_map(c), (1 << 20) / LS)->state == '?');
 	CHECK("states can be set", cow_set_state(c, 1 << 20, 512, '-') == 0 && cow_set_state(c, 0, 512, '+') == -E_INVAL);
 	CHECK("close commits", cow_close(c) == 0);
 	src.bad_to = 0;
 	CHECK("reopen", open_cow(&cow, &src, &c, why) == 0);
 	CHECK("everything persisted", cow_ov_read(c, 0, SRC_SIZE, buf, &bad) == 0 && !memcmp(buf, want, SRC_SIZE));
 	m = cow_get_map(c);
-	CHECK("the map persisted", m->ext[cow_map_lookup(m, (1 << 20) / LS)].state == '-' && m->ext[cow_map_lookup(m, 100)].state == '+');
+	CHECK("the map persisted", cow_map_at(m, (1 << 20) / LS)->state == '-' && cow_map_at(m, 100)->state == '+');
 	/* Many commits: the journal fills and checkpoints take over. */
 	ok = 1;
 	for (int i = 0; i < 3000 && ok; i++) {
 		uint64_t s = rnd() % 300;   /* stays well inside the map's 1024-extent maximum */
 		ok = cow_set_state(c, s * LS, LS, "*/-?"[rnd() % 4]) == 0 && (i % 3 || cow_sync(c) == 0);
 	}
-	struct cow_map copy = *cow_get_map(c);
 	static struct cow_extent saved[200000];
-	memcpy(saved, copy.ext, copy.n * sizeof(*saved));
+	uint64_t nsaved = 0;
+	for (const struct cow_extent *x = cow_get_map(c)->n <= 200000 ? cow_map_get(cow_get_map(c), 0) : NULL; x;
+	     x = cow_map_next(cow_get_map(c), x))
+		saved[nsaved++] = *x;
 	CHECK("3000 updates and 1000 commits (journal wraps into checkpoints)", ok && cow_close(c) == 0);
 	CHECK("reopen after checkpoints", open_cow(&cow, &src, &c, why) == 0);
 	m = cow_get_map(c);
-	ok = m->n == copy.n;
-	for (uint64_t i = 0; ok && i < m->n; i++)
-		ok = m->ext[i].start == saved[i].start && m->ext[i].count == saved[i].count &&
-		     m->ext[i].state == saved[i].state && m->ext[i].written == saved[i].written;
+	ok = m->n == nsaved;
+	for (uint64_t i = 0; ok && i < m->n; i++) {
+		const struct cow_extent *x = cow_map_get(m, i);
+		ok = x->start == saved[i].start && x->count == saved[i].count &&
+		     x->state == saved[i].state && x->written == saved[i].written;
+	}
 	CHECK("the map after checkpoints is the one committed", ok);
 	cow_close(c);
 	cow_close(c2);
@@ -339,7 +343,7 @@ static void test_power_cuts(void)
 		uint64_t bad;
 		cow_ov_read(c, 0, CSRC, buf, &bad);
 		for (uint64_t s = 0; s < CSRC / LS; s++) {
-			const struct cow_extent *e = &m->ext[cow_map_lookup(m, s)];
+			const struct cow_extent *e = cow_map_at(m, s);
 			const uint8_t *got = buf + s * LS;
 			if (e->state == '+' && !e->written && memcmp(got, src.view + s * LS, LS))
 				bad_finished++;

@@ -112,7 +112,7 @@ static void compare(struct cow *c, struct fakedev *cowdev, const struct drive *d
 	const struct cow_map *m = cow_get_map(c);
 	*wrong_state = *wrong_data = 0;
 	for (uint64_t s = 0; s < SECTORS; s++) {
-		uint8_t st = m->ext[cow_map_lookup(m, s)].state;
+		uint8_t st = cow_map_at(m, s)->state;
 		if (st == COW_FINISHED &&
 		    memcmp(cowdev->view + g.data_offset + s * LS, d->data + s * LS, LS))
 			(*wrong_data)++;
@@ -214,9 +214,9 @@ static void test_skipping(void)
 	CHECK("skipping crosses a bad zone with few failed reads", d->bad_reads <= 12);
 	const struct cow_map *m = cow_get_map(c);
 	CHECK("data beyond the bad zones was reached in pass 1",
-	      m->ext[cow_map_lookup(m, 25000)].state == COW_FINISHED);
+	      cow_map_at(m, 25000)->state == COW_FINISHED);
 	CHECK("the middle of the bad zone is left non-tried for later passes",
-	      m->ext[cow_map_lookup(m, 9200)].state == COW_NONTRIED);
+	      cow_map_at(m, 9200)->state == COW_NONTRIED);
 	rescue_opts_default(&o);
 	o.retries = 2;
 	rc = run(c, &o, NULL, &r);
@@ -257,15 +257,15 @@ static void test_min_rate_and_domain(void)
 	struct rescue_hooks h = { .ctx = &st, .should_stop = stop_after };
 	run(c, &o, &h, &r);
 	CHECK("a slow zone is skipped in the first pass (min-rate)", r.st.slow_reads >= 1 &&
-	      cow_get_map(c)->ext[cow_map_lookup(cow_get_map(c), 17800)].state == COW_FINISHED);
+	      cow_map_at(cow_get_map(c), 17800)->state == COW_FINISHED);
 	o.passes = RESCUE_PASS_ALL;
 	run(c, &o, NULL, &r);
 	uint64_t bytes[5], areas[5];
 	rescue_domain_totals(&r, bytes, areas);
 	const struct cow_map *m = cow_get_map(c);
 	CHECK("a domain run finishes its domain and nothing else",
-	      bytes[4] == 2000 * LS && m->ext[cow_map_lookup(m, 15999)].state == COW_NONTRIED &&
-	      m->ext[cow_map_lookup(m, 18000)].state == COW_NONTRIED);
+	      bytes[4] == 2000 * LS && cow_map_at(m, 15999)->state == COW_NONTRIED &&
+	      cow_map_at(m, 18000)->state == COW_NONTRIED);
 	cow_close(c);
 	fakedev_free(&cowdev);
 	free(d->data);
@@ -295,7 +295,7 @@ static void test_vanishing_drive(void)
 	uint64_t blamed = 0;
 	const struct cow_map *m = cow_get_map(c);
 	for (uint64_t s = 0; s < SECTORS; s++) {
-		uint8_t st = m->ext[cow_map_lookup(m, s)].state;
+		uint8_t st = cow_map_at(m, s)->state;
 		int cluster_bad = 0;
 		for (uint64_t k = s / 128 * 128; k < s / 128 * 128 + 128; k++)
 			cluster_bad |= d->kind[k] == BAD || d->kind[k] == HANG || d->kind[k] == WEAK;
