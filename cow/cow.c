@@ -726,6 +726,20 @@ int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state)
 	return record(c, off / c->lsize, len / c->lsize, state, -1);
 }
 
+int cow_check_source(struct cow *c, const struct cow_bdev *src, char *why, size_t whylen)
+{
+	struct superblock now;
+	memset(&now, 0, sizeof(now));
+	int rc = read_identity(c->env, src, &now);
+	if (rc == 0)
+		rc = identity_differs(&c->sb, &now, why, whylen);
+	if (rc == 0 && c->sb.sampled && !(now.sampled & c->sb.sampled)) {
+		set_why(why, whylen, "the source does not read yet (neither its first nor its last MiB)");
+		rc = -E_AGAIN;
+	}
+	return rc;
+}
+
 const struct cow_map *cow_get_map(const struct cow *c)
 {
 	return &c->map;

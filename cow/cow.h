@@ -114,6 +114,10 @@ int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf
 /* Sets the rescue state of a range ('?', '*', '/', '-'; '+' only through cow_rescue_read). */
 int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state);
 
+/* Before re-binding the source after a hot-swap (the caller re-points the bdev the cow was
+ * opened with): `src` must have the recorded identity (-E_IDENTITY, the differing field in
+ * why) and read at least one of the sampled regions (-E_AGAIN). */
+int cow_check_source(struct cow *c, const struct cow_bdev *src, char *why, size_t whylen);
 const struct cow_map *cow_get_map(const struct cow *c);
 /* The map as a GNU ddrescue mapfile, through `emit` (cow/mapfile.h); the status line says
  * "Finished" once nothing is left to try. */

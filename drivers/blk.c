@@ -263,6 +263,17 @@ void blk_set_returned(struct blk_dev *d)
 	log_event(LOG_INFO, "disk %s is back (instance %llu)", d->name, (unsigned long long)d->instance);
 }
 
+int blk_reprobe(struct blk_dev *d)
+{
+	struct blk_dev *top = d->parent ? d->parent : d;
+	if (!(top->flags & BLK_F_GONE))
+		return 0;
+	int rc = top->ops->recover(top, NULL);
+	if (rc == 0)
+		blk_set_returned(top);
+	return rc;
+}
+
 /* The overdue request fails with -E_TIMEOUT; the others in flight are re-issued after the
  * driver's recovery, since nothing says they failed. */
 static void handle_overdue(struct blk_dev *d, struct blk_req *late)
@@ -320,9 +331,9 @@ static int wait_done(struct blk_req *r)
 }
 
 static int blk_rw(struct blk_dev *d, uint8_t op, uint64_t lba, uint32_t count, void *buf,
-		  uint64_t *err_lba)
+		  uint64_t *err_lba, uint32_t timeout_ms)
 {
-	struct blk_req r = { .op = op, .lba = lba, .count = count, .buf = buf };
+	struct blk_req r = { .op = op, .lba = lba, .count = count, .buf = buf, .timeout_ms = timeout_ms };
 	int rc = blk_submit(d, &r);
 	if (rc == 0)
 		rc = wait_done(&r);
@@ -333,12 +344,18 @@ static int blk_rw(struct blk_dev *d, uint8_t op, uint64_t lba, uint32_t count, v
 
 int blk_read(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf, uint64_t *err_lba)
 {
-	return blk_rw(d, BLK_READ, lba, count, buf, err_lba);
+	return blk_rw(d, BLK_READ, lba, count, buf, err_lba, 0);
+}
+
+int blk_read_timeout(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf, uint64_t *err_lba,
+		     uint32_t timeout_ms)
+{
+	return blk_rw(d, BLK_READ, lba, count, buf, err_lba, timeout_ms);
 }
 
 int blk_write(struct blk_dev *d, uint64_t lba, uint32_t count, const void *buf, uint64_t *err_lba)
 {
-	return blk_rw(d, BLK_WRITE, lba, count, (void *)buf, err_lba);
+	return blk_rw(d, BLK_WRITE, lba, count, (void *)buf, err_lba, 0);
 }
 
 int blk_flush(struct blk_dev *d)

@@ -52,7 +52,8 @@ struct blk_driver_ops {
 	/* A request is past its deadline. The driver abandons every in-flight command, climbs its
 	 * reset ladder until IDENTIFY answers with the same identity, and returns 0, or -E_GONE
 	 * when the ladder fails. The layer then fails or re-issues what was in flight; completions
-	 * the device may still post for abandoned commands must be dropped by the driver. */
+	 * the device may still post for abandoned commands must be dropped by the driver.
+	 * overdue is NULL when the layer re-probes a gone device (blk_reprobe). */
 	int (*recover)(struct blk_dev *d, struct blk_req *overdue);
 	/* Prints the driver's identify/health details for `info` (may be NULL). */
 	void (*info)(struct blk_dev *d);
@@ -115,6 +116,9 @@ void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err
  * identity (instance changes, flags cleared). */
 void blk_set_gone(struct blk_dev *d);
 void blk_set_returned(struct blk_dev *d);
+/* Asks the driver of a gone disk whether it answers again with the same identity (its recover
+ * op with no request); 0 and the disk is back, else still gone. */
+int blk_reprobe(struct blk_dev *d);
 
 /* Sets (on) or clears a protection flag (BLK_F_RO, BLK_F_SOURCE) on a disk and all its
  * partitions, or on a partition's disk and siblings: writing through another name must be
@@ -126,6 +130,9 @@ void part_scan_all(void);
 /* Synchronous helpers: submit and wait (yielding to other tasks). Return 0 or the status;
  * *err_lba (may be NULL) receives the failing LBA when known. */
 int blk_read(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf, uint64_t *err_lba);
+/* The same with a deadline of its own (ms; 0: the device's default). */
+int blk_read_timeout(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf, uint64_t *err_lba,
+		     uint32_t timeout_ms);
 int blk_write(struct blk_dev *d, uint64_t lba, uint32_t count, const void *buf, uint64_t *err_lba);
 int blk_flush(struct blk_dev *d);
 

@@ -7,23 +7,9 @@
 #include "power.h"
 #include "shell.h"
 #include "time.h"
-#include "../cow/cow.h"
+#include "overlay.h"
 #include "../cow/errors.h"
 #include "../cow/port.h"
-#include "../drivers/blk.h"
-
-#define MAX_OV 8
-
-struct bdev_adapter {
-	struct cow_bdev bdev;
-	struct blk_dev *blk;
-};
-
-struct overlay {
-	struct cow *cow;
-	struct bdev_adapter src, dst;
-	char start_time[24];
-};
 
 static struct overlay overlays[MAX_OV];
 
@@ -31,7 +17,8 @@ static int ad_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *b
 {
 	struct bdev_adapter *a = ctx;
 	uint64_t err_lba = BLK_NO_LBA;
-	int rc = blk_read(a->blk, off / a->blk->lsize, len / a->blk->lsize, buf, &err_lba);
+	int rc = blk_read_timeout(a->blk, off / a->blk->lsize, len / a->blk->lsize, buf, &err_lba,
+				  a->timeout_ms);
 	if (rc < 0 && bad_off)
 		*bad_off = err_lba == BLK_NO_LBA ? off : err_lba * a->blk->lsize;
 	return rc;
@@ -49,7 +36,7 @@ static int ad_flush(void *ctx)
 	return blk_flush(a->blk);
 }
 
-static void adapt(struct bdev_adapter *a, struct blk_dev *d)
+void bdev_adapt(struct bdev_adapter *a, struct blk_dev *d)
 {
 	memset(a, 0, sizeof(*a));
 	a->blk = d;
@@ -74,7 +61,7 @@ static void env_random(void *buf, size_t n)
 		((uint8_t *)buf)[i] = (uint8_t)rnd_state;
 	}
 }
-static const struct cow_env kernel_env = { kmalloc, kfree, time_now_us, env_random };
+const struct cow_env kernel_env = { kmalloc, kfree, time_now_us, env_random };
 
 static struct overlay *find_overlay(const char *name)
 {
@@ -82,6 +69,19 @@ static struct overlay *find_overlay(const char *name)
 		return NULL;
 	struct overlay *o = &overlays[name[2] - '0'];
 	return o->cow ? o : NULL;
+}
+
+struct overlay *overlay_find(const char *name)
+{
+	struct overlay *o = find_overlay(name);
+	if (!o)
+		kprintf("no overlay '%s' (see cow list)\n", name);
+	return o;
+}
+
+int overlay_index(const struct overlay *o)
+{
+	return (int)(o - overlays);
 }
 
 static int busy_disk(const struct blk_dev *d)
@@ -94,7 +94,7 @@ static int busy_disk(const struct blk_dev *d)
 
 /* Source protection is recomputed from the open overlays, so closing one never unprotects a
  * disk (or a partition of it) that another overlay still reads. */
-static void refresh_source_flags(void)
+void overlay_refresh_source_flags(void)
 {
 	for (int i = 0; i < blk_count(); i++)
 		blk_get(i)->flags &= ~BLK_F_SOURCE;
@@ -103,7 +103,7 @@ static void refresh_source_flags(void)
 			blk_protect_tree(overlays[i].src.blk, BLK_F_SOURCE, true);
 }
 
-static void wall_text(char *out, size_t n)
+void wall_text(char *out, size_t n)
 {
 	struct wall_time t;
 	time_wall(&t);
@@ -142,8 +142,8 @@ static int cow_format_cmd(int argc, char **argv)
 		return -E_INVAL;
 	}
 	struct bdev_adapter ca, sa;
-	adapt(&ca, cow);
-	adapt(&sa, src);
+	bdev_adapt(&ca, cow);
+	bdev_adapt(&sa, src);
 	char why[200] = "";
 	int rc = cow_format(&kernel_env, &ca.bdev, &sa.bdev, (uint32_t)unit, why, sizeof(why));
 	if (rc < 0) {
@@ -171,15 +171,15 @@ static int cow_open_cmd(int argc, char **argv)
 	if (slot == MAX_OV)
 		return -E_NOSPC;
 	struct overlay *o = &overlays[slot];
-	adapt(&o->src, src);
-	adapt(&o->dst, cow);
+	bdev_adapt(&o->src, src);
+	bdev_adapt(&o->dst, cow);
 	/* Protect the source before the first byte is read for the identity check. */
 	blk_protect_tree(src, BLK_F_SOURCE, true);
 	char why[200] = "";
 	int rc = cow_open(&kernel_env, &o->dst.bdev, &o->src.bdev, &o->cow, why, sizeof(why));
 	if (rc < 0) {
 		o->cow = NULL;
-		refresh_source_flags();
+		overlay_refresh_source_flags();
 		kprintf("cow open: %s\n", why[0] ? why : err_str(rc));
 		return rc;
 	}
@@ -192,7 +192,7 @@ static int cow_open_cmd(int argc, char **argv)
 
 static int sync_one(struct overlay *o, int idx)
 {
-	int rc = cow_sync(o->cow);
+	int rc = overlay_commit(o);
 	if (rc < 0)
 		kprintf("ov%d: commit failed: %s\n", idx, err_str(rc));
 	return rc;
@@ -252,9 +252,13 @@ static int cmd_cow(int argc, char **argv)
 			kprintf("no overlay '%s' (see cow list)\n", argv[2]);
 			return -E_NOENT;
 		}
+		if (o->job) {
+			kprintf("%s has a rescue job: stop it and let it end first (quit)\n", argv[2]);
+			return -E_BUSY;
+		}
 		int rc = cow_close(o->cow);   /* commits first */
 		o->cow = NULL;
-		refresh_source_flags();
+		overlay_refresh_source_flags();
 		o->dst.blk->flags &= ~BLK_F_COW;
 		log_event(LOG_INFO, "%s closed", argv[2]);
 		return rc;
@@ -293,6 +297,7 @@ COMMAND(map, "map <ov>", "the overlay's GNU ddrescue mapfile", NULL, cmd_map);
 
 static void commit_all(void)
 {
+	jobs_stop_all();
 	for (int i = 0; i < MAX_OV; i++)
 		if (overlays[i].cow)
 			sync_one(&overlays[i], i);

@@ -76,6 +76,8 @@ isr_common:
 	jmp .halt
 section .note.GNU-stack noalloc noexec nowrite progbits
 
+section .text
+
 ; void task_switch(uint64_t *save_rsp, uint64_t next_rsp)
 ; Cooperative switch: only the callee-saved registers of the SysV ABI need keeping, because
 ; every switch happens at a C call boundary.

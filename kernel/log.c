@@ -30,7 +30,7 @@ void log_event(enum log_level lvl, const char *fmt, ...)
 	if (count < LOG_LINES)
 		count++;
 	if ((uint64_t)lvl <= setting_loglevel())
-		kprintf("%s\n", line);
+		shell_print_event(line);
 }
 
 static int cmd_log(int argc, char **argv)

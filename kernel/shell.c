@@ -97,6 +97,22 @@ void shell_run_boot_script(const char *load_options, const char *cfg)
 		run_script(cfg, '\n', "cowboot.cfg");
 }
 
+/* The line being typed at the prompt, while the shell waits for input. */
+static struct lineedit *editing;
+
+void shell_print_event(const char *line)
+{
+	if (!editing || task_is_shell()) {
+		kprintf("%s\n", line);
+		return;
+	}
+	/* A background job's event while someone types: the event gets a line of its own and the
+	 * prompt comes back with what was typed so far. */
+	kprintf("\r\n%s\n" PROMPT "%.*s", line, editing->len, editing->buf);
+	for (int i = editing->pos; i < editing->len; i++)
+		console_puts("\b");
+}
+
 void shell_loop(void)
 {
 	static struct lineedit le;
@@ -105,6 +121,7 @@ void shell_loop(void)
 		le_start(&le);
 		kprintf(PROMPT);
 		enum le_result r = LE_MORE;
+		editing = &le;
 		while (r == LE_MORE) {
 			int c = console_getc();
 			if (c < 0) {
@@ -115,6 +132,7 @@ void shell_loop(void)
 			r = le_feed(&le, c, echo, sizeof(echo));
 			console_puts(echo);
 		}
+		editing = NULL;
 		if (r != LE_ENTER)
 			continue;
 		le_remember(&le);

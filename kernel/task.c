@@ -112,3 +112,8 @@ int task_count(void)
 		n += tasks[i].live;
 	return n;
 }
+
+int task_is_shell(void)
+{
+	return current == 0;
+}

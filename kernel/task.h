@@ -20,5 +20,6 @@ struct task;
  * out of memory or task slots. The task ends when fn returns. */
 struct task *task_spawn(const char *name, void (*fn)(void *arg), void *arg);
 int task_count(void);                 /* live tasks other than the shell */
+int task_is_shell(void);              /* the running task is the shell (task 0) */
 
 #endif

@@ -371,3 +371,77 @@ def check_hung_read(m, disk, lba, tag, extra_wait=None):
     out = m.cmd(f"read {disk} {lba + 1}")
     check(f"{tag} reads work again after the recovery", f"lba {lba + 1}" in out, out[:200])
     return out
+
+
+class FailingNbd:
+    """nbdkit serving `path` through tests/qemu/failing_disk.py with `zones` (a list of dicts:
+    start, count in sectors; kind bad|weak|slow|hang; tries; delay_ms). stop() and start()
+    make the drive vanish and come back; stats() are the plugin's read counters."""
+
+    def __init__(self, path, zones, tmpdir, name="fail"):
+        import json
+        self.path, self.tmpdir = path, tmpdir
+        self.sock = os.path.join(tmpdir, f"{name}.sock")
+        self.zones_path = os.path.join(tmpdir, f"{name}.zones.json")
+        self.stats_path = os.path.join(tmpdir, f"{name}.stats.json")
+        with open(self.zones_path, "w") as f:
+            json.dump(zones, f)
+        self.proc = None
+        self.start()
+
+    def start(self, path=None):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        plugin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "failing_disk.py")
+        self.proc = subprocess.Popen(["nbdkit", "-f", "-U", self.sock, "python", plugin,
+                                      f"file={path or self.path}", f"zones={self.zones_path}",
+                                      f"stats={self.stats_path}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                return
+            time.sleep(0.05)
+        raise BootError("nbdkit did not start")
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stats(self):
+        import json
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {"reads": 0, "bad_reads": 0, "bytes": 0}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def parse_mapfile(text):
+    """The blocks of a ddrescue mapfile: [(pos, size, status)] in bytes."""
+    blocks, seen_status = [], False
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if not seen_status:
+            seen_status = True
+            continue
+        if len(parts) >= 3 and parts[0].startswith("0x"):
+            blocks.append((int(parts[0], 16), int(parts[1], 16), parts[2]))
+    return blocks
+
+
+def map_text(out):
+    """The mapfile part of a `map` command's output (from its first comment line)."""
+    i = out.find("# Mapfile")
+    return out[i:] if i >= 0 else out

@@ -1,0 +1,44 @@
+/* Overlays ov0..ov7 (kernel/cow_cmds.c): a source disk and its open cow, shared by the cow
+ * commands and the rescue jobs (kernel/rescue_cmds.c). */
+#ifndef KERNEL_OVERLAY_H
+#define KERNEL_OVERLAY_H
+
+#include "../cow/cow.h"
+#include "../cow/rescue.h"
+#include "../drivers/blk.h"
+
+#define MAX_OV 8
+
+/* A block-layer disk as a cow_bdev; reads use the adapter's deadline (0: the disk's own). */
+struct bdev_adapter {
+	struct cow_bdev bdev;
+	struct blk_dev *blk;
+	uint32_t timeout_ms;
+};
+
+struct job;
+
+struct overlay {
+	struct cow *cow;
+	struct bdev_adapter src, dst;
+	char start_time[24];
+	struct rescue_opts next_domain;   /* `domain`: the domain the next rescue starts with */
+	struct job *job;                  /* the overlay's rescue or clone job, if any */
+};
+
+extern const struct cow_env kernel_env;
+void bdev_adapt(struct bdev_adapter *a, struct blk_dev *d);
+/* "ov0".."ov7" of an open overlay; prints "no overlay" and returns NULL otherwise. */
+struct overlay *overlay_find(const char *name);
+int overlay_index(const struct overlay *o);
+/* Recomputes the source flags of every disk from the open overlays. */
+void overlay_refresh_source_flags(void);
+/* "YYYY-MM-DD HH:MM:SS" of the wall clock. */
+void wall_text(char *out, size_t n);
+
+/* kernel/rescue_cmds.c: stops every job (progress committed) before shutdown or close. */
+void jobs_stop_all(void);
+/* Commits an overlay: through its job when one is running (between two reads), else here. */
+int overlay_commit(struct overlay *o);
+
+#endif

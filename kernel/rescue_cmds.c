@@ -1,0 +1,664 @@
+/* Rescue and clone jobs: each runs cow/rescue.c on a task of its own over one overlay, so the
+ * console stays usable; commands rescue, clone, status, wait, stop, wake, quit, disk, domain,
+ * reset. A job pauses when its source stops answering and resumes when the same disk is back. */
+#include "console.h"
+#include "lib_args.h"
+#include "log.h"
+#include "overlay.h"
+#include "settings.h"
+#include "shell.h"
+#include "task.h"
+#include "time.h"
+#include "../cow/errors.h"
+#include "../cow/port.h"
+
+enum job_state { JOB_RUNNING, JOB_STOPPED, JOB_WAITING, JOB_DONE, JOB_FAILED };
+static const char *const state_names[] = { "running", "stopped", "waiting for the source", "finished", "failed" };
+
+struct job {
+	struct overlay *o;
+	int idx, used, alive;
+	enum job_state state;
+	struct rescue r;
+	struct rescue_opts opt;
+	struct bdev_adapter target;
+	int clone;
+	int stop_req, end_req, wake_req, rebound, commit_req;
+	int commit_rc;
+	uint64_t commits_done;
+	int result;
+	uint64_t started_us, bytes_total, reads_total, failed_total;
+	char cmdline[128];
+};
+
+static struct job jobs[MAX_OV];
+
+/* A cooperative lock: the job holds its overlay while it reads or checks the source; the
+ * shell's commands that touch the cow take it too. */
+static int ov_busy[MAX_OV];
+static void ov_lock(const struct overlay *o)
+{
+	while (ov_busy[overlay_index(o)])
+		task_yield();
+	ov_busy[overlay_index(o)] = 1;
+}
+static void ov_unlock(const struct overlay *o)
+{
+	ov_busy[overlay_index(o)] = 0;
+}
+
+/* ---- the job task ------------------------------------------------------------------------ */
+
+static int job_should_stop(void *ctx)
+{
+	struct job *j = ctx;
+	if (j->commit_req) {
+		j->commit_rc = cow_sync(j->o->cow);
+		j->commit_req = 0;
+		j->commits_done++;
+	}
+	return j->stop_req || j->end_req;
+}
+
+static void job_event(void *ctx, const char *text)
+{
+	struct job *j = ctx;
+	log_event(LOG_INFO, "ov%d: %s", j->idx, text);
+}
+
+static void fmt_size(char *out, size_t n, uint64_t bytes)
+{
+	blk_format_size(out, (int)n, bytes);
+}
+
+static void summary(struct job *j, const char *what)
+{
+	uint64_t b[5], a[5];
+	char res[24], tot[24], bad[24], rate[24];
+	rescue_domain_totals(&j->r, b, a);
+	uint64_t all = b[0] + b[1] + b[2] + b[3] + b[4];
+	uint64_t secs = (time_now_us() - j->started_us) / 1000000;
+	fmt_size(res, sizeof(res), b[4]);
+	fmt_size(tot, sizeof(tot), all);
+	fmt_size(bad, sizeof(bad), b[3]);
+	fmt_size(rate, sizeof(rate), secs ? j->bytes_total / secs : j->bytes_total);
+	log_event(LOG_INFO, "ov%d: %s %s in %llu s: rescued %s of %s (%llu.%llu%%), bad %s in %llu areas, non-tried %llu bytes, average %s/s",
+		  j->idx, j->clone ? "clone" : "rescue", what, (unsigned long long)secs, res, tot,
+		  (unsigned long long)(all ? b[4] * 100 / all : 100),
+		  (unsigned long long)(all ? b[4] * 1000 / all % 10 : 0), bad, (unsigned long long)a[3],
+		  (unsigned long long)(b[0] + b[1] + b[2]), rate);
+}
+
+/* Waits for the same source to answer again: the driver re-probed while it is gone, then the
+ * identity (and a readable sample) checked. 0 to resume; -E_STOPPED when asked to stop. */
+static int wait_for_source(struct job *j)
+{
+	struct overlay *o = j->o;
+	char why[200], last[200] = "";
+	deadline_t next = 0;
+	for (;;) {
+		if (j->stop_req || j->end_req)
+			return -E_STOPPED;
+		if (j->rebound || j->wake_req) {
+			log_event(LOG_INFO, "ov%d: resuming (%s)", j->idx, j->rebound ? "source re-bound" : "woken");
+			j->rebound = j->wake_req = 0;
+			return 0;
+		}
+		if (deadline_passed(next)) {
+			next = deadline_in_ms(2000);
+			ov_lock(o);
+			int rc = blk_reprobe(o->src.blk);
+			if (rc == 0)
+				rc = cow_check_source(o->cow, &o->src.bdev, why, sizeof(why));
+			ov_unlock(o);
+			if (rc == 0) {
+				log_event(LOG_INFO, "ov%d: source %s answers again with the same identity; resuming",
+					  j->idx, o->src.blk->name);
+				return 0;
+			}
+			if (rc == -E_IDENTITY && strcmp(why, last)) {
+				log_event(LOG_WARN, "ov%d: %s is not this overlay's source, refused: %s", j->idx,
+					  o->src.blk->name, why);
+				memcpy(last, why, sizeof(last));
+			}
+		}
+		task_sleep_us(50000);
+	}
+}
+
+/* A clone starts by copying what the cow already holds, so the target ends complete. */
+static int clone_existing(struct job *j)
+{
+	struct overlay *o = j->o;
+	const struct cow_map *m = cow_get_map(o->cow);
+	uint32_t ls = o->src.blk->lsize;
+	uint64_t sectors = m->sectors, p = 0, chunk = j->opt.cluster / ls;
+	while (p < sectors) {
+		const struct cow_extent *x = cow_map_at(m, p);
+		uint64_t end = x->start + x->count;
+		if (x->state == COW_FINISHED) {
+			for (uint64_t s = p; s < end; s += chunk) {
+				uint64_t n = end - s < chunk ? end - s : chunk, bad;
+				if (j->stop_req || j->end_req)
+					return -E_STOPPED;
+				int rc = cow_ov_read(o->cow, s * ls, n * ls, j->r.buf, &bad);
+				if (rc < 0)
+					return rc;
+				rc = j->target.bdev.write(j->target.bdev.ctx, s * ls, (uint32_t)(n * ls), j->r.buf);
+				if (rc < 0) {
+					j->r.target_rc = rc;
+					j->r.target_off = s * ls;
+					return -E_TARGET;
+				}
+				j->r.st.clone_bytes += n * ls;
+			}
+		}
+		p = end;
+	}
+	return 0;
+}
+
+static void job_main(void *arg)
+{
+	struct job *j = arg;
+	struct overlay *o = j->o;
+	int first = 1, rc;
+	for (;;) {
+		j->state = JOB_RUNNING;
+		struct rescue_hooks h = { .ctx = j, .should_stop = job_should_stop, .event = job_event,
+					  .target = j->clone ? &j->target.bdev : NULL };
+		ov_lock(o);
+		o->src.timeout_ms = j->opt.timeout_ms;
+		rc = rescue_init(&j->r, o->cow, &kernel_env, &j->opt, &h);
+		if (rc == 0 && first && j->clone)
+			rc = clone_existing(j);
+		first = 0;
+		if (rc == 0)
+			rc = rescue_run(&j->r);
+		o->src.timeout_ms = 0;
+		ov_unlock(o);
+		rescue_free(&j->r);
+		j->bytes_total += j->r.st.bytes_ok;
+		j->reads_total += j->r.st.reads;
+		j->failed_total += j->r.st.failed_reads;
+		if (rc == 0) {
+			j->state = JOB_DONE;
+			summary(j, "finished");
+			break;
+		}
+		if (rc == -E_GONE) {
+			j->state = JOB_WAITING;
+			log_event(LOG_WARN, "ov%d: source %s is not answering; the job waits for it (or: disk ov%d <disk>, wake ov%d)",
+				  j->idx, o->src.blk->name, j->idx, j->idx);
+			if (wait_for_source(j) == 0)
+				continue;
+			rc = -E_STOPPED;
+		}
+		if (rc == -E_STOPPED) {
+			j->state = JOB_STOPPED;
+			if (j->end_req)
+				break;
+			log_event(LOG_INFO, "ov%d: stopped at byte %llu, progress committed (wake ov%d goes on)",
+				  j->idx, (unsigned long long)j->r.st.pos, j->idx);
+			j->stop_req = 0;
+			while (!j->wake_req && !j->end_req)
+				task_sleep_us(50000);
+			if (j->end_req)
+				break;
+			j->wake_req = 0;
+			log_event(LOG_INFO, "ov%d: resumed", j->idx);
+			continue;
+		}
+		j->state = JOB_FAILED;
+		j->result = rc;
+		if (rc == -E_TARGET)
+			log_event(LOG_ERR, "ov%d: clone target %s failed at byte %llu (%s); the clone stopped, the cow is unharmed",
+				  j->idx, j->target.blk->name, (unsigned long long)j->r.target_off, err_str(j->r.target_rc));
+		else
+			log_event(LOG_ERR, "ov%d: the job stopped: %s", j->idx, err_str(rc));
+		summary(j, "failed");
+		break;
+	}
+	if (j->state == JOB_STOPPED)
+		summary(j, "stopped");
+	o->job = NULL;
+	j->alive = 0;
+}
+
+/* ---- commands ----------------------------------------------------------------------------- */
+
+static void end_job(struct job *j)
+{
+	j->end_req = 1;
+	while (j->alive)
+		task_yield();
+}
+
+void jobs_stop_all(void)
+{
+	for (int i = 0; i < MAX_OV; i++)
+		if (jobs[i].alive)
+			end_job(&jobs[i]);
+}
+
+int overlay_commit(struct overlay *o)
+{
+	struct job *j = o->job;
+	if (j && j->state == JOB_RUNNING) {
+		uint64_t n = j->commits_done;
+		j->commit_req = 1;
+		while (j->commits_done == n && j->alive && j->state == JOB_RUNNING)
+			task_yield();
+		if (j->commits_done != n)
+			return j->commit_rc;
+	}
+	ov_lock(o);
+	int rc = cow_sync(o->cow);
+	ov_unlock(o);
+	return rc;
+}
+
+static struct job *find_job(const char *name)
+{
+	struct overlay *o = overlay_find(name);
+	if (!o)
+		return NULL;
+	struct job *j = &jobs[overlay_index(o)];
+	if (!j->used) {
+		kprintf("%s has no job (rescue %s starts one)\n", name, name);
+		return NULL;
+	}
+	return j;
+}
+
+static int start_job(int argc, char **argv, int clone)
+{
+	int first_opt = clone ? 3 : 2;
+	if (argc < first_opt)
+		return -E_USAGE;
+	struct overlay *o = overlay_find(argv[1]);
+	if (!o)
+		return -E_NOENT;
+	int idx = overlay_index(o);
+	struct job *j = &jobs[idx];
+	struct rescue_opts opt;
+	char why[160] = "";
+	rescue_opts_default(&opt);
+	opt.ndomain = o->next_domain.ndomain;
+	memcpy(opt.domain, o->next_domain.domain, sizeof(opt.domain));
+	uint32_t ls = o->src.blk->lsize;
+	for (int i = first_opt; i < argc; i++) {
+		const char *v;
+		int rc = args_kv(argv[i], "domain", &v) ?
+			rescue_parse_domain(&opt, v, o->src.blk->sectors, why, sizeof(why)) :
+			rescue_parse_opt(&opt, argv[i], ls, why, sizeof(why));
+		if (rc < 0) {
+			kprintf("%s: %s\n", argv[0], why);
+			return rc;
+		}
+	}
+	if (opt.cluster % o->src.blk->psize && o->src.blk->psize <= opt.cluster) {
+		kprintf("%s: cluster must be a multiple of the source's %u-byte physical sector\n", argv[0],
+			o->src.blk->psize);
+		return -E_USAGE;
+	}
+	struct blk_dev *target = NULL;
+	if (clone) {
+		target = blk_find(argv[2]);
+		if (!target)
+			return -E_NOENT;
+		struct blk_dev *tt = target->parent ? target->parent : target;
+		struct blk_dev *st = o->src.blk->parent ? o->src.blk->parent : o->src.blk;
+		struct blk_dev *ct = o->dst.blk->parent ? o->dst.blk->parent : o->dst.blk;
+		if (tt == st || tt == ct || (target->flags & (BLK_F_RO | BLK_F_SOURCE | BLK_F_COW | BLK_F_BOOT | BLK_F_DEV_RO))) {
+			kprintf("clone: %s cannot be the target (it is the source, a cow, the boot disk, or read-only)\n",
+				target->name);
+			return -E_INVAL;
+		}
+		if (target->lsize != ls || target->sectors < o->src.blk->sectors) {
+			kprintf("clone: %s is smaller than the source or has another sector size (%u, source %u)\n",
+				target->name, target->lsize, ls);
+			return -E_TOOSMALL;
+		}
+	}
+	if (j->alive) {
+		if (j->state == JOB_RUNNING || j->state == JOB_WAITING) {
+			kprintf("%s: ov%d already has a %s job (%s); stop it first\n", argv[0], idx,
+				j->clone ? "clone" : "rescue", state_names[j->state]);
+			return -E_BUSY;
+		}
+		end_job(j);   /* a stopped job gives way to the new one: the map holds its progress */
+	}
+	memset(j, 0, sizeof(*j));
+	j->o = o;
+	j->idx = idx;
+	j->opt = opt;
+	j->clone = clone;
+	if (clone)
+		bdev_adapt(&j->target, target);
+	j->started_us = time_now_us();
+	size_t used = 0;
+	for (int i = 0; i < argc && used + 2 < sizeof(j->cmdline); i++)
+		used += (size_t)fmt_snprintf(j->cmdline + used, sizeof(j->cmdline) - used, "%s%s", i ? " " : "", argv[i]);
+	j->used = j->alive = 1;
+	o->job = j;
+	if (!task_spawn(clone ? "clone" : "rescue", job_main, j)) {
+		j->used = j->alive = 0;
+		o->job = NULL;
+		return -E_NOMEM;
+	}
+	kprintf("ov%d: %s started (timeout %u ms, cluster %llu, retries %u%s); status, wait, stop ov%d\n", idx,
+		clone ? "clone" : "rescue", opt.timeout_ms, (unsigned long long)opt.cluster, opt.retries,
+		opt.ndomain ? ", domain" : "", idx);
+	return 0;
+}
+
+static int cmd_rescue(int argc, char **argv)
+{
+	return start_job(argc, argv, 0);
+}
+COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [skip=B[,B]] [reverse] [timeout=ms] [min-rate=B] [passes=L] [commit=ms] [domain=D]",
+	"copy everything readable from the source into the cow, in the background",
+	"Phases (rescue.md): copy (cluster reads, skipping ahead after errors, passes 1-3),\n"
+	"  trim, scrape, retry. Options, with their defaults:\n"
+	"  retries=1       passes over bad sectors at the end\n"
+	"  cluster=64KiB   bytes per copy read\n"
+	"  skip=64KiB[,max] first skip after an error; doubles while errors go on (max: 1/64 of the disk)\n"
+	"  reverse         first copy pass backwards\n"
+	"  timeout=5000    deadline of each read, ms; an overdue read resets the drive\n"
+	"  min-rate=0      bytes/s; slower areas are skipped in the first passes\n"
+	"  passes=copy,trim,scrape,retry  which phases run\n"
+	"  commit=5000     ms between commits of the map\n"
+	"  domain=all|lba:<start>+<count>[,...]  what to rescue (also: domain <ov> <spec>)\n"
+	"  Sizes take K/M/G suffixes or s for sectors. The map is the job's state: rescue again\n"
+	"  after stop, quit, a reboot or a power cut continues where it left off.", cmd_rescue);
+
+static int cmd_clone(int argc, char **argv)
+{
+	return start_job(argc, argv, 1);
+}
+COMMAND(clone, "clone <ov> <disk> [rescue options]",
+	"rescue, and write every rescued block to <disk> as well",
+	"The target gets what the cow already holds first, then each block as it is rescued. A\n"
+	"  failing target stops the clone (named, with the byte offset); the cow is unharmed.", cmd_clone);
+
+static void progress_line(const struct job *j, char *out, size_t n)
+{
+	uint64_t b[5], a[5];
+	char pos[24], res[24], bad[24], rate[24], avg[24];
+	rescue_domain_totals(&j->r, b, a);
+	uint64_t all = b[0] + b[1] + b[2] + b[3] + b[4];
+	const struct rescue_stats *st = &j->r.st;
+	uint64_t run_s = st->elapsed_us / 1000000;
+	uint64_t avg_bps = st->elapsed_us ? st->bytes_ok * 1000000 / st->elapsed_us : 0;
+	uint64_t left = b[0] + b[1] + b[2];
+	fmt_size(pos, sizeof(pos), st->pos);
+	fmt_size(res, sizeof(res), b[4]);
+	fmt_size(bad, sizeof(bad), b[3]);
+	fmt_size(rate, sizeof(rate), st->rate);
+	fmt_size(avg, sizeof(avg), avg_bps);
+	char eta[24] = "-";
+	if (avg_bps && left && j->state == JOB_RUNNING)
+		fmt_snprintf(eta, sizeof(eta), "%llus", (unsigned long long)(left / avg_bps));
+	fmt_snprintf(out, n, "ov%d %s %s p%u %s @%s rescued %s %llu.%llu%% bad %s/%llu rate %s/s avg %s/s %llus ETA %s",
+		     j->idx, state_names[j->state], rescue_phase_name(st->phase), st->pass, st->dir < 0 ? "bwd" : "fwd",
+		     pos, res, (unsigned long long)(all ? b[4] * 100 / all : 0),
+		     (unsigned long long)(all ? b[4] * 1000 / all % 10 : 0), bad, (unsigned long long)a[3], rate, avg,
+		     (unsigned long long)run_s, eta);
+}
+
+static void print_status(const struct job *j)
+{
+	uint64_t b[5], a[5];
+	char s[5][24], pos[24], rate[24], avg[24];
+	rescue_domain_totals(&j->r, b, a);
+	for (int i = 0; i < 5; i++)
+		fmt_size(s[i], sizeof(s[i]), b[i]);
+	const struct rescue_stats *st = &j->r.st;
+	uint64_t avg_bps = st->elapsed_us ? st->bytes_ok * 1000000 / st->elapsed_us : 0;
+	fmt_size(pos, sizeof(pos), st->pos);
+	fmt_size(rate, sizeof(rate), st->rate);
+	fmt_size(avg, sizeof(avg), avg_bps);
+	uint64_t now = time_now_us();
+	kprintf("ov%d %s: %s; %s, pass %u (%s), position %s\n", j->idx, j->clone ? "clone" : "rescue",
+		state_names[j->state], rescue_phase_name(st->phase), st->pass,
+		st->dir < 0 ? "backwards" : "forwards", pos);
+	kprintf("  rescued %s, non-tried %s, non-trimmed %s, non-scraped %s, bad %s in %llu areas\n",
+		s[4], s[0], s[1], s[2], s[3], (unsigned long long)a[3]);
+	kprintf("  rate %s/s, average %s/s, last good read %llu s ago, reads %llu (%llu failed), run %llu s",
+		rate, avg, (unsigned long long)(st->last_good_us ? (now - st->last_good_us) / 1000000 : 0),
+		(unsigned long long)(j->reads_total + (j->alive ? st->reads : 0)),
+		(unsigned long long)(j->failed_total + (j->alive ? st->failed_reads : 0)),
+		(unsigned long long)((now - j->started_us) / 1000000));
+	uint64_t left = b[0] + b[1] + b[2];
+	if (avg_bps && left && j->state == JOB_RUNNING)
+		kprintf(", ETA %llu s", (unsigned long long)(left / avg_bps));
+	kprintf("\n");
+	if (j->clone)
+		kprintf("  clone target %s: %llu bytes written%s%s\n", j->target.blk->name,
+			(unsigned long long)st->clone_bytes, j->r.target_rc ? ", failed: " : "",
+			j->r.target_rc ? err_str(j->r.target_rc) : "");
+	kprintf("  command: %s\n", j->cmdline);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -E_USAGE;
+	int n = 0;
+	for (int i = 0; i < MAX_OV; i++)
+		if (jobs[i].used) {
+			print_status(&jobs[i]);
+			n++;
+		}
+	if (!n)
+		kprintf("no jobs (rescue <ov> starts one)\n");
+	return 0;
+}
+COMMAND(status, "status", "every job: phase, pass, position, rescued, bad, non-tried, rate, ETA", NULL, cmd_status);
+
+static int cmd_wait(int argc, char **argv)
+{
+	if (argc > 2)
+		return -E_USAGE;
+	struct job *only = NULL;
+	if (argc == 2 && !(only = find_job(argv[1])))
+		return -E_NOENT;
+	int live = setting_progress() == PROGRESS_LIVE;
+	deadline_t next = deadline_in_ms(live ? 1000 : 5000);
+	char line[200];
+	for (;;) {
+		int running = 0, rc = 0;
+		for (int i = 0; i < MAX_OV; i++) {
+			struct job *j = &jobs[i];
+			if (!j->used || (only && j != only))
+				continue;
+			if (j->alive && j->state != JOB_STOPPED)
+				running++;
+			else if (j->state == JOB_FAILED)
+				rc = j->result;
+		}
+		if (!running) {
+			if (live)
+				kprintf("\n");
+			return rc;
+		}
+		if (console_interrupted()) {
+			kprintf("\n(the jobs go on; status shows them)\n");
+			return -E_INTR;
+		}
+		if (deadline_passed(next)) {
+			next = deadline_in_ms(live ? 1000 : 5000);
+			for (int i = 0; i < MAX_OV; i++)
+				if (jobs[i].alive && (!only || &jobs[i] == only)) {
+					progress_line(&jobs[i], line, sizeof(line));
+					kprintf(live ? "\r%-100.100s" : "%s\n", line);
+				}
+		}
+		task_sleep_us(20000);
+	}
+}
+COMMAND(wait, "wait [<job>]", "block until the job (or every job) ends; Ctrl-C returns, jobs go on",
+	"Shows a progress line while waiting (set progress=lines for one line every 5 s). Returns\n"
+	"  the error of a failed job, so a script stops there.", cmd_wait);
+
+static int cmd_stop(int argc, char **argv)
+{
+	if (argc != 2)
+		return -E_USAGE;
+	struct job *j = find_job(argv[1]);
+	if (!j)
+		return -E_NOENT;
+	if (!j->alive || j->state == JOB_STOPPED) {
+		kprintf("%s: the job is %s\n", argv[1], state_names[j->state]);
+		return 0;
+	}
+	j->stop_req = 1;
+	while (j->alive && j->state != JOB_STOPPED)
+		task_yield();
+	return 0;
+}
+COMMAND(stop, "stop <job>", "pause a job (its progress is committed)", NULL, cmd_stop);
+
+static int cmd_wake(int argc, char **argv)
+{
+	if (argc != 2)
+		return -E_USAGE;
+	struct job *j = find_job(argv[1]);
+	if (!j)
+		return -E_NOENT;
+	if (!j->alive || j->state == JOB_RUNNING) {
+		kprintf("%s: the job is %s\n", argv[1], state_names[j->state]);
+		return j->alive ? 0 : -E_INVAL;
+	}
+	j->wake_req = 1;
+	return 0;
+}
+COMMAND(wake, "wake <job>", "resume a stopped job, or one waiting for its source", NULL, cmd_wake);
+
+static int cmd_quit(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -E_USAGE;
+	jobs_stop_all();
+	int rc = 0;
+	for (int i = 0; i < MAX_OV; i++) {
+		struct overlay *o = jobs[i].o;
+		if (jobs[i].used && o && o->cow && overlay_commit(o) < 0)
+			rc = -E_IO;
+	}
+	kprintf("all jobs ended; progress committed\n");
+	return rc;
+}
+COMMAND(quit, "quit", "end every job and commit (rescue <ov> continues later)", NULL, cmd_quit);
+
+static int cmd_disk(int argc, char **argv)
+{
+	if (argc != 3)
+		return -E_USAGE;
+	struct overlay *o = overlay_find(argv[1]);
+	struct blk_dev *d = blk_find(argv[2]);
+	if (!o || !d)
+		return -E_NOENT;
+	struct job *j = o->job;
+	if (j && j->state == JOB_RUNNING) {
+		kprintf("%s: the job is running on %s; re-binding is for a source that went away\n", argv[1],
+			o->src.blk->name);
+		return -E_BUSY;
+	}
+	if (d == o->dst.blk || (d->flags & BLK_F_COW)) {
+		kprintf("disk: %s is a cow\n", d->name);
+		return -E_INVAL;
+	}
+	blk_reprobe(d);
+	struct bdev_adapter cand;
+	bdev_adapt(&cand, d);
+	char why[200] = "";
+	ov_lock(o);
+	blk_protect_tree(d, BLK_F_SOURCE, true);   /* before its first byte is read */
+	int rc = cow_check_source(o->cow, &cand.bdev, why, sizeof(why));
+	if (rc == 0)
+		bdev_adapt(&o->src, d);   /* the cow keeps pointing at o->src */
+	overlay_refresh_source_flags();
+	ov_unlock(o);
+	if (rc < 0) {
+		kprintf("disk: %s refused: %s\n", d->name, why[0] ? why : err_str(rc));
+		return rc;
+	}
+	log_event(LOG_INFO, "%s: source re-bound to %s", argv[1], d->name);
+	if (j)
+		j->rebound = 1;
+	return 0;
+}
+COMMAND(disk, "disk <ov> <disk>", "re-bind an overlay's source after a hot-swap (identity checked)", NULL, cmd_disk);
+
+static int cmd_domain(int argc, char **argv)
+{
+	if (argc != 3)
+		return -E_USAGE;
+	struct overlay *o = overlay_find(argv[1]);
+	if (!o)
+		return -E_NOENT;
+	char why[160] = "";
+	struct rescue_opts d = o->next_domain;
+	int rc = rescue_parse_domain(&d, argv[2], o->src.blk->sectors, why, sizeof(why));
+	if (rc < 0) {
+		kprintf("domain: %s\n", why);
+		return rc;
+	}
+	o->next_domain = d;
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < d.ndomain; i++)
+		n += d.domain[i].count;
+	if (d.ndomain)
+		kprintf("%s: the next rescue covers %llu sectors in %u ranges\n", argv[1], (unsigned long long)n, d.ndomain);
+	else
+		kprintf("%s: the next rescue covers the whole source\n", argv[1]);
+	return 0;
+}
+COMMAND(domain, "domain <ov> all|lba:<start>+<count>[,...]", "restrict the next rescue to a domain", NULL, cmd_domain);
+
+static int cmd_reset(int argc, char **argv)
+{
+	if (argc < 2 || argc > 3)
+		return -E_USAGE;
+	const char *types = argc == 3 ? argv[2] : "-/";
+	for (const char *t = types; *t; t++)
+		if (cow_state_index((uint8_t)*t) < 0 || *t == COW_FINISHED || *t == COW_NONTRIED) {
+			kprintf("reset: types are a set of * / - (non-trimmed, non-scraped, bad)\n");
+			return -E_USAGE;
+		}
+	struct overlay *o = overlay_find(argv[1]);
+	if (!o)
+		return -E_NOENT;
+	if (o->job) {
+		kprintf("reset: %s has a job; quit or let it end first\n", argv[1]);
+		return -E_BUSY;
+	}
+	const struct cow_map *m = cow_get_map(o->cow);
+	uint32_t ls = o->src.blk->lsize;
+	uint64_t p = 0, bytes = 0, areas = 0;
+	int rc = 0;
+	ov_lock(o);
+	while (p < m->sectors && rc == 0) {
+		const struct cow_extent *x = cow_map_at(m, p);
+		uint64_t a = x->start, b = x->start + x->count;
+		if (strchr(types, x->state)) {
+			rc = cow_set_state(o->cow, a * ls, (b - a) * ls, COW_NONTRIED);
+			bytes += (b - a) * ls;
+			areas++;
+		}
+		p = b;
+	}
+	if (rc == 0)
+		rc = cow_sync(o->cow);
+	ov_unlock(o);
+	if (rc < 0)
+		return rc;
+	kprintf("%s: %llu bytes in %llu areas are non-tried again\n", argv[1], (unsigned long long)bytes,
+		(unsigned long long)areas);
+	return 0;
+}
+COMMAND(reset, "reset <ov> [types]", "turn bad areas back into non-tried (types: - and / by default)", NULL, cmd_reset);
