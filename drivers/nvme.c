@@ -1,6 +1,7 @@
 /* NVMe driver: admin queue, Identify, one polled I/O queue pair shared by the namespaces, PRP
- * lists for large transfers, status decoding, and recovery by Abort then controller reset with
- * the identity re-checked. Command ids carry a generation so stale completions are dropped. */
+ * lists for large transfers, status decoding with the failing LBA from the error log, and
+ * recovery by Abort then controller reset with the identity re-checked. Command ids carry a
+ * generation so stale completions are dropped. */
 #include "blk.h"
 #include "../cow/port.h"
 #include "../kernel/console.h"
@@ -51,9 +52,17 @@ struct nvme_ctrl {
 	char model[41], serial[21], firmware[9];
 	uint32_t max_bytes;
 	int vwc;
+	unsigned err_entries;    /* Error Information log entries kept (ELPE + 1) */
+	uint64_t err_seen;       /* newest Error Count already taken from that log */
 	uint8_t gen;             /* bumped at every reset: part of each command id */
 	struct blk_req *slot_req[SLOTS];
 	struct nvme_ns *slot_ns[SLOTS];
+	uint64_t slot_seq[SLOTS];  /* `completions` when the slot's command was issued */
+	uint64_t completions;    /* I/O completions reaped: tells a stuck command from a stuck controller */
+	/* The last recovery, for `info` and the recovery benchmark. */
+	const char *last_step;   /* "abort", "reset" or NULL */
+	uint64_t t_overdue_us, t_ready_us, t_flowing_us;
+	bool awaiting_flow;      /* recovered, no command has completed well since */
 	uint64_t *prp_lists;     /* one 4 KiB list page per slot */
 	void *scratch;           /* 4 KiB for Identify and log pages */
 	struct nvme_ns *ns[MAX_NS];
@@ -218,6 +227,7 @@ static int nvme_start(struct blk_dev *d, struct blk_req *r)
 	e.cdw0 |= (uint32_t)make_cid(c, s) << 16;
 	c->slot_req[s] = r;
 	c->slot_ns[s] = ns;
+	c->slot_seq[s] = c->completions;
 	submit(&c->ioq, &e);
 	return 0;
 }
@@ -233,7 +243,54 @@ static int decode_status(uint16_t st, int op)
 		return -E_UNSUPP;   /* invalid opcode, field or namespace */
 	if (sct == 0 && sc == 0x82)
 		return -E_AGAIN;    /* namespace not ready */
+	if (sct == 0 && sc == 0x07)
+		return -E_TIMEOUT;  /* aborted: this driver only asks for that when a deadline passed */
 	return -E_IO;
+}
+
+/* The LBA a media error names in the Error Information log (01h): the newest entry not seen
+ * before for this command (I/O queue 1, its id) whose LBA lies within the command. Entries are
+ * valid when their Error Count is non-zero. Without one the command's first LBA bounds it. */
+static uint64_t media_error_lba(struct nvme_ctrl *c, struct nvme_ns *ns, uint16_t cid,
+				const struct blk_req *r)
+{
+	memset(c->scratch, 0, PAGE_SIZE);   /* a controller may return less than was asked */
+	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
+			 .cdw10 = (c->err_entries * 64 / 4 - 1) << 16 | 0x01 };
+	int st = admin(c, &e, 500, NULL);
+	if (st != 0) {
+		log_event(LOG_DEBUG, "%s: error log unreadable (status %d): LBA %llu is the command's first",
+			  ns->dev.name, st, (unsigned long long)r->lba);
+		return r->lba;
+	}
+	uint64_t best = 0, lba = BLK_NO_LBA, newest = c->err_seen;
+	unsigned valid = 0;
+	for (unsigned i = 0; i < c->err_entries; i++) {
+		const uint8_t *ent = (const uint8_t *)c->scratch + 64 * i;
+		uint64_t count, elba;
+		uint16_t sqid, ecid;
+		memcpy(&count, ent, 8);
+		memcpy(&sqid, ent + 8, 2);
+		memcpy(&ecid, ent + 10, 2);
+		memcpy(&elba, ent + 16, 8);
+		valid += count != 0;
+		if (count > newest)
+			newest = count;
+		if (!count || count <= c->err_seen || sqid != 1 || ecid != cid || count < best)
+			continue;
+		best = count;
+		lba = elba;
+	}
+	c->err_seen = newest;
+	if (best && lba >= r->lba && lba - r->lba < r->count) {
+		log_event(LOG_DEBUG, "%s: error log entry %llu for command 0x%04x names LBA %llu",
+			  ns->dev.name, (unsigned long long)best, cid, (unsigned long long)lba);
+		return lba;
+	}
+	log_event(LOG_DEBUG, "%s: error log (%u valid entries of %u) names no LBA for command 0x%04x: "
+		  "LBA %llu is the command's first", ns->dev.name, valid, c->err_entries, cid,
+		  (unsigned long long)r->lba);
+	return r->lba;
 }
 
 static void nvme_poll(struct blk_dev *d)
@@ -249,44 +306,143 @@ static void nvme_poll(struct blk_dev *d)
 		struct blk_req *r = c->slot_req[s];
 		struct nvme_ns *ns = c->slot_ns[s];
 		c->slot_req[s] = NULL;
+		c->completions++;
 		int rc = decode_status(st, r->op);
-		/* The error log could narrow the LBA down; the request's start bounds it. */
-		blk_complete(&ns->dev, r, rc, rc == -E_MEDIUM ? r->lba : BLK_NO_LBA);
+		if (rc == 0 && c->awaiting_flow) {
+			c->awaiting_flow = false;
+			c->t_flowing_us = time_now_us();
+			log_event(LOG_INFO, "nvme%d: I/O flowing again %llu ms after the timeout (%s: %llu ms)",
+				  c->index, (unsigned long long)(c->t_flowing_us - c->t_overdue_us) / 1000,
+				  c->last_step, (unsigned long long)(c->t_ready_us - c->t_overdue_us) / 1000);
+		}
+		blk_complete(&ns->dev, r, rc, rc == -E_MEDIUM ? media_error_lba(c, ns, cid, r) : BLK_NO_LBA);
 	}
+}
+
+/* Asks the controller to abort the overdue command. 0 when it did (or the command finished
+ * meanwhile): the rest of the queue is untouched. */
+static int abort_overdue(struct nvme_ctrl *c, struct blk_dev *d, struct blk_req *overdue)
+{
+	unsigned s;
+	for (s = 0; s < SLOTS && c->slot_req[s] != overdue; s++)
+		;
+	if (s == SLOTS || (r32(c, REG_CSTS) & CSTS_CFS))
+		return -E_DEVICE;
+	/* Completions since it was issued tell a stuck command from a stuck controller. */
+	log_event(LOG_WARN, "%s: Abort of command %u (LBA %llu; %llu other commands completed since it was issued)",
+		  d->name, s, (unsigned long long)overdue->lba,
+		  (unsigned long long)(c->completions - c->slot_seq[s]));
+	struct sqe e = { .cdw0 = ADM_ABORT, .cdw10 = (uint32_t)make_cid(c, s) << 16 | 1 };
+	uint32_t res = 1;
+	int st = admin(c, &e, 500, &res);
+	/* Bit 0 of the result clear: the command was aborted and will complete. */
+	deadline_t dl = deadline_in_ms(st == 0 && !(res & 1) ? 500 : 0);
+	do
+		nvme_poll(d);
+	while (c->slot_req[s] == overdue && !deadline_passed(dl));
+	if (c->slot_req[s] == overdue) {
+		log_event(LOG_WARN, "%s: command %u not aborted (status %d, result %u)", d->name, s, st, res);
+		return -E_TIMEOUT;
+	}
+	/* The layer re-issues what of this disk is still in flight after a recovery: let those
+	 * commands finish first, so none is ever live twice (nor DMAs into a reused buffer). */
+	struct blk_req *left[SLOTS];
+	for (unsigned i = 0; i < SLOTS; i++)
+		left[i] = c->slot_ns[i] == d->drv ? c->slot_req[i] : NULL;
+	dl = deadline_in_ms(1000);
+	for (unsigned i = 0; i < SLOTS; i++)
+		while (left[i] && c->slot_req[i] == left[i]) {
+			if (deadline_passed(dl)) {
+				log_event(LOG_WARN, "%s: commands still in flight after the Abort", d->name);
+				return -E_TIMEOUT;
+			}
+			nvme_poll(d);
+		}
+	return 0;
+}
+
+/* The namespace answers Identify with the size and LBA size it had. */
+static bool ns_same(struct nvme_ns *ns)
+{
+	if (identify(ns->c, 0, ns->nsid) < 0)
+		return false;
+	const uint8_t *id = ns->c->scratch;
+	uint64_t nsze;
+	uint32_t lbaf;
+	memcpy(&nsze, id, 8);
+	memcpy(&lbaf, id + 128 + 4 * (id[26] & 0xf), 4);
+	return nsze == ns->nsze && ((lbaf >> 16) & 0xff) < 32 && 1u << ((lbaf >> 16) & 0xff) == ns->dev.lsize;
+}
+
+/* CC.EN off/on, queues rebuilt, identity compared. Commands of the other namespaces (which
+ * the block layer does not know were touched) are re-issued here; those of `ns` are the
+ * layer's to re-issue. A controller that does not come back takes every namespace with it. */
+static int ctrl_reset(struct nvme_ctrl *c, struct nvme_ns *ns)
+{
+	struct blk_req *again[SLOTS];
+	struct nvme_ns *again_ns[SLOTS];
+	unsigned n = 0;
+	for (unsigned s = 0; s < SLOTS; s++)
+		if (c->slot_req[s] && c->slot_ns[s] != ns) {
+			again[n] = c->slot_req[s];
+			again_ns[n++] = c->slot_ns[s];
+		}
+	log_event(LOG_WARN, "nvme%d: controller reset (%u commands of other namespaces to re-issue)",
+		  c->index, n);
+	c->gen++;
+	memset(c->slot_req, 0, sizeof(c->slot_req));
+	char serial[21], model[41];
+	bool up = ctrl_enable(c) == 0 && identify(c, 1, 0) == 0;
+	if (up) {
+		copy_str(serial, (uint8_t *)c->scratch + 4, 20);
+		copy_str(model, (uint8_t *)c->scratch + 24, 40);
+		up = !strcmp(serial, c->serial) && !strcmp(model, c->model);
+	}
+	for (int i = 0; i < c->nns; i++) {
+		struct nvme_ns *o = c->ns[i];
+		if (!up || !ns_same(o)) {
+			log_event(LOG_ERR, "%s: %s after the controller reset", o->dev.name,
+				  up ? "namespace changed" : "no answer or a different controller");
+			if (o == ns)
+				return -E_GONE;   /* the layer marks it gone */
+			blk_set_gone(&o->dev);   /* fails its requests, re-issued ones included */
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (again_ns[i]->dev.flags & BLK_F_GONE)
+			continue;
+		int rc = nvme_start(&again_ns[i]->dev, again[i]);
+		if (rc < 0)
+			blk_complete(&again_ns[i]->dev, again[i], rc, BLK_NO_LBA);
+	}
+	return 0;
 }
 
 static int nvme_recover(struct blk_dev *d, struct blk_req *overdue)
 {
 	struct nvme_ns *ns = d->drv;
 	struct nvme_ctrl *c = ns->c;
-	for (unsigned s = 0; s < SLOTS; s++)
-		if (c->slot_req[s] == overdue && !(r32(c, REG_CSTS) & CSTS_CFS)) {
-			struct sqe e = { .cdw0 = ADM_ABORT, .cdw10 = (uint32_t)make_cid(c, s) << 16 | 1 };
-			uint32_t res = 1;
-			log_event(LOG_WARN, "%s: Abort of command %u", d->name, s);
-			/* Bit 0 of the result clear: the command was aborted and will complete. */
-			if (admin(c, &e, 500, &res) == 0 && !(res & 1)) {
-				deadline_t dl = deadline_in_ms(500);
-				while (c->slot_req[s] == overdue && !deadline_passed(dl))
-					nvme_poll(d);
-				if (c->slot_req[s] != overdue)
-					return 0;
-			}
-		}
-	log_event(LOG_WARN, "%s: controller reset", d->name);
-	c->gen++;
-	memset(c->slot_req, 0, sizeof(c->slot_req));
-	if (ctrl_enable(c) < 0 || identify(c, 1, 0) < 0)
-		return -E_GONE;
-	char serial[21], model[41];
-	copy_str(serial, (uint8_t *)c->scratch + 4, 20);
-	copy_str(model, (uint8_t *)c->scratch + 24, 40);
-	if (strcmp(serial, c->serial) || strcmp(model, c->model) || identify(c, 0, ns->nsid) < 0 ||
-	    *(uint64_t *)c->scratch != ns->nsze) {
-		log_event(LOG_ERR, "%s: identity changed after reset", d->name);
-		return -E_GONE;
+	c->t_overdue_us = time_now_us();
+	c->awaiting_flow = false;
+	if (!overdue) {
+		/* A re-probe of a gone namespace: while a sibling works, the controller is fine and
+		 * resetting it would only disturb the sibling. */
+		for (int i = 0; i < c->nns; i++)
+			if (c->ns[i] != ns && !(c->ns[i]->dev.flags & BLK_F_GONE) &&
+			    (r32(c, REG_CSTS) & (CSTS_RDY | CSTS_CFS)) == CSTS_RDY)
+				return ns_same(ns) ? 0 : -E_GONE;
 	}
-	return 0;
+	int rc = overdue ? abort_overdue(c, d, overdue) : -E_GONE;
+	c->last_step = "abort";
+	if (rc < 0) {
+		c->last_step = "controller reset";
+		rc = ctrl_reset(c, ns);
+	}
+	if (rc == 0) {
+		c->t_ready_us = time_now_us();
+		c->awaiting_flow = true;
+	}
+	return rc;
 }
 
 static void nvme_info(struct blk_dev *d)
@@ -296,6 +452,13 @@ static void nvme_info(struct blk_dev *d)
 	kprintf("nvme: pci %02x:%02x.%x, namespace %u, firmware '%s', max transfer %u KiB, volatile cache %s\n",
 		c->pci->bus, c->pci->dev, c->pci->fn, ns->nsid, c->firmware, c->max_bytes / 1024,
 		c->vwc ? "yes" : "no");
+	if (d->wwn_len) {
+		char hex[48];
+		int n = 0;
+		for (unsigned i = 0; i < d->wwn_len; i++)
+			n += fmt_snprintf(hex + n, sizeof(hex) - (size_t)n, "%02x", d->wwn[i]);
+		kprintf("namespace id: %s %s\n", d->wwn_len == 16 ? "NGUID" : "EUI-64", hex);
+	}
 	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
 			 .cdw10 = (512 / 4 - 1) << 16 | 0x02 };
 	if (admin(c, &e, 1000, NULL) != 0) {
@@ -309,6 +472,15 @@ static void nvme_info(struct blk_dev *d)
 	kprintf("health: warnings 0x%02x, temperature %d C, spare %u%%, used %u%%, media errors %llu, power-on hours %llu\n",
 		h[0], (int)(h[1] | h[2] << 8) - 273, h[3], h[5], (unsigned long long)media_errors,
 		(unsigned long long)hours);
+	if (c->last_step) {
+		kprintf("last recovery: %s, ready %llu ms after the timeout, ", c->last_step,
+			(unsigned long long)(c->t_ready_us - c->t_overdue_us) / 1000);
+		if (c->awaiting_flow)
+			kprintf("no command completed since\n");
+		else
+			kprintf("I/O flowing again after %llu ms\n",
+				(unsigned long long)(c->t_flowing_us - c->t_overdue_us) / 1000);
+	}
 }
 
 static const struct blk_driver_ops nvme_ops = {
@@ -409,6 +581,7 @@ static int nvme_probe(struct pci_dev *pci)
 	if (id[77] && (mps_min << id[77]) < c->max_bytes)
 		c->max_bytes = (uint32_t)(mps_min << id[77]);
 	c->vwc = id[525] & 1;
+	c->err_entries = id[262] + 1u < PAGE_SIZE / 64 ? id[262] + 1u : PAGE_SIZE / 64;
 	c->index = nctrl++;
 	rc = identify(c, 2, 0);   /* active namespace list */
 	if (rc < 0)

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""NVMe hung commands through the console. (1) Every read held by nbdkit's delay filter for
+longer than the deadline: the overdue read gets an Abort, then (QEMU never aborts) a controller
+reset, the read fails with a timeout and I/O works again. (2) One slow zone on a namespace that
+shares its controller with another: while one command is stuck the others keep completing, and
+after the recovery both namespaces read correctly."""
+import atexit
+import os
+import re
+import subprocess
+import sys
+import shutil
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cowboot_qemu import Machine, check, finish, host_crc, make_pattern_disk  # noqa: E402
+
+# An nbdkit python plugin (written to the temp dir): reads touching [slow_start, slow_end)
+# (512-byte sectors) sleep `delay` seconds, the rest answer at once, in parallel.
+SLOW_PLUGIN = '''
+import os, time
+import nbdkit
+API_VERSION = 2
+cfg = {}
+def config(k, v): cfg[k] = v
+def thread_model(): return nbdkit.THREAD_MODEL_PARALLEL
+def open(readonly): return os.open(cfg["file"], os.O_RDWR)
+def close(fd): os.close(fd)
+def get_size(fd): return os.fstat(fd).st_size
+def pread(fd, buf, offset, flags):
+    lo, hi = int(cfg["slow_start"]) * 512, int(cfg["slow_end"]) * 512
+    if offset < hi and offset + len(buf) > lo:
+        time.sleep(float(cfg["delay"]))
+    buf[:] = os.pread(fd, len(buf), offset)
+def pwrite(fd, buf, offset, flags): os.pwrite(fd, buf, offset)
+'''
+
+
+class Nbdkit:
+    """nbdkit on a unix socket with the given plugin/filter arguments; stopped on exit."""
+
+    def __init__(self, tmpdir, name, args):
+        self.sock = os.path.join(tmpdir, f"{name}.sock")
+        self.proc = subprocess.Popen(["nbdkit", "-f", "-U", self.sock] + args,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("nbdkit did not start")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait()
+        return False
+
+
+tmp = tempfile.mkdtemp(prefix="cowboot-nvme-hang-")
+atexit.register(shutil.rmtree, tmp, True)
+A, B = os.path.join(tmp, "a.img"), os.path.join(tmp, "b.img")
+make_pattern_disk(A, 4 << 20, "nvA")
+make_pattern_disk(B, 2 << 20, "nvB")
+DEADLINE, DELAY = 1000, 2.5
+
+# (1) The delay filter: every read takes DELAY s, past the DEADLINE ms set for the test.
+with Nbdkit(tmp, "delay", ["--filter=delay", "file", A, f"delay-read={int(DELAY * 1000)}ms"]) as nbd:
+    with Machine(disks=[dict(nbd_socket=nbd.sock, transport="nvme", serial="NV-DELAY")],
+                 name="nvme-delay") as m:
+        m.wait_prompt(90)   # the partition scan's reads are delayed too
+        m.cmd(f"set io-timeout={DEADLINE}")
+        m.send("read nvme0n1 60")
+        m.wait_for(rf"request at LBA 60 timed out after {DEADLINE} ms, resetting", 30)
+        ab = m.wait_for(r"Abort of command \d+ \(LBA 60; (\d+) other commands completed", 10)
+        check("a read past its deadline gets an Abort", ab)
+        m.wait_for(r"command \d+ not aborted", 10)
+        m.wait_for(r"nvme0: controller reset", 10)
+        check("QEMU does not abort it, so the controller is reset", True)
+        m.wait_prompt(60)
+        check("the hung read fails with a timeout", "command timed out" in m.last_before, m.last_before)
+        m.cmd("set io-timeout=15000")   # each read still takes DELAY s
+        out = m.cmd("read nvme0n1 61", 30)
+        check("reads work again after the reset", "nvA lba 61" in out, out[:300])
+        out = m.cmd("sum nvme0n1 100 300", 30)
+        got = re.search(r"crc32 ([0-9a-f]{8})", out)
+        check("a larger read after the reset matches the host", got and got.group(1) == host_crc(A, 100, 300), out)
+        info = m.cmd("info nvme0n1")
+        check("info counts the timeout and the reset", re.search(r"timeouts 1, resets 1\b", info), info)
+        rec = re.search(r"last recovery: controller reset, ready (\d+) ms after the timeout, "
+                        r"I/O flowing again after (\d+) ms", info)
+        check("info reports the last recovery", rec, info)
+        if rec:
+            print(f"  (delay filter: deadline {DEADLINE} ms, read delay {DELAY * 1000:.0f} ms; controller "
+                  f"ready {rec.group(1)} ms after the timeout; QEMU's reset waits for the held read)")
+        check("poweroff", m.poweroff_and_wait() == 0)
+
+# (2) One stuck command among many on a controller with two namespaces: nvme0n1 over the slow-
+# zone plugin, nvme0n2 a plain image.
+plugin = os.path.join(tmp, "slow_zone.py")
+with open(plugin, "w") as f:
+    f.write(SLOW_PLUGIN)
+SLOW = 4096   # 2 MiB into the namespace, inside the bench's first requests
+with Nbdkit(tmp, "slow", ["python", plugin, f"file={A}", f"slow_start={SLOW}", f"slow_end={SLOW + 8}",
+                          "delay=2.5"]) as nbd:
+    disks = [dict(nbd_socket=nbd.sock, transport="nvme-ns", bus="nvc", nsid=1),
+             dict(path=B, transport="nvme-ns", bus="nvc", nsid=2)]
+    with Machine(disks=disks, controllers=["-device", "nvme,id=nvc,serial=NV-ZONE"], name="nvme-zone") as m:
+        m.wait_prompt(60)
+        m.cmd(f"set io-timeout={DEADLINE}")
+        out = m.cmd("bench nvme0n1 4", 60)
+        ab = re.search(r"Abort of command \d+ \(LBA (\d+); (\d+) other commands completed since", out)
+        check("the command at the slow zone is the one aborted", ab and int(ab.group(1)) <= SLOW < int(ab.group(1)) + 1024, out)
+        check("other commands kept completing while it was stuck", ab and int(ab.group(2)) >= 4, out)
+        check("the bench reports the timeout", "command timed out" in out, out)
+        m.cmd("set io-timeout=15000")   # the slow zone still takes 2.5 s
+        out = m.cmd("sum nvme0n1 0 8192", 60)
+        got = re.search(r"crc32 ([0-9a-f]{8})", out)
+        check("after the recovery the stuck namespace reads correctly",
+              got and got.group(1) == host_crc(A, 0, 8192), out)
+        out = m.cmd("sum nvme0n2 0 4096", 60)
+        got = re.search(r"crc32 ([0-9a-f]{8})", out)
+        check("the other namespace of the controller reads correctly", got and got.group(1) == host_crc(B, 0, 4096), out)
+        check("poweroff", m.poweroff_and_wait() == 0)
+finish()
