@@ -44,9 +44,16 @@ struct cow_extent {
 	uint8_t state, written;
 };
 
+/* Chunks of extents in sector order (cow/map.c); read it through the functions below. */
+struct cow_map_chunk;
 struct cow_map {
-	struct cow_extent *ext;
-	uint64_t n, cap, max;          /* max: the most extents a checkpoint holds */
+	struct cow_map_chunk **chunk;  /* nchunks of them, none empty */
+	uint64_t *first;               /* each chunk's first sector: what lookups search */
+	uint32_t *size;                /* each chunk's size as the Fenwick tree `fen` counts it */
+	uint64_t *fen;                 /* chunk sizes summed, for extent indexes */
+	uint64_t nchunks, cap;         /* cap: entries in the four arrays */
+	struct cow_map_chunk *spare[2];/* allocated ahead: an update never fails half done */
+	uint64_t n, max;               /* extents; max: the most a checkpoint holds */
 	uint64_t sectors;
 	const struct cow_env *env;
 };
@@ -66,9 +73,11 @@ const struct cow_extent *cow_map_next(const struct cow_map *m, const struct cow_
  * merged. On failure the map is unchanged. */
 int cow_map_load(struct cow_map *m, uint64_t n, void (*get)(void *ctx, uint64_t i, struct cow_extent *e),
 		 void *ctx);
+/* Heap bytes the map holds. */
+uint64_t cow_map_bytes(const struct cow_map *m);
 /* Sets [start, start+count) to `state` (0 keeps each extent's state) and `written` (-1 keeps
- * it); splits and merges extents. -E_NOSPC, changing nothing, when the map is within two
- * extents of its maximum. */
+ * it); splits and merges extents. -E_NOSPC, changing nothing, when splitting the extents at
+ * its ends could take the map past its maximum (an update that splits none always works). */
 int cow_map_set(struct cow_map *m, uint64_t start, uint64_t count, uint8_t state, int written);
 struct cow_totals { uint64_t sectors[5], areas[5], written; };
 void cow_map_totals(const struct cow_map *m, struct cow_totals *t);
