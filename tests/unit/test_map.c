@@ -204,6 +204,34 @@ static void test_memory_bound(void)
 	cow_map_free(&m);
 }
 
+/* A small map checked in full after every update: each split, shift, merge and evening out of
+ * its few chunks is seen at once, indexes included. */
+static void test_every_step(void)
+{
+	struct model md = { 6000, NULL, NULL };
+	md.state = malloc(md.sectors);
+	md.written = calloc(md.sectors, 1);
+	memset(md.state, '?', md.sectors);
+	struct cow_map m;
+	cow_map_init(&m, &env, md.sectors, 1 << 20);
+	int ok = 1, rc = 0;
+	const char *bad = NULL;
+	uint64_t most = 0;
+	for (int op = 0; op < 12000 && ok; op++) {
+		/* Alternately grow to thousands of extents and shrink with long ranges. */
+		random_op(&m, &md, (op / 3000) % 2 == 0 ? 1 : op % 10 ? 40 : 1500, &rc);
+		ok = rc == 0 && !(bad = verify(&m, &md));
+		most = m.n > most ? m.n : most;
+	}
+	if (bad)
+		printf("  %s\n", bad);
+	printf("  up to %llu extents\n", (unsigned long long)most);
+	CHECK("12000 updates of a small map, each checked in full", ok && most > 2000);
+	cow_map_free(&m);
+	free(md.state);
+	free(md.written);
+}
+
 static void test_limit(void)
 {
 	struct cow_map m;
@@ -329,6 +357,7 @@ static void test_alloc_failures(void)
 int main(void)
 {
 	test_random_against_model();
+	test_every_step();
 	test_limit();
 	test_load();
 	test_alloc_failures();
