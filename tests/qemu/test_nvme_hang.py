@@ -3,7 +3,8 @@
 longer than the deadline: the overdue read gets an Abort, then (QEMU never aborts) a controller
 reset, the read fails with a timeout and I/O works again. (2) One slow zone on a namespace that
 shares its controller with another: while one command is stuck the others keep completing, and
-after the recovery both namespaces read correctly."""
+after the recovery both namespaces read correctly. (3) The reset for one namespace while the
+other has commands in flight: the driver re-issues them."""
 import atexit
 import os
 import re
