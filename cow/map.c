@@ -327,19 +327,21 @@ static bool shift_to_neighbour(struct cow_map *m, uint64_t k)
 	return false;
 }
 
-/* Makes an extent start at `sector` (if inside the map). */
-static void split_at(struct cow_map *m, uint64_t sector, bool *restructured)
+/* Makes an extent start at `sector` (p: its position from pos_of) and returns where that
+ * extent is; past the end for the map's end. *moved: extents changed chunks, so positions
+ * taken before are stale. */
+static struct pos split_at(struct cow_map *m, uint64_t sector, struct pos p, bool *restructured, bool *moved)
 {
 	if (sector >= m->sectors)
-		return;
-	struct pos p = pos_of(m, sector);
+		return (struct pos){ m->nchunks, 0 };
 	if (at(m, p)->start == sector)
-		return;
+		return p;
 	if (m->chunk[p.k]->n == CHUNK_MAX) {
 		if (!shift_to_neighbour(m, p.k)) {
 			split_chunk(m, p.k);
 			*restructured = true;
 		}
+		*moved = true;
 		p = pos_of(m, sector);
 	}
 	struct cow_map_chunk *c = m->chunk[p.k];
@@ -349,6 +351,7 @@ static void split_at(struct cow_map *m, uint64_t sector, bool *restructured)
 	e->count = sector - e->start;
 	c->n++;
 	m->n++;
+	return (struct pos){ p.k, p.i + 1 };
 }
 
 /* ---- the public map ----------------------------------------------------------------------- */
@@ -407,19 +410,25 @@ int cow_map_set(struct cow_map *m, uint64_t start, uint64_t count, uint8_t state
 	/* Refused before any change: a map that cannot be checkpointed must not be built. Only
 	 * the ends can add extents, so an update that splits none is allowed on a full map. */
 	uint64_t end = start + count;
-	uint64_t grow = cow_map_at(m, start)->start != start;
-	if (end < m->sectors)
-		grow += cow_map_at(m, end)->start != end;
-	if (m->n + grow > m->max)
+	struct pos ps = pos_of(m, start), pe = end < m->sectors ? pos_of(m, end) : (struct pos){ m->nchunks, 0 };
+	bool split_start = at(m, ps)->start != start, split_end = end < m->sectors && at(m, pe)->start != end;
+	if (m->n + split_start + split_end > m->max)
 		return -E_NOSPC;
 	int rc = reserve(m);
 	if (rc < 0)
 		return rc;
-	bool restructured = false;
-	split_at(m, start, &restructured);
-	split_at(m, end, &restructured);
-
-	struct pos p = pos_of(m, start), q = p;
+	/* Two searches in all: a split that only inserts in place moves a later position by one. */
+	bool restructured = false, moved = false;
+	struct pos p = split_at(m, start, ps, &restructured, &moved);
+	if (moved)
+		pe = end < m->sectors ? pos_of(m, end) : (struct pos){ m->nchunks, 0 };
+	else if (split_start && pe.k == ps.k)
+		pe.i++;
+	moved = false;
+	struct pos q = split_at(m, end, pe, &restructured, &moved);
+	if (moved)
+		p = pos_of(m, start);
+	q = p;
 	bool more;
 	do {
 		struct cow_extent *x = at(m, q);
