@@ -48,6 +48,7 @@ struct nvme_ctrl {
 	volatile uint8_t *regs;
 	uint64_t cap;
 	uint32_t timeout_ms;     /* CAP.TO */
+	uint16_t ioq_entries;    /* IOQ_SIZE, or fewer when CAP.MQES says so */
 	struct queue aq, ioq;
 	char model[41], serial[21], firmware[9];
 	uint32_t max_bytes;
@@ -177,11 +178,11 @@ static int ctrl_enable(struct nvme_ctrl *c)
 	rc = wait_ready(c, CSTS_RDY);
 	if (rc < 0)
 		return rc;
-	queue_setup(c, &c->ioq, 1, IOQ_SIZE);
+	queue_setup(c, &c->ioq, 1, c->ioq_entries);
 	struct sqe cq = { .cdw0 = ADM_CREATE_CQ, .prp1 = dma_addr((const void *)c->ioq.cq),
-			  .cdw10 = (uint32_t)(IOQ_SIZE - 1) << 16 | 1, .cdw11 = 1 };
+			  .cdw10 = (uint32_t)(c->ioq_entries - 1) << 16 | 1, .cdw11 = 1 };
 	struct sqe sq = { .cdw0 = ADM_CREATE_SQ, .prp1 = dma_addr(c->ioq.sq),
-			  .cdw10 = (uint32_t)(IOQ_SIZE - 1) << 16 | 1, .cdw11 = 1u << 16 | 1 };
+			  .cdw10 = (uint32_t)(c->ioq_entries - 1) << 16 | 1, .cdw11 = 1u << 16 | 1 };
 	if (admin(c, &cq, 2000, NULL) != 0 || admin(c, &sq, 2000, NULL) != 0)
 		return -E_DEVICE;
 	return 0;
@@ -197,9 +198,9 @@ static int nvme_start(struct blk_dev *d, struct blk_req *r)
 	struct nvme_ns *ns = d->drv;
 	struct nvme_ctrl *c = ns->c;
 	unsigned s;
-	for (s = 0; s < SLOTS && c->slot_req[s]; s++)
+	for (s = 0; s < c->ioq_entries - 1u && c->slot_req[s]; s++)
 		;
-	if (s == SLOTS)
+	if (s == c->ioq_entries - 1u)
 		return -E_BUSY;
 	struct sqe e = { .nsid = ns->nsid };
 	if (r->op == BLK_FLUSH) {
@@ -391,6 +392,7 @@ static int ctrl_reset(struct nvme_ctrl *c, struct nvme_ns *ns)
 		  c->index, n);
 	c->gen++;
 	memset(c->slot_req, 0, sizeof(c->slot_req));
+	uint64_t t0 = time_now_us();
 	char serial[21], model[41];
 	bool up = ctrl_enable(c) == 0 && identify(c, 1, 0) == 0;
 	if (up) {
@@ -408,9 +410,13 @@ static int ctrl_reset(struct nvme_ctrl *c, struct nvme_ns *ns)
 			blk_set_gone(&o->dev);   /* fails its requests, re-issued ones included */
 		}
 	}
+	/* The reset (QEMU's waits for the backend) must not count against the other namespaces'
+	 * commands: the layer restarts the deadlines of what it re-issues; these move by as much. */
+	uint64_t spent = time_now_us() - t0;
 	for (unsigned i = 0; i < n; i++) {
 		if (again_ns[i]->dev.flags & BLK_F_GONE)
 			continue;
+		again[i]->deadline_us += spent;
 		int rc = nvme_start(&again_ns[i]->dev, again[i]);
 		if (rc < 0)
 			blk_complete(&again_ns[i]->dev, again[i], rc, BLK_NO_LBA);
@@ -494,6 +500,8 @@ static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
 	const uint8_t *id = c->scratch;
 	uint64_t nsze;
 	memcpy(&nsze, id, 8);
+	if (!nsze)
+		return;   /* inactive */
 	uint8_t fmt = id[26] & 0xf;
 	uint32_t lbaf;
 	memcpy(&lbaf, id + 128 + 4 * fmt, 4);
@@ -528,7 +536,7 @@ static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
 		d->wwn_len = 8;
 	}
 	d->max_sectors = c->max_bytes / d->lsize;
-	d->queue_depth = SLOTS;
+	d->queue_depth = c->ioq_entries - 1u;
 	d->flags |= BLK_F_FUA | (c->vwc ? BLK_F_FLUSH : 0);
 	if (blk_register(d) < 0) {
 		kfree(ns);
@@ -557,6 +565,12 @@ static int nvme_probe(struct pci_dev *pci)
 	c->timeout_ms = (uint32_t)((c->cap >> 24) & 0xff) * 500;
 	if (!c->timeout_ms)
 		c->timeout_ms = 500;
+	c->ioq_entries = (c->cap & 0xffff) + 1u < IOQ_SIZE ? (uint16_t)((c->cap & 0xffff) + 1) : IOQ_SIZE;
+	if ((c->cap >> 48) & 0xf) {   /* CAP.MPSMIN above 4 KiB: this driver's pages are 4 KiB */
+		log_event(LOG_WARN, "nvme: pci %02x:%02x.%x needs pages of %u KiB: skipped", pci->bus,
+			  pci->dev, pci->fn, 4u << ((c->cap >> 48) & 0xf));
+		goto free_c;
+	}
 	rc = -E_NOMEM;
 	c->aq.sq = dma_alloc(sizeof(struct sqe) * AQ_SIZE, PAGE_SIZE);
 	c->aq.cq = dma_alloc(sizeof(struct cqe) * AQ_SIZE, PAGE_SIZE);
@@ -583,13 +597,16 @@ static int nvme_probe(struct pci_dev *pci)
 	c->vwc = id[525] & 1;
 	c->err_entries = id[262] + 1u < PAGE_SIZE / 64 ? id[262] + 1u : PAGE_SIZE / 64;
 	c->index = nctrl++;
-	rc = identify(c, 2, 0);   /* active namespace list */
-	if (rc < 0)
-		goto disable;
-	uint32_t list[64];
-	memcpy(list, c->scratch, sizeof(list));
-	for (int i = 0; i < 64 && list[i]; i++)
-		add_namespace(c, list[i]);
+	uint32_t nn, list[64];
+	memcpy(&nn, id + 516, 4);
+	if (identify(c, 2, 0) == 0) {   /* active namespace list (NVMe 1.1 and later) */
+		memcpy(list, c->scratch, sizeof(list));
+		for (int i = 0; i < 64 && list[i]; i++)
+			add_namespace(c, list[i]);
+	} else {   /* NVMe 1.0: every id up to NN; inactive ones read as size 0 */
+		for (uint32_t i = 1; i <= nn && i <= 64; i++)
+			add_namespace(c, i);
+	}
 	log_event(LOG_INFO, "nvme%d: '%s' serial '%s', %d namespace(s)", c->index, c->model, c->serial, c->nns);
 	return 0;
 

@@ -15,8 +15,9 @@ from cowboot_qemu import (Machine, blkdebug_read_error, check, finish, host_crc,
 
 tmp = tempfile.mkdtemp(prefix="cowboot-nvme-")
 atexit.register(shutil.rmtree, tmp, True)
-A, N1, N2 = (os.path.join(tmp, n) for n in ("a.img", "n1.img", "n2.img"))
+A, N1, N2, M = (os.path.join(tmp, n) for n in ("a.img", "n1.img", "n2.img", "m.img"))
 make_pattern_disk(A, 8 << 20, "nvA")
+make_pattern_disk(M, 2 << 20, "nvM")
 make_pattern_disk(N1, 4 << 20, "nsOne")
 make_pattern_disk(N2, 4 << 20, "nsTwo")
 n1_hash = sha(N1)
@@ -29,7 +30,10 @@ disks = [dict(path=A, transport="nvme", serial="NV-ONE", blkdebug_rules=rules),
 # Namespace 1 by hand: the harness has no way to give it an EUI-64 (QEMU 7.2 has no NGUID knob).
 ctrl = ["-device", "nvme,id=nvc,serial=NV-MULTI",
         "-drive", f"if=none,id=ns1,file={N1},format=raw,cache=none",
-        "-device", f"nvme-ns,drive=ns1,bus=nvc,nsid=1,eui64=0x{EUI64}"]
+        "-device", f"nvme-ns,drive=ns1,bus=nvc,nsid=1,eui64=0x{EUI64}",
+        # A controller with a 16 KiB MDTS (2^2 pages): every larger request is split.
+        "-drive", f"if=none,id=md,file={M},format=raw,cache=none",
+        "-device", "nvme,drive=md,serial=NV-MDTS,mdts=2"]
 with Machine(disks=disks, controllers=ctrl, name="nvme") as m:
     m.wait_prompt(60)
     out = m.cmd("disks")
@@ -41,6 +45,16 @@ with Machine(disks=disks, controllers=ctrl, name="nvme") as m:
     check("namespaces are named nvme<c>n<nsid>", ns1 and ns1.endswith("n1") and ns2.endswith("n2"), out)
     check("a 4096-byte LBA format is reported", ns2 and re.search(rf"^{ns2}\s+4\.0 MiB\s+4096/4096", out, re.M), out)
     check("the model is the controller's", one and "QEMU NVMe Ctrl" in rows[one], out)
+    check("capacities and sector sizes are the images'",
+          one and ns1 and re.match(r"\s*8\.0 MiB\s+512/512", rows[one]) and re.match(r"\s*4\.0 MiB\s+512/512", rows[ns1]), out)
+    md = next((n for n, r in rows.items() if "NV-MDTS" in r), None)
+    o = m.cmd(f"info {md}")
+    check("MDTS limits the transfer size", "max transfer 16 KiB" in o and "limits: 32 sectors per command" in o, o)
+    o = m.cmd(f"sum {md} 5 3001", 60)
+    got = re.search(r"crc32 ([0-9a-f]{8})", o)
+    check("a read split at MDTS matches the host", got and got.group(1) == host_crc(M, 5, 3001), o)
+    o = m.cmd(f"testwrite {md} 50 100 0x77")
+    check("a write split at MDTS is acknowledged", "wrote and flushed 100 sectors" in o, o)
     for lba, count in ((0, BAD), (7, 1000), (BAD + 1, 16383 - BAD), (16383, 1)):   # around BAD
         o = m.cmd(f"sum {one} {lba} {count}", 60)
         got = re.search(r"crc32 ([0-9a-f]{8})", o)
@@ -48,6 +62,11 @@ with Machine(disks=disks, controllers=ctrl, name="nvme") as m:
     o = m.cmd(f"sum {ns2} 0 1024", 60)
     got = re.search(r"crc32 ([0-9a-f]{8})", o)
     check("the 4096-byte namespace reads correctly", got and got.group(1) == host_crc(N2, 0, 1024, 4096), o)
+    o = m.cmd(f"sum {ns2} 3 509", 60)
+    got = re.search(r"crc32 ([0-9a-f]{8})", o)
+    check("an unaligned 4096-byte read over several commands matches", got and got.group(1) == host_crc(N2, 3, 509, 4096), o)
+    o = m.cmd(f"testwrite {ns2} 100 40 0x5a")
+    check("a 160 KiB write (a PRP list) is acknowledged", "wrote and flushed 40 sectors" in o, o)
     o = m.cmd(f"info {ns1}")
     check("info shows the namespace's EUI-64", f"namespace id: EUI-64 {EUI64}" in o, o)
     check("info shows the firmware and the transfer limit", re.search(r"firmware '[^']+', max transfer \d+ KiB", o), o)
@@ -88,6 +107,13 @@ with Machine(disks=disks, controllers=ctrl, name="nvme") as m:
 with open(N2, "rb") as f:
     f.seek(10 * 4096)
     check("the written 4 KiB sectors reached the host image", f.read(2 * 4096) == b"\x66" * 8192)
+    f.seek(100 * 4096)
+    check("the PRP-list write reached the host image", f.read(40 * 4096) == b"\x5a" * 40 * 4096)
+with open(M, "rb") as f:
+    f.seek(49 * 512)
+    got = f.read(102 * 512)
+    check("the split write reached the host image, and no further",
+          got[512:-512] == b"\x77" * 100 * 512 and got[:512] != b"\x77" * 512 and got[-512:] != b"\x77" * 512)
 check("the protected namespace's image is unchanged", sha(N1) == n1_hash)
 
 finish()
