@@ -692,6 +692,19 @@ int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64
 	return rc == -E_NOSPC || rc >= 0 ? rc : -E_COWIO;
 }
 
+/* Sectors of [s, e) not in `state`: what a change to it newly counts. */
+static uint64_t sectors_not_in(const struct cow *c, uint64_t s, uint64_t e, uint8_t state)
+{
+	uint64_t n = 0;
+	for (const struct cow_extent *x = s < e ? cow_map_at(&c->map, s) : NULL; x && x->start < e;
+	     x = cow_map_next(&c->map, x)) {
+		uint64_t a = x->start > s ? x->start : s, b = x->start + x->count < e ? x->start + x->count : e;
+		if (x->state != state)
+			n += b - a;
+	}
+	return n;
+}
+
 int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 {
 	int rc = check_range(c, off, len);
@@ -710,8 +723,12 @@ int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf
 		}
 		s = r;
 	}
-	c->sb.ctr[3] += len;
-	return record(c, off / c->lsize, len / c->lsize, COW_FINISHED, -1);
+	/* Counted once: a re-read of sectors already finished adds nothing. */
+	uint64_t fresh = sectors_not_in(c, off / c->lsize, e, COW_FINISHED);
+	rc = record(c, off / c->lsize, len / c->lsize, COW_FINISHED, -1);
+	if (rc == 0)
+		c->sb.ctr[3] += fresh * c->lsize;
+	return rc;
 }
 
 int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state)
@@ -721,9 +738,12 @@ int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state)
 		return rc;
 	if (state == COW_FINISHED || cow_state_index(state) < 0)
 		return -E_INVAL;
-	if (state == COW_BAD)
-		c->sb.ctr[4] += len;
-	return record(c, off / c->lsize, len / c->lsize, state, -1);
+	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
+	uint64_t fresh = state == COW_BAD ? sectors_not_in(c, s, e, COW_BAD) : 0;
+	rc = record(c, s, e - s, state, -1);
+	if (rc == 0)
+		c->sb.ctr[4] += fresh * c->lsize;
+	return rc;
 }
 
 int cow_check_source(struct cow *c, const struct cow_bdev *src, char *why, size_t whylen)
@@ -781,6 +801,20 @@ void cow_get_counters(const struct cow *c, struct cow_counters *o)
 	o->bytes_bad = c->sb.ctr[4];
 	o->commits = c->sb.ctr[5];
 	o->last_commit_us = c->sb.ctr[6];
+	/* Units holding data in the cow (any sector finished or written), from the map: a unit
+	 * shared by two extents counts once. */
+	uint64_t spu = c->sb.unit / c->lsize, last = UINT64_MAX;
+	o->units_present = 0;
+	for (const struct cow_extent *x = cow_map_get(&c->map, 0); x; x = cow_map_next(&c->map, x)) {
+		if (!x->written && x->state != COW_FINISHED)
+			continue;
+		uint64_t a = x->start / spu, b = (x->start + x->count - 1) / spu;
+		if (a == last)
+			a++;
+		if (a <= b)
+			o->units_present += b - a + 1;
+		last = b;
+	}
 }
 
 void cow_get_geometry(const struct cow *c, struct cow_geometry *g)

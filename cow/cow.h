@@ -85,8 +85,11 @@ int cow_state_index(uint8_t state);   /* '?' 0, '*' 1, '/' 2, '-' 3, '+' 4, -1 o
 
 /* ---- an open cow -------------------------------------------------------------------------- */
 
+/* bytes_rescued and bytes_bad count sectors as they enter the state (a re-read counts once);
+ * units_present is counted from the map when asked (a walk of it). */
 struct cow_counters {
 	uint64_t source_reads, cow_reads, cow_writes, bytes_rescued, bytes_bad, commits, last_commit_us;
+	uint64_t units_present;
 };
 
 struct cow;

@@ -206,9 +206,10 @@ static void print_stats(struct overlay *o, int idx)
 	cow_map_totals(cow_get_map(o->cow), &t);
 	uint32_t ls = o->src.blk->lsize;
 	kprintf("ov%d: source %s, cow %s\n", idx, o->src.blk->name, o->dst.blk->name);
-	kprintf("  source reads %llu, cow reads %llu, cow writes %llu, commits %llu\n",
+	kprintf("  source reads %llu, cow reads %llu, cow writes %llu, commits %llu, units present %llu\n",
 		(unsigned long long)c.source_reads, (unsigned long long)c.cow_reads,
-		(unsigned long long)c.cow_writes, (unsigned long long)c.commits);
+		(unsigned long long)c.cow_writes, (unsigned long long)c.commits,
+		(unsigned long long)c.units_present);
 	kprintf("  rescued %llu bytes, bad %llu bytes, non-tried %llu bytes, written %llu bytes\n",
 		(unsigned long long)(t.sectors[4] * ls), (unsigned long long)(t.sectors[3] * ls),
 		(unsigned long long)(t.sectors[0] * ls), (unsigned long long)(t.written * ls));

@@ -155,10 +155,11 @@ static int cmd_info(int argc, char **argv, int check_only)
 		       g.unit, (unsigned long long)g.checkpoint_bytes, (unsigned long long)g.max_extents,
 		       (unsigned long long)g.journal_bytes, (unsigned long long)g.journal_offset,
 		       (unsigned long long)g.data_offset);
-		printf("counters: source reads %llu, cow reads %llu, cow writes %llu, rescued %llu bytes, bad %llu bytes, commits %llu\n",
+		printf("counters: source reads %llu, cow reads %llu, cow writes %llu, rescued %llu bytes, bad %llu bytes, commits %llu, units present %llu\n",
 		       (unsigned long long)ct.source_reads, (unsigned long long)ct.cow_reads,
 		       (unsigned long long)ct.cow_writes, (unsigned long long)ct.bytes_rescued,
-		       (unsigned long long)ct.bytes_bad, (unsigned long long)ct.commits);
+		       (unsigned long long)ct.bytes_bad, (unsigned long long)ct.commits,
+		       (unsigned long long)ct.units_present);
 		printf("map: %llu extents\n", (unsigned long long)m->n);
 		print_totals(m, g.src_lsize);
 	}
