@@ -20,6 +20,7 @@ void rescue_opts_default(struct rescue_opts *o)
 	 * enough that a hanging zone costs seconds. */
 	memset(o, 0, sizeof(*o));
 	o->cluster = 64 * 1024;
+	o->max_read = 1024 * 1024;
 	o->skip_min = 64 * 1024;
 	o->retries = 1;
 	o->timeout_ms = 5000;
@@ -128,6 +129,12 @@ int rescue_parse_opt(struct rescue_opts *o, const char *arg, uint32_t lsize, cha
 		if (parse_size(v, lsize, &x) < 0 || x < lsize || x % lsize || x > 8 * MIB)
 			goto bad;
 		o->cluster = x;
+		return 0;
+	}
+	if (key_is(arg, "max-read", &v)) {
+		if (parse_size(v, lsize, &x) < 0 || x % lsize || x > 8 * MIB)
+			goto bad;
+		o->max_read = x;
 		return 0;
 	}
 	if (key_is(arg, "skip", &v)) {
@@ -499,29 +506,78 @@ static uint64_t align_down(uint64_t v, uint64_t a)
 	return v / a * a;
 }
 
-/* Copy: cluster reads over non-tried areas. With skipping, a failure (or a slow read) jumps
- * ahead by a skip that doubles while trouble continues and halves after good reads, leaving the
- * skipped area non-tried for the next pass. */
+static uint8_t state_at(const struct rescue *r, uint64_t s)
+{
+	return s < r->sectors ? cow_map_at(cow_get_map(r->cow), s)->state : 0;
+}
+
+/* A short non-tried gap with failed areas on both sides: what skipping leaves inside a bad
+ * zone. Reading it would almost surely fail (one more read of bad media); marked non-trimmed
+ * instead, trim and scrape still read every sector of it. */
+static int sandwiched(const struct rescue *r, uint64_t a, uint64_t b, uint64_t max)
+{
+	uint8_t before = a ? state_at(r, a - 1) : 0, after = state_at(r, b);
+	return b - a <= max && (before == COW_NONTRIMMED || before == COW_BAD) &&
+	       (after == COW_NONTRIMMED || after == COW_BAD);
+}
+
+/* Copy: reads over non-tried areas, a cluster at first and growing to max-read while reads go
+ * well. A grown read that fails marks nothing: the same area is read again in clusters, so
+ * failures are located as finely as with fixed clusters. With skipping, a failed (or slow)
+ * cluster jumps ahead by a skip that doubles while trouble continues and halves after good
+ * reads, leaving the skipped area non-tried for the next pass. */
 static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 {
 	uint64_t cl = r->opt.cluster / r->lsize, a, b;
 	uint64_t skip_min = r->opt.skip_min / r->lsize, skip_max = r->opt.skip_max / r->lsize;
 	uint64_t skip = skip_min, p = dir > 0 ? 0 : r->sectors;
+	/* Reads grow in the first pass only: later passes work in the gaps next to failures. */
+	uint64_t maxr = pass == 1 && r->opt.max_read > r->opt.cluster ? r->opt.max_read / r->lsize : cl;
+	uint64_t size = cl, good = 0;
+	int rc;
 	if (!find_run(r, p, dir, COW_NONTRIED, &a, &b))
 		return 0;
 	announce(r, RP_COPY, pass, dir);
 	while (find_run(r, p, dir, COW_NONTRIED, &a, &b)) {
 		if (stop_asked(r))
 			return -E_STOPPED;
+		if (pass > 1 && sandwiched(r, a, b, 8 * cl)) {
+			if ((rc = cow_set_state(r->cow, a * r->lsize, (b - a) * r->lsize, COW_NONTRIMMED)) < 0)
+				return rc;
+			p = dir > 0 ? b : a;
+			continue;
+		}
 		uint64_t s = a, e = b;
-		if (dir > 0 && (a / cl + 1) * cl < b)
-			e = (a / cl + 1) * cl;
-		if (dir < 0 && align_down(b - 1, cl) > a)
-			s = align_down(b - 1, cl);
-		int rc = attempt(r, s, e, COW_NONTRIMMED, COW_NONTRIED);
-		if (rc < 0)
+		if (dir > 0 && align_down(a, cl) + size < b)
+			e = align_down(a, cl) + size;
+		if (dir < 0) {
+			uint64_t last = align_down(b - 1, cl);
+			s = last > size - cl ? last - (size - cl) : 0;
+			if (s < a)
+				s = a;
+		}
+		if (e - s > cl) {
+			rc = read_block(r, s, e - s);
+			if (rc < 0 && !is_read_failure(rc))
+				return fatal(r, rc);
+			if (rc < 0) {
+				size = cl;
+				good = 0;
+				r->nfail++;
+				if ((rc = after_failure(r)) < 0)
+					return rc;
+				continue;   /* the same place again, a cluster at a time */
+			}
+		} else if ((rc = attempt(r, s, e, COW_NONTRIMMED, COW_NONTRIED)) < 0) {
 			return rc;
+		}
 		p = dir > 0 ? e : s;
+		if (rc == 0 && ++good >= 2) {
+			size = size * 2 < maxr ? size * 2 : maxr;
+		} else if (rc) {
+			size = cl;
+			good = 0;
+		}
 		if (skipping && rc) {
 			if (dir > 0)
 				p = r->sectors - p > skip ? p + skip : r->sectors;
@@ -648,7 +704,7 @@ int rescue_init(struct rescue *r, struct cow *c, const struct cow_env *env,
 		uint64_t m = align_down(g.source_size / 64, g.src_lsize);
 		r->opt.skip_max = m < r->opt.skip_min ? r->opt.skip_min : m > (1ull << 30) ? 1ull << 30 : m;
 	}
-	r->buf = env->alloc(o->cluster);
+	r->buf = env->alloc(o->max_read > o->cluster ? o->max_read : o->cluster);
 	if (!r->buf)
 		return -E_NOMEM;
 	/* A block the map already calls finished serves as the probe until this run reads one. */

@@ -20,7 +20,8 @@ enum rescue_phase { RP_COPY, RP_TRIM, RP_SCRAPE, RP_RETRY, RP_DONE };
 struct rescue_range { uint64_t start, count; };   /* source logical sectors */
 
 struct rescue_opts {
-	uint64_t cluster;          /* bytes per copy read */
+	uint64_t cluster;          /* bytes per copy read, and the unit failures are marked in */
+	uint64_t max_read;         /* copy reads grow to this while they succeed */
 	uint64_t skip_min, skip_max;   /* bytes; skip_max 0: 1/64 of the source, 64 KiB..1 GiB */
 	uint32_t retries;          /* passes over bad sectors */
 	uint32_t timeout_ms;       /* per command, applied by the caller's device; 0: its default */
