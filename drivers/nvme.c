@@ -8,11 +8,15 @@
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
+#include "../kernel/power.h"
 #include "../kernel/time.h"
 
 #define REG_CAP  0x00
 #define REG_CC   0x14
 #define REG_CSTS 0x1c
+#define CC_SHN_NORMAL (1u << 14)
+#define CSTS_SHST_MASK (3u << 2)
+#define CSTS_SHST_DONE (2u << 2)
 #define REG_AQA  0x24
 #define REG_ASQ  0x28
 #define REG_ACQ  0x30
@@ -25,6 +29,7 @@
 #define SLOTS (IOQ_SIZE - 1)
 #define MAX_BYTES (1u << 20)     /* one PRP list page covers it */
 #define MAX_NS 8
+#define MAX_CTRL 8
 
 enum { OP_FLUSH = 0x00, OP_WRITE = 0x01, OP_READ = 0x02 };
 enum { ADM_DEL_SQ = 0x00, ADM_CREATE_SQ = 0x01, ADM_LOG = 0x02, ADM_CREATE_CQ = 0x05,
@@ -48,6 +53,7 @@ struct nvme_ctrl {
 	volatile uint8_t *regs;
 	uint64_t cap;
 	uint32_t timeout_ms;     /* CAP.TO */
+	uint32_t shutdown_ms;    /* RTD3 entry latency, at least 5 s */
 	uint16_t ioq_entries;    /* IOQ_SIZE, or fewer when CAP.MQES says so */
 	struct queue aq, ioq;
 	char model[41], serial[21], firmware[9];
@@ -78,6 +84,7 @@ struct nvme_ns {
 };
 
 static int nctrl;
+static struct nvme_ctrl *ctrls[MAX_CTRL];
 
 static uint32_t r32(struct nvme_ctrl *c, unsigned o) { return mmio_read32(c->regs + o); }
 static void w32(struct nvme_ctrl *c, unsigned o, uint32_t v) { mmio_write32(c->regs + o, v); }
@@ -596,6 +603,9 @@ static int nvme_probe(struct pci_dev *pci)
 		c->max_bytes = (uint32_t)(mps_min << id[77]);
 	c->vwc = id[525] & 1;
 	c->err_entries = id[262] + 1u < PAGE_SIZE / 64 ? id[262] + 1u : PAGE_SIZE / 64;
+	uint32_t rtd3e;
+	memcpy(&rtd3e, id + 88, 4);
+	c->shutdown_ms = rtd3e / 1000 > 5000 ? rtd3e / 1000 : 5000;
 	c->index = nctrl++;
 	uint32_t nn, list[64];
 	memcpy(&nn, id + 516, 4);
@@ -608,6 +618,8 @@ static int nvme_probe(struct pci_dev *pci)
 			add_namespace(c, i);
 	}
 	log_event(LOG_INFO, "nvme%d: '%s' serial '%s', %d namespace(s)", c->index, c->model, c->serial, c->nns);
+	if (c->index < MAX_CTRL)
+		ctrls[c->index] = c;
 	return 0;
 
 disable:
@@ -624,3 +636,26 @@ free_c:
 	return rc;
 }
 PCI_DRIVER(nvme, "nvme", nvme_match, nvme_probe);
+
+/* Normal shutdown notification before power-off or reboot: the controller writes its cache
+ * and saves its state, as the spec asks of a host before removing power. */
+static void nvme_shutdown_all(void)
+{
+	for (int i = 0; i < MAX_CTRL; i++) {
+		struct nvme_ctrl *c = ctrls[i];
+		if (!c || (r32(c, REG_CSTS) & (CSTS_RDY | CSTS_CFS)) != CSTS_RDY)
+			continue;
+		uint64_t t0 = time_now_us();
+		w32(c, REG_CC, r32(c, REG_CC) | CC_SHN_NORMAL);
+		deadline_t d = deadline_in_ms(c->shutdown_ms);
+		while ((r32(c, REG_CSTS) & CSTS_SHST_MASK) != CSTS_SHST_DONE && !deadline_passed(d))
+			;
+		if ((r32(c, REG_CSTS) & CSTS_SHST_MASK) == CSTS_SHST_DONE)
+			log_event(LOG_INFO, "nvme%d: shut down in %llu ms", c->index,
+				  (unsigned long long)(time_now_us() - t0) / 1000);
+		else
+			log_event(LOG_WARN, "nvme%d: shutdown not complete after %u ms", c->index, c->shutdown_ms);
+	}
+}
+/* Tables run in id order: "zz" puts this after every hook that still writes (the cow commit). */
+SHUTDOWN_HOOK(zz_nvme, nvme_shutdown_all);

@@ -104,6 +104,8 @@ with Machine(disks=disks, controllers=ctrl, name="nvme") as m:
                     r"media errors \d+, power-on hours \d+", o), o)
     code = m.poweroff_and_wait()
     check("poweroff", code == 0, code)
+    check("each controller is shut down (CC.SHN) before the power-off",
+          len(re.findall(r"nvme\d: shut down in \d+ ms", m.buf)) == 3 and m.buf.rfind("shut down") < m.buf.find("powering off"), m.buf)
 with open(N2, "rb") as f:
     f.seek(10 * 4096)
     check("the written 4 KiB sectors reached the host image", f.read(2 * 4096) == b"\x66" * 8192)
