@@ -357,12 +357,13 @@ static int cmd_rescue(int argc, char **argv)
 {
 	return start_job(argc, argv, 0);
 }
-COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [skip=B[,B]] [reverse] [timeout=ms] [min-rate=B] [passes=L] [commit=ms] [domain=D]",
+COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [max-read=B] [skip=B[,B]] [reverse] [timeout=ms] [min-rate=B] [passes=L] [commit=ms] [domain=D]",
 	"copy everything readable from the source into the cow, in the background",
 	"Phases (rescue.md): copy (cluster reads, skipping ahead after errors, passes 1-3),\n"
 	"  trim, scrape, retry. Options, with their defaults:\n"
 	"  retries=1       passes over bad sectors at the end\n"
-	"  cluster=64KiB   bytes per copy read\n"
+	"  cluster=64KiB   bytes per copy read after trouble, and the unit failures are marked in\n"
+	"  max-read=1MiB   the first pass's reads grow to this while they succeed\n"
 	"  skip=64KiB[,max] first skip after an error; doubles while errors go on (max: 1/64 of the disk)\n"
 	"  reverse         first copy pass backwards\n"
 	"  timeout=5000    deadline of each read, ms; an overdue read resets the drive\n"
