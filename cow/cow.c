@@ -319,6 +319,19 @@ static int journal_replay(struct cow *c)
 
 /* ---- format / open / commit -------------------------------------------------------------- */
 
+/* Where everything lies for a source of `sectors`: fixed by the format, so a checkpoint's
+ * header alone is enough to find the rest when both superblocks are lost. */
+static void layout(struct superblock *sb, uint64_t sectors)
+{
+	sb->max_extents = sectors / 64 < 1024 ? 1024 : sectors / 64 > (1u << 20) ? (1u << 20) : sectors / 64;
+	sb->ckpt_bytes = align_up(CKPT_HDR + sb->max_extents * CKPT_REC, META_BLOCK);
+	sb->ckpt_off[0] = 2 * META_BLOCK;
+	sb->ckpt_off[1] = sb->ckpt_off[0] + sb->ckpt_bytes;
+	sb->journal_off = sb->ckpt_off[1] + sb->ckpt_bytes;
+	sb->journal_bytes = JOURNAL_BYTES;
+	sb->data_off = align_up(sb->journal_off + sb->journal_bytes, 1024 * 1024);
+}
+
 int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 	       uint32_t unit, char *why, size_t whylen)
 {
@@ -339,13 +352,7 @@ int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const s
 	sb.unit = unit;
 	sb.cow_lsize = cowdev->lsize;
 	uint64_t sectors = src->size / src->lsize;
-	sb.max_extents = sectors / 64 < 1024 ? 1024 : sectors / 64 > (1u << 20) ? (1u << 20) : sectors / 64;
-	sb.ckpt_bytes = align_up(CKPT_HDR + sb.max_extents * CKPT_REC, META_BLOCK);
-	sb.ckpt_off[0] = 2 * META_BLOCK;
-	sb.ckpt_off[1] = sb.ckpt_off[0] + sb.ckpt_bytes;
-	sb.journal_off = sb.ckpt_off[1] + sb.ckpt_bytes;
-	sb.journal_bytes = JOURNAL_BYTES;
-	sb.data_off = align_up(sb.journal_off + sb.journal_bytes, 1024 * 1024);
+	layout(&sb, sectors);
 	if (cowdev->size < sb.data_off || cowdev->size - sb.data_off < src->size) {
 		set_why(why, whylen, "the cow needs %llu bytes (source %llu + metadata %llu), the device has %llu",
 			(unsigned long long)(sb.data_off + src->size), (unsigned long long)src->size,
@@ -478,6 +485,164 @@ int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const str
 free_c:
 	if (c->pending)
 		env->free(c->pending);
+	if (c->iobuf)
+		env->free(c->iobuf);
+	env->free(c);
+	return rc;
+}
+
+/* ---- check: every structure on its own, and what can be salvaged --------------------------- */
+
+static void sayf(void (*say)(void *, const char *), void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void sayf(void (*say)(void *, const char *), void *ctx, const char *fmt, ...)
+{
+	char line[320];
+	va_list ap;
+	va_start(ap, fmt);
+	fmt_vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	say(ctx, line);
+}
+
+static void say_map(struct cow *c, void (*say)(void *, const char *), void *ctx, const char *what)
+{
+	struct cow_totals t;
+	cow_map_totals(&c->map, &t);
+	sayf(say, ctx, "%s: %llu extents; sectors finished %llu, bad %llu, non-tried %llu, written %llu",
+	     what, (unsigned long long)c->map.n, (unsigned long long)t.sectors[4], (unsigned long long)t.sectors[3],
+	     (unsigned long long)t.sectors[0], (unsigned long long)t.written);
+}
+
+int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
+		void (*say)(void *ctx, const char *line), void *ctx)
+{
+	struct cow *c = env->alloc(sizeof(*c));
+	if (!c)
+		return -E_NOMEM;
+	memset(c, 0, sizeof(*c));
+	c->env = env;
+	c->dev = cowdev;
+	int rc = -E_NOMEM;
+	c->iobuf = env->alloc(META_BLOCK);
+	if (!c->iobuf)
+		goto free_c;
+	char why[200], what[96];
+	struct superblock sbs[2];
+	int st[2];
+	for (int i = 0; i < 2; i++) {
+		st[i] = dev_read(cowdev, (uint64_t)i * META_BLOCK, META_BLOCK, c->iobuf);
+		if (st[i] == 0)
+			st[i] = sb_valid(c->iobuf, &sbs[i]);
+		if (st[i] == 0 && sbs[i].self_off != (uint64_t)i * META_BLOCK)
+			st[i] = -E_CORRUPT;
+		if (st[i] == 0)
+			sayf(say, ctx, "superblock %c (byte %u): valid, sequence %llu, journal epoch %llu, checkpoint slot %u",
+			     'A' + i, i * META_BLOCK, (unsigned long long)sbs[i].seq,
+			     (unsigned long long)sbs[i].journal_epoch, sbs[i].active_ckpt);
+		else
+			sayf(say, ctx, "superblock %c (byte %u): not usable: %s", 'A' + i, i * META_BLOCK, err_str(st[i]));
+	}
+	int newest = st[0] < 0 ? (st[1] < 0 ? -1 : 1) : st[1] < 0 ? 0 : sbs[1].seq > sbs[0].seq;
+	/* Each valid superblock as cow_open would use it: geometry, checkpoint, journal. */
+	int opens = -1;
+	for (int k = 0, i = newest; newest >= 0 && k < 2; k++, i ^= 1) {
+		if (st[i] < 0)
+			continue;
+		why[0] = '\0';
+		rc = load_from(c, &sbs[i], i, NULL, why, sizeof(why));
+		if (rc == -E_NOMEM)
+			goto free_c;
+		if (rc < 0) {
+			sayf(say, ctx, "superblock %c's state cannot be loaded: %s", 'A' + i, why[0] ? why : err_str(rc));
+			continue;
+		}
+		fmt_snprintf(what, sizeof(what), "%s superblock %c opens (checkpoint %u + %llu journal records)",
+			     i == newest ? "the newest" : "the older", 'A' + i, sbs[i].active_ckpt,
+			     (unsigned long long)c->jnext);
+		say_map(c, say, ctx, what);
+		if (opens < 0)
+			opens = i;
+		cow_map_free(&c->map);
+	}
+	/* The checkpoint slots, found through the newest superblock or, with none left, through a
+	 * checkpoint header in either slot: the layout follows from the source's size, and the
+	 * second slot's place depends on it, so each place it can have is tried. */
+	struct superblock g;
+	memset(&g, 0, sizeof(g));
+	bool have = newest >= 0;
+	if (have)
+		g = sbs[newest];
+	uint64_t cb_lo = align_up(CKPT_HDR + 1024 * CKPT_REC, META_BLOCK);
+	uint64_t cb_hi = align_up(CKPT_HDR + (1u << 20) * CKPT_REC, META_BLOCK);
+	for (uint64_t cb = 0; !have && cb <= cb_hi; cb = cb ? cb + META_BLOCK : cb_lo) {
+		uint64_t off = 2 * META_BLOCK + cb;
+		struct ckpt_header h;
+		if (off + META_BLOCK > cowdev->size || dev_read(cowdev, off, META_BLOCK, c->iobuf) < 0)
+			continue;
+		memcpy(&h, c->iobuf, sizeof(h));
+		if (memcmp(h.magic, CK_MAGIC, 8) || h.hdr_crc != crc32c(0, &h, offsetof(struct ckpt_header, hdr_crc)) ||
+		    !h.sectors)
+			continue;
+		layout(&g, h.sectors);
+		if (g.ckpt_off[cb ? 1 : 0] != off)
+			continue;
+		g.src_lsize = 512;   /* unknown without a superblock; the map counts sectors either way */
+		g.src_size = h.sectors * 512;
+		have = true;
+		sayf(say, ctx, "no valid superblock: the checkpoint header at byte %llu gives the layout "
+		     "(%llu source sectors, data area at byte %llu)", (unsigned long long)off,
+		     (unsigned long long)h.sectors, (unsigned long long)g.data_off);
+	}
+	if (!have)
+		sayf(say, ctx, "no valid superblock, and no checkpoint header where one could be");
+	int good_slot = -1;
+	uint64_t good_epoch = 0;
+	for (uint32_t slot = 0; have && slot < 2; slot++) {
+		rc = dev_read(cowdev, g.ckpt_off[slot], META_BLOCK, c->iobuf);
+		struct ckpt_header h;
+		memcpy(&h, c->iobuf, sizeof(h));
+		if (rc < 0 || memcmp(h.magic, CK_MAGIC, 8) ||
+		    h.hdr_crc != crc32c(0, &h, offsetof(struct ckpt_header, hdr_crc))) {
+			sayf(say, ctx, "checkpoint slot %u (byte %llu): no valid checkpoint (%s)", slot,
+			     (unsigned long long)g.ckpt_off[slot], rc < 0 ? err_str(rc) : "header");
+			continue;
+		}
+		c->sb = g;
+		c->sb.journal_epoch = h.epoch;
+		cow_map_free(&c->map);
+		rc = cow_map_init(&c->map, env, g.src_size / g.src_lsize, g.max_extents);
+		why[0] = '\0';
+		if (rc == 0)
+			rc = ckpt_load(c, slot, why, sizeof(why));
+		if (rc == -E_NOMEM)
+			goto free_c;
+		if (rc < 0) {
+			sayf(say, ctx, "checkpoint slot %u (byte %llu, epoch %llu): %s", slot,
+			     (unsigned long long)g.ckpt_off[slot], (unsigned long long)h.epoch, why[0] ? why : err_str(rc));
+			continue;
+		}
+		fmt_snprintf(what, sizeof(what), "checkpoint slot %u (byte %llu, epoch %llu) is consistent", slot,
+			     (unsigned long long)g.ckpt_off[slot], (unsigned long long)h.epoch);
+		say_map(c, say, ctx, what);
+		if (good_slot < 0 || h.epoch > good_epoch) {
+			good_slot = (int)slot;
+			good_epoch = h.epoch;
+		}
+	}
+	cow_map_free(&c->map);
+	if (opens >= 0 && opens != newest)
+		sayf(say, ctx, "the newest superblock's state is lost: the cow opens from the older one, "
+		     "without the changes of its last commit");
+	else if (opens < 0 && good_slot >= 0)
+		sayf(say, ctx, "nothing opens, but checkpoint slot %d holds a consistent map of the data area "
+		     "at byte %llu: the data the map calls finished or written there can still be recovered",
+		     good_slot, (unsigned long long)g.data_off);
+	else if (opens < 0)
+		sayf(say, ctx, "nothing to salvage from the metadata: no superblock loads and no checkpoint is valid");
+	rc = opens >= 0 && opens == newest ? 0 : 1;
+
+free_c:
 	if (c->iobuf)
 		env->free(c->iobuf);
 	env->free(c);

@@ -109,6 +109,11 @@ int cow_sync(struct cow *c);
 int cow_close(struct cow *c);
 /* Frees without committing (read-only inspection, or a device that is gone). */
 void cow_discard(struct cow *c);
+/* For `cowtool check`: looks at each superblock, checkpoint slot and the journal on its own and
+ * says, a line at a time, what each holds and what can be salvaged. 0 when the cow opens from
+ * its newest superblock, 1 when it opens only from an older state or not at all, or -E_NOMEM. */
+int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
+		void (*say)(void *ctx, const char *line), void *ctx);
 
 /* The overlay: reads take the cow's copy where the map has one, the source elsewhere; writes go
  * to the cow and are recorded as present only by the next commit. Byte offsets and lengths are
