@@ -65,6 +65,7 @@ struct nvme_ctrl {
 	struct blk_req *slot_req[SLOTS];
 	struct nvme_ns *slot_ns[SLOTS];
 	uint64_t slot_seq[SLOTS];  /* `completions` when the slot's command was issued */
+	uint64_t slot_errs[SLOTS]; /* `err_seen` then: newer error log entries for its id are its own */
 	uint64_t completions;    /* I/O completions reaped: tells a stuck command from a stuck controller */
 	/* The last recovery, for `info` and the recovery benchmark. */
 	const char *last_step;   /* "abort", "reset" or NULL */
@@ -236,6 +237,7 @@ static int nvme_start(struct blk_dev *d, struct blk_req *r)
 	c->slot_req[s] = r;
 	c->slot_ns[s] = ns;
 	c->slot_seq[s] = c->completions;
+	c->slot_errs[s] = c->err_seen;
 	submit(&c->ioq, &e);
 	return 0;
 }
@@ -256,9 +258,11 @@ static int decode_status(uint16_t st, int op)
 	return -E_IO;
 }
 
-/* The LBA a media error names in the Error Information log (01h): the newest entry not seen
- * before for this command (I/O queue 1, its id) whose LBA lies within the command. Entries are
- * valid when their Error Count is non-zero. Without one the command's first LBA bounds it. */
+/* The LBA a media error names in the Error Information log (01h): the newest entry for this
+ * command (I/O queue 1, its id, its namespace) added since it was issued, whose LBA lies within
+ * the command. An earlier command with the same id had its entry read at its own completion,
+ * before the id was reused, so the Error Count watermark taken at issue rules it out. Entries
+ * are valid when their Error Count is non-zero. Without one the command's first LBA bounds it. */
 static uint64_t media_error_lba(struct nvme_ctrl *c, struct nvme_ns *ns, uint16_t cid,
 				const struct blk_req *r)
 {
@@ -277,14 +281,17 @@ static uint64_t media_error_lba(struct nvme_ctrl *c, struct nvme_ns *ns, uint16_
 		const uint8_t *ent = (const uint8_t *)c->scratch + 64 * i;
 		uint64_t count, elba;
 		uint16_t sqid, ecid;
+		uint32_t nsid;
 		memcpy(&count, ent, 8);
 		memcpy(&sqid, ent + 8, 2);
 		memcpy(&ecid, ent + 10, 2);
 		memcpy(&elba, ent + 16, 8);
+		memcpy(&nsid, ent + 24, 4);
 		valid += count != 0;
 		if (count > newest)
 			newest = count;
-		if (!count || count <= c->err_seen || sqid != 1 || ecid != cid || count < best)
+		if (!count || count <= c->slot_errs[cid & 0xff] || sqid != 1 || ecid != cid ||
+		    (nsid && nsid != ns->nsid) || count < best)
 			continue;
 		best = count;
 		lba = elba;
