@@ -275,8 +275,9 @@ static int ckpt_load(struct cow *c, uint32_t slot, char *why, size_t whylen)
 		set_why(why, whylen, "checkpoint %u does not cover the whole source", slot);
 		rc = -E_CORRUPT;
 	}
-	if (rc == 0)
-		rc = cow_map_load(&c->map, h.n, ckpt_rec_get, (void *)r);
+	if (rc == 0 && (rc = cow_map_load(&c->map, h.n, ckpt_rec_get, (void *)r)) < 0 && rc != -E_NOMEM)
+		set_why(why, whylen, "checkpoint %u holds more extents (%llu) than the cow's maximum", slot,
+			(unsigned long long)h.n);
 	c->env->free(buf);
 	return rc;
 }
