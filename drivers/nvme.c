@@ -14,15 +14,15 @@
 #define REG_CAP  0x00
 #define REG_CC   0x14
 #define REG_CSTS 0x1c
-#define CC_SHN_NORMAL (1u << 14)
-#define CSTS_SHST_MASK (3u << 2)
-#define CSTS_SHST_DONE (2u << 2)
 #define REG_AQA  0x24
 #define REG_ASQ  0x28
 #define REG_ACQ  0x30
 #define CSTS_RDY 1u
 #define CSTS_CFS 2u
+#define CSTS_SHST_MASK (3u << 2)
+#define CSTS_SHST_DONE (2u << 2)
 #define CC_VALUE 0x00460001u     /* EN, 64-byte SQ entries, 16-byte CQ entries, 4 KiB pages */
+#define CC_SHN_NORMAL (1u << 14)
 
 #define AQ_SIZE 32
 #define IOQ_SIZE 64
@@ -68,7 +68,7 @@ struct nvme_ctrl {
 	uint64_t slot_errs[SLOTS]; /* `err_seen` then: newer error log entries for its id are its own */
 	uint64_t completions;    /* I/O completions reaped: tells a stuck command from a stuck controller */
 	/* The last recovery, for `info` and the recovery benchmark. */
-	const char *last_step;   /* "abort", "reset" or NULL */
+	const char *last_step;   /* "abort", "controller reset" or NULL */
 	uint64_t t_overdue_us, t_ready_us, t_flowing_us;
 	bool awaiting_flow;      /* recovered, no command has completed well since */
 	uint64_t *prp_lists;     /* one 4 KiB list page per slot */
