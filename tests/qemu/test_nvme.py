@@ -22,8 +22,9 @@ make_pattern_disk(N1, 4 << 20, "nsOne")
 make_pattern_disk(N2, 4 << 20, "nsTwo")
 n1_hash = sha(N1)
 
-BAD = 1234
-rules = blkdebug_read_error(BAD)
+BAD, WBAD = 1234, 3000
+rules = blkdebug_read_error(BAD) + ('\n[inject-error]\nevent = "write_aio"\niotype = "write"\nerrno = "5"\n'
+                                   f'sector = "{WBAD}"\nonce = "off"\n')
 EUI64 = "0123456789abcdef"
 disks = [dict(path=A, transport="nvme", serial="NV-ONE", blkdebug_rules=rules),
          dict(path=N2, transport="nvme-ns", bus="nvc", nsid=2, lbs=4096)]
@@ -95,6 +96,10 @@ with Machine(disks=disks, controllers=ctrl, name="nvme") as m:
               f"media error (unreadable sector) at LBA {BAD - 3}\n" in o, o)
     o = m.cmd(f"read {one} {BAD + 1}")
     check("the queue keeps working after a media error", f"nvA lba {BAD + 1}" in o, o[:200])
+    o = m.cmd(f"testwrite {one} {WBAD - 1} 4 0x11")
+    check("a failing write is an I/O error, not a media error", "error: I/O error" in o and "media" not in o, o)
+    o = m.cmd(f"testwrite {one} {WBAD + 8} 2 0x22")
+    check("writes work after a failed write", "wrote and flushed 2 sectors" in o, o)
     o = m.cmd(f"sum {one} {BAD + 1} 4000", 60)
     got = re.search(r"crc32 ([0-9a-f]{8})", o)
     check("large reads after the media errors match the host", got and got.group(1) == host_crc(A, BAD + 1, 4000), o)
@@ -111,6 +116,9 @@ with open(N2, "rb") as f:
     check("the written 4 KiB sectors reached the host image", f.read(2 * 4096) == b"\x66" * 8192)
     f.seek(100 * 4096)
     check("the PRP-list write reached the host image", f.read(40 * 4096) == b"\x5a" * 40 * 4096)
+with open(A, "rb") as f:
+    f.seek((WBAD + 8) * 512)
+    check("the write after the failed one reached the host image", f.read(1024) == b"\x22" * 1024)
 with open(M, "rb") as f:
     f.seek(49 * 512)
     got = f.read(102 * 512)
