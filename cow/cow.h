@@ -53,6 +53,7 @@ struct cow_map {
 	uint64_t *fen;                 /* chunk sizes summed, for extent indexes */
 	uint64_t nchunks, cap;         /* cap: entries in the four arrays */
 	struct cow_map_chunk *spare[2];/* allocated ahead: an update never fails half done */
+	uint64_t hint;                 /* the chunk used last: walks and nearby lookups skip the search */
 	uint64_t n, max;               /* extents; max: the most a checkpoint holds */
 	uint64_t sectors;
 	const struct cow_env *env;

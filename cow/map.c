@@ -70,8 +70,18 @@ static void fen_rebuild(struct cow_map *m)
 
 /* ---- searching ---------------------------------------------------------------------------- */
 
+/* The hint is a cache, not part of the map's value: updating it through a const map is fine
+ * because no map is ever defined const. */
+static void set_hint(const struct cow_map *m, uint64_t k)
+{
+	((struct cow_map *)m)->hint = k;
+}
+
 static uint64_t chunk_of(const struct cow_map *m, uint64_t sector)
 {
+	uint64_t h = m->hint;
+	if (h < m->nchunks && m->first[h] <= sector && (h + 1 == m->nchunks || sector < m->first[h + 1]))
+		return h;
 	uint64_t lo = 0, hi = m->nchunks - 1;
 	while (lo < hi) {
 		uint64_t mid = (lo + hi + 1) / 2;
@@ -80,6 +90,7 @@ static uint64_t chunk_of(const struct cow_map *m, uint64_t sector)
 		else
 			hi = mid - 1;
 	}
+	set_hint(m, lo);
 	return lo;
 }
 
@@ -150,7 +161,10 @@ const struct cow_extent *cow_map_next(const struct cow_map *m, const struct cow_
 	const struct cow_map_chunk *c = m->chunk[k];
 	if ((uint64_t)(x - c->e) + 1 < c->n)
 		return x + 1;
-	return k + 1 < m->nchunks ? &m->chunk[k + 1]->e[0] : NULL;
+	if (k + 1 == m->nchunks)
+		return NULL;
+	set_hint(m, k + 1);
+	return &m->chunk[k + 1]->e[0];
 }
 
 /* ---- memory ------------------------------------------------------------------------------- */
