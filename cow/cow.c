@@ -571,9 +571,15 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	 * second slot's place depends on it, so each place it can have is tried. */
 	struct superblock g;
 	memset(&g, 0, sizeof(g));
-	bool have = newest >= 0;
-	if (have)
+	bool have = false;
+	if (newest >= 0) {
 		g = sbs[newest];
+		/* Only a sane layout is followed (a superblock can be valid and describe nonsense). */
+		have = g.src_lsize >= 512 && g.src_lsize <= META_BLOCK && !(g.src_size % g.src_lsize) &&
+		       g.ckpt_off[0] == 2 * META_BLOCK && g.ckpt_off[1] == g.ckpt_off[0] + g.ckpt_bytes &&
+		       g.max_extents && g.max_extents <= g.ckpt_bytes / CKPT_REC &&
+		       g.ckpt_bytes >= CKPT_HDR + g.max_extents * CKPT_REC;
+	}
 	uint64_t cb_lo = align_up(CKPT_HDR + 1024 * CKPT_REC, META_BLOCK);
 	uint64_t cb_hi = align_up(CKPT_HDR + (1u << 20) * CKPT_REC, META_BLOCK);
 	for (uint64_t cb = 0; !have && cb <= cb_hi; cb = cb ? cb + META_BLOCK : cb_lo) {
