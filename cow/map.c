@@ -439,10 +439,10 @@ int cow_map_set(struct cow_map *m, uint64_t start, uint64_t count, uint8_t state
 	else if (split_start && pe.k == ps.k)
 		pe.i++;
 	moved = false;
-	struct pos q = split_at(m, end, pe, &restructured, &moved);
+	split_at(m, end, pe, &restructured, &moved);
 	if (moved)
 		p = pos_of(m, start);
-	q = p;
+	struct pos q = p;
 	bool more;
 	do {
 		struct cow_extent *x = at(m, q);
