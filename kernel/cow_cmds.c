@@ -213,6 +213,9 @@ static void print_stats(struct overlay *o, int idx)
 	kprintf("  rescued %llu bytes, bad %llu bytes, non-tried %llu bytes, written %llu bytes\n",
 		(unsigned long long)(t.sectors[4] * ls), (unsigned long long)(t.sectors[3] * ls),
 		(unsigned long long)(t.sectors[0] * ls), (unsigned long long)(t.written * ls));
+	const struct cow_map *m = cow_get_map(o->cow);
+	kprintf("  map: %llu extents of at most %llu, %llu KiB of memory\n", (unsigned long long)m->n,
+		(unsigned long long)m->max, (unsigned long long)(cow_map_bytes(m) / 1024));
 }
 
 static int cmd_cow(int argc, char **argv)

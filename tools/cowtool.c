@@ -183,7 +183,8 @@ static int cmd_info(int argc, char **argv, int check_only)
 		       (unsigned long long)ct.cow_writes, (unsigned long long)ct.bytes_rescued,
 		       (unsigned long long)ct.bytes_bad, (unsigned long long)ct.commits,
 		       (unsigned long long)ct.units_present);
-		printf("map: %llu extents\n", (unsigned long long)m->n);
+		printf("map: %llu extents of at most %llu, %llu KiB in memory\n", (unsigned long long)m->n,
+		       (unsigned long long)m->max, (unsigned long long)(cow_map_bytes(m) / 1024));
 		print_totals(m, g.src_lsize);
 	}
 	cow_discard(c);   /* read-only inspection: nothing to commit */
