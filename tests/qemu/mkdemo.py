@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates the demo disks for `make run`: a 64 MiB source with a GPT and recognisable data,
-an empty 96 MiB disk for its cow, and a blank 32 MiB spare. Existing files are kept."""
+an empty 96 MiB disk for its cow, and a blank 64 MiB spare (a clone target). Existing files are kept."""
 import os
 import struct
 import sys
@@ -52,7 +52,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "build/demo"
     os.makedirs(out, exist_ok=True)
     targets = [("source.img", 64 << 20, True), ("cow.img", 96 << 20, False),
-               ("spare.img", 32 << 20, False)]
+               ("spare.img", 64 << 20, False)]
     for name, size, pattern in targets:
         path = os.path.join(out, name)
         if os.path.exists(path) and os.path.getsize(path) == size:
