@@ -951,7 +951,7 @@ static int next_block(void *ctx, struct mapfile_block *b)
 }
 
 int cow_write_mapfile(const struct cow *c, const char *version, const char *command_line,
-		      const char *start_time, const char *current_time,
+		      const char *start_time, const char *current_time, const struct cow_progress *progress,
 		      int (*emit)(void *ctx, const char *text, size_t len), void *emit_ctx)
 {
 	struct cow_totals t;
@@ -960,6 +960,12 @@ int cow_write_mapfile(const struct cow *c, const char *version, const char *comm
 	struct mapfile_header h = { version, command_line, start_time, current_time,
 				    done ? "Finished" : "Copying non-tried blocks... Pass 1 (forwards)",
 				    0, done ? COW_FINISHED : COW_NONTRIED, 1 };
+	if (progress) {
+		h.phase = progress->message;
+		h.current_pos = progress->pos;
+		h.current_status = progress->status;
+		h.current_pass = progress->pass;
+	}
 	struct map_iter it = { &c->map, NULL, c->lsize };
 	return mapfile_write(&h, next_block, &it, emit, emit_ctx);
 }

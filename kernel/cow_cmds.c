@@ -261,6 +261,7 @@ static int cmd_cow(int argc, char **argv)
 			return -E_BUSY;
 		}
 		int rc = cow_close(o->cow);   /* commits first */
+		job_forget(o);
 		o->cow = NULL;
 		overlay_refresh_source_flags();
 		o->dst.blk->flags &= ~BLK_F_COW;
@@ -291,11 +292,14 @@ static int cmd_map(int argc, char **argv)
 		kprintf("no overlay '%s' (see cow list)\n", argv[1]);
 		return -E_NOENT;
 	}
-	char now[24], cmdline[64];
+	char now[24], cmdline[64], msg[64];
 	wall_text(now, sizeof(now));
 	fmt_snprintf(cmdline, sizeof(cmdline), "map %s", argv[1]);
-	return cow_write_mapfile(o->cow, "cowboot " COWBOOT_VERSION, cmdline, o->start_time, now,
-				 emit_console, NULL);
+	/* The overlay's latest job, if any, gives the command line and the status line. */
+	struct cow_progress p = { .message = msg };
+	const char *job_cmd = job_progress(o, &p, msg, sizeof(msg));
+	return cow_write_mapfile(o->cow, "cowboot " COWBOOT_VERSION, job_cmd ? job_cmd : cmdline,
+				 o->start_time, now, job_cmd ? &p : NULL, emit_console, NULL);
 }
 COMMAND(map, "map <ov>", "the overlay's GNU ddrescue mapfile", NULL, cmd_map);
 

@@ -38,6 +38,11 @@ void wall_text(char *out, size_t n);
 
 /* kernel/rescue_cmds.c: stops every job (progress committed) before shutdown or close. */
 void jobs_stop_all(void);
+/* The overlay's latest job for its mapfile: fills p (message in msg), returns its command line,
+ * or NULL when the overlay has had no job since it was opened. */
+const char *job_progress(const struct overlay *o, struct cow_progress *p, char *msg, size_t n);
+/* The overlay is closed: its finished job is no longer shown. */
+void job_forget(const struct overlay *o);
 /* Commits an overlay: through its job when one is running (between two reads), else here. */
 int overlay_commit(struct overlay *o);
 

@@ -258,6 +258,32 @@ int overlay_commit(struct overlay *o)
 	return rc;
 }
 
+const char *job_progress(const struct overlay *o, struct cow_progress *p, char *msg, size_t n)
+{
+	static const char status[] = { COW_NONTRIED, COW_NONTRIMMED, COW_NONSCRAPED, COW_BAD, COW_FINISHED };
+	const struct job *j = &jobs[overlay_index(o)];
+	if (!j->used || j->o != o)
+		return NULL;
+	const struct rescue_stats *st = &j->r.st;
+	const char *dir = st->dir < 0 ? "backwards" : "forwards";
+	p->pos = st->pos;
+	p->status = status[st->phase];
+	p->pass = st->pass ? st->pass : 1;
+	switch (st->phase) {
+	case RP_COPY: fmt_snprintf(msg, n, "Copying non-tried blocks... Pass %u (%s)", p->pass, dir); break;
+	case RP_TRIM: fmt_snprintf(msg, n, "Trimming failed blocks... (%s)", dir); break;
+	case RP_SCRAPE: fmt_snprintf(msg, n, "Scraping failed blocks... (%s)", dir); break;
+	case RP_RETRY: fmt_snprintf(msg, n, "Retrying bad sectors... Retry %u (%s)", p->pass, dir); break;
+	default: fmt_snprintf(msg, n, "Finished"); break;
+	}
+	return j->cmdline;
+}
+
+void job_forget(const struct overlay *o)
+{
+	jobs[overlay_index(o)].used = 0;
+}
+
 static struct job *find_job(const char *name)
 {
 	struct overlay *o = overlay_find(name);

@@ -99,6 +99,11 @@ void shell_run_boot_script(const char *load_options, const char *cfg)
 
 /* The line being typed at the prompt, while the shell waits for input. */
 static struct lineedit *editing;
+/* Events from background jobs that came while a line was half typed: shown when it is entered,
+ * so that no event splits a line (people and scripts both read the console line by line). */
+#define DEFERRED_MAX 16
+static char deferred[DEFERRED_MAX][160];
+static unsigned ndeferred, dropped;
 
 void shell_print_event(const char *line)
 {
@@ -106,11 +111,24 @@ void shell_print_event(const char *line)
 		kprintf("%s\n", line);
 		return;
 	}
-	/* A background job's event while someone types: the event gets a line of its own and the
-	 * prompt comes back with what was typed so far. */
-	kprintf("\r\n%s\n" PROMPT "%.*s", line, editing->len, editing->buf);
-	for (int i = editing->pos; i < editing->len; i++)
-		console_puts("\b");
+	if (editing->len == 0) {
+		/* At an empty prompt: the event on its own line, then the prompt again. */
+		kprintf("\r\n%s\n" PROMPT, line);
+		return;
+	}
+	if (ndeferred < DEFERRED_MAX)
+		fmt_snprintf(deferred[ndeferred++], sizeof(deferred[0]), "%s", line);
+	else
+		dropped++;
+}
+
+static void print_deferred(void)
+{
+	for (unsigned i = 0; i < ndeferred; i++)
+		kprintf("%s\n", deferred[i]);
+	if (dropped)
+		kprintf("(%u more events: see log)\n", dropped);
+	ndeferred = dropped = 0;
 }
 
 void shell_loop(void)
@@ -133,6 +151,7 @@ void shell_loop(void)
 			console_puts(echo);
 		}
 		editing = NULL;
+		print_deferred();
 		if (r != LE_ENTER)
 			continue;
 		le_remember(&le);

@@ -43,6 +43,7 @@ struct setting {
  * else cowboot.cfg lines), then the interactive prompt forever. */
 void shell_run_boot_script(const char *load_options, const char *cfg);
 void shell_loop(void) __attribute__((noreturn));
-/* Prints an event line; from a background task while the prompt waits for input, on a line of
- * its own with the prompt and the typed text shown again after it. */
+/* Prints an event line. From a background task while the prompt waits for input: at an empty
+ * prompt on a line of its own with the prompt again; while a line is half typed, after it is
+ * entered. */
 void shell_print_event(const char *line);

@@ -215,7 +215,7 @@ static int cmd_map(int argc, char **argv)
 	char now[32], cmd[600];
 	now_text(now, sizeof(now));
 	snprintf(cmd, sizeof(cmd), "cowtool map %s", argv[0]);
-	int rc = cow_write_mapfile(c, "cowboot " COWBOOT_VERSION, cmd, now, now, emit_stdout, NULL);
+	int rc = cow_write_mapfile(c, "cowboot " COWBOOT_VERSION, cmd, now, now, NULL, emit_stdout, NULL);
 	cow_discard(c);
 	filedev_close(&cd);
 	return rc < 0 ? fail(argv[0], "writing the mapfile", rc, NULL) : 0;

@@ -105,6 +105,9 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         mp = map_text(m.cmd("map ov0", 60))
         with open(os.path.join(tmp, "final.map"), "w") as f:
             f.write(mp)
+        check("the mapfile names the rescue command and says Finished",
+              "# Command line: rescue ov0 timeout=1000 retries=1" in mp and "\n# Finished\n" in mp and
+              re.search(r"^0x[0-9A-F]{8,}\s+\+\s+\d+$", mp, re.M), mp[:400])
         blocks = parse_mapfile(mp)
         wrong, missing, totals = map_vs_truth(blocks)
         check("the final map equals the truth of the simulation", wrong == 0 and missing == 0, (wrong, missing, totals))

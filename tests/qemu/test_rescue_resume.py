@@ -100,7 +100,11 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         out += m.cmd("status")
         check("stop pauses the job and commits", re.search(r"ov0: stopped at byte \d+, progress committed", out)
               and "ov0 rescue: stopped" in out, out)
-        before = rescued_bytes(map_text(m.cmd("map ov0", 60)))
+        mp = map_text(m.cmd("map ov0", 60))
+        check("a stopped job's mapfile has its command and phase in ddrescue's words",
+              "# Command line: rescue ov0 commit=1000 max-read=64K" in mp and
+              re.search(r"# Copying non-tried blocks\.\.\. Pass \d \((for|back)wards\)\n.*\n0x[0-9A-F]{8,}\s+\?\s+\d", mp), mp[:500])
+        before = rescued_bytes(mp)
         time.sleep(1)
         after = rescued_bytes(map_text(m.cmd("map ov0", 60)))
         check("a stopped job reads nothing", before == after and before > 0, (before, after))
