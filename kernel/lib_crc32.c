@@ -4,6 +4,6 @@
 
 uint32_t crc32_ieee(uint32_t crc, const void *p, size_t n)
 {
-	static struct crc32_table ieee = { 0xEDB88320u, { 0 } };
+	static struct crc32_table ieee = { 0xEDB88320u, false, { { 0 } } };
 	return crc32_reflected(&ieee, crc, p, n);
 }
