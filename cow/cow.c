@@ -846,7 +846,7 @@ int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 	return record(c, s, n, 0, 1);
 }
 
-int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
+int cow_read_source(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
 {
 	int rc = check_range(c, off, len);
 	if (rc < 0)
@@ -856,7 +856,12 @@ int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64
 	if (len > (1u << 30))
 		return -E_RANGE;   /* one source command: callers read in clusters */
 	c->sb.ctr[0]++;
-	rc = c->src->read(c->src->ctx, off, (uint32_t)len, buf, bad_off);
+	return c->src->read(c->src->ctx, off, (uint32_t)len, buf, bad_off);
+}
+
+int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
+{
+	int rc = cow_read_source(c, off, len, buf, bad_off);
 	if (rc < 0)
 		return rc;
 	/* A failing cow must never be mistaken for a bad source sector. */

@@ -127,6 +127,8 @@ int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf);
  * error nothing is recorded and *bad_off names the failing byte when the device did; a failure
  * to store is -E_COWIO (or -E_NOSPC when the map is full), never a source error. */
 int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
+/* Its first half: one source read (counted), nothing stored; cow_store_rescued is the second. */
+int cow_read_source(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
 /* Stores data rescued elsewhere (an imported ddrescue image) as cow_rescue_read would. */
 int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf);
 /* Sets the rescue state of a range ('?', '*', '/', '-'; '+' only through cow_rescue_read). */

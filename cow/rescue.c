@@ -355,12 +355,39 @@ static int maybe_commit(struct rescue *r)
 
 /* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
  * failure when is_read_failure(), else fatal for the run). */
+/* The source read, then the cow's write and (cloning) the target's at once. */
+static int read_and_store(struct rescue *r, uint64_t off, uint64_t len, uint64_t *bad)
+{
+	if (!r->hooks.target_start)
+		return cow_rescue_read(r->cow, off, len, r->buf, bad);
+	int rc = cow_read_source(r->cow, off, len, r->buf, bad);
+	if (rc < 0)
+		return rc;
+	int trc = r->hooks.target_start(r->hooks.ctx, off, (uint32_t)len, r->buf);
+	rc = cow_store_rescued(r->cow, off, len, r->buf);
+	if (rc < 0 && rc != -E_NOSPC)
+		rc = -E_COWIO;   /* never a source error */
+	if (trc == 0)
+		trc = r->hooks.target_finish(r->hooks.ctx);
+	if (trc < 0 && !r->target_rc) {
+		r->target_rc = trc;
+		r->target_off = off;
+	}
+	if (rc == 0 && trc < 0)
+		rc = -E_TARGET;
+	if (rc == 0)
+		r->st.clone_bytes += len;
+	return rc;
+}
+
+/* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
+ * failure when is_read_failure(), else fatal for the run). */
 static int read_block(struct rescue *r, uint64_t s, uint64_t n)
 {
 	uint64_t off = s * r->lsize, len = n * r->lsize, bad = 0;
 	r->st.pos = off;
 	uint64_t t0 = r->env->now_us();
-	int rc = cow_rescue_read(r->cow, off, len, r->buf, &bad);
+	int rc = read_and_store(r, off, len, &bad);
 	uint64_t t1 = r->env->now_us();
 	r->st.reads++;
 	r->st.elapsed_us = t1 - r->st.start_us;
@@ -380,16 +407,6 @@ static int read_block(struct rescue *r, uint64_t s, uint64_t n)
 		r->st.rate = r->win_bytes * 1000000 / (t1 - r->win_us);
 		r->win_us = t1;
 		r->win_bytes = 0;
-	}
-	if (r->hooks.target) {
-		const struct cow_bdev *t = r->hooks.target;
-		rc = t->write(t->ctx, off, (uint32_t)len, r->buf);
-		if (rc < 0) {
-			r->target_rc = rc;
-			r->target_off = off;
-			return -E_TARGET;
-		}
-		r->st.clone_bytes += len;
 	}
 	if (r->opt.min_rate && t1 > t0 && len * 1000000 / (t1 - t0) < r->opt.min_rate) {
 		r->st.slow_reads++;
@@ -733,9 +750,8 @@ int rescue_run(struct rescue *r)
 	 * everything but a cow failure the run already saw. */
 	int crc = rc == -E_COWIO ? 0 : commit_now(r);
 	r->st.elapsed_us = r->env->now_us() - r->st.start_us;
-	if (r->hooks.target && rc == 0) {
-		const struct cow_bdev *t = r->hooks.target;
-		int frc = t->flush(t->ctx);
+	if (r->hooks.target_flush && rc == 0) {
+		int frc = r->hooks.target_flush(r->hooks.ctx);
 		if (frc < 0) {
 			r->target_rc = frc;
 			r->target_off = UINT64_MAX;

@@ -49,7 +49,13 @@ struct rescue_hooks {
 	void *ctx;
 	int (*should_stop)(void *ctx);                 /* nonzero: commit and return -E_STOPPED */
 	void (*event)(void *ctx, const char *text);    /* phase changes, device loss, summary */
-	const struct cow_bdev *target;                 /* clone: every rescued block also goes here */
+	/* Clone: every rescued block also goes to a target, in the same step as the cow (dm-io
+	 * style: one block, two destinations, a status each). target_start begins the target's
+	 * write and may return before it ends (buf stays untouched until target_finish); the cow's
+	 * write runs meanwhile; target_finish waits and gives the target's status. NULL: no clone. */
+	int (*target_start)(void *ctx, uint64_t off, uint32_t len, const void *buf);
+	int (*target_finish)(void *ctx);
+	int (*target_flush)(void *ctx);
 };
 
 struct rescue {

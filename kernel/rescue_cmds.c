@@ -22,6 +22,7 @@ struct job {
 	struct rescue r;
 	struct rescue_opts opt;
 	struct bdev_adapter target;
+	struct blk_req treq;          /* the clone target's write of the current block */
 	int clone;
 	int stop_req, end_req, wake_req, rebound, commit_req;
 	int commit_rc;
@@ -87,6 +88,30 @@ static void summary(struct job *j, const char *what)
 		  (unsigned long long)(all ? b[4] * 100 / all : 100),
 		  (unsigned long long)(all ? b[4] * 1000 / all % 10 : 0), bad, (unsigned long long)a[3],
 		  (unsigned long long)(b[0] + b[1] + b[2]), rate);
+}
+
+/* The clone target's write runs while the cow's does: submitted here, reaped in finish. */
+static int target_start(void *ctx, uint64_t off, uint32_t len, const void *buf)
+{
+	struct job *j = ctx;
+	struct blk_dev *d = j->target.blk;
+	j->treq = (struct blk_req){ .op = BLK_WRITE, .lba = off / d->lsize, .count = len / d->lsize,
+				    .buf = (void *)buf };
+	return blk_submit(d, &j->treq);
+}
+
+static int target_finish(void *ctx)
+{
+	struct job *j = ctx;
+	while (!j->treq.complete)
+		task_yield();
+	return j->treq.status;
+}
+
+static int target_flush(void *ctx)
+{
+	struct job *j = ctx;
+	return blk_flush(j->target.blk);
 }
 
 /* Waits for the same source to answer again: the driver re-probed while it is gone, then the
@@ -165,8 +190,12 @@ static void job_main(void *arg)
 	int first = 1, rc;
 	for (;;) {
 		j->state = JOB_RUNNING;
-		struct rescue_hooks h = { .ctx = j, .should_stop = job_should_stop, .event = job_event,
-					  .target = j->clone ? &j->target.bdev : NULL };
+		struct rescue_hooks h = { .ctx = j, .should_stop = job_should_stop, .event = job_event };
+		if (j->clone) {
+			h.target_start = target_start;
+			h.target_finish = target_finish;
+			h.target_flush = target_flush;
+		}
 		ov_lock(o);
 		o->src.timeout_ms = j->opt.timeout_ms;
 		rc = rescue_init(&j->r, o->cow, &kernel_env, &j->opt, &h);

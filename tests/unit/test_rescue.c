@@ -360,15 +360,26 @@ static void test_power_cuts(void)
 	free(d);
 }
 
-/* A clone target that fails half-way stops the run; the cow keeps what it got. */
-struct target { struct fakedev dev; uint64_t fail_at; };
-static int tgt_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+/* A clone target that fails half-way stops the run; the cow keeps what it got. Its write is
+ * started before the cow's and finished after, as the appliance's asynchronous one is. */
+struct target { struct fakedev dev; uint64_t fail_at; int pending, started, finished; };
+static int tgt_start(void *ctx, uint64_t off, uint32_t len, const void *buf)
 {
 	struct target *t = ctx;
-	if (t->fail_at && off + len > t->fail_at)
-		return -E_MEDIUM;
+	t->started++;
+	if (t->fail_at && off + len > t->fail_at) {
+		t->pending = -E_MEDIUM;
+		return 0;   /* the failure shows in finish, as a completion status would */
+	}
 	memcpy(t->dev.view + off, buf, len);
+	t->pending = 0;
 	return 0;
+}
+static int tgt_finish(void *ctx)
+{
+	struct target *t = ctx;
+	t->finished++;
+	return t->pending;
 }
 static int tgt_flush(void *ctx) { (void)ctx; return 0; }
 
@@ -383,13 +394,11 @@ static void test_clone(void)
 	setup(d, &cowdev, &c);
 	fakedev_init(&t.dev, (uint64_t)SECTORS * LS, LS, "TGT", "T1");
 	t.fail_at = 0;
-	struct cow_bdev tb = t.dev.bdev;
-	tb.ctx = &t;
-	tb.write = tgt_write;
-	tb.flush = tgt_flush;
+	t.started = t.finished = 0;
 	rescue_opts_default(&o);
 	o.retries = 2;
-	struct rescue_hooks h = { .target = &tb };
+	struct rescue_hooks h = { .ctx = &t, .target_start = tgt_start, .target_finish = tgt_finish,
+				  .target_flush = tgt_flush };
 	int rc = run(c, &o, &h, &r);
 	uint64_t wrong = 0;
 	for (uint64_t s = 0; s < SECTORS; s++)
@@ -397,6 +406,7 @@ static void test_clone(void)
 			wrong++;
 	CHECK("clone: the target's finished ranges equal the source", rc == 0 && wrong == 0 &&
 	      r.st.clone_bytes == r.st.bytes_ok);
+	CHECK("clone: every target write started was finished", t.started == t.finished && t.started > 0);
 	cow_close(c);
 	fakedev_free(&cowdev);
 	setup(d, &cowdev, &c);
