@@ -7,6 +7,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,8 +21,9 @@ tmp = tempfile.mkdtemp(prefix="cowboot-demo-")
 os.symlink(os.path.join(BUILD, "boot.img"), os.path.join(tmp, "boot.img"))
 subprocess.run([sys.executable, os.path.join(here, "mkdemo.py"), os.path.join(tmp, "demo")], check=True,
                stdout=subprocess.DEVNULL)
+# Its own session, so that QEMU (run_demo's child) goes too when the test kills it.
 proc = subprocess.Popen([sys.executable, os.path.join(here, "run_demo.py"), tmp], stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 buf = ""
 
 
@@ -71,9 +73,9 @@ try:
     check("poweroff leaves make run with status 0", rc == 0, rc)
 except (TimeoutError, subprocess.TimeoutExpired) as e:
     check("the demo scenario ran to the end", False, e)
-    proc.kill()
 finally:
     if proc.poll() is None:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     shutil.rmtree(tmp, ignore_errors=True)
 finish()
