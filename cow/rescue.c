@@ -523,6 +523,22 @@ static uint64_t align_down(uint64_t v, uint64_t a)
 	return v / a * a;
 }
 
+/* The next read in the run [a, b) going in direction dir: `size` sectors (a multiple of
+ * `unit`) ending on unit boundaries, clipped to the run. */
+static void next_read(uint64_t a, uint64_t b, int dir, uint64_t unit, uint64_t size, uint64_t *s, uint64_t *e)
+{
+	*s = a;
+	*e = b;
+	if (dir > 0 && align_down(a, unit) + size < b)
+		*e = align_down(a, unit) + size;
+	if (dir < 0) {
+		uint64_t last = align_down(b - 1, unit);
+		uint64_t first = last > size - unit ? last - (size - unit) : 0;
+		if (first > a)
+			*s = first;
+	}
+}
+
 static uint8_t state_at(const struct rescue *r, uint64_t s)
 {
 	return s < r->sectors ? cow_map_at(cow_get_map(r->cow), s)->state : 0;
@@ -564,15 +580,8 @@ static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 			p = dir > 0 ? b : a;
 			continue;
 		}
-		uint64_t s = a, e = b;
-		if (dir > 0 && align_down(a, cl) + size < b)
-			e = align_down(a, cl) + size;
-		if (dir < 0) {
-			uint64_t last = align_down(b - 1, cl);
-			s = last > size - cl ? last - (size - cl) : 0;
-			if (s < a)
-				s = a;
-		}
+		uint64_t s, e;
+		next_read(a, b, dir, cl, size, &s, &e);
 		if (e - s > cl) {
 			rc = read_block(r, s, e - s);
 			if (rc < 0 && !is_read_failure(rc))
@@ -624,7 +633,8 @@ static int trim_phase(struct rescue *r)
 		while (lo < hi) {
 			if (stop_asked(r))
 				return -E_STOPPED;
-			uint64_t e = align_down(lo, bs) + bs < hi ? align_down(lo, bs) + bs : hi;
+			uint64_t s, e;
+			next_read(lo, hi, 1, bs, bs, &s, &e);
 			if ((rc = attempt(r, lo, e, COW_BAD, COW_NONTRIMMED)) < 0)
 				return rc;
 			lo = e;
@@ -634,7 +644,8 @@ static int trim_phase(struct rescue *r)
 		while (lo < hi) {
 			if (stop_asked(r))
 				return -E_STOPPED;
-			uint64_t s = align_down(hi - 1, bs) > lo ? align_down(hi - 1, bs) : lo;
+			uint64_t s, e;
+			next_read(lo, hi, -1, bs, bs, &s, &e);
 			if ((rc = attempt(r, s, hi, COW_BAD, COW_NONTRIMMED)) < 0)
 				return rc;
 			hi = s;
@@ -661,11 +672,8 @@ static int block_pass(struct rescue *r, enum rescue_phase ph, uint32_t pass, int
 	while (find_run(r, p, dir, state, &a, &b)) {
 		if (stop_asked(r))
 			return -E_STOPPED;
-		uint64_t s = a, e = b;
-		if (dir > 0 && align_down(a, bs) + bs < b)
-			e = align_down(a, bs) + bs;
-		if (dir < 0 && align_down(b - 1, bs) > a)
-			s = align_down(b - 1, bs);
+		uint64_t s, e;
+		next_read(a, b, dir, bs, bs, &s, &e);
 		if ((rc = attempt(r, s, e, COW_BAD, state)) < 0)
 			return rc;
 		p = dir > 0 ? e : s;

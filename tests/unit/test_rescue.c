@@ -137,13 +137,25 @@ static void on_event(void *ctx, const char *text)
 	snprintf(last_event, sizeof(last_event), "%s", text);
 }
 
-static void setup(struct drive *d, struct fakedev *cowdev, struct cow **c)
+/* A simulated drive and a freshly formatted, open cow for it. */
+struct rig { struct drive *d; struct fakedev cowdev; struct cow *c; };
+
+static void rig_up(struct rig *g)
 {
 	char why[200];
-	drive_init(d);
-	fakedev_init(cowdev, 24u << 20, LS, "COW", "C1");
-	cow_format(&env, &cowdev->bdev, &d->bdev, 4096, why, sizeof(why));
-	cow_open(&env, &cowdev->bdev, &d->bdev, c, why, sizeof(why));
+	g->d = malloc(sizeof(*g->d));
+	drive_init(g->d);
+	fakedev_init(&g->cowdev, 24u << 20, LS, "COW", "C1");
+	cow_format(&env, &g->cowdev.bdev, &g->d->bdev, 4096, why, sizeof(why));
+	cow_open(&env, &g->cowdev.bdev, &g->d->bdev, &g->c, why, sizeof(why));
+}
+
+static void rig_down(struct rig *g)
+{
+	cow_close(g->c);
+	fakedev_free(&g->cowdev);
+	free(g->d->data);
+	free(g->d);
 }
 
 static int run(struct cow *c, const struct rescue_opts *o, const struct rescue_hooks *h, struct rescue *r)
@@ -157,19 +169,18 @@ static int run(struct cow *c, const struct rescue_opts *o, const struct rescue_h
 
 static void test_full_run(void)
 {
-	struct drive *d = malloc(sizeof(*d));
-	struct fakedev cowdev;
-	struct cow *c = NULL;
+	struct rig g;
 	struct rescue r;
 	struct rescue_opts o;
-	setup(d, &cowdev, &c);
+	rig_up(&g);
+	struct drive *d = g.d;
 	rescue_opts_default(&o);
 	o.retries = 2;
 	struct rescue_hooks h = { .event = on_event };
-	int rc = run(c, &o, &h, &r);
+	int rc = run(g.c, &o, &h, &r);
 	CHECK("rescue runs to the end", rc == 0 && r.st.phase == RP_DONE);
 	uint64_t ws, wd;
-	compare(c, &cowdev, d, &ws, &wd, 0);
+	compare(g.c, &g.cowdev, d, &ws, &wd, 0);
 	printf("reads %llu, failed %llu, source bad reads %llu, time %.1f s\n", (unsigned long long)r.st.reads,
 	       (unsigned long long)r.st.failed_reads, (unsigned long long)d->bad_reads, fake_now / 1e6);
 	CHECK("the final map equals the truth of the simulation", ws == 0);
@@ -186,23 +197,19 @@ static void test_full_run(void)
 	CHECK("reads of bad areas stay within scrape + retries + copy/trim edges", d->bad_reads <= nbad * 3 + 200);
 	CHECK("the hanging zone costs deadlines by the sector, not by the cluster forever",
 	      r.st.failed_reads == d->bad_reads);
-	rc = run(c, &o, &h, &r);
+	rc = run(g.c, &o, &h, &r);
 	CHECK("a second run over a finished map reads only bad sectors (retries)",
 	      rc == 0 && r.st.reads == r.st.failed_reads && r.st.reads == nbad * 2);
-	cow_close(c);
-	fakedev_free(&cowdev);
-	free(d->data);
-	free(d);
+	rig_down(&g);
 }
 
 static void test_skipping(void)
 {
-	struct drive *d = malloc(sizeof(*d));
-	struct fakedev cowdev;
-	struct cow *c = NULL;
+	struct rig g;
 	struct rescue r;
 	struct rescue_opts o;
-	setup(d, &cowdev, &c);
+	rig_up(&g);
+	struct drive *d = g.d;
 	rescue_opts_default(&o);
 	o.passes = RESCUE_PASS_COPY;
 	o.max_read = o.cluster;   /* fixed clusters: the read count below is the skipping's */
@@ -210,35 +217,30 @@ static void test_skipping(void)
 	struct rescue_hooks h = { .ctx = &st, .should_stop = stop_after };
 	/* After 200 reads the first pass must have crossed the 1 MiB bad zone and the hanging zone
 	 * with a handful of reads each, leaving their middles non-tried. */
-	int rc = run(c, &o, &h, &r);
+	int rc = run(g.c, &o, &h, &r);
 	CHECK("stop returns -E_STOPPED", rc == -E_STOPPED);
 	CHECK("skipping crosses a bad zone with few failed reads", d->bad_reads <= 12);
-	const struct cow_map *m = cow_get_map(c);
+	const struct cow_map *m = cow_get_map(g.c);
 	CHECK("data beyond the bad zones was reached in pass 1",
 	      cow_map_at(m, 25000)->state == COW_FINISHED);
 	CHECK("the middle of the bad zone is left non-tried for later passes",
 	      cow_map_at(m, 9200)->state == COW_NONTRIED);
 	rescue_opts_default(&o);
 	o.retries = 2;
-	rc = run(c, &o, NULL, &r);
+	rc = run(g.c, &o, NULL, &r);
 	uint64_t ws, wd;
-	compare(c, &cowdev, d, &ws, &wd, 0);
+	compare(g.c, &g.cowdev, d, &ws, &wd, 0);
 	CHECK("a stopped rescue resumes from the map to the truth", rc == 0 && ws == 0 && wd == 0);
-	cow_close(c);
-	fakedev_free(&cowdev);
-	free(d->data);
-	free(d);
+	rig_down(&g);
 }
 
 static void test_min_rate_and_domain(void)
 {
-	struct drive *d = malloc(sizeof(*d));
-	struct fakedev cowdev;
-	struct cow *c = NULL;
+	struct rig g;
 	struct rescue r;
 	struct rescue_opts o;
 	char why[200];
-	setup(d, &cowdev, &c);
+	rig_up(&g);
 	rescue_opts_default(&o);
 	CHECK("domain parse", rescue_parse_domain(&o, "lba:16000+2000,100+10,105+20", SECTORS, why, sizeof(why)) == 0 &&
 	      o.ndomain == 2 && o.domain[0].start == 100 && o.domain[0].count == 25);
@@ -256,45 +258,41 @@ static void test_min_rate_and_domain(void)
 	rescue_parse_domain(&o, "lba:16000+2000", SECTORS, why, sizeof(why));
 	struct stopper st = { .after = 12 };
 	struct rescue_hooks h = { .ctx = &st, .should_stop = stop_after };
-	run(c, &o, &h, &r);
+	run(g.c, &o, &h, &r);
 	CHECK("a slow zone is skipped in the first pass (min-rate)", r.st.slow_reads >= 1 &&
-	      cow_map_at(cow_get_map(c), 17800)->state == COW_FINISHED);
+	      cow_map_at(cow_get_map(g.c), 17800)->state == COW_FINISHED);
 	o.passes = RESCUE_PASS_ALL;
-	run(c, &o, NULL, &r);
+	run(g.c, &o, NULL, &r);
 	uint64_t bytes[5], areas[5];
 	rescue_domain_totals(&r, bytes, areas);
-	const struct cow_map *m = cow_get_map(c);
+	const struct cow_map *m = cow_get_map(g.c);
 	CHECK("a domain run finishes its domain and nothing else",
 	      bytes[4] == 2000 * LS && cow_map_at(m, 15999)->state == COW_NONTRIED &&
 	      cow_map_at(m, 18000)->state == COW_NONTRIED);
-	cow_close(c);
-	fakedev_free(&cowdev);
-	free(d->data);
-	free(d);
+	rig_down(&g);
 }
 
 static void test_vanishing_drive(void)
 {
-	struct drive *d = malloc(sizeof(*d));
-	struct fakedev cowdev;
-	struct cow *c = NULL;
+	struct rig g;
 	struct rescue r;
 	struct rescue_opts o;
-	setup(d, &cowdev, &c);
+	rig_up(&g);
+	struct drive *d = g.d;
 	rescue_opts_default(&o);
 	o.retries = 2;
 	d->dead_after = d->reads + 100;
 	nevents = 0;
 	struct rescue_hooks h = { .event = on_event };
-	int rc = run(c, &o, &h, &r);
+	int rc = run(g.c, &o, &h, &r);
 	CHECK("a drive that stops answering pauses the run with -E_GONE", rc == -E_GONE);
 	CHECK("the pause is announced", strstr(last_event, "stopped answering") != NULL);
 	uint64_t ws, wd;
-	compare(c, &cowdev, d, &ws, &wd, 1);
+	compare(g.c, &g.cowdev, d, &ws, &wd, 1);
 	uint64_t bytes[5], areas[5];
 	rescue_domain_totals(&r, bytes, areas);
 	uint64_t blamed = 0;
-	const struct cow_map *m = cow_get_map(c);
+	const struct cow_map *m = cow_get_map(g.c);
 	for (uint64_t s = 0; s < SECTORS; s++) {
 		uint8_t st = cow_map_at(m, s)->state;
 		int cluster_bad = 0;
@@ -305,59 +303,52 @@ static void test_vanishing_drive(void)
 	CHECK("nothing the dead drive failed is recorded as bad or non-trimmed", blamed == 0 && ws == 0 && wd == 0);
 	d->dead = 0;
 	d->dead_after = 0;
-	rc = run(c, &o, &h, &r);
-	compare(c, &cowdev, d, &ws, &wd, 0);
+	rc = run(g.c, &o, &h, &r);
+	compare(g.c, &g.cowdev, d, &ws, &wd, 0);
 	CHECK("after the drive returns the run finishes to the truth", rc == 0 && ws == 0 && wd == 0);
-	cow_close(c);
-	fakedev_free(&cowdev);
-	free(d->data);
-	free(d);
+	rig_down(&g);
 }
 
 /* Power cuts in the middle of a rescue: after each, reopen and go on; the end equals the
  * truth and no finished sector is ever wrong. */
 static void test_power_cuts(void)
 {
-	struct drive *d = malloc(sizeof(*d));
-	struct fakedev cowdev;
-	struct cow *c = NULL;
+	struct rig g;
 	struct rescue r;
 	struct rescue_opts o;
 	char why[200];
-	setup(d, &cowdev, &c);
+	rig_up(&g);
+	struct drive *d = g.d;
 	rescue_opts_default(&o);
 	o.retries = 2;
 	o.commit_ms = 100;
 	int cuts = 0, bad = 0, rc = -1;
 	srand(99);
 	while (cuts < 40) {
-		cowdev.cut_after = cowdev.writes + 1 + (uint64_t)(rand() % 60);
-		rc = run(c, &o, NULL, &r);
+		g.cowdev.cut_after = g.cowdev.writes + 1 + (uint64_t)(rand() % 60);
+		rc = run(g.c, &o, NULL, &r);
 		if (rc == 0)
 			break;
-		cow_discard(c);
-		fakedev_power_cut(&cowdev, (uint32_t)cuts);
-		cowdev.cut_after = 0;
+		cow_discard(g.c);
+		fakedev_power_cut(&g.cowdev, (uint32_t)cuts);
+		g.cowdev.cut_after = 0;
 		cuts++;
-		if (cow_open(&env, &cowdev.bdev, &d->bdev, &c, why, sizeof(why)) < 0) {
+		if (cow_open(&env, &g.cowdev.bdev, &d->bdev, &g.c, why, sizeof(why)) < 0) {
 			bad++;
 			break;
 		}
 		uint64_t ws, wd;
-		compare(c, &cowdev, d, &ws, &wd, 1);
+		compare(g.c, &g.cowdev, d, &ws, &wd, 1);
 		bad += ws != 0 || wd != 0;
 	}
 	printf("power cuts: %d\n", cuts);
 	CHECK("after every cut the cow opens and no finished sector is wrong", bad == 0 && cuts >= 10);
-	cowdev.cut_after = 0;
-	rc = run(c, &o, NULL, &r);
+	g.cowdev.cut_after = 0;
+	rc = run(g.c, &o, NULL, &r);
 	uint64_t ws, wd;
-	compare(c, &cowdev, d, &ws, &wd, 0);
+	compare(g.c, &g.cowdev, d, &ws, &wd, 0);
 	CHECK("rescue after the cuts ends equal to the truth", rc == 0 && ws == 0 && wd == 0);
-	cow_close(c);
-	fakedev_free(&cowdev);
-	free(d->data);
-	free(d);
+	rig_down(&g);
 }
 
 /* A clone target that fails half-way stops the run; the cow keeps what it got. Its write is
@@ -385,13 +376,12 @@ static int tgt_flush(void *ctx) { (void)ctx; return 0; }
 
 static void test_clone(void)
 {
-	struct drive *d = malloc(sizeof(*d));
-	struct fakedev cowdev;
-	struct cow *c = NULL;
+	struct rig g;
 	struct rescue r;
 	struct rescue_opts o;
 	struct target t;
-	setup(d, &cowdev, &c);
+	rig_up(&g);
+	struct drive *d = g.d;
 	fakedev_init(&t.dev, (uint64_t)SECTORS * LS, LS, "TGT", "T1");
 	t.fail_at = 0;
 	t.started = t.finished = 0;
@@ -399,7 +389,7 @@ static void test_clone(void)
 	o.retries = 2;
 	struct rescue_hooks h = { .ctx = &t, .target_start = tgt_start, .target_finish = tgt_finish,
 				  .target_flush = tgt_flush };
-	int rc = run(c, &o, &h, &r);
+	int rc = run(g.c, &o, &h, &r);
 	uint64_t wrong = 0;
 	for (uint64_t s = 0; s < SECTORS; s++)
 		if (truth(d, s) == COW_FINISHED && memcmp(t.dev.view + s * LS, d->data + s * LS, LS))
@@ -407,20 +397,17 @@ static void test_clone(void)
 	CHECK("clone: the target's finished ranges equal the source", rc == 0 && wrong == 0 &&
 	      r.st.clone_bytes == r.st.bytes_ok);
 	CHECK("clone: every target write started was finished", t.started == t.finished && t.started > 0);
-	cow_close(c);
-	fakedev_free(&cowdev);
-	setup(d, &cowdev, &c);
+	rig_down(&g);
+	rig_up(&g);
+	d = g.d;
 	t.fail_at = 4u << 20;
-	rc = run(c, &o, &h, &r);
+	rc = run(g.c, &o, &h, &r);
 	uint64_t ws, wd;
-	compare(c, &cowdev, d, &ws, &wd, 1);
+	compare(g.c, &g.cowdev, d, &ws, &wd, 1);
 	CHECK("clone: a failing target stops the run, named, and the cow is unharmed",
 	      rc == -E_TARGET && r.target_rc == -E_MEDIUM && ws == 0 && wd == 0);
-	cow_close(c);
-	fakedev_free(&cowdev);
+	rig_down(&g);
 	fakedev_free(&t.dev);
-	free(d->data);
-	free(d);
 }
 
 int main(void)
