@@ -436,6 +436,18 @@ static int load_from(struct cow *c, const struct superblock *sb, int which,
 	return rc;
 }
 
+/* Superblocks A and B: st[i] is 0 for a valid one at its own place, else why not. */
+static void read_superblocks(const struct cow_bdev *cowdev, uint8_t *iobuf, struct superblock sbs[2], int st[2])
+{
+	for (int i = 0; i < 2; i++) {
+		st[i] = dev_read(cowdev, (uint64_t)i * META_BLOCK, META_BLOCK, iobuf);
+		if (st[i] == 0)
+			st[i] = sb_valid(iobuf, &sbs[i]);
+		if (st[i] == 0 && sbs[i].self_off != (uint64_t)i * META_BLOCK)
+			st[i] = -E_CORRUPT;
+	}
+}
+
 int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 	     struct cow **out, char *why, size_t whylen)
 {
@@ -455,13 +467,7 @@ int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const str
 	/* The newest valid superblock wins; the other one's fault is reported if both fail. */
 	struct superblock sbs[2];
 	int st[2];
-	for (int i = 0; i < 2; i++) {
-		st[i] = dev_read(cowdev, (uint64_t)i * META_BLOCK, META_BLOCK, c->iobuf);
-		if (st[i] == 0)
-			st[i] = sb_valid(c->iobuf, &sbs[i]);
-		if (st[i] == 0 && sbs[i].self_off != (uint64_t)i * META_BLOCK)
-			st[i] = -E_CORRUPT;
-	}
+	read_superblocks(cowdev, c->iobuf, sbs, st);
 	if (st[0] < 0 && st[1] < 0) {
 		rc = st[0] == -E_FOREIGN && st[1] == -E_FOREIGN ? -E_FOREIGN :
 		     st[0] == -E_VERSION || st[1] == -E_VERSION ? -E_VERSION : -E_CORRUPT;
@@ -531,12 +537,8 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	char why[200], what[96];
 	struct superblock sbs[2];
 	int st[2];
+	read_superblocks(cowdev, c->iobuf, sbs, st);
 	for (int i = 0; i < 2; i++) {
-		st[i] = dev_read(cowdev, (uint64_t)i * META_BLOCK, META_BLOCK, c->iobuf);
-		if (st[i] == 0)
-			st[i] = sb_valid(c->iobuf, &sbs[i]);
-		if (st[i] == 0 && sbs[i].self_off != (uint64_t)i * META_BLOCK)
-			st[i] = -E_CORRUPT;
 		if (st[i] == 0)
 			sayf(say, ctx, "superblock %c (byte %u): valid, sequence %llu, journal epoch %llu, checkpoint slot %u",
 			     'A' + i, i * META_BLOCK, (unsigned long long)sbs[i].seq,
