@@ -243,7 +243,8 @@ static int ckpt_load(struct cow *c, uint32_t slot, char *why, size_t whylen)
 	memcpy(&h, hb, sizeof(h));
 	if (memcmp(h.magic, CK_MAGIC, 8) || h.hdr_crc != crc32c(0, &h, offsetof(struct ckpt_header, hdr_crc)) ||
 	    h.epoch != c->sb.journal_epoch || h.sectors != c->map.sectors || !h.n ||
-	    CKPT_HDR + h.n * CKPT_REC > c->sb.ckpt_bytes) {
+	    c->sb.ckpt_bytes < CKPT_HDR || h.n > (c->sb.ckpt_bytes - CKPT_HDR) / CKPT_REC) {
+		/* (Divided, not multiplied: a hostile count must not wrap past the slot's size.) */
 		set_why(why, whylen, "checkpoint %u is corrupt or stale (header)", slot);
 		return -E_CORRUPT;
 	}
