@@ -53,6 +53,9 @@
 #define ATA_WRITE_DMA_EXT   0x35
 #define ATA_WRITE_FUA_EXT   0x3d
 #define ATA_FLUSH_EXT       0xea
+#define ATA_SMART           0xb0
+#define SMART_READ_DATA     0xd0
+#define SMART_RETURN_STATUS 0xda
 
 #define MAX_BYTES (4u << 20)     /* one PRD entry per command */
 #define CMD_TIMEOUT_MS 5000      /* internal commands (IDENTIFY) during probe and recovery */
@@ -71,6 +74,7 @@ struct ahci_port {
 	uint8_t *fis;
 	struct cmd_table *ct;
 	uint16_t *ident;                 /* 512-byte IDENTIFY buffer */
+	uint8_t *smart;                  /* 512-byte SMART READ DATA buffer */
 	struct blk_req *busy;            /* the one command in slot 0 */
 	uint64_t ident_sectors;
 	struct pci_dev *pci;
@@ -112,8 +116,8 @@ static int link_up(struct ahci_port *p)
 }
 
 /* Builds slot 0's command: a register H2D FIS and one PRD entry. */
-static void build_cmd(struct ahci_port *p, uint8_t ata_cmd, uint64_t lba, uint32_t count,
-		      void *buf, uint32_t bytes, int write)
+static void build_cmd_feat(struct ahci_port *p, uint8_t ata_cmd, uint8_t feature, uint64_t lba,
+			   uint32_t count, void *buf, uint32_t bytes, int write)
 {
 	struct cmd_table *t = p->ct;
 	memset(t, 0, sizeof(*t));
@@ -121,6 +125,7 @@ static void build_cmd(struct ahci_port *p, uint8_t ata_cmd, uint64_t lba, uint32
 	f[0] = 0x27;                 /* register FIS, host to device */
 	f[1] = 0x80;                 /* command, not control */
 	f[2] = ata_cmd;
+	f[3] = feature;
 	f[4] = (uint8_t)lba;
 	f[5] = (uint8_t)(lba >> 8);
 	f[6] = (uint8_t)(lba >> 16);
@@ -141,6 +146,12 @@ static void build_cmd(struct ahci_port *p, uint8_t ata_cmd, uint64_t lba, uint32
 	p->cl[0].prdbc = 0;
 	mmio_barrier();
 	prd_wr(p, PxCI, 1);
+}
+
+static void build_cmd(struct ahci_port *p, uint8_t ata_cmd, uint64_t lba, uint32_t count,
+		      void *buf, uint32_t bytes, int write)
+{
+	build_cmd_feat(p, ata_cmd, 0, lba, count, buf, bytes, write);
 }
 
 /* The status of the command in slot 0: 1 still running, 0 done, negative on an error, with
@@ -171,18 +182,24 @@ static void port_recover_error(struct ahci_port *p)
 	port_start(p);
 }
 
-static int run_internal(struct ahci_port *p, uint8_t cmd, void *buf, uint32_t bytes)
+static int run_internal_feat(struct ahci_port *p, uint8_t cmd, uint8_t feature, uint64_t lba,
+			     void *buf, uint32_t bytes)
 {
-	build_cmd(p, cmd, 0, 0, buf, bytes, 0);
+	build_cmd_feat(p, cmd, feature, lba, 0, buf, bytes, 0);
 	deadline_t d = deadline_in_ms(CMD_TIMEOUT_MS);
-	uint64_t lba;
+	uint64_t err_lba;
 	int rc;
-	while ((rc = cmd_status(p, &lba)) == 1)
+	while ((rc = cmd_status(p, &err_lba)) == 1)
 		if (deadline_passed(d))
 			return -E_TIMEOUT;
 	if (rc < 0)
 		port_recover_error(p);
 	return rc;
+}
+
+static int run_internal(struct ahci_port *p, uint8_t cmd, void *buf, uint32_t bytes)
+{
+	return run_internal_feat(p, cmd, 0, 0, buf, bytes);
 }
 
 static void ata_string(char *out, const uint16_t *w, int words)
@@ -309,6 +326,85 @@ static int ahci_recover(struct blk_dev *d, struct blk_req *overdue)
 	return -E_GONE;
 }
 
+/* SMART commands carry the key 4Fh/C2h in LBA mid/high; RETURN STATUS answers in the same
+ * registers of the D2H FIS: unchanged when healthy, F4h/2Ch when a threshold is exceeded. */
+#define SMART_KEY_LBA ((uint64_t)0xc24f << 8)
+
+static int smart_health(struct ahci_port *p, int *failing)
+{
+	int rc = run_internal_feat(p, ATA_SMART, SMART_RETURN_STATUS, SMART_KEY_LBA, NULL, 0);
+	if (rc < 0)
+		return rc;
+	const uint8_t *d2h = p->fis + 0x40;
+	if (d2h[5] == 0x4f && d2h[6] == 0xc2)
+		*failing = 0;
+	else if (d2h[5] == 0xf4 && d2h[6] == 0x2c)
+		*failing = 1;
+	else
+		return -E_IO;
+	return 0;
+}
+
+/* Raw value of one attribute (the low 6 bytes), or -1 when the drive does not report it. */
+static int64_t smart_attr(const uint8_t *data, uint8_t id)
+{
+	for (int i = 0; i < 30; i++) {
+		const uint8_t *a = data + 2 + 12 * i;
+		if (a[0] != id)
+			continue;
+		uint64_t raw = 0;
+		for (int b = 5; b >= 0; b--)
+			raw = raw << 8 | a[5 + b];
+		return (int64_t)raw;
+	}
+	return -1;
+}
+
+static void smart_show(struct ahci_port *p)
+{
+	if (p->busy) {
+		kprintf("SMART: port busy, try again\n");
+		return;
+	}
+	int failing = 0;
+	int rc = smart_health(p, &failing);
+	if (rc < 0)
+		kprintf("SMART health: unknown (%s)\n", err_str(rc));
+	else
+		kprintf("SMART health: %s\n", failing ? "FAILING (threshold exceeded)" : "ok");
+	uint8_t *data = p->smart;
+	rc = run_internal_feat(p, ATA_SMART, SMART_READ_DATA, SMART_KEY_LBA, data, 512);
+	uint8_t sum = 0;
+	for (int i = 0; rc == 0 && i < 512; i++)
+		sum += data[i];
+	if (rc == 0 && sum)
+		rc = -E_CRC;
+	if (rc < 0) {
+		kprintf("SMART data: unreadable (%s)\n", err_str(rc));
+		return;
+	}
+	char line[160];
+	int n = fmt_snprintf(line, sizeof(line), "SMART data:");
+	int64_t v = smart_attr(data, 194);      /* temperature */
+	if (v < 0)
+		v = smart_attr(data, 190);      /* airflow temperature */
+	if (v >= 0)
+		n += fmt_snprintf(line + n, sizeof(line) - n, " temperature %d C,", (int)(v & 0xff));
+	if ((v = smart_attr(data, 9)) >= 0)
+		n += fmt_snprintf(line + n, sizeof(line) - n, " power-on hours %u,", (unsigned)(v & 0xffffffff));
+	if ((v = smart_attr(data, 5)) >= 0)
+		n += fmt_snprintf(line + n, sizeof(line) - n, " reallocated %u,", (unsigned)(v & 0xffffffff));
+	if ((v = smart_attr(data, 197)) >= 0)
+		n += fmt_snprintf(line + n, sizeof(line) - n, " pending %u,", (unsigned)(v & 0xffffffff));
+	if ((v = smart_attr(data, 198)) >= 0)
+		n += fmt_snprintf(line + n, sizeof(line) - n, " offline uncorrectable %u,", (unsigned)(v & 0xffffffff));
+	if (line[n - 1] == ',')
+		line[n - 1] = '\0';
+	else
+		fmt_snprintf(line + n, sizeof(line) - n, " no known attributes");
+	kprintf("%s\n", line);
+}
+
 static void ahci_info(struct blk_dev *d)
 {
 	struct ahci_port *p = d->drv;
@@ -317,6 +413,8 @@ static void ahci_info(struct blk_dev *d)
 		p->pci->bus, p->pci->dev, p->pci->fn, p->port, d->firmware,
 		link_up(p) ? "up" : "down", w[82] & 1 ? "supported" : "no",
 		w[85] & (1u << 5) ? "on" : "off", d->flags & BLK_F_FUA ? "yes" : "no");
+	if ((w[82] & 1) && !(d->flags & BLK_F_GONE))
+		smart_show(p);
 }
 
 static const struct blk_driver_ops ahci_ops = {
@@ -338,7 +436,8 @@ static int port_init(struct pci_dev *pci, volatile uint8_t *hba, unsigned port, 
 	p->fis = dma_alloc(256, 256);
 	p->ct = dma_alloc(sizeof(struct cmd_table), 128);
 	p->ident = dma_alloc(512, 2);
-	if (!p->cl || !p->fis || !p->ct || !p->ident)
+	p->smart = dma_alloc(512, 2);
+	if (!p->cl || !p->fis || !p->ct || !p->ident || !p->smart)
 		goto free_bufs;
 	rc = port_stop(p);
 	if (rc < 0)
@@ -390,6 +489,7 @@ static int port_init(struct pci_dev *pci, volatile uint8_t *hba, unsigned port, 
 stop:
 	port_stop(p);
 free_bufs:
+	dma_free(p->smart, 512);
 	dma_free(p->ident, 512);
 	dma_free(p->ct, sizeof(struct cmd_table));
 	dma_free(p->fis, 256);

@@ -63,6 +63,12 @@ with Machine(disks=disks, controllers=["-device", "ich9-ahci,id=a1"], name="ahci
     check("a read ending just before the bad sector succeeds", "crc32" in out, out)
     out = m.cmd(f"info {n['S-ZERO']}")
     check("info shows the driver details", "ahci: pci 00:1f.2 port 0" in out and "link up" in out, out)
+    # QEMU's ide-hd answers SMART RETURN STATUS (healthy) and READ DATA with a checksummed table
+    # whose airflow temperature (190) is 31 C, reallocated sectors 0 and power-on hours a few.
+    check("SMART RETURN STATUS says the disk is healthy", "SMART health: ok" in out, out)
+    got = re.search(r"SMART data: temperature (\d+) C, power-on hours (\d+), reallocated (\d+)", out)
+    check("SMART READ DATA gives temperature, power-on hours, reallocated sectors",
+          got and got.group(1) == "31" and int(got.group(2)) < 100 and got.group(3) == "0", out)
     code = m.poweroff_and_wait()
     check("poweroff", code == 0, code)
 with open(paths[0], "rb") as f:
