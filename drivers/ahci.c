@@ -8,6 +8,7 @@
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
+#include "../kernel/shell.h"
 #include "../kernel/time.h"
 
 /* HBA registers. */
@@ -64,8 +65,19 @@ struct cmd_header { uint32_t dw0, prdbc, ctba, ctbau, rsvd[4]; };
 struct prd { uint32_t dba, dbau, rsvd, dbc; };
 struct cmd_table { uint8_t cfis[64], acmd[16], rsvd[48]; struct prd prd[1]; };
 
+struct ahci_port;
+
+/* One controller: what an HBA reset needs to bring every port back. */
+struct ahci_ctrl {
+	struct pci_dev *pci;
+	volatile uint8_t *hba;
+	uint32_t cap;
+	struct ahci_port *ports[32];     /* ports with a registered disk */
+};
+
 struct ahci_port {
 	struct blk_dev dev;
+	struct ahci_ctrl *ctrl;
 	volatile uint8_t *hba;
 	volatile uint8_t *regs;
 	unsigned port;
@@ -245,13 +257,10 @@ static int identify(struct ahci_port *p, struct blk_dev *d)
 	return 0;
 }
 
-static int ahci_start(struct blk_dev *d, struct blk_req *r)
+static void issue(struct ahci_port *p, struct blk_req *r)
 {
-	struct ahci_port *p = d->drv;
-	if (p->busy)
-		return -E_BUSY;
+	struct blk_dev *d = &p->dev;
 	uint32_t bytes = r->count * d->lsize;
-	p->busy = r;
 	if (r->op == BLK_READ)
 		build_cmd(p, ATA_READ_DMA_EXT, r->lba, r->count, r->buf, bytes, 0);
 	else if (r->op == BLK_WRITE)
@@ -259,6 +268,15 @@ static int ahci_start(struct blk_dev *d, struct blk_req *r)
 			  r->count, r->buf, bytes, 1);
 	else
 		build_cmd(p, ATA_FLUSH_EXT, 0, 0, NULL, 0, 0);
+}
+
+static int ahci_start(struct blk_dev *d, struct blk_req *r)
+{
+	struct ahci_port *p = d->drv;
+	if (p->busy)
+		return -E_BUSY;
+	p->busy = r;
+	issue(p, r);
 	return 0;
 }
 
@@ -309,21 +327,103 @@ static int comreset(struct ahci_port *p)
 	return port_start(p);
 }
 
-/* The ladder: restart the port (CLO clears a wedged BSY), then COMRESET; each step counts only
- * when IDENTIFY answers with the same model, serial and capacity. */
+/* Programs the port's command list and FIS areas, spins it up and starts it once the link is
+ * up (within link_ms). The HBA reset clears all of these, so it runs at probe and after one. */
+static int port_bringup(struct ahci_port *p, unsigned link_ms)
+{
+	int rc = port_stop(p);
+	if (rc < 0)
+		return rc;
+	prd_wr(p, PxCLB, (uint32_t)dma_addr(p->cl));
+	prd_wr(p, PxCLBU, (uint32_t)(dma_addr(p->cl) >> 32));
+	prd_wr(p, PxFB, (uint32_t)dma_addr(p->fis));
+	prd_wr(p, PxFBU, (uint32_t)(dma_addr(p->fis) >> 32));
+	p->cl[0].ctba = (uint32_t)dma_addr(p->ct);
+	p->cl[0].ctbau = (uint32_t)(dma_addr(p->ct) >> 32);
+	prd_wr(p, PxIE, 0);
+	if (p->cap & CAP_SSS)
+		prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_SUD);
+	deadline_t d = deadline_in_ms(link_ms);
+	while (!link_up(p) && !deadline_passed(d))
+		;
+	if (!link_up(p))
+		return -E_NOENT;
+	/* The signature arrives in the first D2H FIS, so only once FIS receive is on. */
+	return port_start(p);
+}
+
+/* GHC.HR resets every port of the controller, so each is brought up again and must answer with
+ * its identity; a neighbour that does not (or answers as another disk) is gone, one that does
+ * gets its command in flight issued again. Returns the outcome for `self`. */
+static int hba_reset(struct ahci_port *self)
+{
+	struct ahci_ctrl *c = self->ctrl;
+	for (unsigned i = 0; i < 32; i++)
+		if (c->ports[i])
+			port_stop(c->ports[i]);
+	mmio_write32(c->hba + GHC, mmio_read32(c->hba + GHC) | GHC_AE);
+	mmio_write32(c->hba + GHC, mmio_read32(c->hba + GHC) | GHC_HR);
+	if (wait_reg32((volatile uint32_t *)(c->hba + GHC), GHC_HR, 0, 1000000) < 0)
+		return -E_TIMEOUT;
+	mmio_write32(c->hba + GHC, GHC_AE);
+	int self_rc = -E_GONE;
+	for (unsigned i = 0; i < 32; i++) {
+		struct ahci_port *p = c->ports[i];
+		if (!p)
+			continue;
+		int rc = port_bringup(p, 1000);
+		if (rc == 0 && !same_identity(p))
+			rc = -E_IDENTITY;
+		if (p == self) {
+			self_rc = rc;
+			continue;
+		}
+		if (p->dev.flags & BLK_F_GONE)
+			continue;   /* blk_reprobe brings it back */
+		if (rc < 0) {
+			log_event(LOG_ERR, "%s: lost in the HBA reset (%s)", p->dev.name, err_str(rc));
+			p->busy = NULL;
+			blk_set_gone(&p->dev);
+		} else if (p->busy) {
+			issue(p, p->busy);
+		}
+	}
+	return self_rc;
+}
+
+enum rung { RUNG_PORT, RUNG_COMRESET, RUNG_HBA };
+static const char *const rung_names[] = { "port", "comreset", "hba" };
+
+/* The ladder from a given rung: restart the port (CLO clears a wedged BSY), COMRESET, then the
+ * HBA reset; each step counts only when IDENTIFY answers with the same model, serial and
+ * capacity. A disk that answers as another one is gone, never taken for the old one. */
+static int ladder(struct ahci_port *p, enum rung from)
+{
+	const char *name = p->dev.name;
+	if (from <= RUNG_PORT) {
+		log_event(LOG_WARN, "%s: port restart", name);
+		if (port_stop(p) == 0 && port_start(p) == 0 && same_identity(p))
+			return 0;
+	}
+	if (from <= RUNG_COMRESET) {
+		log_event(LOG_WARN, "%s: COMRESET", name);
+		if (comreset(p) == 0 && same_identity(p))
+			return 0;
+	}
+	log_event(LOG_WARN, "%s: HBA reset", name);
+	int rc = hba_reset(p);
+	if (rc == 0)
+		return 0;
+	log_event(LOG_ERR, "%s: no answer as the same disk after the HBA reset (%s)", name, err_str(rc));
+	return -E_GONE;
+}
+
 static int ahci_recover(struct blk_dev *d, struct blk_req *overdue)
 {
 	struct ahci_port *p = d->drv;
 	(void)overdue;
-	p->busy = NULL;
-	log_event(LOG_WARN, "%s: port restart", d->name);
-	if (port_stop(p) == 0 && port_start(p) == 0 && same_identity(p))
-		return 0;
-	log_event(LOG_WARN, "%s: COMRESET", d->name);
-	if (comreset(p) == 0 && same_identity(p))
-		return 0;
-	log_event(LOG_ERR, "%s: no answer after COMRESET", d->name);
-	return -E_GONE;
+	p->busy = NULL;   /* the layer fails or re-issues what was in flight */
+	return ladder(p, RUNG_PORT);
 }
 
 /* SMART commands carry the key 4Fh/C2h in LBA mid/high; RETURN STATUS answers in the same
@@ -421,15 +521,18 @@ static const struct blk_driver_ops ahci_ops = {
 	.start = ahci_start, .poll = ahci_poll, .recover = ahci_recover, .info = ahci_info,
 };
 
-static int port_init(struct pci_dev *pci, volatile uint8_t *hba, unsigned port, uint32_t cap)
+static int port_init(struct ahci_ctrl *c, unsigned port)
 {
 	struct ahci_port *p = kzalloc(sizeof(*p));
 	if (!p)
 		return -E_NOMEM;
+	struct pci_dev *pci = c->pci;
+	volatile uint8_t *hba = c->hba;
+	p->ctrl = c;
 	p->pci = pci;
 	p->hba = hba;
 	p->port = port;
-	p->cap = cap;
+	p->cap = c->cap;
 	p->regs = hba + 0x100 + 0x80 * port;
 	int rc = -E_NOMEM;
 	p->cl = dma_alloc(1024, 1024);
@@ -439,28 +542,9 @@ static int port_init(struct pci_dev *pci, volatile uint8_t *hba, unsigned port, 
 	p->smart = dma_alloc(512, 2);
 	if (!p->cl || !p->fis || !p->ct || !p->ident || !p->smart)
 		goto free_bufs;
-	rc = port_stop(p);
+	rc = port_bringup(p, 50);   /* empty ports must not slow the boot down */
 	if (rc < 0)
-		goto free_bufs;
-	prd_wr(p, PxCLB, (uint32_t)dma_addr(p->cl));
-	prd_wr(p, PxCLBU, (uint32_t)(dma_addr(p->cl) >> 32));
-	prd_wr(p, PxFB, (uint32_t)dma_addr(p->fis));
-	prd_wr(p, PxFBU, (uint32_t)(dma_addr(p->fis) >> 32));
-	p->cl[0].ctba = (uint32_t)dma_addr(p->ct);
-	p->cl[0].ctbau = (uint32_t)(dma_addr(p->ct) >> 32);
-	prd_wr(p, PxIE, 0);
-	if (cap & CAP_SSS)
-		prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_SUD);
-	deadline_t d = deadline_in_ms(50);
-	while (!link_up(p) && !deadline_passed(d))
-		;
-	rc = -E_NOENT;
-	if (!link_up(p))
-		goto free_bufs;
-	/* The signature arrives in the first D2H FIS, so only once FIS receive is on. */
-	rc = port_start(p);
-	if (rc < 0)
-		goto free_bufs;
+		goto stop;
 	rc = -E_NOENT;
 	if (prd_rd(p, PxSIG) != 0x00000101)   /* ATAPI or a port multiplier: not a disk */
 		goto stop;
@@ -483,6 +567,7 @@ static int port_init(struct pci_dev *pci, volatile uint8_t *hba, unsigned port, 
 	rc = blk_register(bd);
 	if (rc < 0)
 		goto stop;
+	c->ports[port] = p;
 	nsata++;
 	return 0;
 
@@ -520,12 +605,64 @@ static int ahci_probe(struct pci_dev *pci)
 		return -E_TIMEOUT;
 	mmio_write32(hba + GHC, GHC_AE);
 	uint32_t cap = mmio_read32(hba + CAP), pi = mmio_read32(hba + PI);
+	struct ahci_ctrl *c = kzalloc(sizeof(*c));
+	if (!c)
+		return -E_NOMEM;
+	c->pci = pci;
+	c->hba = hba;
+	c->cap = cap;
 	int found = 0;
 	for (unsigned port = 0; port < 32; port++)
-		if ((pi & (1u << port)) && port_init(pci, hba, port, cap) == 0)
+		if ((pi & (1u << port)) && port_init(c, port) == 0)
 			found++;
 	log_event(LOG_INFO, "ahci %02x:%02x.%x: %d disk(s) on %u ports", pci->bus, pci->dev, pci->fn,
 		  found, (cap & 0x1f) + 1);
 	return 0;
 }
 PCI_DRIVER(ahci, "ahci", ahci_match, ahci_probe);
+
+/* `sata reset`: climbs the ladder from a chosen rung on a healthy disk, for the operator (a disk
+ * that misbehaves without timing out) and for the tests (QEMU never needs the higher rungs). */
+static int cmd_sata(int argc, char **argv)
+{
+	if (argc < 3 || argc > 4 || strcmp(argv[1], "reset"))
+		return -E_USAGE;
+	struct blk_dev *d = blk_find(argv[2]);
+	if (!d)
+		return -E_NOENT;
+	if (d->parent)
+		d = d->parent;
+	if (d->ops != &ahci_ops) {
+		kprintf("%s is not a SATA disk\n", d->name);
+		return -E_INVAL;
+	}
+	enum rung from = RUNG_PORT;
+	if (argc == 4) {
+		for (from = RUNG_PORT; from <= RUNG_HBA; from++)
+			if (!strcmp(argv[3], rung_names[from]))
+				break;
+		if (from > RUNG_HBA)
+			return -E_USAGE;
+	}
+	if (d->flags & BLK_F_GONE) {
+		kprintf("%s is gone\n", d->name);
+		return -E_GONE;
+	}
+	struct ahci_port *p = d->drv;
+	uint64_t t0 = time_now_us();
+	int rc = ladder(p, from);
+	if (rc < 0) {
+		p->busy = NULL;
+		blk_set_gone(d);
+		kprintf("%s: %s after the reset\n", d->name, err_str(rc));
+		return rc;
+	}
+	if (p->busy)
+		issue(p, p->busy);
+	kprintf("%s: same identity after the %s reset (%llu ms)\n", d->name, rung_names[from],
+		(unsigned long long)((time_now_us() - t0) / 1000));
+	return 0;
+}
+COMMAND(sata, "sata reset <disk> [port|comreset|hba]",
+	"reset a SATA disk from a rung of the ladder; IDENTIFY must answer with the same identity", NULL,
+	cmd_sata);

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""AHCI reset ladder through the console: `sata reset` from each rung (port restart, COMRESET,
+HBA reset) keeps the disk and its neighbours readable; a disk whose identity changed (its
+backend resized through QMP) is reported gone instead of being taken for the old one."""
+import os
+import re
+import sys
+import shutil
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cowboot_qemu import Machine, check, finish, host_crc, make_pattern_disk  # noqa: E402
+
+tmp = tempfile.mkdtemp(prefix="cowboot-ahcireset-")
+paths = [os.path.join(tmp, f"r{i}.img") for i in range(3)]
+for i, p in enumerate(paths):
+    make_pattern_disk(p, 2 << 20, f"r{i}")
+
+disks = [dict(path=paths[0], transport="sata", serial="R-A", bus="ide.0"),
+         dict(path=paths[1], transport="sata", serial="R-B", bus="ide.1"),
+         dict(path=paths[2], transport="sata", serial="R-C", bus="a1.0")]
+
+
+def crc_ok(m, name, path, lba=0, count=4096):
+    out = m.cmd(f"sum {name} {lba} {count}", 60)
+    got = re.search(r"crc32 ([0-9a-f]{8})", out)
+    return got and got.group(1) == host_crc(path, lba, count), out
+
+
+with Machine(disks=disks, controllers=["-device", "ich9-ahci,id=a1"], name="ahcireset") as m:
+    m.wait_prompt(60)
+    out = m.cmd("disks")
+    n = {serial: name for name, serial in re.findall(r"^(sata\d)\s.*\s(R-\S+)\s+ahci", out, re.M)}
+    check("three SATA disks found", len(n) == 3, out)
+    a, b, c = n.get("R-A"), n.get("R-B"), n.get("R-C")
+    for rung in ("port", "comreset", "hba"):
+        out = m.cmd(f"sata reset {a} {rung}", 60)
+        check(f"{rung} reset: IDENTIFY answers with the same identity",
+              f"{a}: same identity after the {rung} reset" in out, out)
+        ok, out = crc_ok(m, a, paths[0])
+        check(f"{rung} reset: the disk reads correctly afterwards", ok, out)
+    out = m.cmd("log 40")
+    check("the HBA reset was logged", f"{a}: HBA reset" in out, out)
+    ok, out = crc_ok(m, b, paths[1], 7, 300)
+    check("the neighbour on the same controller reads correctly after the HBA reset", ok, out)
+    out = m.cmd(f"testwrite {b} 100 8 0x5a")
+    check("the neighbour writes after the HBA reset", "wrote and flushed 8 sectors" in out, out)
+
+    # Another disk on the neighbour's port: same model and serial, another capacity.
+    r = m.qmp("block_resize", device="d1", size=4 << 20)
+    check("QMP resized the neighbour's backend", "return" in r, r)
+    out = m.cmd(f"sata reset {a} hba", 60)
+    check("the reset disk itself keeps its identity", f"{a}: same identity after the hba reset" in out, out)
+    out = m.cmd("log 20")
+    check("a neighbour answering with another identity is reported gone",
+          re.search(rf"{b}: lost in the HBA reset \(source identity differs\)", out) and
+          f"disk {b} is gone" in out, out)
+    out = m.cmd(f"read {b} 0")
+    check("the gone disk refuses I/O", "device is gone" in out, out)
+    ok, out = crc_ok(m, a, paths[0], 100, 50)
+    check("the disk that kept its identity still reads", ok, out)
+
+    # The ladder climbing all the way: the disk answers, but as another disk, at every rung.
+    r = m.qmp("block_resize", device="d2", size=3 << 20)
+    check("QMP resized the other controller's backend", "return" in r, r)
+    out = m.cmd(f"sata reset {c}", 60)
+    check("a disk with another identity fails every rung and is gone",
+          f"{c}: device is gone after the reset" in out, out)
+    out = m.cmd("log 20")
+    check("the ladder climbed port restart, COMRESET and HBA reset",
+          all(f"{c}: {s}" in out for s in ("port restart", "COMRESET", "HBA reset")), out)
+    out = m.cmd("disks")
+    check("`disks` still lists the gone disk under its name", re.search(rf"^{c}\s", out, re.M), out)
+    code = m.poweroff_and_wait()
+    check("poweroff", code == 0, code)
+with open(paths[1], "rb") as f:
+    f.seek(100 * 512)
+    check("the neighbour's write after the HBA reset reached the host", f.read(8 * 512) == b"\x5a" * 4096)
+shutil.rmtree(tmp, ignore_errors=True)
+finish()
