@@ -157,7 +157,8 @@ static int clone_existing(struct job *j)
 	struct overlay *o = j->o;
 	const struct cow_map *m = cow_get_map(o->cow);
 	uint32_t ls = o->src.blk->lsize;
-	uint64_t sectors = m->sectors, p = 0, chunk = j->opt.cluster / ls;
+	uint64_t bufsize = j->opt.max_read > j->opt.cluster ? j->opt.max_read : j->opt.cluster;
+	uint64_t sectors = m->sectors, p = 0, chunk = bufsize / ls;   /* the rescue's whole buffer */
 	while (p < sectors) {
 		const struct cow_extent *x = cow_map_at(m, p);
 		uint64_t end = x->start + x->count;
