@@ -454,7 +454,8 @@ static int after_failure(struct rescue *r)
 		return 0;
 	}
 	uint64_t bad;
-	int rc = cow_rescue_read(r->cow, r->probe_off, r->block * r->lsize, r->buf, &bad);
+	/* Only read: the block is stored already. */
+	int rc = cow_read_source(r->cow, r->probe_off, r->block * r->lsize, r->buf, &bad);
 	r->st.probes++;
 	if (rc == 0) {
 		r->nundo = r->nfail = 0;
