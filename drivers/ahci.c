@@ -1,6 +1,6 @@
-/* AHCI (SATA) driver: one command at a time per port (non-NCQ DMA), polled completion, ATA error
- * decoding with the failing LBA, and a reset ladder (port restart with CLO, then COMRESET) after
- * which IDENTIFY must answer with the same identity. */
+/* AHCI (SATA) driver: NCQ (up to 32 commands in flight) or one DMA command at a time per port,
+ * polled completion, ATA error decoding with the failing LBA, and a reset ladder (port restart
+ * with CLO, COMRESET, HBA reset) after which IDENTIFY must answer with the same identity. */
 #include "blk.h"
 #include "../boot/bootinfo.h"
 #include "../cow/port.h"
@@ -9,6 +9,7 @@
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
 #include "../kernel/shell.h"
+#include "../kernel/task.h"
 #include "../kernel/time.h"
 
 /* HBA registers. */
@@ -20,6 +21,7 @@
 #define GHC_HR (1u << 0)
 #define GHC_AE (1u << 31)
 #define CAP_SSS (1u << 27)
+#define CAP_SNCQ (1u << 30)
 /* Port registers, at 0x100 + 0x80 * port. */
 #define PxCLB  0x00
 #define PxCLBU 0x04
@@ -33,6 +35,7 @@
 #define PxSSTS 0x28
 #define PxSCTL 0x2c
 #define PxSERR 0x30
+#define PxSACT 0x34
 #define PxCI   0x38
 #define CMD_ST  (1u << 0)
 #define CMD_SUD (1u << 1)
@@ -54,6 +57,8 @@
 #define ATA_WRITE_DMA_EXT   0x35
 #define ATA_WRITE_FUA_EXT   0x3d
 #define ATA_FLUSH_EXT       0xea
+#define ATA_READ_FPDMA      0x60
+#define ATA_WRITE_FPDMA     0x61
 #define ATA_SMART           0xb0
 #define SMART_READ_DATA     0xd0
 #define SMART_RETURN_STATUS 0xda
@@ -64,6 +69,8 @@
 struct cmd_header { uint32_t dw0, prdbc, ctba, ctbau, rsvd[4]; };
 struct prd { uint32_t dba, dbau, rsvd, dbc; };
 struct cmd_table { uint8_t cfis[64], acmd[16], rsvd[48]; struct prd prd[1]; };
+#define NSLOTS 32
+#define CT_STRIDE 256            /* one command table per slot, 128-byte aligned */
 
 struct ahci_port;
 
@@ -87,12 +94,33 @@ struct ahci_port {
 	struct cmd_table *ct;
 	uint16_t *ident;                 /* 512-byte IDENTIFY buffer */
 	uint8_t *smart;                  /* 512-byte SMART READ DATA buffer */
-	struct blk_req *busy;            /* the one command in slot 0 */
+	struct blk_req *busy;            /* the one non-NCQ command, in slot 0 */
+	struct blk_req *slot_req[NSLOTS];/* NCQ commands in flight, by tag */
+	uint32_t ncq_mask;               /* tags in flight */
+	uint32_t ncq_depth;              /* 0: no NCQ (HBA or drive lacks it) */
+	uint32_t ncq_most;               /* most NCQ commands seen in flight at once */
+	uint64_t ncq_errors;
+	/* Commands taken back after an NCQ error or a reset: issued again one at a time without NCQ,
+	 * so the one that fails is known and reported with its own status. */
+	struct blk_req *redo[NSLOTS + 1];
+	unsigned nredo;
 	uint64_t ident_sectors;
 	struct pci_dev *pci;
 };
 
 static int nsata;
+static struct ahci_port *all_ports[64];
+static unsigned nports;
+
+static uint64_t sata_ncq = 1;
+static const char *const onoff_names[] = { "off", "on", NULL };
+SETTING(sata_ncq, "sata-ncq", "NCQ on SATA disks that have it (off: one command at a time)",
+	&sata_ncq, onoff_names, 0, 1);
+
+static struct cmd_table *slot_ct(struct ahci_port *p, unsigned slot)
+{
+	return (struct cmd_table *)((uint8_t *)p->ct + slot * CT_STRIDE);
+}
 
 static uint32_t prd_rd(struct ahci_port *p, unsigned r) { return mmio_read32(p->regs + r); }
 static void prd_wr(struct ahci_port *p, unsigned r, uint32_t v) { mmio_write32(p->regs + r, v); }
@@ -128,20 +156,24 @@ static int link_up(struct ahci_port *p)
 }
 
 /* Builds slot 0's command: a register H2D FIS and one PRD entry. */
-static void build_cmd_feat(struct ahci_port *p, uint8_t ata_cmd, uint8_t feature, uint64_t lba,
-			   uint32_t count, void *buf, uint32_t bytes, int write)
+/* Builds a command in `slot`: a register H2D FIS and one PRD entry; NCQ commands are marked
+ * in PxSACT before PxCI. */
+static void build_slot(struct ahci_port *p, unsigned slot, uint8_t ata_cmd, uint16_t feature,
+		       uint64_t lba, uint16_t count, uint8_t device, void *buf, uint32_t bytes,
+		       int write, int ncq)
 {
-	struct cmd_table *t = p->ct;
+	struct cmd_table *t = slot_ct(p, slot);
 	memset(t, 0, sizeof(*t));
 	uint8_t *f = t->cfis;
 	f[0] = 0x27;                 /* register FIS, host to device */
 	f[1] = 0x80;                 /* command, not control */
 	f[2] = ata_cmd;
-	f[3] = feature;
+	f[3] = (uint8_t)feature;
+	f[11] = (uint8_t)(feature >> 8);
 	f[4] = (uint8_t)lba;
 	f[5] = (uint8_t)(lba >> 8);
 	f[6] = (uint8_t)(lba >> 16);
-	f[7] = 0x40;                 /* LBA mode */
+	f[7] = device;
 	f[8] = (uint8_t)(lba >> 24);
 	f[9] = (uint8_t)(lba >> 32);
 	f[10] = (uint8_t)(lba >> 40);
@@ -154,10 +186,19 @@ static void build_cmd_feat(struct ahci_port *p, uint8_t ata_cmd, uint8_t feature
 		t->prd[0].dbc = bytes - 1;
 		prdtl = 1;
 	}
-	p->cl[0].dw0 = 5u | (write ? 1u << 6 : 0) | (uint32_t)prdtl << 16;
-	p->cl[0].prdbc = 0;
+	p->cl[slot].dw0 = 5u | (write ? 1u << 6 : 0) | (uint32_t)prdtl << 16;
+	p->cl[slot].prdbc = 0;
 	mmio_barrier();
-	prd_wr(p, PxCI, 1);
+	if (ncq)
+		prd_wr(p, PxSACT, 1u << slot);
+	prd_wr(p, PxCI, 1u << slot);
+}
+
+static void build_cmd_feat(struct ahci_port *p, uint8_t ata_cmd, uint8_t feature, uint64_t lba,
+			   uint32_t count, void *buf, uint32_t bytes, int write)
+{
+	build_slot(p, 0, ata_cmd, feature, lba, (uint16_t)count, 0x40 /* LBA mode */, buf, bytes,
+		   write, 0);
 }
 
 static void build_cmd(struct ahci_port *p, uint8_t ata_cmd, uint64_t lba, uint32_t count,
@@ -254,6 +295,11 @@ static int identify(struct ahci_port *p, struct blk_dev *d)
 		d->flags |= BLK_F_FUA;
 	if (w[82] & (1u << 5))
 		d->flags |= BLK_F_FLUSH;
+	p->ncq_depth = 0;
+	if ((p->cap & CAP_SNCQ) && (w[76] & (1u << 8))) {
+		uint32_t hba_slots = ((p->cap >> 8) & 0x1f) + 1, drive = (w[75] & 0x1f) + 1u;
+		p->ncq_depth = hba_slots < drive ? hba_slots : drive;
+	}
 	return 0;
 }
 
@@ -270,21 +316,113 @@ static void issue(struct ahci_port *p, struct blk_req *r)
 		build_cmd(p, ATA_FLUSH_EXT, 0, 0, NULL, 0, 0);
 }
 
+/* Not __builtin_popcount: without -mpopcnt it calls libgcc, which the image does not link. */
+static unsigned bits_set(uint32_t v)
+{
+	unsigned n = 0;
+	for (; v; v &= v - 1)
+		n++;
+	return n;
+}
+
+static bool ncq_on(struct ahci_port *p)
+{
+	return sata_ncq && p->ncq_depth;
+}
+
+static void issue_ncq(struct ahci_port *p, unsigned tag, struct blk_req *r)
+{
+	bool w = r->op == BLK_WRITE;
+	uint8_t device = 0x40 | (w && (r->flags & BLK_REQ_FUA) ? 0x80 : 0);
+	build_slot(p, tag, w ? ATA_WRITE_FPDMA : ATA_READ_FPDMA, (uint16_t)r->count, r->lba,
+		   (uint16_t)(tag << 3), device, r->buf, r->count * p->dev.lsize, w, 1);
+}
+
+/* Takes back every command in flight on the port, to be issued again one at a time. */
+static void requeue_all(struct ahci_port *p)
+{
+	if (p->busy)
+		p->redo[p->nredo++] = p->busy;
+	p->busy = NULL;
+	for (unsigned t = 0; t < NSLOTS; t++)
+		if (p->ncq_mask & (1u << t))
+			p->redo[p->nredo++] = p->slot_req[t];
+	p->ncq_mask = 0;
+}
+
+static void drop_all(struct ahci_port *p)
+{
+	p->busy = NULL;
+	p->ncq_mask = 0;
+	p->nredo = 0;
+}
+
+static void next_redo(struct ahci_port *p)
+{
+	if (p->busy || p->ncq_mask || !p->nredo)
+		return;
+	p->busy = p->redo[0];
+	p->nredo--;
+	memmove(p->redo, p->redo + 1, p->nredo * sizeof(p->redo[0]));
+	issue(p, p->busy);
+}
+
 static int ahci_start(struct blk_dev *d, struct blk_req *r)
 {
 	struct ahci_port *p = d->drv;
-	if (p->busy)
+	if (p->busy || p->nredo)
 		return -E_BUSY;
+	if (ncq_on(p) && r->op != BLK_FLUSH) {
+		unsigned tag = 0;
+		while (tag < p->ncq_depth && (p->ncq_mask & (1u << tag)))
+			tag++;
+		if (tag == p->ncq_depth)
+			return -E_BUSY;
+		p->slot_req[tag] = r;
+		p->ncq_mask |= 1u << tag;
+		unsigned n = bits_set(p->ncq_mask);
+		if (n > p->ncq_most)
+			p->ncq_most = n;
+		issue_ncq(p, tag, r);
+		return 0;
+	}
+	if (p->ncq_mask)
+		return -E_BUSY;   /* a non-NCQ command (FLUSH) waits until the queue drains */
 	p->busy = r;
 	issue(p, r);
 	return 0;
 }
 
-static void ahci_poll(struct blk_dev *d)
+/* NCQ completions: a tag is done when the device cleared it in PxSACT (Set Device Bits FIS) and
+ * the HBA in PxCI. An error (TFES) stops the queue without saying which tag failed, so the
+ * port is restarted and every command taken back to be issued again without NCQ. PxIS is read
+ * after the completion bits: a tag that cleared before an error is then also issued again. */
+static void ncq_poll(struct ahci_port *p)
 {
-	struct ahci_port *p = d->drv;
-	if (!p->busy)
+	struct blk_dev *d = &p->dev;
+	uint32_t act = prd_rd(p, PxSACT), ci = prd_rd(p, PxCI), is = prd_rd(p, PxIS);
+	if (is & IS_FATAL) {
+		p->ncq_errors++;
+		log_event(LOG_WARN, "%s: NCQ error (TFD 0x%x, %u in flight), issuing them again one at a time",
+			  d->name, prd_rd(p, PxTFD), bits_set(p->ncq_mask));
+		port_recover_error(p);
+		requeue_all(p);
 		return;
+	}
+	uint32_t done = p->ncq_mask & ~(act | ci);
+	for (unsigned t = 0; done && t < NSLOTS; t++) {
+		if (!(done & (1u << t)))
+			continue;
+		done &= ~(1u << t);
+		struct blk_req *r = p->slot_req[t];
+		p->ncq_mask &= ~(1u << t);
+		blk_complete(d, r, 0, BLK_NO_LBA);
+	}
+}
+
+static void single_poll(struct ahci_port *p)
+{
+	struct blk_dev *d = &p->dev;
 	uint64_t err_lba = BLK_NO_LBA;
 	int rc = cmd_status(p, &err_lba);
 	if (rc == 1)
@@ -303,6 +441,16 @@ static void ahci_poll(struct blk_dev *d)
 		port_recover_error(p);
 	}
 	blk_complete(d, r, rc, rc == -E_MEDIUM ? err_lba : BLK_NO_LBA);
+}
+
+static void ahci_poll(struct blk_dev *d)
+{
+	struct ahci_port *p = d->drv;
+	if (p->ncq_mask)
+		ncq_poll(p);
+	else if (p->busy)
+		single_poll(p);
+	next_redo(p);
 }
 
 static int same_identity(struct ahci_port *p)
@@ -338,8 +486,10 @@ static int port_bringup(struct ahci_port *p, unsigned link_ms)
 	prd_wr(p, PxCLBU, (uint32_t)(dma_addr(p->cl) >> 32));
 	prd_wr(p, PxFB, (uint32_t)dma_addr(p->fis));
 	prd_wr(p, PxFBU, (uint32_t)(dma_addr(p->fis) >> 32));
-	p->cl[0].ctba = (uint32_t)dma_addr(p->ct);
-	p->cl[0].ctbau = (uint32_t)(dma_addr(p->ct) >> 32);
+	for (unsigned i = 0; i < NSLOTS; i++) {
+		p->cl[i].ctba = (uint32_t)dma_addr(slot_ct(p, i));
+		p->cl[i].ctbau = (uint32_t)(dma_addr(slot_ct(p, i)) >> 32);
+	}
 	prd_wr(p, PxIE, 0);
 	if (p->cap & CAP_SSS)
 		prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_SUD);
@@ -359,8 +509,10 @@ static int hba_reset(struct ahci_port *self)
 {
 	struct ahci_ctrl *c = self->ctrl;
 	for (unsigned i = 0; i < 32; i++)
-		if (c->ports[i])
+		if (c->ports[i]) {
+			requeue_all(c->ports[i]);
 			port_stop(c->ports[i]);
+		}
 	mmio_write32(c->hba + GHC, mmio_read32(c->hba + GHC) | GHC_AE);
 	mmio_write32(c->hba + GHC, mmio_read32(c->hba + GHC) | GHC_HR);
 	if (wait_reg32((volatile uint32_t *)(c->hba + GHC), GHC_HR, 0, 1000000) < 0)
@@ -382,10 +534,10 @@ static int hba_reset(struct ahci_port *self)
 			continue;   /* blk_reprobe brings it back */
 		if (rc < 0) {
 			log_event(LOG_ERR, "%s: lost in the HBA reset (%s)", p->dev.name, err_str(rc));
-			p->busy = NULL;
+			drop_all(p);
 			blk_set_gone(&p->dev);
-		} else if (p->busy) {
-			issue(p, p->busy);
+		} else {
+			next_redo(p);
 		}
 	}
 	return self_rc;
@@ -422,7 +574,7 @@ static int ahci_recover(struct blk_dev *d, struct blk_req *overdue)
 {
 	struct ahci_port *p = d->drv;
 	(void)overdue;
-	p->busy = NULL;   /* the layer fails or re-issues what was in flight */
+	drop_all(p);   /* the layer fails or re-issues what was in flight */
 	return ladder(p, RUNG_PORT);
 }
 
@@ -462,7 +614,7 @@ static int64_t smart_attr(const uint8_t *data, uint8_t id)
 
 static void smart_show(struct ahci_port *p)
 {
-	if (p->busy) {
+	if (p->busy || p->ncq_mask || p->nredo) {
 		kprintf("SMART: port busy, try again\n");
 		return;
 	}
@@ -513,6 +665,12 @@ static void ahci_info(struct blk_dev *d)
 		p->pci->bus, p->pci->dev, p->pci->fn, p->port, d->firmware,
 		link_up(p) ? "up" : "down", w[82] & 1 ? "supported" : "no",
 		w[85] & (1u << 5) ? "on" : "off", d->flags & BLK_F_FUA ? "yes" : "no");
+	if (p->ncq_depth)
+		kprintf("NCQ: depth %u, %s, most in flight %u, errors %llu\n", p->ncq_depth,
+			ncq_on(p) ? "on" : "off (sata-ncq setting)", p->ncq_most,
+			(unsigned long long)p->ncq_errors);
+	else
+		kprintf("NCQ: not supported by the %s\n", p->cap & CAP_SNCQ ? "drive" : "controller");
 	if ((w[82] & 1) && !(d->flags & BLK_F_GONE))
 		smart_show(p);
 }
@@ -537,7 +695,7 @@ static int port_init(struct ahci_ctrl *c, unsigned port)
 	int rc = -E_NOMEM;
 	p->cl = dma_alloc(1024, 1024);
 	p->fis = dma_alloc(256, 256);
-	p->ct = dma_alloc(sizeof(struct cmd_table), 128);
+	p->ct = dma_alloc(NSLOTS * CT_STRIDE, 128);
 	p->ident = dma_alloc(512, 2);
 	p->smart = dma_alloc(512, 2);
 	if (!p->cl || !p->fis || !p->ct || !p->ident || !p->smart)
@@ -559,7 +717,7 @@ static int port_init(struct ahci_ctrl *c, unsigned port)
 	bd->max_sectors = MAX_BYTES / bd->lsize;
 	if (bd->max_sectors > 65536)
 		bd->max_sectors = 65536;
-	bd->queue_depth = 1;
+	bd->queue_depth = ncq_on(p) ? p->ncq_depth : 1;
 	const struct boot_info *bi = boot_info_get();
 	if (bi->boot_pci_bus == pci->bus && bi->boot_pci_dev == pci->dev && bi->boot_pci_fn == pci->fn &&
 	    bi->boot_port == port)
@@ -568,6 +726,8 @@ static int port_init(struct ahci_ctrl *c, unsigned port)
 	if (rc < 0)
 		goto stop;
 	c->ports[port] = p;
+	if (nports < sizeof(all_ports) / sizeof(all_ports[0]))
+		all_ports[nports++] = p;
 	nsata++;
 	return 0;
 
@@ -576,7 +736,7 @@ stop:
 free_bufs:
 	dma_free(p->smart, 512);
 	dma_free(p->ident, 512);
-	dma_free(p->ct, sizeof(struct cmd_table));
+	dma_free(p->ct, NSLOTS * CT_STRIDE);
 	dma_free(p->fis, 256);
 	dma_free(p->cl, 1024);
 	kfree(p);
@@ -650,15 +810,15 @@ static int cmd_sata(int argc, char **argv)
 	}
 	struct ahci_port *p = d->drv;
 	uint64_t t0 = time_now_us();
+	requeue_all(p);
 	int rc = ladder(p, from);
 	if (rc < 0) {
-		p->busy = NULL;
+		drop_all(p);
 		blk_set_gone(d);
 		kprintf("%s: %s after the reset\n", d->name, err_str(rc));
 		return rc;
 	}
-	if (p->busy)
-		issue(p, p->busy);
+	next_redo(p);
 	kprintf("%s: same identity after the %s reset (%llu ms)\n", d->name, rung_names[from],
 		(unsigned long long)((time_now_us() - t0) / 1000));
 	return 0;
@@ -666,3 +826,13 @@ static int cmd_sata(int argc, char **argv)
 COMMAND(sata, "sata reset <disk> [port|comreset|hba]",
 	"reset a SATA disk from a rung of the ladder; IDENTIFY must answer with the same identity", NULL,
 	cmd_sata);
+
+/* Follows the sata-ncq setting: the block layer hands each disk as many commands as it takes. */
+static void ahci_depth_poll(void)
+{
+	for (unsigned i = 0; i < nports; i++) {
+		struct ahci_port *p = all_ports[i];
+		p->dev.queue_depth = ncq_on(p) ? p->ncq_depth : 1;
+	}
+}
+POLLER(ahci_depth, ahci_depth_poll);
