@@ -44,6 +44,8 @@
 #define CMD_FR  (1u << 14)
 #define CMD_CR  (1u << 15)
 #define IS_TFES (1u << 30)
+#define IS_PCS  (1u << 6)        /* port connect change (SERR.DIAG.X) */
+#define IS_PRCS (1u << 22)       /* PhyRdy change (SERR.DIAG.N) */
 #define IS_FATAL (IS_TFES | (1u << 29) | (1u << 28) | (1u << 27) | (1u << 24))
 #define TFD_BSY 0x80
 #define TFD_DRQ 0x08
@@ -104,6 +106,7 @@ struct ahci_port {
 	 * so the one that fails is known and reported with its own status. */
 	struct blk_req *redo[NSLOTS + 1];
 	unsigned nredo;
+	bool refused_logged;             /* a returned device with another identity, said once */
 	uint64_t ident_sectors;
 	struct pci_dev *pci;
 };
@@ -570,11 +573,31 @@ static int ladder(struct ahci_port *p, enum rung from)
 	return -E_GONE;
 }
 
+/* Does a gone disk answer again as itself? Only port-level steps: a re-probe (every 2 s from a
+ * waiting rescue job, or the hot-plug poller) must not reset the neighbours with GHC.HR. */
+static int reprobe(struct ahci_port *p)
+{
+	if (!link_up(p))
+		return -E_GONE;
+	int rc = port_bringup(p, 10);
+	if (rc == 0 && !same_identity(p))
+		rc = -E_IDENTITY;
+	if (rc == -E_IDENTITY && !p->refused_logged) {
+		log_event(LOG_WARN, "%s: the device on its port answers as another disk; still gone",
+			  p->dev.name);
+		p->refused_logged = true;
+	}
+	if (rc == 0)
+		p->refused_logged = false;
+	return rc < 0 ? -E_GONE : 0;
+}
+
 static int ahci_recover(struct blk_dev *d, struct blk_req *overdue)
 {
 	struct ahci_port *p = d->drv;
-	(void)overdue;
 	drop_all(p);   /* the layer fails or re-issues what was in flight */
+	if (!overdue)
+		return reprobe(p);
 	return ladder(p, RUNG_PORT);
 }
 
@@ -836,3 +859,43 @@ static void ahci_depth_poll(void)
 	}
 }
 POLLER(ahci_depth, ahci_depth_poll);
+
+/* Hot-plug: a port whose link drops (SSTS.DET, PxIS.PCS/PRCS) makes its disk gone; a gone
+ * disk whose link is up again is re-probed and returns (new instance) only with the same
+ * identity. A link that changed but stayed up (a fast swap) is re-identified at once. */
+static void ahci_hotplug_poll(void)
+{
+	static deadline_t next;
+	static unsigned ticks;
+	if (!deadline_passed(next))
+		return;
+	next = deadline_in_ms(250);
+	ticks++;
+	for (unsigned i = 0; i < nports; i++) {
+		struct ahci_port *p = all_ports[i];
+		struct blk_dev *d = &p->dev;
+		if (d->flags & BLK_F_GONE) {
+			if (ticks % 8 == 0 && link_up(p) && reprobe(p) == 0)
+				blk_set_returned(d);
+			continue;
+		}
+		uint32_t is = prd_rd(p, PxIS);
+		if (link_up(p) && !(is & (IS_PCS | IS_PRCS)))
+			continue;
+		if (!link_up(p)) {
+			log_event(LOG_WARN, "%s: link lost (SSTS 0x%x)", d->name, prd_rd(p, PxSSTS));
+			drop_all(p);
+			blk_set_gone(d);
+			continue;
+		}
+		log_event(LOG_WARN, "%s: link changed, checking the identity", d->name);
+		requeue_all(p);
+		if (port_bringup(p, 10) == 0 && same_identity(p)) {
+			next_redo(p);
+			continue;
+		}
+		drop_all(p);
+		blk_set_gone(d);
+	}
+}
+POLLER(ahci_hotplug, ahci_hotplug_poll);

@@ -71,6 +71,26 @@ with Machine(disks=disks, controllers=["-device", "ich9-ahci,id=a1"], name="ahci
           all(f"{c}: {s}" in out for s in ("port restart", "COMRESET", "HBA reset")), out)
     out = m.cmd("disks")
     check("`disks` still lists the gone disk under its name", re.search(rf"^{c}\s", out, re.M), out)
+    m.cmd("sleep 2500")
+    out = m.cmd("log 20")
+    check("the re-probe of a gone disk refuses the other identity (said once)",
+          out.count(f"{c}: the device on its port answers as another disk; still gone") == 1 and
+          f"disk {c} is back" not in out, out)
+
+    # The original disks come back (the backends get their size again): the poller re-probes
+    # gone disks whose link is up and lets them return with a new instance, never the others.
+    for dev, name in (("d1", b), ("d2", c)):
+        r = m.qmp("block_resize", device=dev, size=2 << 20)
+        check(f"QMP restored {name}'s backend", "return" in r, r)
+    m.cmd("sleep 3000")
+    out = m.cmd("log 20")
+    check("both gone disks are back with their identity",
+          f"disk {b} is back" in out and f"disk {c} is back" in out, out)
+    for name, path in ((b, paths[1]), (c, paths[2])):
+        ok, out = crc_ok(m, name, path, 9, 777)
+        check(f"{name} reads correctly after returning", ok, out)
+    out = m.cmd(f"info {c}")
+    check("the returned disk has a new instance", re.search(r"instance ([2-9]|\d\d)", out), out)
     code = m.poweroff_and_wait()
     check("poweroff", code == 0, code)
 with open(paths[1], "rb") as f:
