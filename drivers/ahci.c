@@ -555,22 +555,31 @@ static const char *const rung_names[] = { "port", "comreset", "hba" };
 static int ladder(struct ahci_port *p, enum rung from)
 {
 	const char *name = p->dev.name;
-	if (from <= RUNG_PORT) {
+	uint64_t t0 = time_now_us();
+	enum rung at = from;
+	if (at == RUNG_PORT) {
 		log_event(LOG_WARN, "%s: port restart", name);
 		if (port_stop(p) == 0 && port_start(p) == 0 && same_identity(p))
-			return 0;
+			goto answered;
+		at = RUNG_COMRESET;
 	}
-	if (from <= RUNG_COMRESET) {
+	if (at == RUNG_COMRESET) {
 		log_event(LOG_WARN, "%s: COMRESET", name);
 		if (comreset(p) == 0 && same_identity(p))
-			return 0;
+			goto answered;
+		at = RUNG_HBA;
 	}
 	log_event(LOG_WARN, "%s: HBA reset", name);
 	int rc = hba_reset(p);
 	if (rc == 0)
-		return 0;
+		goto answered;
 	log_event(LOG_ERR, "%s: no answer as the same disk after the HBA reset (%s)", name, err_str(rc));
 	return -E_GONE;
+
+answered:
+	log_event(LOG_INFO, "%s: answers as the same disk after the %s reset (%llu ms)", name,
+		  rung_names[at], (unsigned long long)((time_now_us() - t0) / 1000));
+	return 0;
 }
 
 /* Does a gone disk answer again as itself? Only port-level steps: a re-probe (every 2 s from a
