@@ -588,6 +588,10 @@ static int reprobe(struct ahci_port *p)
 {
 	if (!link_up(p))
 		return -E_GONE;
+	/* A drive still busy from before needs the COMRESET; port_bringup then waits for BSY to
+	 * clear (1 s at most) and skips IDENTIFY when it does not. */
+	if ((prd_rd(p, PxTFD) & (TFD_BSY | TFD_DRQ)) && comreset(p) < 0)
+		return -E_GONE;
 	int rc = port_bringup(p, 10);
 	if (rc == 0 && !same_identity(p))
 		rc = -E_IDENTITY;

@@ -76,8 +76,6 @@ with open(paths[0], "rb") as f:
     check("the written sectors reached the host image", f.read(16 * 512) == b"\xa5" * 8192)
 check("the protected disk's image is unchanged", sha(paths[1]) == src_hash)
 
-# A hung command is not exercised on AHCI here: with QEMU 7.2, restarting a port while its NBD
-# backend holds a read makes QEMU itself crash (SIGSEGV) once the read completes, so the ladder is
-# exercised on virtio (tests/qemu/test_virtio_blk.py) and reviewed for AHCI; see docs/drivers-ahci.md.
+# Hung commands and the ladder: test_ahci_hang.py and test_ahci_reset.py; NCQ: test_ahci_ncq.py.
 shutil.rmtree(tmp, ignore_errors=True)
 finish()
