@@ -72,6 +72,7 @@ struct cmd_header { uint32_t dw0, prdbc, ctba, ctbau, rsvd[4]; };
 struct prd { uint32_t dba, dbau, rsvd, dbc; };
 struct cmd_table { uint8_t cfis[64], acmd[16], rsvd[48]; struct prd prd[1]; };
 #define NSLOTS 32
+#define NCQ_MAX_UNEXPLAINED 3
 #define CT_STRIDE 256            /* one command table per slot, 128-byte aligned */
 
 struct ahci_port;
@@ -107,6 +108,12 @@ struct ahci_port {
 	struct blk_req *redo[NSLOTS + 1];
 	unsigned nredo;
 	bool refused_logged;             /* a returned device with another identity, said once */
+	/* An NCQ error whose commands all succeed when issued again without NCQ points at the
+	 * drive's or the HBA's NCQ itself: after NCQ_MAX_UNEXPLAINED of them the port stays off NCQ. */
+	unsigned round_left;             /* commands of the current one-at-a-time round */
+	bool round_failed;
+	unsigned ncq_unexplained;
+	bool ncq_given_up;
 	uint64_t ident_sectors;
 	struct pci_dev *pci;
 };
@@ -330,7 +337,7 @@ static unsigned bits_set(uint32_t v)
 
 static bool ncq_on(struct ahci_port *p)
 {
-	return sata_ncq && p->ncq_depth;
+	return sata_ncq && p->ncq_depth && !p->ncq_given_up;
 }
 
 static void issue_ncq(struct ahci_port *p, unsigned tag, struct blk_req *r)
@@ -358,6 +365,25 @@ static void drop_all(struct ahci_port *p)
 	p->busy = NULL;
 	p->ncq_mask = 0;
 	p->nredo = 0;
+	p->round_left = 0;
+}
+
+/* One command of the round after an NCQ error finished with `rc`. */
+static void round_done(struct ahci_port *p, int rc)
+{
+	if (!p->round_left)
+		return;
+	if (rc < 0)
+		p->round_failed = true;
+	if (--p->round_left || p->round_failed)
+		return;
+	p->ncq_unexplained++;
+	log_event(LOG_WARN, "%s: the NCQ error did not repeat without NCQ (%u so far)", p->dev.name,
+		  p->ncq_unexplained);
+	if (p->ncq_unexplained >= NCQ_MAX_UNEXPLAINED && !p->ncq_given_up) {
+		p->ncq_given_up = true;
+		log_event(LOG_WARN, "%s: NCQ turned off for this disk", p->dev.name);
+	}
 }
 
 static void next_redo(struct ahci_port *p)
@@ -410,6 +436,8 @@ static void ncq_poll(struct ahci_port *p)
 			  d->name, prd_rd(p, PxTFD), bits_set(p->ncq_mask));
 		port_recover_error(p);
 		requeue_all(p);
+		p->round_left = p->nredo;
+		p->round_failed = false;
 		return;
 	}
 	uint32_t done = p->ncq_mask & ~(act | ci);
@@ -443,6 +471,7 @@ static void single_poll(struct ahci_port *p)
 		log_event(LOG_WARN, "%s: %s (TFD 0x%x)", d->name, err_str(rc), prd_rd(p, PxTFD));
 		port_recover_error(p);
 	}
+	round_done(p, rc);
 	blk_complete(d, r, rc, rc == -E_MEDIUM ? err_lba : BLK_NO_LBA);
 }
 
@@ -702,9 +731,10 @@ static void ahci_info(struct blk_dev *d)
 		link_up(p) ? "up" : "down", w[82] & 1 ? "supported" : "no",
 		w[85] & (1u << 5) ? "on" : "off", d->flags & BLK_F_FUA ? "yes" : "no");
 	if (p->ncq_depth)
-		kprintf("NCQ: depth %u, %s, most in flight %u, errors %llu\n", p->ncq_depth,
-			ncq_on(p) ? "on" : "off (sata-ncq setting)", p->ncq_most,
-			(unsigned long long)p->ncq_errors);
+		kprintf("NCQ: depth %u, %s, most in flight %u, errors %llu (%u not repeated without NCQ)\n",
+			p->ncq_depth, ncq_on(p) ? "on" : p->ncq_given_up ? "off (after NCQ-only errors)" :
+			"off (sata-ncq setting)", p->ncq_most, (unsigned long long)p->ncq_errors,
+			p->ncq_unexplained);
 	else
 		kprintf("NCQ: not supported by the %s\n", p->cap & CAP_SNCQ ? "drive" : "controller");
 	if ((w[82] & 1) && !(d->flags & BLK_F_GONE))

@@ -16,11 +16,17 @@ tmp = tempfile.mkdtemp(prefix="cowboot-ahcincq-")
 good, bad = os.path.join(tmp, "good.img"), os.path.join(tmp, "bad.img")
 make_pattern_disk(good, 32 << 20, "good")
 make_pattern_disk(bad, 8 << 20, "bad")
+flaky = os.path.join(tmp, "flaky.img")
+make_pattern_disk(flaky, 4 << 20, "flaky")
+FLAKY = (100, 200, 300)   # each fails once: an error that does not repeat without NCQ
+flaky_rules = "".join(f'[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\n'
+                      f'sector = "{s}"\nonce = "on"\n' for s in FLAKY)
 BAD = 12345
 SECTORS = (32 << 20) // 512
 disks = [dict(path=good, transport="sata", serial="N-GOOD", bus="ide.0"),
          dict(path=bad, transport="sata", serial="N-BAD", bus="ide.1",
-              blkdebug_rules=blkdebug_read_error(BAD))]
+              blkdebug_rules=blkdebug_read_error(BAD)),
+         dict(path=flaky, transport="sata", serial="N-FLAKY", bus="ide.2", blkdebug_rules=flaky_rules)]
 
 
 def info_ncq(m, name):
@@ -38,7 +44,7 @@ def sum_ok(m, name, path, lba, count):
 with Machine(disks=disks, name="ahcincq") as m:
     m.wait_prompt(60)
     n = {s: name for name, s in re.findall(r"^(sata\d)\s.*\s(N-\S+)\s+ahci", m.cmd("disks"), re.M)}
-    g, b = n.get("N-GOOD"), n.get("N-BAD")
+    g, b, fl = n.get("N-GOOD"), n.get("N-BAD"), n.get("N-FLAKY")
     st, out = info_ncq(m, g)
     check("IDENTIFY and CAP give NCQ with 32 tags, on by default", st and st[:2] == (32, "on"), out)
     ok, out = sum_ok(m, g, good, 0, SECTORS)
@@ -78,6 +84,22 @@ with Machine(disks=disks, name="ahcincq") as m:
     check("that NCQ error took back several commands in flight", inflight and max(inflight) > 1, log)
     ok, out = sum_ok(m, b, bad, 0, 4096)
     check("the port reads correctly after recovering a full queue", ok, out)
+
+    for i, sector in enumerate(FLAKY):
+        out = m.cmd(f"read {fl} {sector}")
+        check(f"an NCQ error that does not repeat: the read of {sector} succeeds one at a time",
+              f"flaky lba {sector}" in out, out[:300])
+        log = m.cmd("log 4")
+        check(f"it is counted as an NCQ-only error ({i + 1})",
+              f"{fl}: the NCQ error did not repeat without NCQ ({i + 1} so far)" in log, log)
+    check("after three of them NCQ is turned off for that disk", f"{fl}: NCQ turned off for this disk" in log, log)
+    st, out = info_ncq(m, fl)
+    check("info says why NCQ is off, and the disk takes one command at a time",
+          st and st[1] == "off" and "after NCQ-only errors" in out and "queue depth 1," in out, out)
+    ok, out = sum_ok(m, fl, flaky, 0, 8192)
+    check("the disk reads correctly without NCQ", ok, out)
+    st, out = info_ncq(m, g)
+    check("the other disks keep NCQ", st and st[1] == "on", out)
 
     m.cmd("set sata-ncq=off")
     st, out = info_ncq(m, g)
