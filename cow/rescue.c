@@ -568,6 +568,7 @@ static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 	/* Reads grow in the first pass only: later passes work in the gaps next to failures. */
 	uint64_t maxr = pass == 1 && r->opt.max_read > r->opt.cluster ? r->opt.max_read / r->lsize : cl;
 	uint64_t size = cl, good = 0;
+	uint64_t calm = p;   /* reads grow again only beyond the last grown read that failed */
 	int rc;
 	if (!find_run(r, p, dir, COW_NONTRIED, &a, &b))
 		return 0;
@@ -590,6 +591,7 @@ static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 			if (rc < 0) {
 				size = cl;
 				good = 0;
+				calm = dir > 0 ? e : s;
 				r->nfail++;
 				if ((rc = after_failure(r)) < 0)
 					return rc;
@@ -599,7 +601,7 @@ static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 			return rc;
 		}
 		p = dir > 0 ? e : s;
-		if (rc == 0 && ++good >= 2) {
+		if (rc == 0 && ++good >= 2 && (dir > 0 ? p >= calm : p <= calm)) {
 			size = size * 2 < maxr ? size * 2 : maxr;
 		} else if (rc) {
 			size = cl;
