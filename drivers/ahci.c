@@ -569,6 +569,9 @@ static int hba_reset(struct ahci_port *self)
 			drop_all(p);
 			blk_set_gone(&p->dev);
 		} else {
+			if (p->nredo)
+				log_event(LOG_INFO, "%s: %u command(s) issued again after the HBA reset",
+					  p->dev.name, p->nredo);
 			next_redo(p);
 		}
 	}
