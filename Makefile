@@ -72,7 +72,7 @@ $(BUILD)/img/%.asm.o: %.asm
 	$(NASM) -f elf64 -g $< -o $@
 
 $(BUILD)/cowboot.so: $(IMG_OBJS) linker.ld
-	$(LD) -nostdlib -znocombreloc -T linker.ld -shared -Bsymbolic -L$(EFI_LIB) \
+	$(LD) -nostdlib -znocombreloc -z defs -T linker.ld -shared -Bsymbolic -L$(EFI_LIB) \
 		$(EFI_LIB)/crt0-efi-x86_64.o $(IMG_OBJS) -lefi -lgnuefi -o $@
 
 $(EFI_APP): $(BUILD)/cowboot.so

@@ -468,7 +468,9 @@ static void single_poll(struct ahci_port *p)
 			err_lba = r->lba;
 	}
 	if (rc < 0) {
-		log_event(LOG_WARN, "%s: %s (TFD 0x%x)", d->name, err_str(rc), prd_rd(p, PxTFD));
+		/* A media error is the caller's to report (a rescue meets thousands); others warn. */
+		log_event(rc == -E_MEDIUM ? LOG_DEBUG : LOG_WARN, "%s: %s (TFD 0x%x)", d->name, err_str(rc),
+			  prd_rd(p, PxTFD));
 		port_recover_error(p);
 	}
 	round_done(p, rc);

@@ -26,7 +26,7 @@ results = {}
 with Machine(disks=disks, name="bench-disks", extra_args=["-snapshot"]) as m:
     m.wait_prompt(60)
     names = dict((s, n) for n, s in re.findall(r"^(\S+)\s.*\s(B-\S+)\s", m.cmd("disks"), re.M))
-    for serial, label in (("B-VIRTIO", "virtio-blk"), ("B-SATA", "AHCI (no NCQ)"), ("B-NVME", "NVMe")):
+    for serial, label in (("B-VIRTIO", "virtio-blk"), ("B-SATA", "AHCI (NCQ)"), ("B-NVME", "NVMe")):
         m.cmd(f"bench {names[serial]} 1024", 600)        # warm the host page cache
         out = m.cmd(f"bench {names[serial]} 1024", 600)
         mm = re.search(r"([\d.]+) MiB/s \(queue depth (\d+), (\d+) KiB", out)
