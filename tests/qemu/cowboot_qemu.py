@@ -317,6 +317,21 @@ def blkdebug_read_error(sector):
             f'sector = "{sector}"\nonce = "off"\n')
 
 
+def start_nbdkit(sock, args, also=None):
+    """nbdkit in the foreground on unix socket `sock` with plugin/filter `args`; returns the
+    process once the socket (and the file `also`, e.g. a control socket) exists."""
+    proc = subprocess.Popen(["nbdkit", "-f", "-U", sock] + list(args),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if os.path.exists(sock) and (also is None or os.path.exists(also)):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise BootError(f"nbdkit did not start: {' '.join(args)}")
+
+
 class PausedNbd:
     """nbdkit serving `path` on a unix socket through its pause filter: pause() holds every
     request (a hung drive), resume() lets them go. A context manager that stops nbdkit."""
@@ -324,13 +339,8 @@ class PausedNbd:
     def __init__(self, path, tmpdir):
         self.sock = os.path.join(tmpdir, "nbd.sock")
         self.ctl_path = os.path.join(tmpdir, "pause.sock")
-        self.proc = subprocess.Popen(["nbdkit", "-f", "-U", self.sock, "--filter=pause", "file",
-                                      path, f"pause-control={self.ctl_path}"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            if os.path.exists(self.sock) and os.path.exists(self.ctl_path):
-                break
-            time.sleep(0.05)
+        self.proc = start_nbdkit(self.sock, ["--filter=pause", "file", path,
+                                             f"pause-control={self.ctl_path}"], also=self.ctl_path)
         self.ctl = socket.socket(socket.AF_UNIX)
         self.ctl.connect(self.ctl_path)
 
@@ -393,15 +403,8 @@ class FailingNbd:
         if os.path.exists(self.sock):
             os.unlink(self.sock)
         plugin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "failing_disk.py")
-        self.proc = subprocess.Popen(["nbdkit", "-f", "-U", self.sock, "python", plugin,
-                                      f"file={path or self.path}", f"zones={self.zones_path}",
-                                      f"stats={self.stats_path}"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            if os.path.exists(self.sock):
-                return
-            time.sleep(0.05)
-        raise BootError("nbdkit did not start")
+        self.proc = start_nbdkit(self.sock, ["python", plugin, f"file={path or self.path}",
+                                             f"zones={self.zones_path}", f"stats={self.stats_path}"])
 
     def stop(self):
         if self.proc:

@@ -8,14 +8,13 @@ other has commands in flight: the driver re-issues them."""
 import atexit
 import os
 import re
-import subprocess
 import sys
 import shutil
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import Machine, check, finish, host_crc, make_pattern_disk  # noqa: E402
+from cowboot_qemu import Machine, check, finish, host_crc, make_pattern_disk, start_nbdkit  # noqa: E402
 
 # An nbdkit python plugin (written to the temp dir): reads touching [slow_start, slow_end)
 # (512-byte sectors) sleep `delay` seconds, the rest answer at once, in parallel.
@@ -43,13 +42,7 @@ class Nbdkit:
 
     def __init__(self, tmpdir, name, args):
         self.sock = os.path.join(tmpdir, f"{name}.sock")
-        self.proc = subprocess.Popen(["nbdkit", "-f", "-U", self.sock] + args,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            if os.path.exists(self.sock):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("nbdkit did not start")
+        self.proc = start_nbdkit(self.sock, args)
 
     def __enter__(self):
         return self
