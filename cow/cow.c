@@ -124,7 +124,7 @@ static int sample_hash(const struct cow_env *env, const struct cow_bdev *src, ui
 	for (uint64_t p = off; p < off + len && rc == 0; p += 64 * 1024) {
 		uint32_t n = off + len - p < 64 * 1024 ? (uint32_t)(off + len - p) : 64 * 1024;
 		uint64_t bad;
-		rc = src->read(src->ctx, p, n, buf, &bad);
+		rc = cow_bdev_read(src, p, n, buf, &bad);
 		sha256_update(&s, buf, n);
 	}
 	sha256_final(&s, out);
@@ -183,17 +183,6 @@ static int identity_differs(const struct superblock *a, const struct superblock 
 	return -E_IDENTITY;
 }
 
-static int dev_write(const struct cow_bdev *d, uint64_t off, uint32_t len, const void *buf)
-{
-	return d->write(d->ctx, off, len, buf);
-}
-
-static int dev_read(const struct cow_bdev *d, uint64_t off, uint32_t len, void *buf)
-{
-	uint64_t bad;
-	return d->read(d->ctx, off, len, buf, &bad);
-}
-
 /* ---- checkpoints ------------------------------------------------------------------------- */
 
 static int ckpt_write(struct cow *c, uint32_t slot, uint64_t epoch)
@@ -216,11 +205,13 @@ static int ckpt_write(struct cow *c, uint32_t slot, uint64_t epoch)
 	h.data_crc = crc32c(0, r, m->n * CKPT_REC);
 	h.hdr_crc = crc32c(0, &h, offsetof(struct ckpt_header, hdr_crc));
 	memcpy(buf, &h, sizeof(h));
-	int rc = 0;
-	for (uint64_t off = 0; off < total && rc == 0; off += 1024 * 1024) {
+	struct cow_batch b;
+	cow_batch_init(&b);
+	for (uint64_t off = 0; off < total; off += 1024 * 1024) {
 		uint32_t n = total - off < 1024 * 1024 ? (uint32_t)(total - off) : 1024 * 1024;
-		rc = dev_write(c->dev, c->sb.ckpt_off[slot] + off, n, buf + off);
+		cow_batch_add(&b, c->dev, COW_IO_WRITE, c->sb.ckpt_off[slot] + off, n, buf + off);
 	}
+	int rc = cow_batch_wait(&b, NULL);
 	c->env->free(buf);
 	return rc;
 }
@@ -234,7 +225,7 @@ static void ckpt_rec_get(void *ctx, uint64_t i, struct cow_extent *e)
 static int ckpt_load(struct cow *c, uint32_t slot, char *why, size_t whylen)
 {
 	uint8_t *hb = c->iobuf;
-	int rc = dev_read(c->dev, c->sb.ckpt_off[slot], META_BLOCK, hb);
+	int rc = cow_bdev_read(c->dev, c->sb.ckpt_off[slot], META_BLOCK, hb, NULL);
 	if (rc < 0) {
 		set_why(why, whylen, "checkpoint %u is unreadable: %s", slot, err_str(rc));
 		return rc;
@@ -252,10 +243,13 @@ static int ckpt_load(struct cow *c, uint32_t slot, char *why, size_t whylen)
 	uint8_t *buf = c->env->alloc(total);
 	if (!buf)
 		return -E_NOMEM;
-	for (uint64_t off = 0; off < total && rc == 0; off += 1024 * 1024) {
+	struct cow_batch b;
+	cow_batch_init(&b);
+	for (uint64_t off = 0; off < total; off += 1024 * 1024) {
 		uint32_t n = total - off < 1024 * 1024 ? (uint32_t)(total - off) : 1024 * 1024;
-		rc = dev_read(c->dev, c->sb.ckpt_off[slot] + off, n, buf + off);
+		cow_batch_add(&b, c->dev, COW_IO_READ, c->sb.ckpt_off[slot] + off, n, buf + off);
 	}
+	rc = cow_batch_wait(&b, NULL);
 	const struct ckpt_rec *r = (const struct ckpt_rec *)(buf + CKPT_HDR);
 	if (rc == 0 && crc32c(0, r, h.n * CKPT_REC) != h.data_crc) {
 		set_why(why, whylen, "checkpoint %u is corrupt (extent list checksum)", slot);
@@ -299,7 +293,7 @@ static int journal_replay(struct cow *c)
 	c->jnext = 0;
 	c->jblocks = 0;
 	for (uint64_t blk = 0; blk * META_BLOCK < c->sb.journal_bytes; blk++) {
-		int rc = dev_read(c->dev, c->sb.journal_off + blk * META_BLOCK, META_BLOCK, c->iobuf);
+		int rc = cow_bdev_read(c->dev, c->sb.journal_off + blk * META_BLOCK, META_BLOCK, c->iobuf, NULL);
 		if (rc < 0)
 			return 0;   /* unreadable journal: the map stays at the last good record */
 		for (uint64_t i = 0; i < per; i++) {
@@ -374,21 +368,24 @@ int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const s
 		goto free_buf;
 	/* A fresh epoch's empty journal: zeroed so no stale record of an old cow can replay. */
 	memset(c.iobuf, 0, META_BLOCK);
-	for (uint64_t off = 0; off < sb.journal_bytes && rc == 0; off += META_BLOCK)
-		rc = dev_write(cowdev, sb.journal_off + off, META_BLOCK, c.iobuf);
+	struct cow_batch b;
+	cow_batch_init(&b);
+	for (uint64_t off = 0; off < sb.journal_bytes; off += META_BLOCK)
+		cow_batch_add(&b, cowdev, COW_IO_WRITE, sb.journal_off + off, META_BLOCK, c.iobuf);
+	rc = cow_batch_wait(&b, NULL);
 	c.sb.journal_epoch = 1;
 	if (rc == 0)
 		rc = ckpt_write(&c, 0, 1);
 	if (rc == 0)
-		rc = cowdev->flush(cowdev->ctx);
+		rc = cow_bdev_flush(cowdev);
 	/* Both superblocks, B first: a cut in between leaves A invalid or old and B valid. */
 	for (int i = 1; i >= 0 && rc == 0; i--) {
 		c.sb.self_off = (uint64_t)i * META_BLOCK;
 		c.sb.seq = (uint64_t)(2 - i);
 		sb_seal(&c.sb, c.iobuf);
-		rc = dev_write(cowdev, c.sb.self_off, META_BLOCK, c.iobuf);
+		rc = cow_bdev_write(cowdev, c.sb.self_off, META_BLOCK, c.iobuf);
 		if (rc == 0)
-			rc = cowdev->flush(cowdev->ctx);
+			rc = cow_bdev_flush(cowdev);
 	}
 	if (rc < 0)
 		set_why(why, whylen, "writing the cow metadata failed: %s", err_str(rc));
@@ -441,7 +438,7 @@ static int load_from(struct cow *c, const struct superblock *sb, int which,
 static void read_superblocks(const struct cow_bdev *cowdev, uint8_t *iobuf, struct superblock sbs[2], int st[2])
 {
 	for (int i = 0; i < 2; i++) {
-		st[i] = dev_read(cowdev, (uint64_t)i * META_BLOCK, META_BLOCK, iobuf);
+		st[i] = cow_bdev_read(cowdev, (uint64_t)i * META_BLOCK, META_BLOCK, iobuf, NULL);
 		if (st[i] == 0)
 			st[i] = sb_valid(iobuf, &sbs[i]);
 		if (st[i] == 0 && sbs[i].self_off != (uint64_t)i * META_BLOCK)
@@ -588,7 +585,7 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	for (uint64_t cb = 0; !have && cb <= cb_hi; cb = cb ? cb + META_BLOCK : cb_lo) {
 		uint64_t off = 2 * META_BLOCK + cb;
 		struct ckpt_header h;
-		if (off + META_BLOCK > cowdev->size || dev_read(cowdev, off, META_BLOCK, c->iobuf) < 0)
+		if (off + META_BLOCK > cowdev->size || cow_bdev_read(cowdev, off, META_BLOCK, c->iobuf, NULL) < 0)
 			continue;
 		memcpy(&h, c->iobuf, sizeof(h));
 		if (memcmp(h.magic, CK_MAGIC, 8) || h.hdr_crc != crc32c(0, &h, offsetof(struct ckpt_header, hdr_crc)) ||
@@ -609,7 +606,7 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	int good_slot = -1;
 	uint64_t good_epoch = 0;
 	for (uint32_t slot = 0; have && slot < 2; slot++) {
-		rc = dev_read(cowdev, g.ckpt_off[slot], META_BLOCK, c->iobuf);
+		rc = cow_bdev_read(cowdev, g.ckpt_off[slot], META_BLOCK, c->iobuf, NULL);
 		struct ckpt_header h;
 		memcpy(&h, c->iobuf, sizeof(h));
 		if (rc < 0 || memcmp(h.magic, CK_MAGIC, 8) ||
@@ -666,13 +663,13 @@ static int sb_write(struct cow *c)
 	c->sb.ctr[5]++;
 	c->sb.ctr[6] = c->env->now_us();
 	sb_seal(&c->sb, c->iobuf);
-	int rc = dev_write(c->dev, c->sb.self_off, META_BLOCK, c->iobuf);
-	return rc < 0 ? rc : c->dev->flush(c->dev->ctx);
+	int rc = cow_bdev_write(c->dev, c->sb.self_off, META_BLOCK, c->iobuf);
+	return rc < 0 ? rc : cow_bdev_flush(c->dev);
 }
 
 int cow_sync(struct cow *c)
 {
-	int rc = c->dev->flush(c->dev->ctx);   /* 1. the data the records describe */
+	int rc = cow_bdev_flush(c->dev);   /* 1. the data the records describe */
 	if (rc < 0)
 		return rc;
 	uint64_t per = META_BLOCK / JREC;
@@ -683,7 +680,7 @@ int cow_sync(struct cow *c)
 		uint64_t epoch = c->sb.journal_epoch + 1;
 		rc = ckpt_write(c, slot, epoch);
 		if (rc == 0)
-			rc = c->dev->flush(c->dev->ctx);
+			rc = cow_bdev_flush(c->dev);
 		if (rc < 0)
 			return rc;
 		c->sb.active_ckpt = slot;
@@ -704,11 +701,11 @@ int cow_sync(struct cow *c)
 			r->crc = jrec_crc(r);
 			memcpy(c->iobuf + k * JREC, r, JREC);
 		}
-		rc = dev_write(c->dev, c->sb.journal_off + (c->jblocks + i / per) * META_BLOCK, META_BLOCK, c->iobuf);
+		rc = cow_bdev_write(c->dev, c->sb.journal_off + (c->jblocks + i / per) * META_BLOCK, META_BLOCK, c->iobuf);
 		if (rc < 0)
 			return rc;
 	}
-	if (c->npending && (rc = c->dev->flush(c->dev->ctx)) < 0)
+	if (c->npending && (rc = cow_bdev_flush(c->dev)) < 0)
 		return rc;
 	/* Zeroed padding fills each commit's last block; the replay skips it. */
 	c->jnext += c->npending;
@@ -784,32 +781,38 @@ int cow_ov_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *
 		return rc;
 	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
 	uint8_t *p = buf;
+	/* The pieces, from the cow and from the source, are read at once. */
+	struct cow_batch b;
+	cow_batch_init(&b);
 	while (s < e) {
 		bool present;
 		uint64_t r = run_end(c, s, e, &present);
 		uint64_t bytes = (r - s) * c->lsize;
-		for (uint64_t done = 0; done < bytes && rc == 0;) {
+		if (!present && !c->src) {
+			rc = -E_NOENT;   /* no source bound: only the cow's own data can be read */
+			if (bad_off)
+				*bad_off = s * c->lsize;
+			break;
+		}
+		for (uint64_t done = 0; done < bytes;) {
 			uint32_t n = bytes - done < (1u << 30) ? (uint32_t)(bytes - done) : (1u << 30);
 			uint64_t at = s * c->lsize + done;
-			if (present) {
-				c->sb.ctr[1]++;
-				rc = c->dev->read(c->dev->ctx, c->sb.data_off + at, n, p + done, bad_off);
-			} else if (c->src) {
-				c->sb.ctr[0]++;
-				rc = c->src->read(c->src->ctx, at, n, p + done, bad_off);
-			} else {
-				rc = -E_NOENT;   /* no source bound: only the cow's own data can be read */
-				if (bad_off)
-					*bad_off = at;
-			}
+			c->sb.ctr[present ? 1 : 0]++;
+			if (present)
+				cow_batch_add(&b, c->dev, COW_IO_READ, c->sb.data_off + at, n, p + done);
+			else
+				cow_batch_add(&b, c->src, COW_IO_READ, at, n, p + done);
 			done += n;
 		}
-		if (rc < 0)
-			return rc;
 		p += bytes;
 		s = r;
 	}
-	return 0;
+	/* An earlier piece's failure is the one to report, even past a missing source. */
+	uint64_t bad;
+	int brc = cow_batch_wait(&b, &bad);
+	if (brc < 0 && bad_off)   /* the cow's failures too are named by overlay offset */
+		*bad_off = b.failed == c->dev ? bad - c->sb.data_off : bad;
+	return brc < 0 ? brc : rc;
 }
 
 int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
@@ -838,12 +841,15 @@ int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 			return rc;
 	}
 	const uint8_t *p = buf;
-	for (uint64_t done = 0; done < len && rc == 0;) {
+	struct cow_batch b;
+	cow_batch_init(&b);
+	for (uint64_t done = 0; done < len;) {
 		uint32_t k = len - done < (1u << 30) ? (uint32_t)(len - done) : (1u << 30);
 		c->sb.ctr[2]++;
-		rc = dev_write(c->dev, c->sb.data_off + off + done, k, p + done);
+		cow_batch_add(&b, c->dev, COW_IO_WRITE, c->sb.data_off + off + done, k, p + done);
 		done += k;
 	}
+	rc = cow_batch_wait(&b, NULL);
 	if (rc < 0)
 		return rc;
 	return record(c, s, n, 0, 1);
@@ -859,7 +865,7 @@ int cow_read_source(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64
 	if (len > (1u << 30))
 		return -E_RANGE;   /* one source command: callers read in clusters */
 	c->sb.ctr[0]++;
-	return c->src->read(c->src->ctx, off, (uint32_t)len, buf, bad_off);
+	return cow_bdev_read(c->src, off, (uint32_t)len, buf, bad_off);
 }
 
 int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
@@ -890,19 +896,27 @@ int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf
 	int rc = check_range(c, off, len);
 	if (rc < 0)
 		return rc;
+	if (len > (1u << 30))
+		return -E_RANGE;   /* its pieces are single commands */
 	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
-	while (s < e) {
-		const struct cow_extent *x = cow_map_at(&c->map, s);
-		uint64_t r = x->start + x->count < e ? x->start + x->count : e;
-		if (!x->written) {
+	/* One write per run of sectors the overlay has not written, all in flight at once. */
+	struct cow_batch b;
+	cow_batch_init(&b);
+	for (const struct cow_extent *x = cow_map_at(&c->map, s); x && x->start < e;) {
+		bool written = x->written;
+		uint64_t a = x->start > s ? x->start : s, r = x->start + x->count;
+		while ((x = cow_map_next(&c->map, x)) && x->start < e && x->written == written)
+			r = x->start + x->count;
+		r = r < e ? r : e;
+		if (!written) {
 			c->sb.ctr[2]++;
-			rc = dev_write(c->dev, c->sb.data_off + s * c->lsize, (uint32_t)((r - s) * c->lsize),
-				       (const uint8_t *)buf + (s * c->lsize - off));
-			if (rc < 0)
-				return rc;
+			cow_batch_add(&b, c->dev, COW_IO_WRITE, c->sb.data_off + a * c->lsize,
+				      (uint32_t)((r - a) * c->lsize), (const uint8_t *)buf + (a * c->lsize - off));
 		}
-		s = r;
 	}
+	rc = cow_batch_wait(&b, NULL);
+	if (rc < 0)
+		return rc;
 	/* Counted once: a re-read of sectors already finished adds nothing. */
 	uint64_t fresh = sectors_not_in(c, off / c->lsize, e, COW_FINISHED);
 	rc = record(c, off / c->lsize, len / c->lsize, COW_FINISHED, -1);

@@ -8,18 +8,58 @@
 
 /* ---- interfaces in ---------------------------------------------------------------------- */
 
-/* A block device. Offsets and lengths are bytes, multiples of lsize. Calls are synchronous and
- * return 0 or a negative code (-E_MEDIUM with *bad_off set when known, -E_TIMEOUT, -E_GONE...). */
+/* One request to a block device. The submitter fills op, off, len and buf; the device keeps
+ * its own state in priv (the image keeps its block-layer request there), so a request costs no
+ * allocation. The buffer belongs to the device from submit until wait returns. */
+enum cow_io_op { COW_IO_READ, COW_IO_WRITE, COW_IO_FLUSH };
+#define COW_IO_PRIV 192
+struct cow_io {
+	uint8_t op;
+	uint32_t len;
+	uint64_t off;
+	void *buf;
+	int status;                    /* set by the device when the request ends */
+	uint64_t bad_off;              /* a failed read's first bad byte when known, else off */
+	_Alignas(16) unsigned char priv[COW_IO_PRIV];
+};
+
+/* A block device. Offsets and lengths are bytes, multiples of lsize. Asynchronous: submit
+ * starts a request and returns at once (a device may end it before returning); wait returns
+ * once it has ended, with 0 or a negative code (-E_MEDIUM, -E_TIMEOUT, -E_GONE...), letting
+ * other work run meanwhile. Requests end in any order; a flush covers the writes that ended
+ * before it was submitted. Every submitted request must be waited for. */
 struct cow_bdev {
 	void *ctx;
 	uint64_t size;                 /* bytes */
 	uint32_t lsize, psize;
 	char model[48], serial[32];
 	uint8_t wwn[16], wwn_len;
-	int (*read)(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad_off);
-	int (*write)(void *ctx, uint64_t off, uint32_t len, const void *buf);
-	int (*flush)(void *ctx);
+	void (*submit)(void *ctx, struct cow_io *io);
+	int (*wait)(void *ctx, struct cow_io *io);
 };
+
+/* One request, submitted and waited for (cow/bdev.c). */
+int cow_bdev_read(const struct cow_bdev *d, uint64_t off, uint32_t len, void *buf, uint64_t *bad_off);
+int cow_bdev_write(const struct cow_bdev *d, uint64_t off, uint32_t len, const void *buf);
+int cow_bdev_flush(const struct cow_bdev *d);
+
+/* Up to COW_BATCH requests in flight at once, on one device or several: the pieces of one
+ * overlay read or write, a checkpoint's megabytes. After the first failure (in submission
+ * order) nothing more is submitted; cow_batch_wait always waits for everything in flight. */
+#define COW_BATCH 8
+struct cow_batch {
+	const struct cow_bdev *dev[COW_BATCH];
+	struct cow_io io[COW_BATCH];
+	uint32_t n;
+	int status;
+	uint64_t bad_off;
+	const struct cow_bdev *failed;   /* the device of the first failure */
+};
+void cow_batch_init(struct cow_batch *b);
+void cow_batch_add(struct cow_batch *b, const struct cow_bdev *d, uint8_t op, uint64_t off, uint32_t len,
+		   const void *buf);
+/* 0, or the first failure's code with *bad_off (may be NULL) set for a read error. */
+int cow_batch_wait(struct cow_batch *b, uint64_t *bad_off);
 
 struct cow_env {
 	void *(*alloc)(size_t n);      /* NULL when out of memory; need not zero */

@@ -353,22 +353,21 @@ static int maybe_commit(struct rescue *r)
 	return commit_now(r);
 }
 
-/* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
- * failure when is_read_failure(), else fatal for the run). */
 /* The source read, then the cow's write and (cloning) the target's at once. */
 static int read_and_store(struct rescue *r, uint64_t off, uint64_t len, uint64_t *bad)
 {
-	if (!r->hooks.target_start)
+	if (!r->hooks.target)
 		return cow_rescue_read(r->cow, off, len, r->buf, bad);
 	int rc = cow_read_source(r->cow, off, len, r->buf, bad);
 	if (rc < 0)
 		return rc;
-	int trc = r->hooks.target_start(r->hooks.ctx, off, (uint32_t)len, r->buf);
+	struct cow_batch tb;
+	cow_batch_init(&tb);
+	cow_batch_add(&tb, r->hooks.target, COW_IO_WRITE, off, (uint32_t)len, r->buf);
 	rc = cow_store_rescued(r->cow, off, len, r->buf);
 	if (rc < 0 && rc != -E_NOSPC)
 		rc = -E_COWIO;   /* never a source error */
-	if (trc == 0)
-		trc = r->hooks.target_finish(r->hooks.ctx);
+	int trc = cow_batch_wait(&tb, NULL);
 	if (trc < 0 && !r->target_rc) {
 		r->target_rc = trc;
 		r->target_off = off;
@@ -761,8 +760,8 @@ int rescue_run(struct rescue *r)
 	 * everything but a cow failure the run already saw. */
 	int crc = rc == -E_COWIO ? 0 : commit_now(r);
 	r->st.elapsed_us = r->env->now_us() - r->st.start_us;
-	if (r->hooks.target_flush && rc == 0) {
-		int frc = r->hooks.target_flush(r->hooks.ctx);
+	if (r->hooks.target && rc == 0) {
+		int frc = cow_bdev_flush(r->hooks.target);
 		if (frc < 0) {
 			r->target_rc = frc;
 			r->target_off = UINT64_MAX;

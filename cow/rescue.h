@@ -49,13 +49,10 @@ struct rescue_hooks {
 	void *ctx;
 	int (*should_stop)(void *ctx);                 /* nonzero: commit and return -E_STOPPED */
 	void (*event)(void *ctx, const char *text);    /* phase changes, device loss, summary */
-	/* Clone: every rescued block also goes to a target, in the same step as the cow (dm-io
-	 * style: one block, two destinations, a status each). target_start begins the target's
-	 * write and may return before it ends (buf stays untouched until target_finish); the cow's
-	 * write runs meanwhile; target_finish waits and gives the target's status. NULL: no clone. */
-	int (*target_start)(void *ctx, uint64_t off, uint32_t len, const void *buf);
-	int (*target_finish)(void *ctx);
-	int (*target_flush)(void *ctx);
+	/* Clone: every rescued block also goes to this device at the same offset, its write in
+	 * flight while the cow's runs (dm-io style: one block, two destinations, a status each);
+	 * flushed at the end of the run. NULL: no clone. */
+	const struct cow_bdev *target;
 };
 
 struct rescue {

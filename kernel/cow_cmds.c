@@ -6,6 +6,7 @@
 #include "mem.h"
 #include "power.h"
 #include "shell.h"
+#include "task.h"
 #include "time.h"
 #include "overlay.h"
 #include "../cow/errors.h"
@@ -13,27 +14,32 @@
 
 static struct overlay overlays[MAX_OV];
 
-static int ad_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad_off)
+/* A cow request is a block-layer request kept in the cow_io's own room; reads carry the
+ * adapter's deadline. wait lets the other tasks run until the request has ended. */
+_Static_assert(sizeof(struct blk_req) <= COW_IO_PRIV, "a block-layer request must fit in a cow_io");
+
+static void ad_submit(void *ctx, struct cow_io *io)
 {
 	struct bdev_adapter *a = ctx;
-	uint64_t err_lba = BLK_NO_LBA;
-	int rc = blk_read_timeout(a->blk, off / a->blk->lsize, len / a->blk->lsize, buf, &err_lba,
-				  a->timeout_ms);
-	if (rc < 0 && bad_off)
-		*bad_off = err_lba == BLK_NO_LBA ? off : err_lba * a->blk->lsize;
-	return rc;
+	struct blk_req *r = (struct blk_req *)io->priv;
+	static const uint8_t ops[] = { [COW_IO_READ] = BLK_READ, [COW_IO_WRITE] = BLK_WRITE,
+				       [COW_IO_FLUSH] = BLK_FLUSH };
+	*r = (struct blk_req){ .op = ops[io->op], .lba = io->off / a->blk->lsize,
+			       .count = io->len / a->blk->lsize, .buf = io->buf,
+			       .timeout_ms = io->op == COW_IO_READ ? a->timeout_ms : 0 };
+	blk_submit(a->blk, r);   /* a refusal completes the request with its status */
 }
 
-static int ad_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+static int ad_wait(void *ctx, struct cow_io *io)
 {
 	struct bdev_adapter *a = ctx;
-	return blk_write(a->blk, off / a->blk->lsize, len / a->blk->lsize, buf, NULL);
-}
-
-static int ad_flush(void *ctx)
-{
-	struct bdev_adapter *a = ctx;
-	return blk_flush(a->blk);
+	struct blk_req *r = (struct blk_req *)io->priv;
+	while (!r->complete)
+		task_yield();
+	io->status = r->status;
+	if (r->status < 0)
+		io->bad_off = r->err_lba == BLK_NO_LBA ? io->off : r->err_lba * a->blk->lsize;
+	return r->status;
 }
 
 void bdev_adapt(struct bdev_adapter *a, struct blk_dev *d)
@@ -41,7 +47,7 @@ void bdev_adapt(struct bdev_adapter *a, struct blk_dev *d)
 	memset(a, 0, sizeof(*a));
 	a->blk = d;
 	a->bdev = (struct cow_bdev){ .ctx = a, .size = d->sectors * d->lsize, .lsize = d->lsize,
-				     .psize = d->psize, .read = ad_read, .write = ad_write, .flush = ad_flush };
+				     .psize = d->psize, .submit = ad_submit, .wait = ad_wait };
 	memcpy(a->bdev.model, d->model, sizeof(a->bdev.model) - 1);
 	memcpy(a->bdev.serial, d->serial, sizeof(a->bdev.serial) - 1);
 	memcpy(a->bdev.wwn, d->wwn, sizeof(a->bdev.wwn));

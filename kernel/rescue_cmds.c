@@ -22,7 +22,6 @@ struct job {
 	struct rescue r;
 	struct rescue_opts opt;
 	struct bdev_adapter target;
-	struct blk_req treq;          /* the clone target's write of the current block */
 	int clone;
 	int stop_req, end_req, wake_req, rebound, commit_req;
 	int commit_rc;
@@ -90,30 +89,6 @@ static void summary(struct job *j, const char *what)
 		  (unsigned long long)(b[0] + b[1] + b[2]), rate);
 }
 
-/* The clone target's write runs while the cow's does: submitted here, reaped in finish. */
-static int target_start(void *ctx, uint64_t off, uint32_t len, const void *buf)
-{
-	struct job *j = ctx;
-	struct blk_dev *d = j->target.blk;
-	j->treq = (struct blk_req){ .op = BLK_WRITE, .lba = off / d->lsize, .count = len / d->lsize,
-				    .buf = (void *)buf };
-	return blk_submit(d, &j->treq);
-}
-
-static int target_finish(void *ctx)
-{
-	struct job *j = ctx;
-	while (!j->treq.complete)
-		task_yield();
-	return j->treq.status;
-}
-
-static int target_flush(void *ctx)
-{
-	struct job *j = ctx;
-	return blk_flush(j->target.blk);
-}
-
 /* Waits for the same source to answer again: the driver re-probed while it is gone, then the
  * identity (and a readable sample) checked. 0 to resume; -E_STOPPED when asked to stop. */
 static int wait_for_source(struct job *j)
@@ -170,7 +145,7 @@ static int clone_existing(struct job *j)
 				int rc = cow_ov_read(o->cow, s * ls, n * ls, j->r.buf, &bad);
 				if (rc < 0)
 					return rc;
-				rc = j->target.bdev.write(j->target.bdev.ctx, s * ls, (uint32_t)(n * ls), j->r.buf);
+				rc = cow_bdev_write(&j->target.bdev, s * ls, (uint32_t)(n * ls), j->r.buf);
 				if (rc < 0) {
 					j->r.target_rc = rc;
 					j->r.target_off = s * ls;
@@ -192,11 +167,8 @@ static void job_main(void *arg)
 	for (;;) {
 		j->state = JOB_RUNNING;
 		struct rescue_hooks h = { .ctx = j, .should_stop = job_should_stop, .event = job_event };
-		if (j->clone) {
-			h.target_start = target_start;
-			h.target_finish = target_finish;
-			h.target_flush = target_flush;
-		}
+		if (j->clone)
+			h.target = &j->target.bdev;
 		ov_lock(o);
 		o->src.timeout_ms = j->opt.timeout_ms;
 		rc = rescue_init(&j->r, o->cow, &kernel_env, &j->opt, &h);

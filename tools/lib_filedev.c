@@ -12,14 +12,13 @@
 #include "lib_filedev.h"
 #include "../cow/errors.h"
 
-static int fd_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad)
+/* The host tools run one request at a time: each ends inside submit, and wait reports it. */
+static int fd_read(struct filedev *d, struct cow_io *io)
 {
-	struct filedev *d = ctx;
-	for (uint32_t done = 0; done < len;) {
-		ssize_t n = pread(d->fd, (char *)buf + done, len - done, (off_t)(off + done));
+	for (uint32_t done = 0; done < io->len;) {
+		ssize_t n = pread(d->fd, (char *)io->buf + done, io->len - done, (off_t)(io->off + done));
 		if (n <= 0) {
-			if (bad)
-				*bad = off + done;
+			io->bad_off = io->off + done;
 			return n == 0 ? -E_RANGE : errno == EIO ? -E_MEDIUM : -E_IO;
 		}
 		done += (uint32_t)n;
@@ -27,11 +26,10 @@ static int fd_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *b
 	return 0;
 }
 
-static int fd_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+static int fd_write(struct filedev *d, const struct cow_io *io)
 {
-	struct filedev *d = ctx;
-	for (uint32_t done = 0; done < len;) {
-		ssize_t n = pwrite(d->fd, (const char *)buf + done, len - done, (off_t)(off + done));
+	for (uint32_t done = 0; done < io->len;) {
+		ssize_t n = pwrite(d->fd, (const char *)io->buf + done, io->len - done, (off_t)(io->off + done));
 		if (n <= 0)
 			return errno == ENOSPC ? -E_NOSPC : -E_IO;
 		done += (uint32_t)n;
@@ -39,10 +37,21 @@ static int fd_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
 	return 0;
 }
 
-static int fd_flush(void *ctx)
+static void fd_submit(void *ctx, struct cow_io *io)
 {
 	struct filedev *d = ctx;
-	return fdatasync(d->fd) == 0 ? 0 : -E_IO;
+	if (io->op == COW_IO_READ)
+		io->status = fd_read(d, io);
+	else if (io->op == COW_IO_WRITE)
+		io->status = fd_write(d, io);
+	else
+		io->status = fdatasync(d->fd) == 0 ? 0 : -E_IO;
+}
+
+static int fd_wait(void *ctx, struct cow_io *io)
+{
+	(void)ctx;
+	return io->status;
 }
 
 int filedev_open(struct filedev *d, const char *path, int writable)
@@ -55,8 +64,8 @@ int filedev_open(struct filedev *d, const char *path, int writable)
 	struct stat st;
 	if (fstat(d->fd, &st) < 0)
 		goto fail;
-	d->bdev = (struct cow_bdev){ .ctx = d, .lsize = 512, .psize = 512, .read = fd_read,
-				     .write = fd_write, .flush = fd_flush };
+	d->bdev = (struct cow_bdev){ .ctx = d, .lsize = 512, .psize = 512, .submit = fd_submit,
+				     .wait = fd_wait };
 	if (S_ISBLK(st.st_mode)) {
 		uint64_t size;
 		int ss = 512;

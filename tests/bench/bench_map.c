@@ -175,37 +175,31 @@ static void map_bench(uint64_t want)
  * the figures are the engine's own CPU and memory cost, not a disk's. */
 struct memdev { uint8_t *meta; uint64_t meta_bytes; };
 
-static int src_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad)
-{
-	(void)ctx, (void)off, (void)bad;
-	memset(buf, 0, len);
-	return 0;
-}
-static int src_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
-{
-	(void)ctx, (void)off, (void)len, (void)buf;
-	return -E_IO;
-}
-static int cow_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad)
-{
-	struct memdev *d = ctx;
-	(void)bad;
-	uint64_t n = off < d->meta_bytes ? (len > d->meta_bytes - off ? d->meta_bytes - off : len) : 0;
-	memcpy(buf, d->meta + (n ? off : 0), n);
-	memset((uint8_t *)buf + n, 0, len - n);
-	return 0;
-}
-static int cow_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
-{
-	struct memdev *d = ctx;
-	if (off < d->meta_bytes)
-		memcpy(d->meta + off, buf, len > d->meta_bytes - off ? d->meta_bytes - off : len);
-	return 0;
-}
-static int dev_flush(void *ctx)
+/* Both answer at once, inside submit. */
+static void src_submit(void *ctx, struct cow_io *io)
 {
 	(void)ctx;
-	return 0;
+	if (io->op == COW_IO_READ)
+		memset(io->buf, 0, io->len);
+	io->status = io->op == COW_IO_WRITE ? -E_IO : 0;
+}
+static void cow_submit(void *ctx, struct cow_io *io)
+{
+	struct memdev *d = ctx;
+	uint64_t off = io->off, len = io->len;
+	uint64_t n = off < d->meta_bytes ? (len > d->meta_bytes - off ? d->meta_bytes - off : len) : 0;
+	if (io->op == COW_IO_READ) {
+		memcpy(io->buf, d->meta + (n ? off : 0), n);
+		memset((uint8_t *)io->buf + n, 0, len - n);
+	} else if (io->op == COW_IO_WRITE) {
+		memcpy(d->meta + (n ? off : 0), io->buf, n);
+	}
+	io->status = 0;
+}
+static int dev_wait(void *ctx, struct cow_io *io)
+{
+	(void)ctx;
+	return io->status;
 }
 
 static void commit_bench(uint64_t want)
@@ -213,8 +207,8 @@ static void commit_bench(uint64_t want)
 	static struct memdev md;
 	md.meta_bytes = 64ull << 20;
 	md.meta = calloc(1, md.meta_bytes);
-	struct cow_bdev src = { NULL, SECTORS * LS, LS, 4096, "bench", "1", { 0 }, 0, src_read, src_write, dev_flush };
-	struct cow_bdev cd = { &md, SECTORS * LS + md.meta_bytes, 512, 4096, "", "", { 0 }, 0, cow_read, cow_write, dev_flush };
+	struct cow_bdev src = { NULL, SECTORS * LS, LS, 4096, "bench", "1", { 0 }, 0, src_submit, dev_wait };
+	struct cow_bdev cd = { &md, SECTORS * LS + md.meta_bytes, 512, 4096, "", "", { 0 }, 0, cow_submit, dev_wait };
 	char why[200];
 	struct cow *c;
 	if (cow_format(&env, &cd, &src, 4096, why, sizeof(why)) < 0 || cow_open(&env, &cd, &src, &c, why, sizeof(why)) < 0) {

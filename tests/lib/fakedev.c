@@ -5,45 +5,47 @@
 #include "fakedev.h"
 #include "../../cow/errors.h"
 
-static int fd_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad)
+/* Requests end inside wait, in a pseudo-random order among those in flight: the engine must
+ * neither touch a buffer before its request has ended nor count on the order they end in. */
+static int fd_read(struct fakedev *d, struct cow_io *io)
 {
-	struct fakedev *d = ctx;
+	uint64_t off = io->off, len = io->len;
 	if (off + len > d->bdev.size)
 		return -E_RANGE;
 	if (d->bad_to > d->bad_from && off < d->bad_to && off + len > d->bad_from) {
-		if (bad)
-			*bad = off > d->bad_from ? off : d->bad_from;
+		io->bad_off = off > d->bad_from ? off : d->bad_from;
 		return -E_MEDIUM;
 	}
-	memcpy(buf, d->view + off, len);
+	memcpy(io->buf, d->view + off, len);
 	return 0;
 }
 
-static int fd_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+static int fd_write(struct fakedev *d, const struct cow_io *io)
 {
-	struct fakedev *d = ctx;
 	if (d->dead)
 		return -E_GONE;
-	if (off + len > d->bdev.size || off % d->bdev.lsize || len % d->bdev.lsize)
+	if (io->off + io->len > d->bdev.size || io->off % d->bdev.lsize || io->len % d->bdev.lsize)
 		return -E_RANGE;
+	if (d->wbad_from && io->off + io->len > d->wbad_from)
+		return -E_MEDIUM;
 	if (d->ncache == d->capcache) {
 		d->capcache = d->capcache ? d->capcache * 2 : 64;
 		d->cache = realloc(d->cache, d->capcache * sizeof(*d->cache));
 	}
 	struct cached *c = &d->cache[d->ncache++];
-	c->off = off;
-	c->len = len;
-	c->data = malloc(len);
-	memcpy(c->data, buf, len);
-	memcpy(d->view + off, buf, len);
+	c->off = io->off;
+	c->len = io->len;
+	c->data = malloc(io->len);
+	memcpy(c->data, io->buf, io->len);
+	memcpy(d->view + io->off, io->buf, io->len);
 	if (d->cut_after && ++d->writes >= d->cut_after)
 		d->dead = 1;   /* the power goes right after this write reached the cache */
 	return 0;
 }
 
-static int fd_flush(void *ctx)
+/* A flush makes durable what is in the cache when it ends: writes still in flight are not. */
+static int fd_flush(struct fakedev *d)
 {
-	struct fakedev *d = ctx;
 	if (d->dead)
 		return -E_GONE;
 	for (size_t i = 0; i < d->ncache; i++) {
@@ -54,19 +56,58 @@ static int fd_flush(void *ctx)
 	return 0;
 }
 
+static size_t inflight_all;   /* on every fakedev */
+
+static void end_request(struct fakedev *d, size_t i)
+{
+	struct cow_io *io = d->queue[i];
+	d->queue[i] = d->queue[--d->nqueue];
+	inflight_all--;
+	io->status = io->op == COW_IO_READ ? fd_read(d, io) : io->op == COW_IO_WRITE ? fd_write(d, io) : fd_flush(d);
+}
+
+static void fd_submit(void *ctx, struct cow_io *io)
+{
+	struct fakedev *d = ctx;
+	if (d->nqueue == FAKEDEV_QUEUE)
+		end_request(d, 0);
+	if (inflight_all - d->nqueue > d->max_others)
+		d->max_others = inflight_all - d->nqueue;
+	d->queue[d->nqueue++] = io;
+	inflight_all++;
+	if (d->nqueue > d->max_inflight)
+		d->max_inflight = d->nqueue;
+	d->submitted++;
+}
+
+static int fd_wait(void *ctx, struct cow_io *io)
+{
+	struct fakedev *d = ctx;
+	for (;;) {
+		size_t i = 0;
+		while (i < d->nqueue && d->queue[i] != io)
+			i++;
+		if (i == d->nqueue)
+			return io->status;   /* it has ended */
+		d->rng = d->rng * 1103515245u + 12345u;
+		end_request(d, (d->rng >> 16) % d->nqueue);
+	}
+}
+
 void fakedev_init(struct fakedev *d, uint64_t size, uint32_t lsize, const char *model, const char *serial)
 {
 	memset(d, 0, sizeof(*d));
 	d->durable = calloc(1, size);
 	d->view = calloc(1, size);
 	d->bdev = (struct cow_bdev){ .ctx = d, .size = size, .lsize = lsize, .psize = lsize,
-				     .read = fd_read, .write = fd_write, .flush = fd_flush };
+				     .submit = fd_submit, .wait = fd_wait };
 	strncpy(d->bdev.model, model, sizeof(d->bdev.model) - 1);
 	strncpy(d->bdev.serial, serial, sizeof(d->bdev.serial) - 1);
 }
 
 void fakedev_free(struct fakedev *d)
 {
+	inflight_all -= d->nqueue;
 	for (size_t i = 0; i < d->ncache; i++)
 		free(d->cache[i].data);
 	free(d->cache);
@@ -76,6 +117,9 @@ void fakedev_free(struct fakedev *d)
 
 void fakedev_power_cut(struct fakedev *d, uint32_t seed)
 {
+	d->abandoned += d->nqueue;   /* requests never waited for: the engine's bug, counted */
+	inflight_all -= d->nqueue;
+	d->nqueue = 0;
 	srand(seed);
 	/* Shuffle, then keep each unflushed write with probability 1/2 — sector by sector, since a
 	 * disk writes sectors atomically but not whole requests. */

@@ -4,6 +4,7 @@
 #define TESTS_FAKEDEV_H
 #include "../../cow/cow.h"
 
+#define FAKEDEV_QUEUE 32
 struct fakedev {
 	struct cow_bdev bdev;
 	uint8_t *durable;          /* what survives a power cut */
@@ -14,6 +15,13 @@ struct fakedev {
 	uint64_t cut_after;        /* 0: never; else the device dies after this many writes */
 	int dead;
 	uint64_t bad_from, bad_to; /* reads touching [bad_from, bad_to) fail with -E_MEDIUM */
+	uint64_t wbad_from;        /* writes reaching past it fail with -E_MEDIUM (0: never) */
+	struct cow_io *queue[FAKEDEV_QUEUE];   /* submitted, not yet ended */
+	size_t nqueue;
+	uint32_t rng;              /* the order requests end in */
+	uint64_t submitted, max_inflight;
+	uint64_t max_others;       /* most requests in flight on other fakedevs at a submit here */
+	uint64_t abandoned;        /* submitted and never waited for (a bug in the caller) */
 };
 
 void fakedev_init(struct fakedev *d, uint64_t size, uint32_t lsize, const char *model, const char *serial);

@@ -27,9 +27,8 @@ static uint64_t fake_now;
 static uint64_t now_us(void) { return fake_now; }
 static struct cow_env env;
 
-static int drv_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *bad)
+static int drv_read(struct drive *d, uint64_t off, uint32_t len, void *buf, uint64_t *bad)
 {
-	struct drive *d = ctx;
 	uint64_t s = off / LS, n = len / LS;
 	d->reads++;
 	fake_now += 200 + len / 200;    /* about 200 MB/s and a seek */
@@ -64,25 +63,29 @@ static int drv_read(void *ctx, uint64_t off, uint32_t len, void *buf, uint64_t *
 	return 0;
 }
 
-static int drv_write(void *ctx, uint64_t off, uint32_t len, const void *buf)
+/* The simulated drive answers at once; a write is refused, as the appliance's source guard does. */
+static void drv_submit(void *ctx, struct cow_io *io)
 {
 	struct drive *d = ctx;
-	(void)off, (void)len, (void)buf;
-	d->writes++;
-	return -E_RDONLY;
+	if (io->op == COW_IO_READ) {
+		io->status = drv_read(d, io->off, io->len, io->buf, &io->bad_off);
+	} else {
+		d->writes += io->op == COW_IO_WRITE;
+		io->status = io->op == COW_IO_WRITE ? -E_RDONLY : 0;
+	}
 }
 
-static int drv_flush(void *ctx)
+static int drv_wait(void *ctx, struct cow_io *io)
 {
 	(void)ctx;
-	return 0;
+	return io->status;
 }
 
 static void drive_init(struct drive *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->bdev = (struct cow_bdev){ .ctx = d, .size = (uint64_t)SECTORS * LS, .lsize = LS, .psize = LS,
-				     .read = drv_read, .write = drv_write, .flush = drv_flush };
+				     .submit = drv_submit, .wait = drv_wait };
 	strcpy(d->bdev.model, "FAILING DISK");
 	strcpy(d->bdev.serial, "F1");
 	d->data = malloc((size_t)SECTORS * LS);
@@ -351,63 +354,43 @@ static void test_power_cuts(void)
 	rig_down(&g);
 }
 
-/* A clone target that fails half-way stops the run; the cow keeps what it got. Its write is
- * started before the cow's and finished after, as the appliance's asynchronous one is. */
-struct target { struct fakedev dev; uint64_t fail_at; int pending, started, finished; };
-static int tgt_start(void *ctx, uint64_t off, uint32_t len, const void *buf)
-{
-	struct target *t = ctx;
-	t->started++;
-	if (t->fail_at && off + len > t->fail_at) {
-		t->pending = -E_MEDIUM;
-		return 0;   /* the failure shows in finish, as a completion status would */
-	}
-	memcpy(t->dev.view + off, buf, len);
-	t->pending = 0;
-	return 0;
-}
-static int tgt_finish(void *ctx)
-{
-	struct target *t = ctx;
-	t->finished++;
-	return t->pending;
-}
-static int tgt_flush(void *ctx) { (void)ctx; return 0; }
-
+/* A clone target that fails half-way stops the run; the cow keeps what it got. The target's
+ * write is submitted before the cow's and waited for after, as the appliance's is. */
 static void test_clone(void)
 {
 	struct rig g;
 	struct rescue r;
 	struct rescue_opts o;
-	struct target t;
+	struct fakedev t;
 	rig_up(&g);
 	struct drive *d = g.d;
-	fakedev_init(&t.dev, (uint64_t)SECTORS * LS, LS, "TGT", "T1");
-	t.fail_at = 0;
-	t.started = t.finished = 0;
+	fakedev_init(&t, (uint64_t)SECTORS * LS, LS, "TGT", "T1");
 	rescue_opts_default(&o);
 	o.retries = 2;
-	struct rescue_hooks h = { .ctx = &t, .target_start = tgt_start, .target_finish = tgt_finish,
-				  .target_flush = tgt_flush };
+	struct rescue_hooks h = { .target = &t.bdev };
 	int rc = run(g.c, &o, &h, &r);
 	uint64_t wrong = 0;
 	for (uint64_t s = 0; s < SECTORS; s++)
-		if (truth(d, s) == COW_FINISHED && memcmp(t.dev.view + s * LS, d->data + s * LS, LS))
+		if (truth(d, s) == COW_FINISHED && memcmp(t.durable + s * LS, d->data + s * LS, LS))
 			wrong++;
-	CHECK("clone: the target's finished ranges equal the source", rc == 0 && wrong == 0 &&
-	      r.st.clone_bytes == r.st.bytes_ok);
-	CHECK("clone: every target write started was finished", t.started == t.finished && t.started > 0);
+	CHECK("clone: the target's finished ranges equal the source, flushed", rc == 0 && wrong == 0 &&
+	      r.st.clone_bytes == r.st.bytes_ok && t.ncache == 0);
+	CHECK("clone: the target's writes were in flight while the cow's were submitted",
+	      g.cowdev.max_others > 0 && t.submitted > 0);
+	CHECK("clone: every request submitted was waited for", t.abandoned == 0 && t.nqueue == 0);
 	rig_down(&g);
+	fakedev_free(&t);
+	fakedev_init(&t, (uint64_t)SECTORS * LS, LS, "TGT", "T1");
 	rig_up(&g);
 	d = g.d;
-	t.fail_at = 4u << 20;
+	t.wbad_from = 4u << 20;
 	rc = run(g.c, &o, &h, &r);
 	uint64_t ws, wd;
 	compare(g.c, &g.cowdev, d, &ws, &wd, 1);
 	CHECK("clone: a failing target stops the run, named, and the cow is unharmed",
-	      rc == -E_TARGET && r.target_rc == -E_MEDIUM && ws == 0 && wd == 0);
+	      rc == -E_TARGET && r.target_rc == -E_MEDIUM && r.target_off >= (4u << 20) && ws == 0 && wd == 0);
 	rig_down(&g);
-	fakedev_free(&t.dev);
+	fakedev_free(&t);
 }
 
 int main(void)
