@@ -69,6 +69,9 @@ struct cow {
 	bool fresh_epoch;        /* the next commit checkpoints: no stale record can follow ours */
 	uint32_t lsize;          /* the source's logical sector: the map's unit */
 	uint8_t *iobuf;          /* one metadata block */
+	struct cow_batch store;  /* copy-on-read writes in flight (cow_store_begin) */
+	uint64_t store_off, store_len;
+	bool storing;
 };
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -669,7 +672,10 @@ static int sb_write(struct cow *c)
 
 int cow_sync(struct cow *c)
 {
-	int rc = cow_bdev_flush(c->dev);   /* 1. the data the records describe */
+	int rc = cow_store_end(c);
+	if (rc < 0)
+		return rc;
+	rc = cow_bdev_flush(c->dev);   /* 1. the data the records describe */
 	if (rc < 0)
 		return rc;
 	uint64_t per = META_BLOCK / JREC;
@@ -716,6 +722,8 @@ int cow_sync(struct cow *c)
 
 void cow_discard(struct cow *c)
 {
+	if (c->storing)   /* its buffers are the devices' until then; nothing is recorded */
+		cow_batch_wait(&c->store, NULL);
 	cow_map_free(&c->map);
 	c->env->free(c->pending);
 	c->env->free(c->iobuf);
@@ -776,7 +784,9 @@ static uint64_t run_end(const struct cow *c, uint64_t s, uint64_t e, bool *prese
 
 int cow_ov_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
 {
-	int rc = check_range(c, off, len);
+	int rc = cow_store_end(c);
+	if (rc == 0)
+		rc = check_range(c, off, len);
 	if (rc < 0)
 		return rc;
 	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
@@ -817,7 +827,9 @@ int cow_ov_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *
 
 int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 {
-	int rc = check_range(c, off, len);
+	int rc = cow_store_end(c);   /* a rescued write landing after ours would undo it */
+	if (rc == 0)
+		rc = check_range(c, off, len);
 	if (rc < 0)
 		return rc;
 	uint64_t s = off / c->lsize, n = len / c->lsize;
@@ -870,12 +882,10 @@ int cow_read_source(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64
 
 int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
 {
-	int rc = cow_read_source(c, off, len, buf, bad_off);
-	if (rc < 0)
-		return rc;
-	/* A failing cow must never be mistaken for a bad source sector. */
-	rc = cow_store_rescued(c, off, len, buf);
-	return rc == -E_NOSPC || rc >= 0 ? rc : -E_COWIO;
+	int rc = cow_store_end(c);
+	if (rc == 0)
+		rc = cow_read_source(c, off, len, buf, bad_off);
+	return rc < 0 ? rc : cow_store_rescued(c, off, len, buf);
 }
 
 /* Sectors of [s, e) not in `state`: what a change to it newly counts. */
@@ -891,17 +901,18 @@ static uint64_t sectors_not_in(const struct cow *c, uint64_t s, uint64_t e, uint
 	return n;
 }
 
-int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf)
+int cow_store_begin(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 {
-	int rc = check_range(c, off, len);
+	int rc = cow_store_end(c);
+	if (rc == 0)
+		rc = check_range(c, off, len);
 	if (rc < 0)
 		return rc;
 	if (len > (1u << 30))
 		return -E_RANGE;   /* its pieces are single commands */
 	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
 	/* One write per run of sectors the overlay has not written, all in flight at once. */
-	struct cow_batch b;
-	cow_batch_init(&b);
+	cow_batch_init(&c->store);
 	for (const struct cow_extent *x = cow_map_at(&c->map, s); x && x->start < e;) {
 		bool written = x->written;
 		uint64_t a = x->start > s ? x->start : s, r = x->start + x->count;
@@ -910,24 +921,44 @@ int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf
 		r = r < e ? r : e;
 		if (!written) {
 			c->sb.ctr[2]++;
-			cow_batch_add(&b, c->dev, COW_IO_WRITE, c->sb.data_off + a * c->lsize,
+			cow_batch_add(&c->store, c->dev, COW_IO_WRITE, c->sb.data_off + a * c->lsize,
 				      (uint32_t)((r - a) * c->lsize), (const uint8_t *)buf + (a * c->lsize - off));
 		}
 	}
-	rc = cow_batch_wait(&b, NULL);
-	if (rc < 0)
-		return rc;
+	c->store_off = off;
+	c->store_len = len;
+	c->storing = true;
+	return 0;
+}
+
+int cow_store_end(struct cow *c)
+{
+	if (!c->storing)
+		return 0;
+	c->storing = false;   /* first: the record below may commit, which ends the store */
+	/* A failing cow must never be mistaken for a bad source sector. */
+	if (cow_batch_wait(&c->store, NULL) < 0)
+		return -E_COWIO;
+	uint64_t s = c->store_off / c->lsize, e = (c->store_off + c->store_len) / c->lsize;
 	/* Counted once: a re-read of sectors already finished adds nothing. */
-	uint64_t fresh = sectors_not_in(c, off / c->lsize, e, COW_FINISHED);
-	rc = record(c, off / c->lsize, len / c->lsize, COW_FINISHED, -1);
+	uint64_t fresh = sectors_not_in(c, s, e, COW_FINISHED);
+	int rc = record(c, s, e - s, COW_FINISHED, -1);
 	if (rc == 0)
 		c->sb.ctr[3] += fresh * c->lsize;
-	return rc;
+	return rc == 0 || rc == -E_NOSPC ? rc : -E_COWIO;
+}
+
+int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf)
+{
+	int rc = cow_store_begin(c, off, len, buf);
+	return rc < 0 ? rc : cow_store_end(c);
 }
 
 int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state)
 {
-	int rc = check_range(c, off, len);
+	int rc = cow_store_end(c);
+	if (rc == 0)
+		rc = check_range(c, off, len);
 	if (rc < 0)
 		return rc;
 	if (state == COW_FINISHED || cow_state_index(state) < 0)

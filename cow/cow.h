@@ -167,9 +167,16 @@ int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf);
  * error nothing is recorded and *bad_off names the failing byte when the device did; a failure
  * to store is -E_COWIO (or -E_NOSPC when the map is full), never a source error. */
 int cow_rescue_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
-/* Its first half: one source read (counted), nothing stored; cow_store_rescued is the second. */
+/* Its first half: one source read (counted), nothing stored. */
 int cow_read_source(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
-/* Stores data rescued elsewhere (an imported ddrescue image) as cow_rescue_read would. */
+/* Its second half, in two steps so that the next source read runs while the cow writes this
+ * block: begin submits the writes (buf stays the device's until the store ends); end waits for
+ * them and only then marks the range finished, with -E_COWIO or -E_NOSPC as above. One store is
+ * in flight per cow; every other call on the cow but cow_read_source ends it first, and
+ * cow_store_end ends it explicitly (0 when none is in flight). */
+int cow_store_begin(struct cow *c, uint64_t off, uint64_t len, const void *buf);
+int cow_store_end(struct cow *c);
+/* Both steps at once: also for data rescued elsewhere (an imported ddrescue image). */
 int cow_store_rescued(struct cow *c, uint64_t off, uint64_t len, const void *buf);
 /* Sets the rescue state of a range ('?', '*', '/', '-'; '+' only through cow_rescue_read). */
 int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state);

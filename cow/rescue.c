@@ -353,12 +353,25 @@ static int maybe_commit(struct rescue *r)
 	return commit_now(r);
 }
 
-/* The source read, then the cow's write and (cloning) the target's at once. */
+/* The source read, then the cow's write. In the copy passes (r->overlap) the write is left
+ * running while the next block is read, in the other buffer; cloning, the target's write runs
+ * beside the cow's instead. */
 static int read_and_store(struct rescue *r, uint64_t off, uint64_t len, uint64_t *bad)
 {
-	if (!r->hooks.target)
-		return cow_rescue_read(r->cow, off, len, r->buf, bad);
-	int rc = cow_read_source(r->cow, off, len, r->buf, bad);
+	int rc;
+	if (!r->hooks.target) {
+		rc = cow_read_source(r->cow, off, len, r->buf, bad);
+		int erc = cow_store_end(r->cow);   /* the previous block's */
+		if (erc < 0)
+			return erc;
+		if (rc < 0 || (rc = cow_store_begin(r->cow, off, len, r->buf)) < 0)
+			return rc;
+		uint8_t *t = r->buf;
+		r->buf = r->buf2;
+		r->buf2 = t;
+		return r->overlap ? 0 : cow_store_end(r->cow);
+	}
+	rc = cow_read_source(r->cow, off, len, r->buf, bad);
 	if (rc < 0)
 		return rc;
 	struct cow_batch tb;
@@ -559,7 +572,7 @@ static int sandwiched(const struct rescue *r, uint64_t a, uint64_t b, uint64_t m
  * failures are located as finely as with fixed clusters. With skipping, a failed (or slow)
  * cluster jumps ahead by a skip that doubles while trouble continues and halves after good
  * reads, leaving the skipped area non-tried for the next pass. */
-static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
+static int copy_reads(struct rescue *r, uint32_t pass, int dir, int skipping)
 {
 	uint64_t cl = r->opt.cluster / r->lsize, a, b;
 	uint64_t skip_min = r->opt.skip_min / r->lsize, skip_max = r->opt.skip_max / r->lsize;
@@ -619,6 +632,17 @@ static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 			return rc;
 	}
 	return 0;
+}
+
+/* The copy's reads are positional, so the map may lag one block behind them: the cow's write
+ * of a block runs while the next is read. Trim and scrape choose by the map, and do not. */
+static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
+{
+	r->overlap = 1;
+	int rc = copy_reads(r, pass, dir, skipping);
+	r->overlap = 0;
+	int erc = cow_store_end(r->cow);
+	return erc < 0 ? erc : rc;   /* a failing cow outranks the rest */
 }
 
 /* Trim: from both edges of each non-trimmed area inward, a block at a time, to the first bad
@@ -731,9 +755,11 @@ int rescue_init(struct rescue *r, struct cow *c, const struct cow_env *env,
 		uint64_t m = align_down(g.source_size / 64, g.src_lsize);
 		r->opt.skip_max = m < r->opt.skip_min ? r->opt.skip_min : m > (1ull << 30) ? 1ull << 30 : m;
 	}
-	r->buf = env->alloc(o->max_read > o->cluster ? o->max_read : o->cluster);
-	if (!r->buf)
-		return -E_NOMEM;
+	uint64_t bufsize = o->max_read > o->cluster ? o->max_read : o->cluster;
+	r->buf = env->alloc(bufsize);
+	r->buf2 = r->buf ? env->alloc(bufsize) : NULL;
+	if (!r->buf2)
+		return -E_NOMEM;   /* rescue_free frees what was allocated */
 	/* A block the map already calls finished serves as the probe until this run reads one. */
 	uint64_t p = 0, xa, xb;
 	uint8_t st;
@@ -775,5 +801,7 @@ void rescue_free(struct rescue *r)
 {
 	if (r->buf)
 		r->env->free(r->buf);
-	r->buf = NULL;
+	if (r->buf2)
+		r->env->free(r->buf2);
+	r->buf = r->buf2 = NULL;
 }

@@ -61,7 +61,8 @@ struct rescue {
 	struct rescue_opts opt;
 	struct rescue_hooks hooks;
 	struct rescue_stats st;
-	uint8_t *buf;
+	uint8_t *buf, *buf2;       /* buf2: the cow may still be writing it (copy passes) */
+	int overlap;
 	uint32_t lsize, block;     /* logical sector; trim/scrape unit (the physical sector) */
 	uint64_t sectors;
 	uint64_t last_commit_us, win_us, win_bytes;

@@ -19,6 +19,8 @@ struct drive {
 	uint8_t kind[SECTORS];
 	uint32_t tries[SECTORS];     /* reads a weak sector has seen */
 	uint64_t reads, bad_reads, writes;
+	uint64_t overlapped;        /* reads made while the cow still had writes in flight */
+	const struct fakedev *cow;  /* to see that */
 	uint64_t dead_after;        /* reads after which the drive stops answering (0: never) */
 	int dead;
 };
@@ -31,6 +33,7 @@ static int drv_read(struct drive *d, uint64_t off, uint32_t len, void *buf, uint
 {
 	uint64_t s = off / LS, n = len / LS;
 	d->reads++;
+	d->overlapped += d->cow && d->cow->nqueue;
 	fake_now += 200 + len / 200;    /* about 200 MB/s and a seek */
 	if (d->dead_after && d->reads > d->dead_after)
 		d->dead = 1;
@@ -149,6 +152,7 @@ static void rig_up(struct rig *g)
 	g->d = malloc(sizeof(*g->d));
 	drive_init(g->d);
 	fakedev_init(&g->cowdev, 24u << 20, LS, "COW", "C1");
+	g->d->cow = &g->cowdev;
 	cow_format(&env, &g->cowdev.bdev, &g->d->bdev, 4096, why, sizeof(why));
 	cow_open(&env, &g->cowdev.bdev, &g->d->bdev, &g->c, why, sizeof(why));
 }
@@ -189,6 +193,9 @@ static void test_full_run(void)
 	CHECK("the final map equals the truth of the simulation", ws == 0);
 	CHECK("every finished sector in the cow equals the source", wd == 0);
 	CHECK("the source was never written", d->writes == 0);
+	printf("reads overlapping a cow write: %llu\n", (unsigned long long)d->overlapped);
+	CHECK("copy reads ran while the cow wrote the block before", d->overlapped > 50);
+	CHECK("every cow request was waited for", g.cowdev.abandoned == 0 && g.cowdev.nqueue == 0);
 	uint64_t bytes[5], areas[5];
 	rescue_domain_totals(&r, bytes, areas);
 	CHECK("totals: bad bytes and areas as simulated",
