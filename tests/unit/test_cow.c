@@ -28,6 +28,14 @@ static void fill_source(struct fakedev *s)
 		s->view[i] = s->durable[i] = (uint8_t)(i * 131 + (i >> 9) * 7);
 }
 
+/* A patterned source and an empty cow device for it. */
+static void devs_init(struct fakedev *src, struct fakedev *cow)
+{
+	fakedev_init(src, SRC_SIZE, LS, "DISK", "SER1");
+	fill_source(src);
+	fakedev_init(cow, COW_SIZE, LS, "COW", "C");
+}
+
 static void test_map(void)
 {
 	struct cow_map m;
@@ -153,9 +161,7 @@ static void test_overlay(void)
 {
 	struct fakedev src, cow, cow2;
 	char why[200];
-	fakedev_init(&src, SRC_SIZE, LS, "DISK", "SER1");
-	fill_source(&src);
-	fakedev_init(&cow, COW_SIZE, LS, "COW", "C");
+	devs_init(&src, &cow);
 	fakedev_init(&cow2, COW_SIZE, LS, "COW2", "C2");
 	cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, 200);
 	cow_format(&test_env, &cow2.bdev, &src.bdev, 4096, why, 200);
@@ -374,9 +380,7 @@ static void test_counters(void)
 {
 	struct fakedev src, cow;
 	char why[200];
-	fakedev_init(&src, SRC_SIZE, LS, "DISK", "SER1");
-	fill_source(&src);
-	fakedev_init(&cow, COW_SIZE, LS, "COW", "C");
+	devs_init(&src, &cow);
 	struct cow *c;
 	struct cow_counters ct;
 	static uint8_t buf[65536];
@@ -421,9 +425,7 @@ static void test_async(void)
 {
 	struct fakedev src, cow;
 	char why[200];
-	fakedev_init(&src, SRC_SIZE, LS, "DISK", "SER1");
-	fill_source(&src);
-	fakedev_init(&cow, COW_SIZE, LS, "COW", "C");
+	devs_init(&src, &cow);
 	CHECK("format: journal blocks written several at once",
 	      cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, 200) == 0 && cow.max_inflight == COW_BATCH);
 	struct cow *c;
