@@ -183,14 +183,179 @@ bad:
 	return -E_USAGE;
 }
 
-int rescue_parse_domain(struct rescue_opts *o, const char *spec, uint64_t sectors, char *why, size_t n)
+/* ---- domains ------------------------------------------------------------------------------ */
+
+void rescue_domain_init(struct rescue_domain *d, const struct cow_env *env)
 {
-	struct rescue_range d[RESCUE_MAX_DOMAIN];
-	uint32_t nd = 0;
-	if (!strcmp(spec, "all")) {
-		o->ndomain = 0;
+	memset(d, 0, sizeof(*d));
+	d->env = env;
+}
+
+void rescue_domain_free(struct rescue_domain *d)
+{
+	if (d->range)
+		d->env->free(d->range);
+	rescue_domain_init(d, d->env);
+}
+
+static int domain_reserve(struct rescue_domain *d, uint64_t want)
+{
+	if (want <= d->cap)
 		return 0;
+	if (want > UINT32_MAX / 2)
+		return -E_NOMEM;
+	uint32_t cap = d->cap ? d->cap : 64;
+	while (cap < want)
+		cap *= 2;
+	struct rescue_range *r = d->env->alloc((size_t)cap * sizeof(*r));
+	if (!r)
+		return -E_NOMEM;
+	if (d->n)
+		memcpy(r, d->range, d->n * sizeof(*r));
+	if (d->range)
+		d->env->free(d->range);
+	d->range = r;
+	d->cap = cap;
+	return 0;
+}
+
+int rescue_domain_add(struct rescue_domain *d, uint64_t start, uint64_t count)
+{
+	if (d->ngroups == RESCUE_MAX_GROUPS)
+		return -E_NOSPC;
+	if (!count)
+		return 0;
+	int rc = domain_reserve(d, (uint64_t)d->n + 1);
+	if (rc == 0)
+		d->range[d->n++] = (struct rescue_range){ start, count };
+	return rc;
+}
+
+/* Heapsort by start: no recursion, no extra memory, n log n for a volume's many runs. */
+static void sift(struct rescue_range *v, size_t i, size_t n)
+{
+	for (size_t c; (c = 2 * i + 1) < n; i = c) {
+		if (c + 1 < n && v[c + 1].start > v[c].start)
+			c++;
+		if (v[i].start >= v[c].start)
+			return;
+		struct rescue_range t = v[i];
+		v[i] = v[c];
+		v[c] = t;
 	}
+}
+
+static void sort_ranges(struct rescue_range *v, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift(v, i, n);
+	for (size_t k = n; k-- > 1;) {
+		struct rescue_range t = v[0];
+		v[0] = v[k];
+		v[k] = t;
+		sift(v, 0, k);
+	}
+}
+
+/* The ranges of [from, n) minus group g's (both sorted and disjoint), written from `from` on;
+ * returns the new end. A range can split, so the result goes through a scratch copy. */
+static int subtract_group(struct rescue_domain *d, uint32_t from, uint32_t g, uint32_t *end)
+{
+	uint32_t g0 = g ? d->group_end[g - 1] : 0, g1 = d->group_end[g], n = d->n - from;
+	struct rescue_range *in = d->env->alloc((size_t)n * sizeof(*in) + 1);
+	if (!in)
+		return -E_NOMEM;
+	memcpy(in, d->range + from, (size_t)n * sizeof(*in));
+	uint32_t out = from, j = g0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t s = in[i].start, e = s + in[i].count;
+		while (j < g1 && d->range[j].start + d->range[j].count <= s)
+			j++;
+		for (uint32_t k = j; k < g1 && d->range[k].start < e && s < e; k++) {
+			struct rescue_range x = d->range[k];   /* a copy: reserving may move the array */
+			if (x.start > s) {
+				if (domain_reserve(d, (uint64_t)out + 1 + (n - i)) < 0) {
+					d->env->free(in);
+					return -E_NOMEM;
+				}
+				d->range[out++] = (struct rescue_range){ s, x.start - s };
+			}
+			s = x.start + x.count > s ? x.start + x.count : s;
+		}
+		if (s < e) {
+			if (domain_reserve(d, (uint64_t)out + 1 + (n - i)) < 0) {
+				d->env->free(in);
+				return -E_NOMEM;
+			}
+			d->range[out++] = (struct rescue_range){ s, e - s };
+		}
+	}
+	d->env->free(in);
+	*end = out;
+	return 0;
+}
+
+int rescue_domain_end_group(struct rescue_domain *d)
+{
+	uint32_t from = d->ngroups ? d->group_end[d->ngroups - 1] : 0;
+	if (d->ngroups == RESCUE_MAX_GROUPS)
+		return -E_NOSPC;
+	if (d->n == from)
+		return 0;   /* an empty group is no group */
+	sort_ranges(d->range + from, d->n - from);
+	uint32_t m = from;
+	for (uint32_t i = from + 1; i < d->n; i++) {
+		struct rescue_range *x = &d->range[m];
+		if (d->range[i].start <= x->start + x->count) {
+			uint64_t e = d->range[i].start + d->range[i].count;
+			if (e > x->start + x->count)
+				x->count = e - x->start;
+		} else {
+			d->range[++m] = d->range[i];
+		}
+	}
+	d->n = m + 1;
+	/* What an earlier group holds is done by then: groups stay disjoint, so the totals and the
+	 * work of each are its own. */
+	for (uint32_t g = 0; g < d->ngroups; g++) {
+		uint32_t end;
+		int rc = subtract_group(d, from, g, &end);
+		if (rc < 0)
+			return rc;
+		d->n = end;
+	}
+	if (d->n > from)
+		d->group_end[d->ngroups++] = d->n;
+	return 0;
+}
+
+int rescue_domain_copy(struct rescue_domain *dst, const struct rescue_domain *src)
+{
+	rescue_domain_init(dst, src->env);
+	int rc = domain_reserve(dst, src->n);
+	if (rc < 0)
+		return rc;
+	if (src->n)
+		memcpy(dst->range, src->range, src->n * sizeof(*src->range));
+	dst->n = src->n;
+	dst->ngroups = src->ngroups;
+	memcpy(dst->group_end, src->group_end, sizeof(dst->group_end));
+	return 0;
+}
+
+uint64_t rescue_domain_sectors(const struct rescue_domain *d)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < d->n; i++)
+		n += d->range[i].count;
+	return n;
+}
+
+int rescue_parse_domain(struct rescue_domain *d, const char *spec, uint64_t sectors, char *why, size_t n)
+{
+	rescue_domain_free(d);
+	if (!strcmp(spec, "all"))
+		return 0;
 	if (strncmp(spec, "lba:", 4)) {
 		say(why, n, "unknown domain '%s' (all, lba:<start>+<count>[,...])", spec);
 		return -E_USAGE;
@@ -199,7 +364,7 @@ int rescue_parse_domain(struct rescue_opts *o, const char *spec, uint64_t sector
 		char item[48];
 		const char *end = strchr(p, ',');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len == 0 || len >= sizeof(item) || nd == RESCUE_MAX_DOMAIN)
+		if (len == 0 || len >= sizeof(item))
 			goto bad;
 		memcpy(item, p, len);
 		item[len] = 0;
@@ -211,31 +376,24 @@ int rescue_parse_domain(struct rescue_opts *o, const char *spec, uint64_t sector
 		if (parse_size(item, 1, &s) < 0 || parse_size(plus + 1, 1, &c) < 0 || c == 0 ||
 		    s >= sectors || c > sectors - s)
 			goto bad;
-		/* Insertion keeps the list sorted; overlaps are merged below. */
-		uint32_t i = nd++;
-		while (i && d[i - 1].start > s) {
-			d[i] = d[i - 1];
-			i--;
+		int rc = rescue_domain_add(d, s, c);
+		if (rc < 0) {
+			rescue_domain_free(d);
+			say(why, n, "domain: %s", err_str(rc));
+			return rc;
 		}
-		d[i] = (struct rescue_range){ s, c };
 		p += len + (end ? 1 : 0);
 	}
-	if (!nd)
+	if (!d->n)
 		goto bad;
-	uint32_t m = 0;
-	for (uint32_t i = 1; i < nd; i++) {
-		if (d[i].start <= d[m].start + d[m].count) {
-			uint64_t e = d[i].start + d[i].count;
-			if (e > d[m].start + d[m].count)
-				d[m].count = e - d[m].start;
-		} else {
-			d[++m] = d[i];
-		}
+	int rc = rescue_domain_end_group(d);
+	if (rc < 0) {
+		rescue_domain_free(d);
+		say(why, n, "domain: %s", err_str(rc));
 	}
-	memcpy(o->domain, d, sizeof(d));
-	o->ndomain = m + 1;
-	return 0;
+	return rc;
 bad:
+	rescue_domain_free(d);
 	say(why, n, "bad domain '%s': lba:<start>+<count>[,...] within the source", spec);
 	return -E_USAGE;
 }
@@ -250,24 +408,36 @@ static void extent_at(const struct cow_map *m, uint64_t s, uint64_t *a, uint64_t
 	*st = x->state;
 }
 
-/* The domain range holding sector s, or the nearest one in direction dir. */
+/* The domain range holding sector s, or the nearest one in direction dir, among the current
+ * group's ranges [dlo, dhi) (sorted: a binary search). */
 static int domain_range(const struct rescue *r, uint64_t s, int dir, uint64_t *lo, uint64_t *hi)
 {
-	if (!r->opt.ndomain) {
+	const struct rescue_domain *d = r->opt.domain;
+	if (!d || !d->n) {
 		*lo = 0;
 		*hi = r->sectors;
 		return s < r->sectors;
 	}
-	for (uint32_t k = 0; k < r->opt.ndomain; k++) {
-		uint32_t i = dir > 0 ? k : r->opt.ndomain - 1 - k;
-		const struct rescue_range *d = &r->opt.domain[i];
-		if (dir > 0 ? d->start + d->count > s : d->start <= s) {
-			*lo = d->start;
-			*hi = d->start + d->count;
-			return 1;
-		}
+	/* i: the first range ending after s. */
+	uint32_t a = r->dlo, b = r->dhi;
+	while (a < b) {
+		uint32_t m = a + (b - a) / 2;
+		if (d->range[m].start + d->range[m].count > s)
+			b = m;
+		else
+			a = m + 1;
 	}
-	return 0;
+	uint32_t i = a;
+	if (dir < 0 && (i == r->dhi || d->range[i].start > s)) {
+		if (i == r->dlo)
+			return 0;
+		i--;   /* the last one starting at or before s */
+	}
+	if (i == r->dhi)
+		return 0;
+	*lo = d->range[i].start;
+	*hi = d->range[i].start + d->range[i].count;
+	return 1;
 }
 
 /* Forwards: the first run of `state` starting at or after sector p. Backwards: the last run
@@ -311,25 +481,31 @@ static int find_run(const struct rescue *r, uint64_t p, int dir, uint8_t state, 
 void rescue_domain_totals(const struct rescue *r, uint64_t bytes[5], uint64_t areas[5])
 {
 	const struct cow_map *m = cow_get_map(r->cow);
+	const struct rescue_domain *d = r->opt.domain;
 	memset(bytes, 0, 5 * sizeof(bytes[0]));
 	memset(areas, 0, 5 * sizeof(areas[0]));
-	uint64_t p = 0, lo, hi, xa, xb;
-	uint8_t st, prev = 0;
-	while (p < r->sectors && domain_range(r, p, 1, &lo, &hi)) {
-		if (p < lo) {
-			p = lo;
-			prev = 0;
+	uint32_t nr = d && d->n ? d->n : 1;
+	uint64_t last_end = UINT64_MAX;
+	uint8_t prev = 0;
+	for (uint32_t k = 0; k < nr; k++) {
+		uint64_t p = d && d->n ? d->range[k].start : 0;
+		uint64_t hi = d && d->n ? p + d->range[k].count : r->sectors, xa, xb;
+		uint8_t st;
+		if (p != last_end)
+			prev = 0;   /* an area ends where the domain has a gap */
+		while (p < hi) {
+			extent_at(m, p, &xa, &xb, &st);
+			if (xb > hi)
+				xb = hi;
+			int i = cow_state_index(st);
+			if (i >= 0) {
+				bytes[i] += (xb - p) * r->lsize;
+				areas[i] += st != prev;
+			}
+			prev = st;
+			p = xb;
 		}
-		extent_at(m, p, &xa, &xb, &st);
-		if (xb > hi)
-			xb = hi;
-		int i = cow_state_index(st);
-		if (i >= 0) {
-			bytes[i] += (xb - p) * r->lsize;
-			areas[i] += st != prev;
-		}
-		prev = st;
-		p = xb;
+		last_end = hi;
 	}
 }
 
@@ -775,13 +951,36 @@ int rescue_init(struct rescue *r, struct cow *c, const struct cow_env *env,
 	return 0;
 }
 
+static uint64_t domain_group_sectors(const struct rescue_domain *d, uint32_t g)
+{
+	uint64_t n = 0;
+	for (uint32_t i = g ? d->group_end[g - 1] : 0; i < d->group_end[g]; i++)
+		n += d->range[i].count;
+	return n;
+}
+
 int rescue_run(struct rescue *r)
 {
 	uint64_t now = r->env->now_us();
 	r->st.start_us = r->last_commit_us = r->win_us = now;
 	r->nundo = r->nfail = 0;
 	r->probe_after = PROBE_FIRST;
-	int rc = run_phases(r);
+	/* A domain's groups one after another, each through all its phases. */
+	const struct rescue_domain *d = r->opt.domain;
+	uint32_t groups = d && d->n ? d->ngroups : 1;
+	int rc = 0;
+	for (uint32_t g = 0; g < groups && rc == 0; g++) {
+		r->dlo = g && d ? d->group_end[g - 1] : 0;
+		r->dhi = d && d->n ? d->group_end[g] : 0;
+		r->st.group = g + 1;
+		if (groups > 1) {
+			char text[80];
+			fmt_snprintf(text, sizeof(text), "domain part %u of %u: %llu sectors", g + 1, groups,
+				     (unsigned long long)domain_group_sectors(d, g));
+			event(r, text);
+		}
+		rc = run_phases(r);
+	}
 	/* The commit comes last so that -E_GONE's undo is durable; a failed commit outranks
 	 * everything but a cow failure the run already saw. */
 	int crc = rc == -E_COWIO ? 0 : commit_now(r);

@@ -15,9 +15,28 @@ enum rescue_phase { RP_COPY, RP_TRIM, RP_SCRAPE, RP_RETRY, RP_DONE };
 #define RESCUE_PASS_RETRY  0x8u
 #define RESCUE_PASS_ALL    0xfu
 
-#define RESCUE_MAX_DOMAIN 32
-
 struct rescue_range { uint64_t start, count; };   /* source logical sectors */
+
+/* A domain: ranges of source sectors in groups done one after another, each through all the
+ * phases (an NTFS volume's metadata before its file data). Each group is sorted and disjoint,
+ * and holds nothing an earlier group holds. No ranges at all: the whole source. */
+#define RESCUE_MAX_GROUPS 8
+struct rescue_domain {
+	struct rescue_range *range;
+	uint32_t n, cap;
+	uint32_t ngroups;
+	uint32_t group_end[RESCUE_MAX_GROUPS];   /* index past each group's last range */
+	const struct cow_env *env;
+};
+void rescue_domain_init(struct rescue_domain *d, const struct cow_env *env);
+void rescue_domain_free(struct rescue_domain *d);
+/* Adds a range to the group being built (any order, overlaps allowed): 0, -E_NOMEM, or
+ * -E_NOSPC past RESCUE_MAX_GROUPS groups. */
+int rescue_domain_add(struct rescue_domain *d, uint64_t start, uint64_t count);
+/* Closes the group being built: sorts and merges it and takes out what earlier groups hold. */
+int rescue_domain_end_group(struct rescue_domain *d);
+int rescue_domain_copy(struct rescue_domain *dst, const struct rescue_domain *src);
+uint64_t rescue_domain_sectors(const struct rescue_domain *d);
 
 struct rescue_opts {
 	uint64_t cluster;          /* bytes per copy read, and the unit failures are marked in */
@@ -29,13 +48,13 @@ struct rescue_opts {
 	uint32_t passes;           /* RESCUE_PASS_* */
 	int reverse;               /* first copy pass backwards */
 	uint64_t commit_ms;        /* commit interval */
-	uint32_t ndomain;          /* 0: the whole source */
-	struct rescue_range domain[RESCUE_MAX_DOMAIN];   /* sorted, disjoint */
+	const struct rescue_domain *domain;   /* NULL or empty: the whole source; the caller's */
 };
 
 struct rescue_stats {
 	enum rescue_phase phase;
 	uint32_t pass;
+	uint32_t group;            /* the domain group being done, from 1 */
 	int dir;                   /* +1 forwards, -1 backwards */
 	uint64_t pos;              /* byte position of the current read */
 	uint64_t reads, failed_reads, slow_reads, probes;
@@ -71,6 +90,7 @@ struct rescue {
 	uint32_t nundo, nfail, probe_after;
 	uint64_t probe_off;        /* a block that read well: re-read to tell a dead drive */
 	int have_probe;
+	uint32_t dlo, dhi;         /* the domain group's ranges being done */
 	int target_rc;             /* first clone target failure */
 	uint64_t target_off;
 };
@@ -79,8 +99,9 @@ void rescue_opts_default(struct rescue_opts *o);
 /* Parses one `key=value` option of rescue.md into o; -E_USAGE (o unchanged in that field)
  * when the key is unknown or the value out of range. why gets a sentence. */
 int rescue_parse_opt(struct rescue_opts *o, const char *arg, uint32_t lsize, char *why, size_t n);
-/* Parses a domain spec: "all" or "lba:<start>+<count>[,<start>+<count>...]" (sectors). */
-int rescue_parse_domain(struct rescue_opts *o, const char *spec, uint64_t sectors, char *why, size_t n);
+/* Parses a domain spec into d (emptied first; "all" leaves it empty):
+ * "all" or "lba:<start>+<count>[,<start>+<count>...]" (sectors), one group. */
+int rescue_parse_domain(struct rescue_domain *d, const char *spec, uint64_t sectors, char *why, size_t n);
 
 int rescue_init(struct rescue *r, struct cow *c, const struct cow_env *env,
 		const struct rescue_opts *o, const struct rescue_hooks *h);

@@ -177,6 +177,7 @@ static int cow_open_cmd(int argc, char **argv)
 	if (slot == MAX_OV)
 		return -E_NOSPC;
 	struct overlay *o = &overlays[slot];
+	rescue_domain_init(&o->next_domain, &kernel_env);
 	bdev_adapt(&o->src, src);
 	bdev_adapt(&o->dst, cow);
 	/* Protect the source before the first byte is read for the identity check. */
@@ -268,6 +269,7 @@ static int cmd_cow(int argc, char **argv)
 		}
 		int rc = cow_close(o->cow);   /* commits first */
 		job_forget(o);
+		rescue_domain_free(&o->next_domain);
 		o->cow = NULL;
 		overlay_refresh_source_flags();
 		o->dst.blk->flags &= ~BLK_F_COW;

@@ -22,7 +22,7 @@ struct overlay {
 	struct cow *cow;
 	struct bdev_adapter src, dst;
 	char start_time[24];
-	struct rescue_opts next_domain;   /* `domain`: the domain the next rescue starts with */
+	struct rescue_domain next_domain; /* `domain`: the next rescue's (empty: the whole source) */
 	struct job *job;                  /* the overlay's rescue or clone job, if any */
 };
 

@@ -21,6 +21,7 @@ struct job {
 	enum job_state state;
 	struct rescue r;
 	struct rescue_opts opt;
+	struct rescue_domain dom;     /* the job's own copy: opt.domain points here */
 	struct bdev_adapter target;
 	int clone;
 	int stop_req, end_req, wake_req, rebound, commit_req;
@@ -283,7 +284,10 @@ const char *job_progress(const struct overlay *o, struct cow_progress *p, char *
 
 void job_forget(const struct overlay *o)
 {
-	jobs[overlay_index(o)].used = 0;
+	struct job *j = &jobs[overlay_index(o)];
+	if (j->used)
+		rescue_domain_free(&j->dom);
+	j->used = 0;
 }
 
 static struct job *find_job(const char *name)
@@ -299,6 +303,13 @@ static struct job *find_job(const char *name)
 	return j;
 }
 
+/* A domain spec into d (initialised here): `all` and `lba:` (cow/rescue.c). */
+static int parse_domain_spec(struct overlay *o, struct rescue_domain *d, const char *spec, char *why, size_t n)
+{
+	rescue_domain_init(d, &kernel_env);
+	return rescue_parse_domain(d, spec, o->src.blk->sectors, why, n);
+}
+
 static int start_job(int argc, char **argv, int clone)
 {
 	int first_opt = clone ? 3 : 2;
@@ -312,14 +323,15 @@ static int start_job(int argc, char **argv, int clone)
 	struct rescue_opts opt;
 	char why[160] = "";
 	rescue_opts_default(&opt);
-	opt.ndomain = o->next_domain.ndomain;
-	memcpy(opt.domain, o->next_domain.domain, sizeof(opt.domain));
 	uint32_t ls = o->src.blk->lsize;
+	const char *dspec = NULL;
 	for (int i = first_opt; i < argc; i++) {
 		const char *v;
-		int rc = args_kv(argv[i], "domain", &v) ?
-			rescue_parse_domain(&opt, v, o->src.blk->sectors, why, sizeof(why)) :
-			rescue_parse_opt(&opt, argv[i], ls, why, sizeof(why));
+		int rc = 0;
+		if (args_kv(argv[i], "domain", &v))
+			dspec = v;
+		else
+			rc = rescue_parse_opt(&opt, argv[i], ls, why, sizeof(why));
 		if (rc < 0) {
 			kprintf("%s: %s\n", argv[0], why);
 			return rc;
@@ -329,6 +341,15 @@ static int start_job(int argc, char **argv, int clone)
 		kprintf("%s: cluster must be a multiple of the source's %u-byte physical sector\n", argv[0],
 			o->src.blk->psize);
 		return -E_USAGE;
+	}
+	/* The job's domain: domain= for this run, else the overlay's (`domain`), copied so that a
+	 * later `domain` changes only the next run. */
+	struct rescue_domain dom;
+	int drc = dspec ? parse_domain_spec(o, &dom, dspec, why, sizeof(why))
+			: rescue_domain_copy(&dom, &o->next_domain);
+	if (drc < 0) {
+		kprintf("%s: %s\n", argv[0], dspec ? why : err_str(drc));
+		return drc;
 	}
 	struct blk_dev *target = NULL;
 	if (clone) {
@@ -346,6 +367,7 @@ static int start_job(int argc, char **argv, int clone)
 		if (target->lsize != ls || target->sectors < o->src.blk->sectors) {
 			kprintf("clone: %s is smaller than the source or has another sector size (%u, source %u)\n",
 				target->name, target->lsize, ls);
+			rescue_domain_free(&dom);
 			return -E_TOOSMALL;
 		}
 	}
@@ -353,14 +375,19 @@ static int start_job(int argc, char **argv, int clone)
 		if (j->state == JOB_RUNNING || j->state == JOB_WAITING) {
 			kprintf("%s: ov%d already has a %s job (%s); stop it first\n", argv[0], idx,
 				j->clone ? "clone" : "rescue", state_names[j->state]);
+			rescue_domain_free(&dom);
 			return -E_BUSY;
 		}
 		end_job(j);   /* a stopped job gives way to the new one: the map holds its progress */
 	}
+	if (j->used)
+		rescue_domain_free(&j->dom);
 	memset(j, 0, sizeof(*j));
 	j->o = o;
 	j->idx = idx;
+	j->dom = dom;
 	j->opt = opt;
+	j->opt.domain = &j->dom;
 	j->clone = clone;
 	if (clone)
 		bdev_adapt(&j->target, target);
@@ -377,7 +404,7 @@ static int start_job(int argc, char **argv, int clone)
 	}
 	kprintf("ov%d: %s started (timeout %u ms, cluster %llu, retries %u%s); status, wait, stop ov%d\n", idx,
 		clone ? "clone" : "rescue", opt.timeout_ms, (unsigned long long)opt.cluster, opt.retries,
-		opt.ndomain ? ", domain" : "", idx);
+		dom.n ? ", domain" : "", idx);
 	return 0;
 }
 
@@ -631,18 +658,17 @@ static int cmd_domain(int argc, char **argv)
 	if (!o)
 		return -E_NOENT;
 	char why[160] = "";
-	struct rescue_opts d = o->next_domain;
-	int rc = rescue_parse_domain(&d, argv[2], o->src.blk->sectors, why, sizeof(why));
+	struct rescue_domain d;
+	int rc = parse_domain_spec(o, &d, argv[2], why, sizeof(why));
 	if (rc < 0) {
 		kprintf("domain: %s\n", why);
 		return rc;
 	}
+	rescue_domain_free(&o->next_domain);
 	o->next_domain = d;
-	uint64_t n = 0;
-	for (uint32_t i = 0; i < d.ndomain; i++)
-		n += d.domain[i].count;
-	if (d.ndomain)
-		kprintf("%s: the next rescue covers %llu sectors in %u ranges\n", argv[1], (unsigned long long)n, d.ndomain);
+	if (d.n)
+		kprintf("%s: the next rescue covers %llu sectors in %u ranges%s\n", argv[1],
+			(unsigned long long)rescue_domain_sectors(&d), d.n, d.ngroups > 1 ? " (in parts, by priority)" : "");
 	else
 		kprintf("%s: the next rescue covers the whole source\n", argv[1]);
 	return 0;

@@ -134,13 +134,14 @@ static int stop_after(void *ctx)
 	return ++s->calls > s->after;
 }
 
-static int nevents;
+static int nevents, saw_part2;
 static char last_event[200];
 static void on_event(void *ctx, const char *text)
 {
 	(void)ctx;
 	nevents++;
 	snprintf(last_event, sizeof(last_event), "%s", text);
+	saw_part2 |= strstr(text, "domain part 2 of 2") != NULL;
 }
 
 /* A simulated drive and a freshly formatted, open cow for it. */
@@ -252,10 +253,12 @@ static void test_min_rate_and_domain(void)
 	char why[200];
 	rig_up(&g);
 	rescue_opts_default(&o);
-	CHECK("domain parse", rescue_parse_domain(&o, "lba:16000+2000,100+10,105+20", SECTORS, why, sizeof(why)) == 0 &&
-	      o.ndomain == 2 && o.domain[0].start == 100 && o.domain[0].count == 25);
-	CHECK("domain beyond the source is refused", rescue_parse_domain(&o, "lba:32760+100", SECTORS, why, sizeof(why)) == -E_USAGE);
-	CHECK("domain garbage is refused", rescue_parse_domain(&o, "lba:12x+4", SECTORS, why, sizeof(why)) == -E_USAGE);
+	struct rescue_domain dom;
+	rescue_domain_init(&dom, &env);
+	CHECK("domain parse", rescue_parse_domain(&dom, "lba:16000+2000,100+10,105+20", SECTORS, why, sizeof(why)) == 0 &&
+	      dom.n == 2 && dom.ngroups == 1 && dom.range[0].start == 100 && dom.range[0].count == 25);
+	CHECK("domain beyond the source is refused", rescue_parse_domain(&dom, "lba:32760+100", SECTORS, why, sizeof(why)) == -E_USAGE && dom.n == 0);
+	CHECK("domain garbage is refused", rescue_parse_domain(&dom, "lba:12x+4", SECTORS, why, sizeof(why)) == -E_USAGE);
 	CHECK("options: unknown key refused", rescue_parse_opt(&o, "speed=9", LS, why, sizeof(why)) == -E_USAGE);
 	CHECK("options: cluster must be sectors", rescue_parse_opt(&o, "cluster=1000", LS, why, sizeof(why)) == -E_USAGE);
 	CHECK("options: sizes with suffixes", rescue_parse_opt(&o, "cluster=128KiB", LS, why, sizeof(why)) == 0 && o.cluster == 131072 &&
@@ -265,7 +268,8 @@ static void test_min_rate_and_domain(void)
 	rescue_opts_default(&o);
 	o.min_rate = 10u << 20;
 	o.passes = RESCUE_PASS_COPY;
-	rescue_parse_domain(&o, "lba:16000+2000", SECTORS, why, sizeof(why));
+	rescue_parse_domain(&dom, "lba:16000+2000", SECTORS, why, sizeof(why));
+	o.domain = &dom;
 	struct stopper st = { .after = 12 };
 	struct rescue_hooks h = { .ctx = &st, .should_stop = stop_after };
 	run(g.c, &o, &h, &r);
@@ -279,6 +283,70 @@ static void test_min_rate_and_domain(void)
 	CHECK("a domain run finishes its domain and nothing else",
 	      bytes[4] == 2000 * LS && cow_map_at(m, 15999)->state == COW_NONTRIED &&
 	      cow_map_at(m, 18000)->state == COW_NONTRIED);
+	rescue_domain_free(&dom);
+	rig_down(&g);
+}
+
+/* Domains in priority groups (an NTFS volume's metadata, then its files) and domains of many
+ * ranges (a volume's runs). */
+static void test_domain_groups(void)
+{
+	struct rescue_domain d;
+	rescue_domain_init(&d, &env);
+	rescue_domain_add(&d, 100, 100);
+	rescue_domain_end_group(&d);
+	rescue_domain_add(&d, 250, 50);
+	rescue_domain_add(&d, 50, 230);   /* overlaps group 1 and its own other range */
+	rescue_domain_end_group(&d);
+	CHECK("a later group loses what an earlier one holds, and merges its own",
+	      d.ngroups == 2 && d.n == 3 && d.group_end[0] == 1 && d.range[1].start == 50 && d.range[1].count == 50 &&
+	      d.range[2].start == 200 && d.range[2].count == 100);
+	rescue_domain_free(&d);
+
+	struct rig g;
+	struct rescue r;
+	struct rescue_opts o;
+	rig_up(&g);
+	struct drive *dr = g.d;
+	rescue_opts_default(&o);
+	o.retries = 1;
+	/* Group 1: 8 sectors in every 40 of the second half (300 ranges, given out of order, as
+	 * many as this small cow's map can hold apart); group 2: the first 4 MiB. */
+	rescue_domain_init(&d, &env);
+	int ok = 1;
+	for (uint32_t k = 300; k-- > 0;)
+		ok &= rescue_domain_add(&d, SECTORS / 2 + (uint64_t)k * 40, 8) == 0;
+	ok &= rescue_domain_end_group(&d) == 0 && rescue_domain_add(&d, 0, 8192) == 0 && rescue_domain_end_group(&d) == 0;
+	CHECK("a domain of 300 ranges and a second group builds", ok && d.n == 301 && d.ngroups == 2);
+	o.domain = &d;
+	nevents = 0;
+	struct stopper st = { .after = 340 };
+	struct rescue_hooks h = { .ctx = &st, .should_stop = stop_after, .event = on_event };
+	int rc = run(g.c, &o, &h, &r);
+	const struct cow_map *m = cow_get_map(g.c);
+	/* Stopped once the second group has begun: the first must be through all its phases. */
+	uint64_t first = 0, second = 0;
+	for (uint32_t k = 0; k < 300; k++)
+		for (uint64_t s = SECTORS / 2 + (uint64_t)k * 40; s < SECTORS / 2 + (uint64_t)k * 40 + 8; s++)
+			first += cow_map_at(m, s)->state == truth(dr, s);
+	for (uint64_t s = 0; s < 8192; s++)
+		second += cow_map_at(m, s)->state == COW_FINISHED;
+	CHECK("the first group is done, all phases, before the second starts",
+	      rc == -E_STOPPED && first == 300 * 8 && second > 0 && second < 8192);
+	h.should_stop = NULL;
+	rc = run(g.c, &o, &h, &r);
+	uint64_t wrong = 0;
+	for (uint64_t s = 0; s < SECTORS; s++) {
+		int in = s < 8192 || (s >= SECTORS / 2 && (s - SECTORS / 2) % 40 < 8 && s < SECTORS / 2 + 300 * 40);
+		uint8_t st = cow_map_at(m, s)->state;
+		wrong += in ? st != truth(dr, s) : st != COW_NONTRIED;
+	}
+	CHECK("resumed, both groups end as the truth and nothing outside them is read", rc == 0 && wrong == 0);
+	CHECK("the groups are announced", saw_part2);
+	uint64_t bytes[5], areas[5];
+	rescue_domain_totals(&r, bytes, areas);
+	CHECK("totals cover both groups", bytes[4] + bytes[3] == (8192 + 300 * 8) * LS);
+	rescue_domain_free(&d);
 	rig_down(&g);
 }
 
@@ -407,6 +475,7 @@ int main(void)
 	test_full_run();
 	test_skipping();
 	test_min_rate_and_domain();
+	test_domain_groups();
 	test_vanishing_drive();
 	test_power_cuts();
 	test_clone();
