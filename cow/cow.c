@@ -825,6 +825,27 @@ int cow_ov_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *
 	return brc < 0 ? brc : rc;
 }
 
+int cow_ov_read_rescuing(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
+{
+	int rc = cow_ov_read(c, off, len, buf, bad_off);
+	if (rc < 0)
+		return rc;
+	/* What came from the source is stored, run by run, as a rescue would store it. */
+	uint64_t s = off / c->lsize, e = (off + len) / c->lsize;
+	while (s < e && c->src) {
+		bool present;
+		uint64_t r = run_end(c, s, e, &present);
+		for (uint64_t p = s; !present && p < r; p += 1u << 18) {
+			uint64_t n = r - p < (1u << 18) ? r - p : (1u << 18);   /* 1 GiB pieces at most */
+			rc = cow_store_rescued(c, p * c->lsize, n * c->lsize, (uint8_t *)buf + (p * c->lsize - off));
+			if (rc < 0)
+				return rc;
+		}
+		s = r;
+	}
+	return 0;
+}
+
 int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 {
 	int rc = cow_store_end(c);   /* a rescued write landing after ours would undo it */

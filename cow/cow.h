@@ -161,6 +161,10 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
  * multiples of the source's logical sector. */
 int cow_ov_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
 int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf);
+/* An overlay read that also stores what it had to take from the source, as finished: how file
+ * system metadata is read (every sector it touches is rescued on the way). A store failure is
+ * -E_COWIO or -E_NOSPC, after buf was filled. */
+int cow_ov_read_rescuing(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
 
 /* Copy-on-read for the rescue: reads the source, writes what it got to the cow (never over
  * sectors the overlay wrote) and marks the range finished, durable at the next commit. On a read

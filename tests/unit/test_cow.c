@@ -434,7 +434,7 @@ static void test_async(void)
 	cow_get_geometry(c, &g);
 	/* Every other 4 KiB of the first 256 KiB written: a read of it is 64 pieces, half from the
 	 * cow and half from the source. */
-	static uint8_t buf[256 << 10], want[256 << 10], w[4096];
+	static uint8_t buf[256 << 10], want[256 << 10], w[4096], big[512 << 10];
 	memcpy(want, src.view, sizeof(want));
 	int ok = 1;
 	for (uint32_t u = 0; u < 64; u += 2) {
@@ -466,6 +466,17 @@ static void test_async(void)
 	      cow_rescue_read(c, 0, sizeof(buf), buf, &bad) == 0 && cow_ov_read(c, 0, sizeof(buf), buf, &bad) == 0 &&
 	      !memcmp(buf, want, sizeof(buf)) && cow_map_at(cow_get_map(c), 1)->state == COW_FINISHED &&
 	      cow.max_inflight > 1);
+	/* Metadata reads: what came from the source is stored on the way. */
+	struct cow_counters before, after;
+	cow_get_counters(c, &before);
+	CHECK("a rescuing read returns the overlay's data",
+	      cow_ov_read_rescuing(c, 0, sizeof(buf) * 2, big, &bad) == 0 && !memcmp(big, want, sizeof(buf)) &&
+	      !memcmp(big + sizeof(buf), src.view + sizeof(buf), sizeof(buf)));
+	cow_get_counters(c, &after);
+	CHECK("and stores what it took from the source, as finished",
+	      cow_map_at(cow_get_map(c), (sizeof(buf) + 4096) / LS)->state == COW_FINISHED &&
+	      after.bytes_rescued - before.bytes_rescued == sizeof(buf) &&
+	      !memcmp(cow.view + g.data_offset + sizeof(buf), src.view + sizeof(buf), sizeof(buf)));
 	CHECK("close commits", cow_close(c) == 0);
 	CHECK("no request was left without a wait", cow.abandoned == 0 && src.abandoned == 0 &&
 	      cow.nqueue == 0 && src.nqueue == 0);
