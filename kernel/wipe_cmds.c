@@ -1,0 +1,456 @@
+/* The `wipe` command: overwrites a whole disk or partition with zeros, a repeated pattern or a
+ * seekable pseudo-random stream, optionally reads it all back, and refuses disks that matter. */
+#include "console.h"
+#include "lib_args.h"
+#include "mem.h"
+#include "settings.h"
+#include "shell.h"
+#include "task.h"
+#include "time.h"
+#include "../cow/errors.h"
+#include "../cow/port.h"
+#include "../drivers/blk.h"
+
+/* Several large requests in flight keep the device busy while the next buffer is filled or the
+ * last one checked; the block layer splits them to the device's own limits. */
+#define WIPE_DEPTH     4
+#define WIPE_REQ_BYTES (2u << 20)
+#define WIPE_PAT_MAX   64
+
+enum wipe_mode { WIPE_ZERO, WIPE_PATTERN, WIPE_RANDOM };
+static const char *const mode_names[] = { "zeros", "the pattern", "the random stream" };
+
+struct wipe {
+	struct blk_dev *d;
+	enum wipe_mode mode;
+	uint8_t pat[WIPE_PAT_MAX];
+	uint32_t patlen;
+	uint64_t seed;
+	uint32_t per;                  /* sectors per request */
+	uint8_t *fill;                 /* zeros or the pattern: one request's data, from phase 0 */
+	uint8_t *bufs[WIPE_DEPTH];     /* random writes and read-back */
+	struct blk_req reqs[WIPE_DEPTH];
+
+	/* One pass (the writes, or the read-back). */
+	uint64_t next, done;           /* sectors submitted; sectors completed without error */
+	int fail_rc;                   /* the lowest failing request's status */
+	uint64_t fail_req, fail_count, fail_lba;
+	int interrupted;
+	uint64_t bad, first_bad;       /* read-back: mismatching sectors, the lowest one */
+	uint64_t t0;
+};
+
+/* SplitMix64: word i of the stream is mix(seed + (i + 1) * gamma), so any request can make (or
+ * re-make, for verify) its own part without the ones before it; tests redo it on the host. */
+#define SM_GAMMA 0x9E3779B97F4A7C15ULL
+static inline uint64_t sm_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static void random_fill(uint64_t seed, uint64_t word, uint64_t *out, size_t nwords)
+{
+	uint64_t s = seed + (word + 1) * SM_GAMMA;
+	for (size_t i = 0; i < nwords; i++, s += SM_GAMMA)
+		out[i] = sm_mix(s);   /* stored little-endian: byte 8i is the low byte of word i */
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int parse_pattern(const char *s, uint8_t *pat, uint32_t *len)
+{
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		s += 2;
+	size_t n = strlen(s);
+	if (n == 0 || n % 2 || n / 2 > WIPE_PAT_MAX)
+		return -E_INVAL;
+	for (size_t i = 0; i < n; i += 2) {
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -E_INVAL;
+		pat[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = (uint32_t)(n / 2);
+	return 0;
+}
+
+/* The disk a name lies on, and whether x shares bytes with d (itself, its disk, a partition of
+ * it) or only the physical drive (a sibling partition). */
+static struct blk_dev *top_of(struct blk_dev *d)
+{
+	return d->parent ? d->parent : d;
+}
+
+static bool overlaps(struct blk_dev *x, struct blk_dev *d)
+{
+	return x == d || x == d->parent || x->parent == d;
+}
+
+/* The first disk or partition with `flag`: among those sharing bytes with d, or anywhere on
+ * its physical drive when whole_drive is set. */
+static struct blk_dev *flagged(struct blk_dev *d, uint32_t flag, bool whole_drive)
+{
+	struct blk_dev *top = top_of(d);
+	for (int i = 0; i < blk_count(); i++) {
+		struct blk_dev *x = blk_get(i);
+		bool near = whole_drive ? top_of(x) == top : overlaps(x, d);
+		if (near && (x->flags & flag))
+			return x;
+	}
+	return NULL;
+}
+
+/* Every refusal is decided before a byte is written. A source's whole drive is refused, not
+ * only the bound name: it is the failing disk being rescued. A cow is refused where a wipe
+ * would overwrite it (the cow, its disk, a partition of it), and the boot disk everywhere. */
+static int refuse(struct blk_dev *d)
+{
+	struct blk_dev *x;
+	if ((x = flagged(d, BLK_F_SOURCE, true))) {
+		kprintf("wipe: refused: %s is on %s, an overlay's source (cow close it first)\n", d->name,
+			top_of(x)->name);
+		return -E_RDONLY;
+	}
+	if ((x = flagged(d, BLK_F_BOOT, true))) {
+		kprintf("wipe: refused: %s is on %s, the boot disk cowboot runs from\n", d->name,
+			top_of(x)->name);
+		return -E_INVAL;
+	}
+	if ((x = flagged(d, BLK_F_COW, false))) {
+		kprintf("wipe: refused: %s holds an open cow (%s; cow close it first)\n", d->name, x->name);
+		return -E_BUSY;
+	}
+	if ((x = flagged(d, BLK_F_RO | BLK_F_DEV_RO, false))) {
+		kprintf("wipe: refused: %s is read-only (%s)\n", d->name,
+			x->flags & BLK_F_DEV_RO ? "the device is write-protected" : "protected until reboot");
+		return -E_RDONLY;
+	}
+	return 0;
+}
+
+static void fmt_rate(char *out, size_t n, uint64_t bytes, uint64_t us)
+{
+	uint64_t kib_s = us ? bytes * 1000000 / 1024 / us : 0;
+	fmt_snprintf(out, n, "%llu.%02llu MiB/s", (unsigned long long)(kib_s / 1024),
+		     (unsigned long long)(kib_s % 1024 * 100 / 1024));
+}
+
+static void fmt_mib(char *out, size_t n, uint64_t bytes)
+{
+	uint64_t tenths = bytes * 10 >> 20;
+	fmt_snprintf(out, n, "%llu.%llu MiB", (unsigned long long)(tenths / 10),
+		     (unsigned long long)(tenths % 10));
+}
+
+static void progress_line(const struct wipe *w, bool verify, char *out, size_t n)
+{
+	uint64_t total = w->d->sectors, us = time_now_us() - w->t0;
+	char done[24], all[24], rate[24], eta[24] = "-";
+	fmt_mib(done, sizeof(done), w->done * w->d->lsize);
+	fmt_mib(all, sizeof(all), total * w->d->lsize);
+	fmt_rate(rate, sizeof(rate), w->done * w->d->lsize, us);
+	uint64_t per_s = us ? w->done * 1000000 / us : 0;   /* sectors a second */
+	if (per_s)
+		fmt_snprintf(eta, sizeof(eta), "%llus", (unsigned long long)((total - w->done) / per_s));
+	fmt_snprintf(out, n, "wipe %s: %s %llu%% (%s of %s) %s ETA %s", w->d->name,
+		     verify ? "verifying" : "writing", (unsigned long long)(w->done * 100 / total), done,
+		     all, rate, eta);
+}
+
+static bool words_equal(const uint64_t *a, const uint64_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+static bool random_matches(uint64_t seed, uint64_t word, const uint64_t *p, size_t n)
+{
+	uint64_t s = seed + (word + 1) * SM_GAMMA;
+	for (size_t i = 0; i < n; i++, s += SM_GAMMA)
+		if (p[i] != sm_mix(s))
+			return false;
+	return true;
+}
+
+/* A read-back request ended: every sector compared with what was written. */
+static void check_read(struct wipe *w, const struct blk_req *r)
+{
+	uint32_t ls = w->d->lsize, words = ls / 8;
+	for (uint32_t i = 0; i < r->count; i++) {
+		const uint64_t *p = (const uint64_t *)((const uint8_t *)r->buf + (size_t)i * ls);
+		bool ok = w->mode == WIPE_RANDOM
+			? random_matches(w->seed, (r->lba + i) * words, p, words)
+			: words_equal(p, (const uint64_t *)(w->fill + (size_t)i * ls), words);
+		if (!ok) {
+			if (!w->bad || r->lba + i < w->first_bad)
+				w->first_bad = r->lba + i;
+			w->bad++;
+		}
+	}
+}
+
+/* One pass over the device: writes (or reads back and compares), WIPE_DEPTH requests in
+ * flight, until the end, the first error, or Ctrl-C. What is in flight is always let finish, so
+ * everything below w->next has ended when it returns. */
+static int run_pass(struct wipe *w, bool verify)
+{
+	struct blk_dev *d = w->d;
+	uint64_t total = d->sectors;
+	int live = setting_progress() == PROGRESS_LIVE, shown = 0, busy = 0, stop = 0;
+	deadline_t tick = deadline_in_ms(live ? 1000 : 5000);
+	char line[120];
+	w->next = w->done = 0;
+	w->fail_rc = 0;
+	w->interrupted = 0;
+	w->bad = 0;
+	w->t0 = time_now_us();
+	for (int i = 0; i < WIPE_DEPTH; i++)
+		w->reqs[i] = (struct blk_req){ .complete = true };
+	while ((w->next < total && !stop) || busy) {
+		for (int i = 0; i < WIPE_DEPTH; i++) {
+			struct blk_req *r = &w->reqs[i];
+			if (!r->complete)
+				continue;
+			if (r->dev) {   /* reap */
+				busy--;
+				r->dev = NULL;
+				if (r->status < 0) {
+					if (!w->fail_rc || r->lba < w->fail_req) {
+						w->fail_rc = r->status;
+						w->fail_req = r->lba;
+						w->fail_count = r->count;
+						w->fail_lba = r->err_lba;
+					}
+					stop = 1;
+				} else {
+					w->done += r->count;
+					if (verify)
+						check_read(w, r);
+				}
+			}
+			if (stop || w->next >= total)
+				continue;
+			uint32_t n = total - w->next < w->per ? (uint32_t)(total - w->next) : w->per;
+			void *buf = w->fill;
+			if (verify || w->mode == WIPE_RANDOM)
+				buf = w->bufs[i];
+			if (!verify && w->mode == WIPE_RANDOM)
+				random_fill(w->seed, w->next * (d->lsize / 8), buf, (size_t)n * d->lsize / 8);
+			*r = (struct blk_req){ .op = verify ? BLK_READ : BLK_WRITE, .lba = w->next,
+					       .count = n, .buf = buf };
+			w->next += n;
+			busy++;
+			blk_submit(d, r);   /* a refusal completes the request at once: reaped above */
+		}
+		if (!stop && console_interrupted())
+			stop = w->interrupted = 1;
+		if (deadline_passed(tick) && !stop) {
+			tick = deadline_in_ms(live ? 1000 : 5000);
+			progress_line(w, verify, line, sizeof(line));
+			kprintf(live ? "\r%-100.100s" : "%s\n", line);
+			shown = live;
+		}
+		task_yield();
+	}
+	if (shown)
+		kprintf("\n");
+	return w->fail_rc ? w->fail_rc : w->interrupted ? -E_INTR : 0;
+}
+
+static void report_failure(const struct wipe *w, bool verify)
+{
+	const char *what = verify ? "read-back" : "write";
+	if (w->fail_lba != BLK_NO_LBA)
+		kprintf("wipe %s: %s failed at LBA %llu: %s\n", w->d->name, what,
+			(unsigned long long)w->fail_lba, err_str(w->fail_rc));
+	else
+		kprintf("wipe %s: %s of LBA %llu-%llu failed: %s\n", w->d->name, what,
+			(unsigned long long)w->fail_req,
+			(unsigned long long)(w->fail_req + w->fail_count - 1), err_str(w->fail_rc));
+	kprintf("wipe %s: stopped; the %llu sectors before LBA %llu were %s\n", w->d->name,
+		(unsigned long long)w->fail_req, (unsigned long long)w->fail_req,
+		verify ? "read back" : "written");
+}
+
+static int wipe_run(struct wipe *w, bool verify)
+{
+	struct blk_dev *d = w->d;
+	uint64_t total = d->sectors;
+	char size[24], rate[24];
+	int rc = run_pass(w, false);
+	uint64_t us = time_now_us() - w->t0;
+	/* Flushed even after Ctrl-C or an error: what the report says was written should be on
+	 * the media, not in the drive's cache. */
+	int frc = blk_flush(d);
+	if (rc == -E_INTR) {
+		kprintf("wipe %s: interrupted at LBA %llu of %llu (%llu%%): LBA 0-%llu written%s, the rest untouched\n",
+			d->name, (unsigned long long)w->next, (unsigned long long)total,
+			(unsigned long long)(w->next * 100 / total),
+			(unsigned long long)(w->next ? w->next - 1 : 0), frc ? "" : " and flushed");
+		return rc;
+	}
+	if (rc < 0) {
+		report_failure(w, false);
+		return rc;
+	}
+	if (frc < 0) {
+		kprintf("wipe %s: the final flush failed: %s\n", d->name, err_str(frc));
+		return frc;
+	}
+	fmt_mib(size, sizeof(size), total * d->lsize);
+	fmt_rate(rate, sizeof(rate), total * d->lsize, us);
+	kprintf("wipe %s: wrote %s (%llu sectors) of %s in %llu ms, %s; flushed\n", d->name, size,
+		(unsigned long long)total, mode_names[w->mode], (unsigned long long)(us / 1000), rate);
+	if (!verify)
+		return 0;
+	rc = run_pass(w, true);
+	us = time_now_us() - w->t0;
+	if (rc == -E_INTR) {
+		kprintf("verify %s: interrupted at LBA %llu of %llu: %llu bad sectors so far\n", d->name,
+			(unsigned long long)w->next, (unsigned long long)total, (unsigned long long)w->bad);
+		return rc;
+	}
+	if (rc < 0) {
+		report_failure(w, true);
+		return rc;
+	}
+	fmt_rate(rate, sizeof(rate), total * d->lsize, us);
+	if (w->bad) {
+		kprintf("verify %s: %llu bad sectors, first mismatch at LBA %llu (%llu ms, %s)\n", d->name,
+			(unsigned long long)w->bad, (unsigned long long)w->first_bad,
+			(unsigned long long)(us / 1000), rate);
+		return -E_CRC;
+	}
+	kprintf("verify %s: all %llu sectors match (%llu ms, %s)\n", d->name, (unsigned long long)total,
+		(unsigned long long)(us / 1000), rate);
+	return 0;
+}
+
+static int wipe_buffers(struct wipe *w, bool verify)
+{
+	struct blk_dev *d = w->d;
+	uint32_t per = WIPE_REQ_BYTES / d->lsize;
+	if (per > d->sectors)
+		per = (uint32_t)d->sectors;
+	if (w->mode == WIPE_PATTERN) {
+		/* Each request starts at a multiple of the pattern's length, so one buffer serves them
+		 * all and the pattern runs on unbroken from the device's first byte. */
+		per -= per % w->patlen;
+		if (per < w->patlen)
+			per = w->patlen;
+	}
+	w->per = per;
+	size_t bytes = (size_t)per * d->lsize;
+	if (w->mode != WIPE_RANDOM) {
+		w->fill = kzalloc(bytes);
+		if (!w->fill)
+			return -E_NOMEM;
+		if (w->mode == WIPE_PATTERN)
+			for (size_t i = 0; i < bytes; i++)
+				w->fill[i] = w->pat[i % w->patlen];
+	}
+	if (verify || w->mode == WIPE_RANDOM)
+		for (int i = 0; i < WIPE_DEPTH; i++)
+			if (!(w->bufs[i] = kmalloc(bytes)))
+				return -E_NOMEM;
+	return 0;
+}
+
+static void wipe_free(struct wipe *w)
+{
+	for (int i = 0; i < WIPE_DEPTH; i++)
+		if (w->bufs[i])
+			kfree(w->bufs[i]);
+	if (w->fill)
+		kfree(w->fill);
+}
+
+static int cmd_wipe(int argc, char **argv)
+{
+	static struct wipe w;   /* the requests outlive no call, but are too big for the stack */
+	int modes = 0, verify = 0, yes = 0, seeded = 0;
+	const char *v;
+	if (argc < 2)
+		return -E_USAGE;
+	memset(&w, 0, sizeof(w));
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "zero")) {
+			w.mode = WIPE_ZERO;
+			modes++;
+		} else if (args_kv(argv[i], "pattern", &v)) {
+			if (parse_pattern(v, w.pat, &w.patlen) < 0) {
+				kprintf("wipe: pattern= takes 1 to %d bytes of hex (e.g. pattern=deadbeef)\n",
+					WIPE_PAT_MAX);
+				return -E_USAGE;
+			}
+			w.mode = WIPE_PATTERN;
+			modes++;
+		} else if (!strcmp(argv[i], "random") || args_kv(argv[i], "random", &v)) {
+			if (argv[i][6] == '=') {
+				if (args_u64(v, &w.seed) < 0) {
+					kprintf("wipe: random=<seed> takes a number (the seed a wipe printed)\n");
+					return -E_USAGE;
+				}
+				seeded = 1;
+			}
+			w.mode = WIPE_RANDOM;
+			modes++;
+		} else if (!strcmp(argv[i], "verify") && !verify) {
+			verify = 1;
+		} else if (!strcmp(argv[i], "--yes") && !yes) {
+			yes = 1;
+		} else {
+			return -E_USAGE;
+		}
+	}
+	if (modes > 1)
+		return -E_USAGE;
+	struct blk_dev *d = blk_find(argv[1]);
+	if (!d)
+		return -E_NOENT;
+	int rc = refuse(d);
+	if (rc < 0)
+		return rc;
+	if (!yes) {
+		char size[24];
+		blk_format_size(size, sizeof(size), d->sectors * d->lsize);
+		kprintf("wipe: this destroys everything on %s (%s); add --yes\n", d->name, size);
+		return -E_INVAL;
+	}
+	if (d->lsize % 8 || d->sectors == 0)
+		return -E_ALIGN;
+	if (w.mode == WIPE_RANDOM && !seeded)
+		w.seed = sm_mix(time_now_us() ^ d->sectors ^ ((uint64_t)d->instance << 32));
+	w.d = d;
+	rc = wipe_buffers(&w, verify);
+	if (rc == 0) {
+		if (w.mode == WIPE_RANDOM)
+			kprintf("wipe %s: random stream seed 0x%016llx (random=0x%llx writes it again)\n",
+				d->name, (unsigned long long)w.seed, (unsigned long long)w.seed);
+		rc = wipe_run(&w, verify);
+	}
+	wipe_free(&w);
+	return rc;
+}
+COMMAND(wipe, "wipe <disk> [zero|pattern=<hex>|random[=<seed>]] [verify] --yes",
+	"overwrite a whole disk or partition, with progress; refuses sources, cows, the boot disk",
+	"zero (the default) writes zeros; pattern=<hex> repeats 1 to 64 bytes from the first byte;\n"
+	"  random writes a SplitMix64 stream (its seed is printed; random=<seed> repeats it). verify\n"
+	"  reads everything back and reports the first mismatching LBA and the bad sectors. Refused\n"
+	"  for any disk or partition on an overlay's source drive or the boot disk, a disk holding\n"
+	"  an open cow, a read-only disk, and without --yes. Ctrl-C stops it and says how far it got.\n"
+	"  Progress: a live line each second (set progress=lines: a full line every 5 s).",
+	cmd_wipe);
