@@ -48,6 +48,54 @@ def gpt_disk(path, size):
             f.write(f"cowboot demo source, lba {lba}\n".encode().ljust(SECTOR, b"."))
 
 
+def ntfs_disk(path, size, files, label="COWBOOT"):
+    """A GPT disk whose partition holds an NTFS volume (mkntfs) with `files` ({"dir/name": bytes}).
+    Directories need a FUSE mount (ntfs-3g); without /dev/fuse only top-level files can be made
+    (ntfscp), and a file in a directory raises. Returns the partition's first LBA."""
+    import shutil
+    import subprocess
+    import tempfile
+    gpt_disk(path, size)
+    sectors = size // SECTOR
+    first, last = 2048, sectors - 34
+    tmp = tempfile.mkdtemp(prefix="cowboot-ntfs-")
+    try:
+        part = os.path.join(tmp, "part.img")
+        with open(part, "wb") as f:
+            f.truncate((last - first + 1) * SECTOR)
+        subprocess.run(["mkntfs", "-F", "-Q", "-q", "-s", str(SECTOR), "-c", "4096", "-p", str(first),
+                        "-H", "16", "-S", "63", "-L", label, part], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        mnt = os.path.join(tmp, "mnt")
+        os.mkdir(mnt)
+        mounted = subprocess.run(["ntfs-3g", part, mnt], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL).returncode == 0
+        try:
+            for name, data in files.items():
+                if mounted:
+                    dest = os.path.join(mnt, name)
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    with open(dest, "wb") as f:
+                        f.write(data)
+                else:
+                    if "/" in name:
+                        raise RuntimeError(f"{name}: directories need an ntfs-3g FUSE mount")
+                    src = os.path.join(tmp, "file")
+                    with open(src, "wb") as f:
+                        f.write(data)
+                    subprocess.run(["ntfscp", "-f", part, src, name], check=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            if mounted:
+                subprocess.run(["umount", mnt], check=True)
+        with open(part, "rb") as src, open(path, "r+b") as dst:
+            dst.seek(first * SECTOR)
+            shutil.copyfileobj(src, dst, 1 << 20)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return first
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "build/demo"
     os.makedirs(out, exist_ok=True)
