@@ -33,8 +33,11 @@ struct wipe {
 
 	/* One pass (the writes, or the read-back). */
 	uint64_t next, done;           /* sectors submitted; sectors completed without error */
-	int fail_rc;                   /* the lowest failing request's status */
-	uint64_t fail_req, fail_count, fail_lba;
+	struct wipe_fail {             /* failed requests, by LBA (the pass stops at the first) */
+		uint64_t lba, count, err_lba;
+		int rc;
+	} fails[WIPE_DEPTH];
+	int nfails;
 	int interrupted;
 	uint64_t bad, first_bad;       /* read-back: mismatching sectors, the lowest one */
 	uint64_t t0;
@@ -213,7 +216,7 @@ static int run_pass(struct wipe *w, bool verify)
 	deadline_t tick = deadline_in_ms(live ? 1000 : 5000);
 	char line[120];
 	w->next = w->done = 0;
-	w->fail_rc = 0;
+	w->nfails = 0;
 	w->interrupted = 0;
 	w->bad = 0;
 	w->t0 = time_now_us();
@@ -228,12 +231,10 @@ static int run_pass(struct wipe *w, bool verify)
 				busy--;
 				r->dev = NULL;
 				if (r->status < 0) {
-					if (!w->fail_rc || r->lba < w->fail_req) {
-						w->fail_rc = r->status;
-						w->fail_req = r->lba;
-						w->fail_count = r->count;
-						w->fail_lba = r->err_lba;
-					}
+					int k = w->nfails++;
+					for (; k > 0 && w->fails[k - 1].lba > r->lba; k--)
+						w->fails[k] = w->fails[k - 1];
+					w->fails[k] = (struct wipe_fail){ r->lba, r->count, r->err_lba, r->status };
 					stop = 1;
 				} else {
 					w->done += r->count;
@@ -267,22 +268,82 @@ static int run_pass(struct wipe *w, bool verify)
 	}
 	if (shown)
 		kprintf("\n");
-	return w->fail_rc ? w->fail_rc : w->interrupted ? -E_INTR : 0;
+	return w->nfails ? w->fails[0].rc : w->interrupted ? -E_INTR : 0;
 }
 
-static void report_failure(const struct wipe *w, bool verify)
+/* Writes (or reads back) LBA p..p+n-1 of the failed request f again, synchronously. */
+static int piece_io(struct wipe *w, bool verify, const struct wipe_fail *f, uint64_t p, uint32_t n)
 {
-	const char *what = verify ? "read-back" : "write";
-	if (w->fail_lba != BLK_NO_LBA)
-		kprintf("wipe %s: %s failed at LBA %llu: %s\n", w->d->name, what,
-			(unsigned long long)w->fail_lba, err_str(w->fail_rc));
-	else
-		kprintf("wipe %s: %s of LBA %llu-%llu failed: %s\n", w->d->name, what,
-			(unsigned long long)w->fail_req,
-			(unsigned long long)(w->fail_req + w->fail_count - 1), err_str(w->fail_rc));
-	kprintf("wipe %s: stopped; the %llu sectors before LBA %llu were %s\n", w->d->name,
-		(unsigned long long)w->fail_req, (unsigned long long)w->fail_req,
-		verify ? "read back" : "written");
+	struct blk_dev *d = w->d;
+	if (verify)
+		return blk_read(d, p, n, w->bufs[0], NULL);
+	if (w->mode != WIPE_RANDOM)   /* the request began at phase 0 of the fill buffer */
+		return blk_write(d, p, n, w->fill + (size_t)(p - f->lba) * d->lsize, NULL);
+	random_fill(w->seed, p * (d->lsize / 8), (uint64_t *)w->bufs[0], (size_t)n * d->lsize / 8);
+	return blk_write(d, p, n, w->bufs[0], NULL);
+}
+
+static int first_failing(struct wipe *w, bool verify, const struct wipe_fail *f, uint64_t lo,
+			 uint64_t hi, uint32_t step, uint64_t *at)
+{
+	for (uint64_t p = lo; p < hi; p += step) {
+		if (console_interrupted())
+			return -E_INTR;
+		int rc = piece_io(w, verify, f, p, hi - p < step ? (uint32_t)(hi - p) : step);
+		if (rc < 0) {
+			*at = p;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Devices name the failing sector only sometimes (virtio never: it gives the first LBA of a
+ * piece, and QEMU may even fail neighbouring requests it merged), so a failed request is done
+ * again in 64-sector pieces, then sector by sector inside the failing piece: at most per/64 + 64
+ * requests, a bad sector costing one deadline per step. 1 and *at when found (everything
+ * before it in f has then been written or read), 0 when f did not fail again, -1 when not
+ * tried or stopped (Ctrl-C, the device gone). */
+static int find_failing_sector(struct wipe *w, bool verify, const struct wipe_fail *f, uint64_t *at)
+{
+	uint64_t piece;
+	if (f->rc == -E_GONE || f->rc == -E_RDONLY || f->rc == -E_NOMEM)
+		return -1;
+	int rc = first_failing(w, verify, f, f->lba, f->lba + f->count, 64, &piece);
+	if (rc == 0 || rc == -E_INTR || rc == -E_GONE)
+		return rc == 0 ? 0 : -1;
+	uint64_t end = f->lba + f->count - piece < 64 ? f->lba + f->count : piece + 64;
+	rc = first_failing(w, verify, f, piece, end, 1, at);
+	return rc < 0 && rc != -E_INTR ? 1 : -1;
+}
+
+/* Names the first sector that fails again, trying the failed requests in LBA order: the
+ * earlier ones were then done again in full, so everything below it is written (or read). */
+static int report_failure(struct wipe *w, bool verify)
+{
+	const char *name = w->d->name, *what = verify ? "read-back" : "write";
+	const struct wipe_fail *f = &w->fails[0];
+	uint64_t sector, below = f->lba;
+	int found = 0;
+	for (int i = 0; i < w->nfails && found == 0; i++)
+		if ((found = find_failing_sector(w, verify, &w->fails[i], &sector)) == 1)
+			f = &w->fails[i];
+	if (found == 1) {
+		kprintf("wipe %s: %s failed at LBA %llu: %s\n", name, what, (unsigned long long)sector,
+			err_str(f->rc));
+		below = sector;
+	} else {
+		kprintf("wipe %s: %s of LBA %llu-%llu failed: %s", name, what, (unsigned long long)f->lba,
+			(unsigned long long)(f->lba + f->count - 1), err_str(f->rc));
+		if (f->err_lba != BLK_NO_LBA)
+			kprintf(" (the device named LBA %llu)", (unsigned long long)f->err_lba);
+		kprintf("\n");
+		if (found == 0)
+			kprintf("wipe %s: doing that again in small pieces did not fail\n", name);
+	}
+	kprintf("wipe %s: stopped; the %llu sectors before LBA %llu were %s\n", name,
+		(unsigned long long)below, (unsigned long long)below, verify ? "read back" : "written");
+	return f->rc;
 }
 
 static int wipe_run(struct wipe *w, bool verify)
@@ -302,10 +363,8 @@ static int wipe_run(struct wipe *w, bool verify)
 			(unsigned long long)(w->next ? w->next - 1 : 0), frc ? "" : " and flushed");
 		return rc;
 	}
-	if (rc < 0) {
-		report_failure(w, false);
-		return rc;
-	}
+	if (rc < 0)
+		return report_failure(w, false);
 	if (frc < 0) {
 		kprintf("wipe %s: the final flush failed: %s\n", d->name, err_str(frc));
 		return frc;
@@ -323,10 +382,8 @@ static int wipe_run(struct wipe *w, bool verify)
 			(unsigned long long)w->next, (unsigned long long)total, (unsigned long long)w->bad);
 		return rc;
 	}
-	if (rc < 0) {
-		report_failure(w, true);
-		return rc;
-	}
+	if (rc < 0)
+		return report_failure(w, true);
 	fmt_rate(rate, sizeof(rate), total * d->lsize, us);
 	if (w->bad) {
 		kprintf("verify %s: %llu bad sectors, first mismatch at LBA %llu (%llu ms, %s)\n", d->name,

@@ -13,8 +13,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import (Machine, check, finish, make_pattern_disk, sha256_file,  # noqa: E402
-                          start_nbdkit)
+from cowboot_qemu import (Machine, PausedNbd, blkdebug_read_error, check, finish,  # noqa: E402
+                          make_pattern_disk, sha256_file, start_nbdkit)
 from mkdemo import gpt_disk  # noqa: E402
 
 SECTOR = 512
@@ -63,8 +63,9 @@ def pwrite(fd, buf, offset, flags):
 
 tmp = tempfile.mkdtemp(prefix="cowboot-wipe-")
 P = {n: os.path.join(tmp, n + ".img") for n in
-     ("zero", "pat", "rand", "src", "cow", "part", "keep", "fast", "lossy", "slow1", "slow2")}
-for n, size in (("zero", 4), ("pat", 4), ("rand", 4), ("keep", 4), ("lossy", 4), ("slow1", 32),
+     ("zero", "pat", "rand", "src", "cow", "part", "keep", "fast", "lossy", "slow1", "slow2",
+      "werr", "rerr", "hung")}
+for n, size in (("zero", 4), ("pat", 4), ("rand", 4), ("keep", 4), ("lossy", 4), ("werr", 4), ("rerr", 4), ("hung", 4), ("slow1", 32),
                 ("slow2", 32)):
     make_pattern_disk(P[n], size << 20, n)
 gpt_disk(P["src"], 16 << 20)
@@ -86,11 +87,18 @@ nbd_sock = os.path.join(tmp, "lossy.sock")
 nbd = start_nbdkit(nbd_sock, ["python", plugin, f"file={P['lossy']}",
                               f"drop_start={DROP[0] * SECTOR}", f"drop_end={DROP[1] * SECTOR}"])
 
+WERR_AT, RERR_AT = 3000, 5000   # blkdebug: every write (read) touching this sector fails
+write_error = (f'[inject-error]\nevent = "write_aio"\niotype = "write"\nerrno = "5"\n'
+               f'sector = "{WERR_AT}"\nonce = "off"\n')
+hung = PausedNbd(P["hung"], tmp)
 disks = [dict(path=P["zero"], serial="ZERO"), dict(path=P["pat"], serial="PAT"),
          dict(path=P["rand"], serial="RAND"), dict(path=P["src"], serial="SRC"),
          dict(path=P["cow"], serial="COW"), dict(path=P["part"], serial="PART"),
          dict(path=P["keep"], serial="KEEP"), dict(path=P["fast"], serial="FAST"),
-         dict(nbd_socket=nbd_sock, serial="LOSSY")]
+         dict(nbd_socket=nbd_sock, serial="LOSSY"),
+         dict(path=P["werr"], serial="WERR", blkdebug_rules=write_error),
+         dict(path=P["rerr"], serial="RERR", blkdebug_rules=blkdebug_read_error(RERR_AT)),
+         dict(nbd_socket=hung.sock, serial="HUNG")]
 # Throttled disks (QEMU's write limit) make a wipe last long enough for progress and Ctrl-C.
 slow = []
 for n in ("slow1", "slow2"):
@@ -99,7 +107,7 @@ for n in ("slow1", "slow2"):
              "-device", f"virtio-blk-pci,drive={n},serial={n.upper()}"]
 
 PAT = bytes.fromhex("deadbeef01")   # 5 bytes: does not divide a sector, so phases show
-rand_seed = part_seed = fast_seed = None
+rand_seed = part_seed = fast_seed = hung_below = None
 interrupted_at = None
 boot_hash = None
 try:
@@ -108,8 +116,8 @@ try:
         boot_img = os.path.join(m.tmp, "boot.img")
         boot_hash = sha256_file(boot_img)
         out = m.cmd("disks")
-        names = dict((s, n) for n, s in re.findall(r"^(vd\d+)\s.*?\s(ZERO|PAT|RAND|SRC|COW|PART|KEEP|FAST|LOSSY|SLOW1|SLOW2)\s", out, re.M))
-        check("every test disk is found", len(names) == 11, out)
+        names = dict((s, n) for n, s in re.findall(r"^(vd\d+)\s.*?\s(ZERO|PAT|RAND|SRC|COW|PART|KEEP|FAST|LOSSY|WERR|RERR|HUNG|SLOW1|SLOW2)\s", out, re.M))
+        check("every test disk is found", len(names) == 14, out)
         vd = names.get
         out = m.cmd("help wipe")
         check("help wipe prints the usage line and options",
@@ -172,6 +180,29 @@ try:
         check("verify finds the sectors a lying drive dropped: first LBA and count",
               f"10 bad sectors, first mismatch at LBA {DROP[0]}" in out and "checksum mismatch" in out, out)
 
+        # Errors: the failing sector found and named, the wipe stopped.
+        out = m.cmd(f"wipe {vd('WERR')} zero --yes", 60)
+        check("a write error names the failing sector and stops the wipe",
+              re.search(r"write failed at LBA %d: I/O error\n.*stopped; the %d sectors before LBA %d were written"
+                        % (WERR_AT, WERR_AT, WERR_AT), out, re.S) and "error: I/O error" in out, out)
+        out = m.cmd(f"wipe {vd('RERR')} pattern=c3 verify --yes", 60)
+        check("a read error during verify names the failing sector",
+              f"read-back failed at LBA {RERR_AT}: media error" in out and "error: media error" in out, out)
+        m.cmd("set io-timeout=1500")
+        check("nbdkit paused (a drive that stops answering)", hung.pause())
+        m.send(f"wipe {vd('HUNG')} zero --yes")
+        m.wait_for(r"timed out after 1500 ms, resetting", 30)
+        time.sleep(1)
+        hung.resume()   # QEMU's device reset waits for the held requests
+        m.wait_for(re.escape("cowboot> "), 60)
+        out = m.last_before
+        mm = re.search(r"write of LBA (\d+)-\d+ failed: command timed out\n"
+                       r".*did not fail\n.*stopped; the (\d+) sectors before LBA (\d+) were written", out, re.S)
+        check("a write timeout stops the wipe naming the request's range",
+              mm and mm.group(1) == mm.group(2) == mm.group(3) and "error: command timed out" in out, out)
+        hung_below = int(mm.group(1)) if mm else None
+        m.cmd("set io-timeout=30000")
+
         # Throughput on a 128 MiB disk (QEMU under TCG, host cache bypassed).
         t = time.time()
         out = m.cmd(f"wipe {vd('FAST')} zero --yes", 120)
@@ -219,6 +250,7 @@ try:
         check("poweroff", code == 0, code)
         check("the boot disk image is unchanged", sha256_file(boot_img) == boot_hash)
 finally:
+    hung.__exit__()
     nbd.terminate()
     nbd.wait()
 
@@ -258,6 +290,15 @@ if interrupted_at is not None:
     check("host: and nothing at or after it", s1[cut:] == slow1_before[cut:], interrupted_at)
     check("host: it was interrupted part way", 0 < interrupted_at < 65536, interrupted_at)
 check("host: the throttled zero wipe left only zeros", read("slow2") == bytes(32 << 20))
+werr, rerr = read("werr"), read("rerr")
+check("host: every sector before the failing one was written",
+      werr[:WERR_AT * SECTOR] == bytes(WERR_AT * SECTOR))
+check("host: the failing sector kept its old data",
+      werr[WERR_AT * SECTOR:(WERR_AT + 1) * SECTOR] != bytes(SECTOR))
+check("host: the read-error disk was written in full", rerr == b"\xc3" * size4)
+if hung_below is not None:
+    check("host: the hung disk got everything before the failed request",
+          read("hung")[:hung_below * SECTOR] == bytes(hung_below * SECTOR), hung_below)
 lossy = read("lossy")
 check("host: the lossy drive kept its old data only in the dropped sectors",
       lossy[:DROP[0] * SECTOR] == bytes(DROP[0] * SECTOR) and
