@@ -120,18 +120,26 @@ static struct blk_dev *flagged(struct blk_dev *d, uint32_t flag, bool whole_driv
 static int refuse(struct blk_dev *d)
 {
 	struct blk_dev *x;
-	if ((x = flagged(d, BLK_F_SOURCE, true))) {
-		kprintf("wipe: refused: %s is on %s, an overlay's source (cow close it first)\n", d->name,
-			top_of(x)->name);
-		return -E_RDONLY;
-	}
-	if ((x = flagged(d, BLK_F_BOOT, true))) {
-		kprintf("wipe: refused: %s is on %s, the boot disk cowboot runs from\n", d->name,
-			top_of(x)->name);
+	/* "vd1 is an overlay's source drive" or "vd1p2 is on vd1, an overlay's source drive" */
+	char where[40];
+	if ((x = flagged(d, BLK_F_SOURCE | BLK_F_BOOT, true))) {
+		fmt_snprintf(where, sizeof(where), "%s%s%s", d->parent ? "on " : "",
+			     d->parent ? top_of(x)->name : "", d->parent ? ", " : "");
+		if (flagged(d, BLK_F_SOURCE, true)) {
+			kprintf("wipe: refused: %s is %san overlay's source drive (cow close it first)\n",
+				d->name, where);
+			return -E_RDONLY;
+		}
+		kprintf("wipe: refused: %s is %sthe boot disk cowboot runs from\n", d->name, where);
 		return -E_INVAL;
 	}
 	if ((x = flagged(d, BLK_F_COW, false))) {
-		kprintf("wipe: refused: %s holds an open cow (%s; cow close it first)\n", d->name, x->name);
+		if (x == d)
+			kprintf("wipe: refused: %s is an open cow (cow close it first)\n", d->name);
+		else if (x == d->parent)
+			kprintf("wipe: refused: %s is on %s, an open cow (cow close it first)\n", d->name, x->name);
+		else
+			kprintf("wipe: refused: %s holds an open cow, %s (cow close it first)\n", d->name, x->name);
 		return -E_BUSY;
 	}
 	if ((x = flagged(d, BLK_F_RO | BLK_F_DEV_RO, false))) {
