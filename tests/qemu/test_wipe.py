@@ -64,12 +64,14 @@ def pwrite(fd, buf, offset, flags):
 tmp = tempfile.mkdtemp(prefix="cowboot-wipe-")
 P = {n: os.path.join(tmp, n + ".img") for n in
      ("zero", "pat", "rand", "src", "cow", "part", "keep", "fast", "lossy", "slow1", "slow2",
-      "werr", "rerr", "hung")}
-for n, size in (("zero", 4), ("pat", 4), ("rand", 4), ("keep", 4), ("lossy", 4), ("werr", 4), ("rerr", 4), ("hung", 4), ("slow1", 32),
+      "werr", "rerr", "hung", "v4k", "nvme", "sata", "src2", "cowp")}
+for n, size in (("zero", 4), ("pat", 4), ("rand", 4), ("keep", 4), ("lossy", 4), ("werr", 4), ("rerr", 4), ("hung", 4), ("v4k", 4), ("nvme", 4),
+                ("sata", 4), ("src2", 8), ("slow1", 32),
                 ("slow2", 32)):
     make_pattern_disk(P[n], size << 20, n)
 gpt_disk(P["src"], 16 << 20)
 gpt_disk(P["part"], 8 << 20)
+gpt_disk(P["cowp"], 64 << 20)
 for n, size in (("cow", 32), ("fast", 128)):
     with open(P[n], "wb") as f:
         f.truncate(size << 20)
@@ -98,7 +100,10 @@ disks = [dict(path=P["zero"], serial="ZERO"), dict(path=P["pat"], serial="PAT"),
          dict(nbd_socket=nbd_sock, serial="LOSSY"),
          dict(path=P["werr"], serial="WERR", blkdebug_rules=write_error),
          dict(path=P["rerr"], serial="RERR", blkdebug_rules=blkdebug_read_error(RERR_AT)),
-         dict(nbd_socket=hung.sock, serial="HUNG")]
+         dict(nbd_socket=hung.sock, serial="HUNG"), dict(path=P["v4k"], serial="V4K", lbs=4096),
+         dict(path=P["src2"], serial="SRC2"), dict(path=P["cowp"], serial="COWP"),
+         dict(path=P["nvme"], transport="nvme", serial="NVW"),
+         dict(path=P["sata"], transport="sata", serial="SATAW", bus="ide.0")]
 # Throttled disks (QEMU's write limit) make a wipe last long enough for progress and Ctrl-C.
 slow = []
 for n in ("slow1", "slow2"):
@@ -107,7 +112,8 @@ for n in ("slow1", "slow2"):
              "-device", f"virtio-blk-pci,drive={n},serial={n.upper()}"]
 
 PAT = bytes.fromhex("deadbeef01")   # 5 bytes: does not divide a sector, so phases show
-rand_seed = part_seed = fast_seed = hung_below = None
+rand_seed = part_seed = fast_seed = hung_below = v4k_seed = None
+PAT2 = bytes(range(1, 12))   # 11 bytes
 interrupted_at = None
 boot_hash = None
 try:
@@ -116,8 +122,9 @@ try:
         boot_img = os.path.join(m.tmp, "boot.img")
         boot_hash = sha256_file(boot_img)
         out = m.cmd("disks")
-        names = dict((s, n) for n, s in re.findall(r"^(vd\d+)\s.*?\s(ZERO|PAT|RAND|SRC|COW|PART|KEEP|FAST|LOSSY|WERR|RERR|HUNG|SLOW1|SLOW2)\s", out, re.M))
-        check("every test disk is found", len(names) == 14, out)
+        names = dict((s, n) for n, s in re.findall(r"^((?:vd|sata|nvme)\d+(?:n\d+)?)\s.*?\s(ZERO|PAT|RAND|SRC|COW|PART|KEEP|FAST|LOSSY|"
+                                                r"WERR|RERR|HUNG|V4K|SRC2|COWP|NVW|SATAW|SLOW1|SLOW2)\s", out, re.M))
+        check("every test disk is found", len(names) == 19, out)
         vd = names.get
         out = m.cmd("help wipe")
         check("help wipe prints the usage line and options",
@@ -152,6 +159,15 @@ try:
         check("an open cow is refused", "is an open cow" in out, out)
         out = m.cmd(f"sum {vd('COW')} 0 {cow_sectors}", 60)
         check("the cow is unchanged after the refusal", out.split("(")[0] == sum_cow.split("(")[0], out + sum_cow)
+        # A cow in a partition: the partition and its whole disk are refused.
+        out = m.cmd(f"cow format {vd('COWP')}p1 {vd('SRC2')} --yes", 60)
+        out += m.cmd(f"cow open {vd('SRC2')} {vd('COWP')}p1", 60)
+        check("a second overlay with its cow in a partition", "ov1:" in out and "error" not in out, out)
+        out = m.cmd(f"wipe {vd('COWP')} zero --yes")
+        check("a disk holding an open cow partition is refused, naming it",
+              f"{vd('COWP')} holds an open cow, {vd('COWP')}p1" in out, out)
+        out = m.cmd(f"wipe {vd('COWP')}p1 zero --yes")
+        check("the cow partition itself is refused", f"{vd('COWP')}p1 is an open cow" in out, out)
         m.cmd(f"protect {vd('KEEP')}")
         out = m.cmd(f"wipe {vd('KEEP')} zero --yes")
         check("a read-only disk is refused", "is read-only" in out, out)
@@ -168,6 +184,16 @@ try:
         check("wipe random prints its seed", mm, out)
         rand_seed = int(mm.group(1), 16) if mm else None
         check("wipe random with verify: all sectors match", "all 8192 sectors match" in out, out)
+
+        # 4 KiB sectors, NVMe and AHCI: the same streams through other sector sizes and drivers.
+        out = m.cmd(f"wipe {vd('V4K')} random verify --yes", 60)
+        mm = re.search(r"random stream seed 0x([0-9a-f]{16})", out)
+        v4k_seed = int(mm.group(1), 16) if mm else None
+        check("random + verify on 4 KiB sectors", "wrote 4.0 MiB (1024 sectors)" in out and "all 1024 sectors match" in out, out)
+        out = m.cmd(f"wipe {vd('NVW')} pattern={PAT2.hex()} verify --yes", 60)
+        check("pattern + verify on NVMe", "all 8192 sectors match" in out, out)
+        out = m.cmd(f"wipe {vd('SATAW')} random=12345 verify --yes", 60)
+        check("random=<seed> + verify on AHCI", "seed 0x0000000000003039" in out and "all 8192 sectors match" in out, out)
 
         # A partition: only its sectors change; the stream starts at the partition's first byte.
         out = m.cmd(f"wipe {vd('PART')}p1 random verify --yes", 60)
@@ -266,7 +292,11 @@ check("host: the pattern runs unbroken from byte 0", read("pat") == (PAT * (size
 if rand_seed is not None:
     check("host: the random wipe equals the stream regenerated from the printed seed",
           read("rand") == random_stream(rand_seed, 0, size4 // 8))
-for n in ("src", "keep"):
+if v4k_seed is not None:
+    check("host: the 4 KiB-sector disk holds the stream", read("v4k") == random_stream(v4k_seed, 0, size4 // 8))
+check("host: the NVMe disk holds the 11-byte pattern", read("nvme") == (PAT2 * (size4 // len(PAT2) + 1))[:size4])
+check("host: the AHCI disk holds the stream of seed 12345", read("sata") == random_stream(12345, 0, size4 // 8))
+for n in ("src", "src2", "keep"):
     check(f"host: the refused {n} image is unchanged", sha256_file(P[n]) == before[n])
 part = read("part")
 first, last = 2048, (8 << 20) // SECTOR - 34
