@@ -2,6 +2,7 @@
  * seekable pseudo-random stream, optionally reads it all back, and refuses disks that matter. */
 #include "console.h"
 #include "lib_args.h"
+#include "log.h"
 #include "mem.h"
 #include "settings.h"
 #include "shell.h"
@@ -445,7 +446,7 @@ static void wipe_free(struct wipe *w)
 
 static int cmd_wipe(int argc, char **argv)
 {
-	static struct wipe w;   /* the requests outlive no call, but are too big for the stack */
+	static struct wipe w;   /* one wipe at a time: only the shell task runs commands */
 	int modes = 0, verify = 0, yes = 0, seeded = 0;
 	const char *v;
 	if (argc < 2)
@@ -502,10 +503,19 @@ static int cmd_wipe(int argc, char **argv)
 	w.d = d;
 	rc = wipe_buffers(&w, verify);
 	if (rc == 0) {
+		/* The event log keeps what was destroyed, by serial, for whoever reads `log` later. */
+		char size[24];
+		blk_format_size(size, sizeof(size), d->sectors * d->lsize);
+		log_event(LOG_INFO, "wipe %s (%s, serial '%s'): %s%s", d->name, size, d->serial,
+			  mode_names[w.mode], verify ? ", verify" : "");
 		if (w.mode == WIPE_RANDOM)
 			kprintf("wipe %s: random stream seed 0x%016llx (random=0x%llx writes it again)\n",
 				d->name, (unsigned long long)w.seed, (unsigned long long)w.seed);
 		rc = wipe_run(&w, verify);
+		if (rc < 0)
+			log_event(LOG_WARN, "wipe %s ended: %s", d->name, err_str(rc));
+		else
+			log_event(LOG_INFO, "wipe %s ended: %s", d->name, verify ? "written and verified" : "written");
 	}
 	wipe_free(&w);
 	return rc;

@@ -176,6 +176,9 @@ try:
         out = m.cmd(f"wipe {vd('ZERO')} zero --yes", 60)
         check("wipe zero reports the size written and the flush",
               re.search(r"wrote 4\.0 MiB \(8192 sectors\) of zeros in \d+ ms, [\d.]+ MiB/s; flushed", out), out)
+        out = m.cmd("log 10")
+        check("the event log records the wipe by serial, and its end",
+              f"wipe {vd('ZERO')} (4.0 MiB, serial 'ZERO'): zeros" in out and f"wipe {vd('ZERO')} ended: written" in out, out)
         out = m.cmd(f"wipe {vd('PAT')} pattern=0x{PAT.hex()} verify --yes", 60)
         check("wipe pattern= with verify: all sectors match",
               "of the pattern" in out and "verify %s: all 8192 sectors match" % vd("PAT") in out, out)
