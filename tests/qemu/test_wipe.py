@@ -104,11 +104,11 @@ disks = [dict(path=P["zero"], serial="ZERO"), dict(path=P["pat"], serial="PAT"),
          dict(path=P["src2"], serial="SRC2"), dict(path=P["cowp"], serial="COWP"),
          dict(path=P["nvme"], transport="nvme", serial="NVW"),
          dict(path=P["sata"], transport="sata", serial="SATAW", bus="ide.0")]
-# Throttled disks (QEMU's write limit) make a wipe last long enough for progress and Ctrl-C.
+# Throttled disks (QEMU's I/O limits) make a wipe last long enough for progress and Ctrl-C.
 slow = []
-for n in ("slow1", "slow2"):
+for n, limit in (("slow1", "bps-write"), ("slow2", "bps-total")):
     slow += ["-drive", f"if=none,id={n},file={P[n]},format=raw,cache=none,"
-             f"throttling.bps-write={4 << 20}",
+             f"throttling.{limit}={4 << 20}",
              "-device", f"virtio-blk-pci,drive={n},serial={n.upper()}"]
 
 PAT = bytes.fromhex("deadbeef01")   # 5 bytes: does not divide a sector, so phases show
@@ -266,11 +266,18 @@ try:
               "\rwipe %s: writing" % vd("SLOW1") in transcript, transcript[-600:])
 
         m.cmd("set progress=lines")
-        m.send(f"wipe {vd('SLOW2')} zero --yes")
+        m.send(f"wipe {vd('SLOW2')} zero verify --yes")
         m.wait_for(r"\n?wipe %s: writing \d+%% .*ETA \d+s\n" % vd("SLOW2"), 30)
         check("progress=lines prints whole progress lines", True)
+        m.wait_for(r"wrote 32\.0 MiB .*; flushed\n", 60)
+        check("the throttled wipe completes its writes", True)
+        m.wait_for(r"\n?wipe %s: verifying \d+%% .*ETA \d+s\n" % vd("SLOW2"), 30)
+        check("the read-back has its own progress lines", True)
+        m.send_raw(b"\x03")
         m.wait_for(re.escape("cowboot> "), 60)
-        check("the throttled wipe then completes", "wrote 32.0 MiB" in m.last_before, m.last_before)
+        mm = re.search(r"verify %s: interrupted at LBA (\d+) of 65536: 0 bad sectors so far" % vd("SLOW2"), m.last_before)
+        check("Ctrl-C stops the read-back, saying where",
+              mm and 0 < int(mm.group(1)) < 65536 and "error: interrupted" in m.last_before, m.last_before)
         with open(os.path.join(m.tmp, "serial.log"), errors="replace", newline="") as f:
             transcript = f.read()
         tail = transcript[transcript.rfind("set progress=lines"):]
@@ -283,6 +290,18 @@ finally:
     nbd.terminate()
     nbd.wait()
 
+# Unattended (cowboot.cfg): a wipe then a refused one; the script stops at the refusal.
+with open(P["zero"], "rb") as f:
+    check("host: the zero wipe left only zeros", f.read() == bytes(4 << 20))
+script = "set progress=lines\nwipe serial=ZERO random=7 verify --yes\nwipe boot --yes\npoweroff\n"
+with Machine(disks=[dict(path=P["zero"], serial="ZERO")], cfg=script, name="wipe-script") as m:
+    m.wait_prompt(90)
+    out = m.last_before
+    check("a script runs wipe", "all 8192 sectors match" in out, out[-800:])
+    check("a refused wipe stops the script at its line", "script failed at line 3" in out, out[-800:])
+    code = m.poweroff_and_wait(60)
+    check("poweroff after the script", code == 0, code)
+
 
 def read(name):
     with open(P[name], "rb") as f:
@@ -290,7 +309,7 @@ def read(name):
 
 
 size4 = 4 << 20
-check("host: the zero wipe left only zeros", read("zero") == bytes(size4))
+check("host: the scripted wipe left the stream of seed 7", read("zero") == random_stream(7, 0, size4 // 8))
 check("host: the pattern runs unbroken from byte 0", read("pat") == (PAT * (size4 // len(PAT) + 1))[:size4])
 if rand_seed is not None:
     check("host: the random wipe equals the stream regenerated from the printed seed",
