@@ -106,9 +106,10 @@ disks = [dict(path=P["zero"], serial="ZERO"), dict(path=P["pat"], serial="PAT"),
          dict(path=P["sata"], transport="sata", serial="SATAW", bus="ide.0")]
 # Throttled disks (QEMU's I/O limits) make a wipe last long enough for progress and Ctrl-C.
 slow = []
-for n, limit in (("slow1", "bps-write"), ("slow2", "bps-total")):
+# slow2 runs ~10 s a pass, well past the first 5-second progress line even with QEMU's burst.
+for n, limit, rate in (("slow1", "bps-write", 4 << 20), ("slow2", "bps-total", 3 << 20)):
     slow += ["-drive", f"if=none,id={n},file={P[n]},format=raw,cache=none,"
-             f"throttling.{limit}={4 << 20}",
+             f"throttling.{limit}={rate}",
              "-device", f"virtio-blk-pci,drive={n},serial={n.upper()}"]
 
 PAT = bytes.fromhex("deadbeef01")   # 5 bytes: does not divide a sector, so phases show
