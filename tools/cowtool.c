@@ -2,6 +2,7 @@
  * check, print the ddrescue mapfile, import a ddrescue run, export the merged image, reset. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,107 @@ static int cmd_import(int argc, char **argv)
 	return 0;
 }
 
+/* The export's output, written by a thread of its own one chunk behind the reads: the disk's
+ * write and the next read and zero test run at once. Direct I/O where the output allows it:
+ * an image is written once and not read back soon, so it should not push the page cache out
+ * (and in a VM, allocating page cache for gigabytes costs more than the disk's write). */
+struct writer {
+	int fd, direct;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const uint8_t *buf;
+	uint64_t off, len;
+	int busy, quit, err;   /* err: errno of the first failed write */
+};
+
+static int write_chunk(struct writer *w, const uint8_t *buf, uint64_t len, uint64_t off)
+{
+	ssize_t n = pwrite(w->fd, buf, len, (off_t)off);
+	if (n < 0 && errno == EINVAL && w->direct) {
+		/* A piece direct I/O cannot take (a 512-byte tail on a 4Kn disk): this and the rest
+		 * go through the page cache. */
+		w->direct = 0;
+		if (fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) & ~O_DIRECT) == 0)
+			n = pwrite(w->fd, buf, len, (off_t)off);
+	}
+	if (n == (ssize_t)len)
+		return 0;
+	return n < 0 ? errno : ENOSPC;   /* a short write: the device is full */
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->busy && !w->quit)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->busy)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		int err = w->err ? 0 : write_chunk(w, w->buf, w->len, w->off);
+		pthread_mutex_lock(&w->mu);
+		if (err && !w->err)
+			w->err = err;
+		w->busy = 0;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static int writer_open(struct writer *w, const char *path)
+{
+	memset(w, 0, sizeof(*w));
+	w->direct = 1;
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+	if (w->fd < 0 && errno == EINVAL) {
+		w->direct = 0;   /* tmpfs and the like */
+		w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	}
+	if (w->fd < 0)
+		return -1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		close(w->fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Hands a chunk over once the previous one is written; 0, or the errno of a failed write. */
+static int writer_put(struct writer *w, const uint8_t *buf, uint64_t len, uint64_t off)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	int err = w->err;
+	if (!err) {
+		w->buf = buf;
+		w->len = len;
+		w->off = off;
+		w->busy = 1;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return err;
+}
+
+/* Waits for the last chunk and ends the thread; the first write error's errno, or 0. */
+static int writer_close(struct writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->quit = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	return w->err;
+}
+
 static int cmd_export(int argc, char **argv)
 {
 	const char *pos[3] = { 0 };
@@ -365,23 +467,33 @@ static int cmd_export(int argc, char **argv)
 		return EXIT_USAGE;
 	struct cow_geometry g;
 	cow_get_geometry(c, &g);
-	int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (ofd < 0) {
+	struct writer w;
+	if (writer_open(&w, out) < 0) {
 		fprintf(stderr, "cowtool: %s: cannot create: %s\n", out, strerror(errno));
+		cow_discard(c);
 		return EXIT_USAGE;
 	}
 	const struct cow_map *m = cow_get_map(c);
-	/* 256 KiB: the buffer stays in the CPU cache between the read, the zero test and the write. */
-	static uint8_t buf[256 << 10] __attribute__((aligned(4096))), zero[256 << 10];
-	int tty = isatty(2), rc = 0;
+	/* Two 4 MiB chunks, page-aligned for direct I/O: one read while the other is written. */
+	enum { CHUNK = 4 << 20 };
+	static uint8_t bufs[2][CHUNK] __attribute__((aligned(4096))), zero[CHUNK];
+	int tty = isatty(2), rc = 0, cur = 0, werr = 0;
 	time_t t0 = time(NULL), last = t0;
 	for (const struct cow_extent *e = cow_map_get(m, 0); e && rc == 0; e = cow_map_next(m, e)) {
 		int present = e->written || e->state == COW_FINISHED;
 		uint64_t base = e->start * g.src_lsize, len = e->count * g.src_lsize;
-		for (uint64_t off = 0; off < len && rc == 0; off += sizeof(buf)) {
-			uint64_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+		for (uint64_t off = 0; off < len && rc == 0; off += CHUNK) {
+			uint64_t n = len - off < CHUNK ? len - off : CHUNK;
 			uint64_t bad;
-			const uint8_t *data = buf;
+			uint8_t *buf = bufs[cur];
+			time_t now = time(NULL);
+			if (tty && now != last) {
+				last = now;
+				double frac = (double)(base + off) / (double)g.source_size;
+				double rate = (double)(base + off) / (double)(now - t0) / 1048576.0;
+				fprintf(stderr, "\rexport: %5.1f%%  %8.1f MiB/s  ETA %4.0f s ", frac * 100, rate,
+					frac > 0 ? (double)(now - t0) * (1 - frac) / frac : 0.0);
+			}
 			if (present || src) {
 				rc = cow_ov_read(c, base + off, n, buf, &bad);
 				if (rc < 0) {
@@ -395,31 +507,29 @@ static int cmd_export(int argc, char **argv)
 			} else {
 				continue;   /* a hole: nothing known, nothing written */
 			}
-			if (!memcmp(data, zero, n))
+			if (!memcmp(buf, zero, n))
 				continue;   /* sparse output: the file already reads as zeros there */
-			if (pwrite(ofd, data, n, (off_t)(base + off)) != (ssize_t)n) {
-				fprintf(stderr, "cowtool: %s: write failed: %s\n", out, strerror(errno));
+			if ((werr = writer_put(&w, buf, n, base + off)) != 0)
 				rc = -E_IO;
-			}
-		}
-		time_t now = time(NULL);
-		if (tty && now != last) {
-			last = now;
-			double frac = (double)(e->start + e->count) / (double)m->sectors;
-			double rate = (double)(e->start + e->count) * g.src_lsize / (double)(now - t0) / 1048576.0;
-			fprintf(stderr, "\rexport: %5.1f%%  %8.1f MiB/s  ETA %4.0f s ", frac * 100, rate,
-				frac > 0 ? (double)(now - t0) * (1 - frac) / frac : 0.0);
+			cur ^= 1;   /* the writer has this one now; the other is free again */
 		}
 	}
+	int cerr = writer_close(&w);
+	if (!werr && cerr) {
+		werr = cerr;
+		rc = -E_IO;
+	}
+	if (werr)
+		fprintf(stderr, "cowtool: %s: write failed: %s\n", out, strerror(werr));
 	if (tty)
 		fputc('\n', stderr);
 	/* The size is set last: writing into a file that grows is faster than filling holes of a
 	 * pre-sized one, and trailing holes still read as zeros. */
-	if (rc == 0 && ftruncate(ofd, (off_t)g.source_size) < 0) {
+	if (rc == 0 && ftruncate(w.fd, (off_t)g.source_size) < 0) {
 		fprintf(stderr, "cowtool: %s: cannot set its size: %s\n", out, strerror(errno));
 		rc = -E_IO;
 	}
-	if (close(ofd) < 0 && rc == 0)
+	if (close(w.fd) < 0 && rc == 0)
 		rc = -E_IO;
 	cow_discard(c);
 	filedev_close(&cd);

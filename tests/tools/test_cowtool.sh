@@ -49,6 +49,14 @@ while read -r pos size st; do
 done < ours
 check "export: finished ranges equal the source" "[ $ok = 1 ] && [ $nfin = 2 ]"
 check "export: non-tried ranges carry the fill pattern" "[ $ok = 1 ] && [ $nfill = 3 ]"
+shm=/dev/shm/cowtool-test-$$.img
+if [ -w /dev/shm ]; then
+	"$C" export cow src.img "$shm" >/dev/null 2>&1
+	check "export to a file system without direct I/O (tmpfs) gives the source back" "cmp -s $shm src.img"
+	rm -f "$shm"
+fi
+out=$("$C" export cow src.img /dev/full 2>&1); rc=$?
+check "export to a full device fails, saying so" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'write failed: No space left'"
 blocks=$(stat -c %b full)
 "$C" export cow holes >/dev/null 2>&1
 check "export without data is sparse" "[ \$(stat -c %b holes) -lt $blocks ] && [ \$(stat -c %s holes) = 3145728 ]"
