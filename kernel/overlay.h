@@ -38,6 +38,17 @@ void wall_text(char *out, size_t n);
 
 /* kernel/rescue_cmds.c: stops every job (progress committed) before shutdown or close. */
 void jobs_stop_all(void);
+/* Takes the overlay for a command that reads through it: -E_BUSY while its job is running
+ * (the job holds it for the whole run), else 0; overlay_unlock gives it back. */
+int overlay_try_lock(const struct overlay *o);
+void overlay_unlock(const struct overlay *o);
+
+/* kernel/ntfs_cmds.c: the NTFS volumes of the overlay's source as a rescue domain (d is
+ * initialised here) in priority groups: partition tables and boot sectors, $MFT and $MFTMirr,
+ * directory indexes, file data, then the other used clusters; with a glob, only the matching
+ * files' data after the metadata needed to find them. Reads through the overlay, rescuing what
+ * it touches. why: a sentence on failure. */
+int ntfs_domain_build(struct overlay *o, const char *glob, struct rescue_domain *d, char *why, size_t whylen);
 /* The overlay's latest job for its mapfile: fills p (message in msg), returns its command line,
  * or NULL when the overlay has had no job since it was opened. */
 const char *job_progress(const struct overlay *o, struct cow_progress *p, char *msg, size_t n);

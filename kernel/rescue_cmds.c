@@ -48,6 +48,19 @@ static void ov_unlock(const struct overlay *o)
 	ov_busy[overlay_index(o)] = 0;
 }
 
+int overlay_try_lock(const struct overlay *o)
+{
+	if (ov_busy[overlay_index(o)])
+		return -E_BUSY;
+	ov_busy[overlay_index(o)] = 1;
+	return 0;
+}
+
+void overlay_unlock(const struct overlay *o)
+{
+	ov_unlock(o);
+}
+
 /* ---- the job task ------------------------------------------------------------------------ */
 
 static int job_should_stop(void *ctx)
@@ -303,11 +316,25 @@ static struct job *find_job(const char *name)
 	return j;
 }
 
-/* A domain spec into d (initialised here): `all` and `lba:` (cow/rescue.c). */
+/* A domain spec into d (initialised here): `all` and `lba:` (cow/rescue.c), `ntfs` and
+ * `ntfs:<glob>` (kernel/ntfs_cmds.c, which reads the volumes through the overlay). */
 static int parse_domain_spec(struct overlay *o, struct rescue_domain *d, const char *spec, char *why, size_t n)
 {
 	rescue_domain_init(d, &kernel_env);
-	return rescue_parse_domain(d, spec, o->src.blk->sectors, why, n);
+	if (strcmp(spec, "ntfs") && strncmp(spec, "ntfs:", 5))
+		return rescue_parse_domain(d, spec, o->src.blk->sectors, why, n);
+	if (spec[4] == ':' && !spec[5]) {
+		fmt_snprintf(why, n, "ntfs: needs a glob (ntfs:*.jpg, ntfs:/Users/*/Documents/*)");
+		return -E_USAGE;
+	}
+	if (overlay_try_lock(o) < 0) {
+		fmt_snprintf(why, n, "the overlay's job is running; stop it first");
+		return -E_BUSY;
+	}
+	why[0] = '\0';
+	int rc = ntfs_domain_build(o, spec[4] == ':' ? spec + 5 : NULL, d, why, n);
+	overlay_unlock(o);
+	return rc;
 }
 
 static int start_job(int argc, char **argv, int clone)
@@ -425,7 +452,7 @@ COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [max-read=B] [skip=B[,B]] [
 	"  min-rate=0      bytes/s; slower areas are skipped in the first passes\n"
 	"  passes=copy,trim,scrape,retry  which phases run\n"
 	"  commit=5000     ms between commits of the map\n"
-	"  domain=all|lba:<start>+<count>[,...]  what to rescue (also: domain <ov> <spec>)\n"
+	"  domain=all|ntfs|ntfs:<glob>|lba:<start>+<count>[,...]  what to rescue (also: domain <ov> <spec>)\n"
 	"  Sizes take K/M/G suffixes or s for sectors. The map is the job's state: rescue again\n"
 	"  after stop, quit, a reboot or a power cut continues where it left off.", cmd_rescue);
 
@@ -673,7 +700,15 @@ static int cmd_domain(int argc, char **argv)
 		kprintf("%s: the next rescue covers the whole source\n", argv[1]);
 	return 0;
 }
-COMMAND(domain, "domain <ov> all|lba:<start>+<count>[,...]", "restrict the next rescue to a domain", NULL, cmd_domain);
+COMMAND(domain, "domain <ov> all|ntfs|ntfs:<glob>|lba:<start>+<count>[,...]", "restrict the next rescue to a domain",
+	"  all                 the whole source\n"
+	"  ntfs                the used clusters of its NTFS volumes, by priority: partition tables\n"
+	"                      and boot sectors, $MFT and $MFTMirr, directory indexes, file data,\n"
+	"                      the other used clusters; free space never\n"
+	"  ntfs:<glob>         just the matching files' data (after the metadata to find them):\n"
+	"                      ntfs:*.jpg, ntfs:/Users/*/Documents/*  ('*' and '?' within a name)\n"
+	"  lba:<s>+<n>[,...]   sectors\n"
+	"Reading the volumes rescues the metadata sectors it touches.\n", cmd_domain);
 
 static int cmd_reset(int argc, char **argv)
 {
