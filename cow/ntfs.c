@@ -1083,7 +1083,7 @@ static int boot_parse(const uint8_t *b, struct geom *g)
 	g->mirr = le64(b + 56);
 	g->rec = clusters_or_shift((int8_t)b[64], g->cluster);
 	g->idx = clusters_or_shift((int8_t)b[68], g->cluster);
-	uint64_t clusters = g->sectors / spc;
+	uint64_t clusters = (g->sectors - 1) / spc;
 	if (g->sectors < 16 || g->sectors >> 48 || g->rec < 512 || g->rec > 65536 || (g->rec & (g->rec - 1)) ||
 	    g->idx < 512 || g->idx > 65536 || (g->idx & (g->idx - 1)) || g->mft >= clusters || g->mirr >= clusters)
 		return -E_CORRUPT;
@@ -1126,7 +1126,7 @@ int ntfs_open(struct ntfs_vol *v, const struct cow_env *env, ntfs_read_fn read, 
 	v->rec_size = g.rec;
 	v->idx_size = g.idx;
 	v->sectors = g.sectors;
-	v->clusters = g.sectors * g.sector / g.cluster;
+	v->clusters = (g.sectors - 1) * g.sector / g.cluster;   /* the backup boot sector is outside */
 	v->mft_lcn = g.mft;
 	v->mftmirr_lcn = g.mirr;
 	if (limit && g.sectors * g.sector > limit + g.sector)

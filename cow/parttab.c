@@ -137,7 +137,8 @@ static int mbr(struct scan *s, const uint8_t *b)
 				if (rc < 0)
 					return rc;
 			}
-			if (!extended(link[4]) || !le32(link + 8))
+			/* EBRs follow each other forwards: a link back (or to itself) is a loop. */
+			if (!extended(link[4]) || le32(link + 8) <= next)
 				break;
 			next = le32(link + 8);
 		}
