@@ -117,6 +117,8 @@ int ntdisk_open(struct ntdisk *d, const char *tool, const char *path, const char
 		fprintf(stderr, "%s: %s\n", tool, err_str(rc));
 		goto fail;
 	}
+	/* Without its source a cow holds only what was rescued: the rest reads as unreadable. */
+	d->strict = !src;
 	return 0;
 fail:
 	if (d->cow)
@@ -185,7 +187,7 @@ int ntdisk_load_mapfile(struct ntdisk *d, const char *tool, const char *path)
 	/* What the mapfile does not reach was never tried. */
 	if (l.end < d->size && load_block(&l, &(struct mapfile_block){ l.end, d->size - l.end, '?' }) < 0)
 		return -E_NOMEM;
-	d->strict = d->cow == NULL;
+	d->strict = d->cow == NULL || !d->has_src;
 	return 0;
 }
 

@@ -15,7 +15,7 @@ struct ntdisk {
 	uint32_t lsize;
 	struct mapfile_block *states;   /* sorted, tiling [0, size); NULL: all finished */
 	size_t nstates;
-	bool strict;                    /* reads of non-finished ranges fail (image + mapfile) */
+	bool strict;                    /* reads of non-finished ranges fail (no source to read) */
 };
 
 /* Opens path as a cow (src: its source, may be NULL) or else as an image. 0, or prints why

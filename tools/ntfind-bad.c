@@ -1,0 +1,97 @@
+/* ntfind-bad: the files of the NTFS volumes of a rescue (a cow, or an image with its ddrescue
+ * mapfile) whose data touches bad or not yet rescued areas, and the MFT records lost with them. */
+#include <stdio.h>
+#include <string.h>
+#include "lib_ntvol.h"
+#include "../cow/errors.h"
+
+static const char *const usage_text =
+	"usage: ntfind-bad <image | cow> [mapfile]\n"
+	"  Lists the files whose data lies in areas the rescue has not finished: bad ('-'),\n"
+	"  non-tried ('?'), non-trimmed ('*') or non-scraped ('/'), one line each:\n"
+	"    <path> <TAB> <size> bytes <TAB> bad N <TAB> non-tried N <TAB> non-trimmed/scraped N\n"
+	"  and, as 'damaged: ...' lines, the MFT records and indexes that could not be read (their\n"
+	"  files cannot be named). The states come from the cow's map, or from the mapfile, which\n"
+	"  an image needs (an image's unfinished areas are never read).\n"
+	"Exit status: 0 no file touches an unfinished area, 1 some do (or metadata is damaged),\n"
+	"2 usage or I/O error.\n";
+
+struct find_ctx { struct ntdisk *d; struct ntfs_vol *v; uint64_t files; };
+
+static int check_file(void *ctx, const struct ntfs_file *f)
+{
+	struct find_ctx *x = ctx;
+	uint64_t count[256] = { 0 };
+	for (uint32_t i = 0; i < f->nruns; i++)
+		if (f->runs[i].lcn != NTFS_SPARSE)
+			ntdisk_states(x->d, x->v->base + f->runs[i].lcn * x->v->cluster, f->runs[i].len * x->v->cluster,
+				      count);
+	uint64_t bad = count['-'], nontried = count['?'], other = count['*'] + count['/'];
+	if (!bad && !nontried && !other)
+		return 0;
+	x->files++;
+	printf("%s\t%llu bytes\tbad %llu\tnon-tried %llu\tnon-trimmed/scraped %llu\n", f->path,
+	       (unsigned long long)f->st.size, (unsigned long long)bad, (unsigned long long)nontried,
+	       (unsigned long long)other);
+	return 0;
+}
+
+static void say_damaged(void *ctx, const char *msg)
+{
+	(void)ctx;
+	printf("damaged: %s\n", msg);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	struct ntdisk d;
+	if (ntdisk_open(&d, "ntfind-bad", argv[1], NULL) < 0)
+		return 2;
+	if (argc == 3 && ntdisk_load_mapfile(&d, "ntfind-bad", argv[2]) < 0) {
+		ntdisk_close(&d);
+		return 2;
+	}
+	if (!d.cow && argc < 3) {
+		fprintf(stderr, "ntfind-bad: %s is an image: give its ddrescue mapfile\n", argv[1]);
+		ntdisk_close(&d);
+		return 2;
+	}
+	struct part parts[64];
+	unsigned n;
+	int rc = ntdisk_volumes(&d, "ntfind-bad", parts, 64, &n);
+	uint64_t files = 0, damaged = 0;
+	if (rc == 0 && n == 0) {
+		fprintf(stderr, "ntfind-bad: %s: no readable NTFS volume found\n", argv[1]);
+		rc = -E_NOENT;
+	}
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		struct ntfs_vol v;
+		int orc = ntfs_open(&v, &host_env, ntdisk_read, &d, parts[i].start, parts[i].size);
+		if (orc < 0) {
+			printf("damaged: volume at 0x%llX: %s\n", (unsigned long long)parts[i].start, err_str(orc));
+			damaged++;
+			continue;
+		}
+		v.say = say_damaged;
+		struct find_ctx x = { &d, &v, 0 };
+		rc = ntfs_walk(&v, NULL, check_file, &x);
+		if (rc < 0)
+			fprintf(stderr, "ntfind-bad: volume at 0x%llX: %s\n", (unsigned long long)parts[i].start, err_str(rc));
+		files += x.files;
+		damaged += v.damaged;
+		ntfs_close(&v);
+	}
+	if (rc == 0)
+		fprintf(stderr, "ntfind-bad: %llu files touch unfinished areas; %llu damaged structures\n",
+			(unsigned long long)files, (unsigned long long)damaged);
+	ntdisk_close(&d);
+	return rc < 0 ? 2 : files || damaged ? 1 : 0;
+}
