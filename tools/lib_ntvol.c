@@ -7,6 +7,10 @@
 #include "lib_ntvol.h"
 #include "../cow/errors.h"
 
+#ifndef COWBOOT_VERSION   /* the fuzzers build the host library without it */
+#define COWBOOT_VERSION "unknown"
+#endif
+
 static int read_aligned(struct ntdisk *d, uint64_t off, uint64_t len, uint8_t *buf)
 {
 	if (off > d->size || len > d->size - off)
