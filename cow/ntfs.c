@@ -19,6 +19,7 @@
 #define MAX_LIST   (1u << 20)          /* attribute list bytes */
 #define MAX_DEPTH  256                 /* directory levels followed up to the root */
 #define CACHE_N    128
+#define WIN_BYTES  (64 * 1024)         /* MFT bytes read at once */
 
 struct ntfs_name_cache {
 	struct { uint64_t rec, parent; bool valid; char name[NTFS_NAME_MAX]; } e[CACHE_N];
@@ -193,11 +194,39 @@ static int fixup(uint8_t *b, uint32_t size, const char *magic)
 	return 0;
 }
 
+/* One raw record. Records are read a window at a time (one read instead of 64 when walking
+ * the MFT); a window that fails to read is not tried again, its records are read one by one
+ * so that a bad sector costs only the records on it. */
+static int raw_record(struct ntfs_vol *v, uint64_t recno, uint8_t *buf)
+{
+	uint32_t per = WIN_BYTES / v->rec_size;
+	uint64_t first = recno / per * per;
+	if (v->win && (!v->win_n || recno < v->win_first || recno >= v->win_first + v->win_n) &&
+	    v->win_bad != first + 1) {
+		uint64_t n = v->mft_records - first < per ? v->mft_records - first : per;
+		v->win_n = 0;
+		int rc = runs_read(v, v->mft_runs, v->mft_nruns, first * v->rec_size, (uint32_t)(n * v->rec_size), v->win);
+		if (rc == -E_NOMEM)
+			return rc;
+		if (rc == 0) {
+			v->win_first = first;
+			v->win_n = (uint32_t)n;
+		} else {
+			v->win_bad = first + 1;
+		}
+	}
+	if (v->win_n && recno >= v->win_first && recno < v->win_first + v->win_n) {
+		memcpy(buf, v->win + (recno - v->win_first) * v->rec_size, v->rec_size);
+		return 0;
+	}
+	return runs_read(v, v->mft_runs, v->mft_nruns, recno * v->rec_size, v->rec_size, buf);
+}
+
 int ntfs_read_record(struct ntfs_vol *v, uint64_t recno, uint8_t *buf)
 {
 	if (recno >= v->mft_records)
 		return -E_NOENT;
-	int rc = runs_read(v, v->mft_runs, v->mft_nruns, recno * v->rec_size, v->rec_size, buf);
+	int rc = raw_record(v, recno, buf);
 	if (rc < 0)
 		return rc;
 	if ((rc = fixup(buf, v->rec_size, "FILE")) < 0)
@@ -1192,6 +1221,12 @@ int ntfs_open(struct ntfs_vol *v, const struct cow_env *env, ntfs_read_fn read, 
 		goto fail;
 	}
 	v->mft_records = bytes / v->rec_size;
+	/* Only now: during the bootstrap the runs were still changing. */
+	v->win = env->alloc(WIN_BYTES);
+	if (!v->win) {
+		rc = -E_NOMEM;
+		goto fail;
+	}
 	return 0;
 fail_runs:
 	if (c.rv.r)
@@ -1212,6 +1247,9 @@ void ntfs_close(struct ntfs_vol *v)
 		v->env->free(v->rec2);
 	if (v->cache)
 		v->env->free(v->cache);
+	if (v->win)
+		v->env->free(v->win);
+	v->win = NULL;
 	v->mft_runs = NULL;
 	v->rec = v->rec2 = NULL;
 	v->cache = NULL;

@@ -38,11 +38,15 @@ struct ntfs_vol {
 	struct ntfs_run *mft_runs;
 	uint32_t mft_nruns;
 	uint8_t *rec, *rec2;            /* record scratch buffers */
+	uint8_t *win;                   /* a window of raw MFT records read together */
+	uint64_t win_first, win_bad;    /* its first record; the first of a window that failed */
+	uint32_t win_n;
 	struct ntfs_name_cache *cache;  /* directory names for path building */
 	uint64_t damaged;               /* damaged structures met and skipped */
 };
 
-/* The bytes at base as an NTFS volume (the backup boot sector at the volume's end, found from
+/* The bytes at base as an NTFS volume (the reader keeps a 64 KiB window of MFT records, so
+ * reopen it after writing the disk) (the backup boot sector at the volume's end, found from
  * limit, is tried when the first is bad). -E_FOREIGN: not NTFS; -E_CORRUPT; read errors. */
 int ntfs_open(struct ntfs_vol *v, const struct cow_env *env, ntfs_read_fn read, void *ctx,
 	      uint64_t base, uint64_t limit);

@@ -723,6 +723,13 @@ int main(void)
 			CHECK("lookup of a missing name", ntfs_lookup(&v, "/Users/carol", &rec) == -E_NOENT);
 			CHECK("lookup through a file", ntfs_lookup(&v, "/small.txt/x", &rec) == -E_NOENT);
 			check_domains(&v, &d, img);
+			struct counter c = { 0 };
+			d.reads = 0;
+			ntfs_walk(&v, NULL, count_file, &c);
+			printf("walk: %llu MFT records, %llu reads\n", (unsigned long long)v.mft_records,
+			       (unsigned long long)d.reads);
+			CHECK("the walk reads the MFT in windows (fewer reads than records)",
+			      c.n > 300 && d.reads < v.mft_records / 4);
 			ntfs_close(&v);
 		}
 		check_damage(image, len);
