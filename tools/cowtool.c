@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -332,9 +334,14 @@ static int cmd_import(int argc, char **argv)
 }
 
 /* The export's output, written by a thread of its own one chunk behind the reads: the disk's
- * write and the next read and zero test run at once. Direct I/O where the output allows it:
- * an image is written once and not read back soon, so it should not push the page cache out
- * (and in a VM, allocating page cache for gigabytes costs more than the disk's write). */
+ * write and the next read run at once. The thread also tests the chunk for zeros, a file system
+ * block at a time, and writes only the runs of blocks that are not zero, so that the output is
+ * as sparse as `cp --sparse=always` makes it. Direct I/O where the output allows it: an image is
+ * written once and not read back soon, so it should not push the page cache out (and in a VM,
+ * allocating page cache for gigabytes costs more than the disk's write). */
+#define EXPORT_CHUNK (16u << 20)   /* direct writes this large keep the device's queue full */
+#define EXPORT_BLOCK 4096u         /* the sparseness grain */
+
 struct writer {
 	int fd, direct;
 	pthread_t thread;
@@ -345,19 +352,57 @@ struct writer {
 	int busy, quit, err;   /* err: errno of the first failed write */
 };
 
+static int write_run(struct writer *w, const uint8_t *buf, uint64_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(w->fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINVAL && w->direct) {
+			/* A piece direct I/O cannot take (a 512-byte tail on a 4Kn disk): this and the
+			 * rest go through the page cache. */
+			w->direct = 0;
+			if (fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) & ~O_DIRECT) < 0)
+				return errno;
+			continue;
+		}
+		if (n <= 0)
+			return n < 0 ? errno : ENOSPC;   /* nothing written: the device is full */
+		buf += n, len -= (uint64_t)n, off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* n is a multiple of 8 (sectors are), p 8-byte aligned (sector offsets into aligned memory). */
+static int all_zero(const uint8_t *p, uint64_t n)
+{
+	const uint64_t *q = (const uint64_t *)(const void *)p;
+	uint64_t w = n / 8, i = 0;
+	for (; i + 8 <= w; i += 8)
+		if (q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] | q[i + 7])
+			return 0;
+	for (; i < w; i++)
+		if (q[i])
+			return 0;
+	return 1;
+}
+
+/* The blocks of the output file the chunk covers that are not all zero, in as few writes as
+ * possible; zero blocks are skipped (the file reads as zeros there). */
 static int write_chunk(struct writer *w, const uint8_t *buf, uint64_t len, uint64_t off)
 {
-	ssize_t n = pwrite(w->fd, buf, len, (off_t)off);
-	if (n < 0 && errno == EINVAL && w->direct) {
-		/* A piece direct I/O cannot take (a 512-byte tail on a 4Kn disk): this and the rest
-		 * go through the page cache. */
-		w->direct = 0;
-		if (fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) & ~O_DIRECT) == 0)
-			n = pwrite(w->fd, buf, len, (off_t)off);
+	uint64_t run = 0, k = 0;   /* run: where the pending non-zero bytes start */
+	while (k < len) {
+		uint64_t end = (off + k) / EXPORT_BLOCK * EXPORT_BLOCK + EXPORT_BLOCK - off;
+		if (end > len)
+			end = len;
+		if (all_zero(buf + k, end - k)) {
+			int err = run < k ? write_run(w, buf + run, k - run, off + run) : 0;
+			if (err)
+				return err;
+			run = end;
+		}
+		k = end;
 	}
-	if (n == (ssize_t)len)
-		return 0;
-	return n < 0 ? errno : ENOSPC;   /* a short write: the device is full */
+	return run < len ? write_run(w, buf + run, len - run, off + run) : 0;
 }
 
 static void *writer_main(void *arg)
@@ -432,6 +477,60 @@ static int writer_close(struct writer *w)
 	return w->err;
 }
 
+/* The cow's data area mapped read-only: its copy of source byte X is at data_off + X
+ * (docs/cow-format.md), so the ranges the cow holds go from its page cache to the output without
+ * a copy into a buffer (with direct I/O, without any copy). Each chunk is read into the mapping
+ * (MADV_POPULATE_READ) before it is handed over, so reading still overlaps the writes and a read
+ * error is an error code; on a kernel without it, a read error in the writer is a SIGBUS. */
+static const uint8_t *export_map;
+static uint64_t export_map_len;
+static const char *export_map_path;
+
+static void export_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)uc;
+	const uint8_t *a = si->si_addr;
+	char msg[300];
+	int n = snprintf(msg, sizeof(msg), "\ncowtool: reading %s at %llu: %s\n", export_map_path,
+			 a >= export_map && a < export_map + export_map_len ? (unsigned long long)(a - export_map) : 0ull,
+			 err_str(-E_IO));
+	if (n > 0 && write(2, msg, (size_t)n) < 0)
+		_exit(EXIT_USAGE);
+	_exit(EXIT_USAGE);
+}
+
+static void export_map_open(const char *path, const struct cow_geometry *g)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;   /* then the overlay reads them into a buffer */
+	void *m = g->source_size ? mmap(NULL, g->source_size, PROT_READ, MAP_SHARED, fd, (off_t)g->data_offset)
+				 : MAP_FAILED;
+	close(fd);
+	if (m == MAP_FAILED)
+		return;
+	madvise(m, g->source_size, MADV_SEQUENTIAL);
+	struct sigaction sa = { .sa_sigaction = export_sigbus, .sa_flags = SA_SIGINFO };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	export_map = m;
+	export_map_len = g->source_size;
+	export_map_path = path;
+}
+
+/* 0, or -E_IO when the range cannot be read (EINVAL: an older kernel, the writer faults it in). */
+static int export_map_populate(uint64_t off, uint64_t len)
+{
+#ifdef MADV_POPULATE_READ
+	uint64_t a = off & ~(uint64_t)4095;
+	if (madvise((void *)(export_map + a), len + (off - a), MADV_POPULATE_READ) < 0 && errno != EINVAL)
+		return -E_IO;
+#else
+	(void)off, (void)len;
+#endif
+	return 0;
+}
+
 static int cmd_export(int argc, char **argv)
 {
 	const char *pos[3] = { 0 };
@@ -473,45 +572,50 @@ static int cmd_export(int argc, char **argv)
 		cow_discard(c);
 		return EXIT_USAGE;
 	}
+	export_map_open(cow, &g);
 	const struct cow_map *m = cow_get_map(c);
-	/* Two 4 MiB chunks, page-aligned for direct I/O: one read while the other is written. */
-	enum { CHUNK = 4 << 20 };
-	static uint8_t bufs[2][CHUNK] __attribute__((aligned(4096))), zero[CHUNK];
+	/* Two chunks, page-aligned for direct I/O: one read while the other is written; the fill
+	 * pattern long enough that a chunk starts in it at its own phase. */
+	static uint8_t bufs[2][EXPORT_CHUNK] __attribute__((aligned(4096)));
+	static uint8_t pattern[EXPORT_CHUNK + 64] __attribute__((aligned(4096)));
+	if (have_fill)
+		for (size_t k = 0; k < sizeof(pattern); k++)
+			pattern[k] = fill[k % fill_len];
 	int tty = isatty(2), rc = 0, cur = 0, werr = 0;
 	time_t t0 = time(NULL), last = t0;
 	for (const struct cow_extent *e = cow_map_get(m, 0); e && rc == 0; e = cow_map_next(m, e)) {
 		int present = e->written || e->state == COW_FINISHED;
 		uint64_t base = e->start * g.src_lsize, len = e->count * g.src_lsize;
-		for (uint64_t off = 0; off < len && rc == 0; off += CHUNK) {
-			uint64_t n = len - off < CHUNK ? len - off : CHUNK;
-			uint64_t bad;
-			uint8_t *buf = bufs[cur];
+		if (!present && !src && !have_fill)
+			continue;   /* a hole: nothing known, nothing written */
+		for (uint64_t off = 0; off < len && rc == 0; off += EXPORT_CHUNK) {
+			uint64_t at = base + off, n = len - off < EXPORT_CHUNK ? len - off : EXPORT_CHUNK;
+			uint64_t bad = at;
+			const uint8_t *data = bufs[cur];
 			time_t now = time(NULL);
 			if (tty && now != last) {
 				last = now;
-				double frac = (double)(base + off) / (double)g.source_size;
-				double rate = (double)(base + off) / (double)(now - t0) / 1048576.0;
+				double frac = (double)at / (double)g.source_size;
+				double rate = (double)at / (double)(now - t0) / 1048576.0;
 				fprintf(stderr, "\rexport: %5.1f%%  %8.1f MiB/s  ETA %4.0f s ", frac * 100, rate,
 					frac > 0 ? (double)(now - t0) * (1 - frac) / frac : 0.0);
 			}
-			if (present || src) {
-				rc = cow_ov_read(c, base + off, n, buf, &bad);
-				if (rc < 0) {
-					fprintf(stderr, "cowtool: reading %s at %llu: %s\n", present ? cow : src,
-						(unsigned long long)(rc == -E_MEDIUM ? bad : base + off), err_str(rc));
-					break;
-				}
-			} else if (have_fill) {
-				for (uint64_t k = 0; k < n; k++)
-					buf[k] = fill[(base + off + k) % fill_len];
+			if (present && export_map) {
+				data = export_map + at;
+				rc = export_map_populate(at, n);
+			} else if (present || src) {
+				rc = cow_ov_read(c, at, n, bufs[cur], &bad);
+				cur ^= 1;   /* the writer will have this one; the other is free again */
 			} else {
-				continue;   /* a hole: nothing known, nothing written */
+				data = pattern + at % fill_len;
 			}
-			if (!memcmp(buf, zero, n))
-				continue;   /* sparse output: the file already reads as zeros there */
-			if ((werr = writer_put(&w, buf, n, base + off)) != 0)
+			if (rc < 0) {
+				fprintf(stderr, "cowtool: reading %s at %llu: %s\n", present ? cow : src,
+					(unsigned long long)(rc == -E_MEDIUM ? bad : at), err_str(rc));
+				break;
+			}
+			if ((werr = writer_put(&w, data, n, at)) != 0)
 				rc = -E_IO;
-			cur ^= 1;   /* the writer has this one now; the other is free again */
 		}
 	}
 	int cerr = writer_close(&w);
@@ -531,6 +635,8 @@ static int cmd_export(int argc, char **argv)
 	}
 	if (close(w.fd) < 0 && rc == 0)
 		rc = -E_IO;
+	if (export_map)
+		munmap((void *)export_map, export_map_len);
 	cow_discard(c);
 	filedev_close(&cd);
 	if (src)
