@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# ntmap, ntgrep and ntfind-bad driven as a user would, on a GPT disk with an NTFS volume
+# ntmap, ntgrep, ntfind-bad and ntfuse driven as a user would, on a GPT disk with an NTFS volume
 # (mkntfs, filled through an ntfs-3g mount), checked against ntfs-3g's own tools.
 set -u
 B=$(realpath "${COWBOOT_BUILD:-build}")
 ROOT=$(realpath "$(dirname "$0")/../..")
 T=$(mktemp -d /tmp/cowboot-ntfs-tools-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+trap 'fusermount3 -u "$T/mnt" 2>/dev/null; rm -rf "$T"' EXIT
 cd "$T"
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
@@ -107,3 +107,22 @@ check "ntgrep --domain: ddrescuelog -t accepts it" "[ $rc = 0 ] && ddrescuelog -
 check "ntgrep --domain: d.png's data is in it, b.jpg's is not" "covers pngdom $((START + dlcn * 4096)) && ! covers pngdom $((START + blcn * 4096))"
 "$B/ntmap" cow disk.img > cowdom; rc=$?
 check "ntmap cow source: the same domain as the image's" "[ $rc = 0 ] && diff <(grep '^0x' dom) <(grep '^0x' cowdom) >/dev/null"
+
+# ntfuse: the cow alone mounted read-only; what was rescued reads back, the rest is EIO.
+if [ -x "$B/ntfuse" ]; then
+	mkdir mnt
+	"$B/ntfuse" cow mnt 2>ntfuse.err; rc=$?
+	check "ntfuse mounts the cow" "[ $rc = 0 ] && mountpoint -q mnt"
+	ntfscat part.img /docs/a.txt > a.want 2>/dev/null
+	ntfscat part.img /docs/b.jpg > b.want 2>/dev/null
+	check "ntfuse: ls shows the files, c.JPG too (from the index)" "[ \"\$(ls mnt/pics | tr '\n' ' ')\" = 'c.JPG d.png ' ] && [ \"\$(ls mnt/docs | tr '\n' ' ')\" = 'a.txt b.jpg ' ]"
+	check "ntfuse: a rescued file reads back equal to ntfscat's" "cmp -s mnt/docs/a.txt a.want && [ \$(stat -c %s mnt/docs/a.txt) = 50000 ]"
+	out=$(cat mnt/pics/d.png 2>&1 >/dev/null); rc=$?
+	check "ntfuse: a non-tried file is EIO, not zeros" "[ $rc != 0 ] && echo \"\$out\" | grep -q 'Input/output error'"
+	cat mnt/docs/b.jpg > b.got 2>/dev/null; rc=$?
+	check "ntfuse: a file with a bad first cluster fails at once" "[ $rc != 0 ] && [ ! -s b.got ]"
+	dd if=mnt/docs/b.jpg of=b.tail bs=4096 skip=1 status=none 2>/dev/null
+	check "ntfuse: past its bad cluster the file reads back right" "cmp -s b.tail <(tail -c +4097 b.want) && [ -s b.tail ]"
+	(echo x > mnt/new) 2>/dev/null; check "ntfuse: read-only" "[ $? != 0 ]"
+	fusermount3 -u mnt; check "ntfuse unmounts" "[ $? = 0 ] && ! mountpoint -q mnt"
+fi
