@@ -20,6 +20,7 @@
 #define MAX_DEPTH  256                 /* directory levels followed up to the root */
 #define CACHE_N    128
 #define WIN_BYTES  (64 * 1024)         /* MFT bytes read at once */
+#define UPCASE_BYTES (65536 * 2)
 
 struct ntfs_name_cache {
 	struct { uint64_t rec, parent; bool valid; char name[NTFS_NAME_MAX]; } e[CACHE_N];
@@ -782,23 +783,51 @@ out:
 	return rc;
 }
 
-static char fold(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 32) : c; }
-
-static bool name_ieq(const char *a, const char *b, size_t bn)
+/* The next code point of UTF-8 text (s[*i..n)); malformed bytes are U+FFFD. */
+static uint32_t u8_get(const char *s, size_t n, size_t *i)
 {
-	size_t i = 0;
-	for (; i < bn && a[i]; i++)
-		if (fold(a[i]) != fold(b[i]))
-			return false;
-	return i == bn && !a[i];
+	uint8_t c = (uint8_t)s[(*i)++];
+	uint32_t cp;
+	int k;
+	if (c < 0x80)
+		return c;
+	if ((c & 0xE0) == 0xC0) {
+		cp = c & 0x1F; k = 1;
+	} else if ((c & 0xF0) == 0xE0) {
+		cp = c & 0x0F; k = 2;
+	} else if ((c & 0xF8) == 0xF0) {
+		cp = c & 0x07; k = 3;
+	} else {
+		return 0xFFFD;
+	}
+	for (; k && *i < n && ((uint8_t)s[*i] & 0xC0) == 0x80; k--)
+		cp = cp << 6 | ((uint8_t)s[(*i)++] & 0x3F);
+	return k ? 0xFFFD : cp;
 }
 
-struct find_ctx { const char *name; size_t len; uint64_t rec; bool dir; };
+/* Upper case as Windows compares names: the volume's $UpCase table, else ASCII. */
+static uint32_t upc(const uint16_t *up, uint32_t c)
+{
+	if (up && c < 0x10000)
+		return up[c];
+	return c >= 'a' && c <= 'z' ? c - 32 : c;
+}
+
+static bool name_ieq(const uint16_t *up, const char *a, const char *b, size_t bn)
+{
+	size_t an = strlen(a), i = 0, j = 0;
+	while (i < an && j < bn)
+		if (upc(up, u8_get(a, an, &i)) != upc(up, u8_get(b, bn, &j)))
+			return false;
+	return i == an && j == bn;
+}
+
+struct find_ctx { const char *name; size_t len; uint64_t rec; bool dir; const uint16_t *up; };
 
 static int find_entry(void *ctx, const struct ntfs_dirent *e)
 {
 	struct find_ctx *f = ctx;
-	if (!name_ieq(e->name, f->name, f->len))
+	if (!name_ieq(f->up, e->name, f->name, f->len))
 		return 0;
 	f->rec = e->st.mft;
 	f->dir = e->st.dir;
@@ -820,7 +849,7 @@ int ntfs_lookup(struct ntfs_vol *v, const char *path, uint64_t *recno)
 			n++;
 		if (!dir)
 			return -E_NOENT;
-		struct find_ctx f = { p, n, 0, false };
+		struct find_ctx f = { p, n, 0, false, v->upcase };
 		int rc = ntfs_dir_list(v, cur, find_entry, &f);
 		if (rc < 0)
 			return rc;
@@ -836,40 +865,45 @@ int ntfs_lookup(struct ntfs_vol *v, const char *path, uint64_t *recno)
 
 /* ---- glob, walk, domain ------------------------------------------------------------------- */
 
-/* '*' and '?' within one component; iterative with one backtrack point, so linear-ish. */
-static bool comp_match(const char *p, size_t pn, const char *s, size_t sn)
+/* '*' and '?' within one component, by code point; iterative with one backtrack point. */
+static bool comp_match(const uint16_t *up, const char *p, size_t pn, const char *s, size_t sn)
 {
 	size_t pi = 0, si = 0, star = (size_t)-1, mark = 0;
 	while (si < sn) {
-		if (pi < pn && (p[pi] == '?' || fold(p[pi]) == fold(s[si]))) {
-			if (p[pi] == '?')   /* one whole UTF-8 character */
-				while (si + 1 < sn && (s[si + 1] & 0xC0) == 0x80)
-					si++;
-			pi++;
-			si++;
-		} else if (pi < pn && p[pi] == '*') {
-			star = pi++;
+		if (pi < pn && p[pi] == '*') {
+			star = ++pi;
 			mark = si;
-		} else if (star != (size_t)-1) {
-			pi = star + 1;
-			si = ++mark;
-		} else {
-			return false;
+			continue;
 		}
+		if (pi < pn) {
+			size_t pj = pi, sj = si;
+			uint32_t pc = u8_get(p, pn, &pj), sc = u8_get(s, sn, &sj);
+			if (pc == '?' || upc(up, pc) == upc(up, sc)) {
+				pi = pj;
+				si = sj;
+				continue;
+			}
+		}
+		if (star == (size_t)-1)
+			return false;
+		/* The last '*' takes one more character. */
+		pi = star;
+		u8_get(s, sn, &mark);
+		si = mark;
 	}
 	while (pi < pn && p[pi] == '*')
 		pi++;
 	return pi == pn;
 }
 
-int ntfs_glob_match(const char *pattern, const char *path)
+static int glob_match(const uint16_t *up, const char *pattern, const char *path)
 {
 	if (!strchr(pattern, '/')) {
 		const char *base = path;
 		for (const char *s = path; *s; s++)
 			if (*s == '/')
 				base = s + 1;
-		return comp_match(pattern, strlen(pattern), base, strlen(base));
+		return comp_match(up, pattern, strlen(pattern), base, strlen(base));
 	}
 	const char *p = pattern, *s = path;
 	for (;;) {
@@ -884,11 +918,16 @@ int ntfs_glob_match(const char *pattern, const char *path)
 			pn++;
 		while (s[sn] && s[sn] != '/')
 			sn++;
-		if (!comp_match(p, pn, s, sn))
+		if (!comp_match(up, p, pn, s, sn))
 			return 0;
 		p += pn;
 		s += sn;
 	}
+}
+
+int ntfs_glob_match(const char *pattern, const char *path)
+{
+	return glob_match(NULL, pattern, path);
 }
 
 int ntfs_walk(struct ntfs_vol *v, const char *glob, int (*fn)(void *ctx, const struct ntfs_file *f), void *ctx)
@@ -919,12 +958,12 @@ int ntfs_walk(struct ntfs_vol *v, const char *glob, int (*fn)(void *ctx, const s
 		if (by_name) {
 			uint64_t parent;
 			rc = rec_name(v, r, name, &parent);
-			if (rc == 0 && !ntfs_glob_match(glob, name))
+			if (rc == 0 && !glob_match(v->upcase, glob, name))
 				continue;
 		}
 		if (rc == 0)
 			rc = ntfs_path(v, r, path, NTFS_PATH_MAX);
-		if (rc == 0 && glob && !by_name && !ntfs_glob_match(glob, path))
+		if (rc == 0 && glob && !by_name && !glob_match(v->upcase, glob, path))
 			continue;
 		struct ntfs_file f = { path, { 0 }, NULL, 0 };
 		struct runs_ctx c = { 0 };
@@ -1080,6 +1119,27 @@ int ntfs_domain(struct ntfs_vol *v, const char *glob, ntfs_emit_fn emit, void *c
 	return rc;
 }
 
+/* $UpCase (record 10): 64 Ki UTF-16 units. Without it names fold as ASCII (said). */
+static void upcase_load(struct ntfs_vol *v)
+{
+	struct ntfs_stat st;
+	uint16_t *up = v->env->alloc(UPCASE_BYTES);
+	int rc = up ? ntfs_stat(v, 10, &st) : -E_NOMEM;
+	if (rc == 0 && st.size != UPCASE_BYTES)
+		rc = -E_CORRUPT;
+	if (rc == 0)
+		rc = ntfs_file_read(v, 10, 0, UPCASE_BYTES, up);
+	if (rc < 0) {
+		say(v, "$UpCase: %s: names compare as ASCII", err_str(rc));
+		if (up)
+			v->env->free(up);
+		return;
+	}
+	for (uint32_t i = 0; i < UPCASE_BYTES / 2; i++)
+		up[i] = le16((const uint8_t *)&up[i]);
+	v->upcase = up;
+}
+
 /* ---- open --------------------------------------------------------------------------------- */
 
 struct geom { uint32_t sector, cluster, rec, idx; uint64_t sectors, mft, mirr; };
@@ -1227,6 +1287,7 @@ int ntfs_open(struct ntfs_vol *v, const struct cow_env *env, ntfs_read_fn read, 
 		rc = -E_NOMEM;
 		goto fail;
 	}
+	upcase_load(v);
 	return 0;
 fail_runs:
 	if (c.rv.r)
@@ -1249,7 +1310,10 @@ void ntfs_close(struct ntfs_vol *v)
 		v->env->free(v->cache);
 	if (v->win)
 		v->env->free(v->win);
+	if (v->upcase)
+		v->env->free(v->upcase);
 	v->win = NULL;
+	v->upcase = NULL;
 	v->mft_runs = NULL;
 	v->rec = v->rec2 = NULL;
 	v->cache = NULL;

@@ -41,6 +41,7 @@ struct ntfs_vol {
 	uint8_t *win;                   /* a window of raw MFT records read together */
 	uint64_t win_first, win_bad;    /* its first record; the first of a window that failed */
 	uint32_t win_n;
+	uint16_t *upcase;               /* $UpCase, for case-insensitive names (NULL: ASCII) */
 	struct ntfs_name_cache *cache;  /* directory names for path building */
 	uint64_t damaged;               /* damaged structures met and skipped */
 };
@@ -85,13 +86,15 @@ struct ntfs_dirent {
  * returns 0 to go on, anything else stops the walk and is returned. */
 int ntfs_dir_list(struct ntfs_vol *v, uint64_t dir, int (*fn)(void *ctx, const struct ntfs_dirent *e),
 		  void *ctx);
-/* The record of a path ("/a/b", '\\' also separates), names compared case-insensitively. */
+/* The record of a path ("/a/b", '\\' also separates), names compared case-insensitively
+ * (through the volume's $UpCase table, as Windows does). */
 int ntfs_lookup(struct ntfs_vol *v, const char *path, uint64_t *recno);
 /* The path of a record from its parents ("/" for the root); -E_CORRUPT for a loop. */
 int ntfs_path(struct ntfs_vol *v, uint64_t recno, char *buf, size_t len);
 
-/* Glob of one or more path components: '*' and '?' within a component, case-insensitive (ASCII).
- * A pattern with a '/' matches the whole path, one without matches the file name. */
+/* Glob of one or more path components: '*' and '?' within a component, case-insensitive (ASCII
+ * here; ntfs_walk and ntfs_domain fold through the volume's $UpCase). A pattern with a '/'
+ * matches the whole path, one without matches the file name. */
 int ntfs_glob_match(const char *pattern, const char *path);
 
 /* A file met by ntfs_walk: its path, stat, and the runs of its unnamed $DATA. */

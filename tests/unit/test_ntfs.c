@@ -81,6 +81,7 @@ static int write_file(const char *rel, size_t size)
 
 #define LONGNAME "this_is_a_rather_long_file_name_that_goes_on_and_on_to_check_names_of_many_utf16_units_" \
 	"in_directory_index_entries_and_file_name_attributes_without_truncation_anywhere_0123456789.txt"
+#define UMLAUT "\xc3\x84rger.txt"   /* "Ärger.txt": folds only through $UpCase */
 #define UNINAME "Gr\xc3\xbc\xc3\x9f" "e_\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e_\xf0\x9f\x98\x80.txt"
 
 /* Host copies under DIR/src, copied into a fresh volume through an ntfs-3g mount. */
@@ -95,7 +96,7 @@ static int build_volume(const char *img, const char *mkopts)
 		 write_file("Users/bob/Pictures/Holiday.JPG", 9000) |
 		 write_file("Users/bob/Pictures/notes.txt", 100) | write_file(LONGNAME, 777) |
 		 write_file(UNINAME, 4321) | write_file("links/target.txt", 2000) | write_file("frag.bin", 3 << 20) |
-		 write_file("piece", 8192);
+		 write_file("piece", 8192) | write_file(UMLAUT, 10);
 	for (int i = 0; i < 300 && rc == 0; i++) {
 		char n[64];
 		snprintf(n, sizeof(n), "many/file_%03d.txt", i);
@@ -114,7 +115,7 @@ static int build_volume(const char *img, const char *mkopts)
 	 * attribute list. frag.bin is made fragmented by allocating it (ntfsfallocate, unmounted)
 	 * in 256 KiB pieces alternating with another file's, then written through the mount. */
 	rc = sh("cd %s && cp -r src/Users src/many src/links mnt/ && "
-		"cp src/small.txt src/mid.bin src/big.bin src/%s src/%s mnt/ && cp --sparse=always src/sparse.bin mnt/ && "
+		"cp src/small.txt src/mid.bin src/big.bin src/%s src/%s src/" UMLAUT " mnt/ && cp --sparse=always src/sparse.bin mnt/ && "
 		"for i in $(seq 1 40); do ln mnt/links/target.txt mnt/links/link_${i}_%0120d; done && "
 		"touch mnt/frag.bin mnt/blocker && umount mnt && "
 		"for k in $(seq 0 11); do ntfsfallocate -f -o $((k*262144)) -l 262144 %s /frag.bin && "
@@ -721,6 +722,12 @@ int main(void)
 			      ntfs_path(&v, rec, path, sizeof(path)) == 0 && !strcmp(path, "/Users/bob/Documents/photo.jpg"));
 			CHECK("path of the root", ntfs_path(&v, NTFS_ROOT, path, sizeof(path)) == 0 && !strcmp(path, "/"));
 			CHECK("lookup of a missing name", ntfs_lookup(&v, "/Users/carol", &rec) == -E_NOENT);
+			CHECK("$UpCase loaded", v.upcase != NULL);
+			CHECK("lookup folds non-ASCII case through $UpCase (\"\xc3\xa4RGER.TXT\")",
+			      ntfs_lookup(&v, "/\xc3\xa4RGER.TXT", &rec) == 0 && ntfs_stat(&v, rec, &st) == 0 && st.size == 10);
+			struct counter um = { 0 };
+			CHECK("walk glob folds non-ASCII case (\"*\xc3\xa4rg*\")",
+			      ntfs_walk(&v, "*\xc3\xa4rg*", count_file, &um) == 0 && um.n == 1);
 			CHECK("lookup through a file", ntfs_lookup(&v, "/small.txt/x", &rec) == -E_NOENT);
 			check_domains(&v, &d, img);
 			struct counter c = { 0 };
