@@ -1074,6 +1074,81 @@ out:
 	return rc;
 }
 
+/* The metadata one record needs: its non-resident attribute list, and a directory's index. */
+static int emit_record_meta(struct ntfs_vol *v, uint64_t r, uint8_t *rec, ntfs_emit_fn emit, void *ctx)
+{
+	if (ntfs_read_record(v, r, rec) < 0)
+		return 0;   /* said by the walk */
+	uint16_t flags = le16(rec + 22);
+	if (!(flags & REC_IN_USE) || (le64(rec + 32) & REF_MASK))
+		return 0;
+	uint32_t pos = le16(rec + 20), alen;
+	int bad, rc = 0;
+	const uint8_t *a;
+	while ((a = attr_at(rec, &pos, &alen, &bad)) && rc == 0)
+		if (le32(a) == AT_ATTR_LIST && a[8]) {
+			struct runvec rv = { 0 };
+			if (runs_decode(v, a, alen, &rv) == 0)
+				rc = emit_runs(v, NTFS_G_INDEX, rv.r, rv.n, emit, ctx);
+			if (rv.r)
+				v->env->free(rv.r);
+		}
+	if (rc == 0 && (flags & REC_DIR))
+		rc = emit_attr(v, NTFS_G_INDEX, r, AT_INDEX_ALLOC, "$I30", emit, ctx);
+	return rc;
+}
+
+/* A sorted set of record numbers: the matching files and their ancestors. */
+struct recset { struct ntfs_vol *v; uint64_t *r; uint64_t n, cap; };
+
+static int recset_add(struct recset *s, uint64_t rec)
+{
+	uint64_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+		if (s->r[mid] < rec)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < s->n && s->r[lo] == rec)
+		return 0;
+	if (s->n == s->cap) {
+		uint64_t cap = s->cap ? 2 * s->cap : 64;
+		if (cap > s->v->mft_records + 64)
+			return -E_CORRUPT;
+		uint64_t *r = s->v->env->alloc(cap * sizeof(*r));
+		if (!r)
+			return -E_NOMEM;
+		if (s->n)
+			memcpy(r, s->r, s->n * sizeof(*r));
+		if (s->r)
+			s->v->env->free(s->r);
+		s->r = r;
+		s->cap = cap;
+	}
+	memmove(s->r + lo + 1, s->r + lo, (s->n - lo) * sizeof(*s->r));
+	s->r[lo] = rec;
+	s->n++;
+	return 0;
+}
+
+static int collect_match(void *ctx, const struct ntfs_file *f)
+{
+	struct recset *s = ctx;
+	char name[NTFS_NAME_MAX];
+	int rc = recset_add(s, f->st.mft);
+	uint64_t cur = f->st.mft, parent;
+	/* Its directories up to the root (the walk has just found this chain, so it ends). */
+	for (int depth = 0; rc == 0 && cur != NTFS_ROOT && depth < MAX_DEPTH; depth++) {
+		if (rec_name(s->v, cur, name, &parent) < 0 || parent == cur)
+			break;
+		rc = recset_add(s, parent);
+		cur = parent;
+	}
+	return rc;
+}
+
 int ntfs_domain(struct ntfs_vol *v, const char *glob, ntfs_emit_fn emit, void *ctx)
 {
 	int rc = emit(ctx, NTFS_G_BOOT, v->base, v->sector);
@@ -1089,26 +1164,20 @@ int ntfs_domain(struct ntfs_vol *v, const char *glob, ntfs_emit_fn emit, void *c
 	uint8_t *rec = v->env->alloc(v->rec_size);
 	if (!rec)
 		return -E_NOMEM;
-	/* Directory indexes and non-resident attribute lists: what finding files takes. */
-	for (uint64_t r = 0; r < v->mft_records && rc == 0; r++) {
-		if (ntfs_read_record(v, r, rec) < 0)
-			continue;   /* said by the walk below */
-		uint16_t flags = le16(rec + 22);
-		if (!(flags & REC_IN_USE) || (le64(rec + 32) & REF_MASK))
-			continue;
-		uint32_t pos = le16(rec + 20), alen;
-		int bad;
-		const uint8_t *a;
-		while ((a = attr_at(rec, &pos, &alen, &bad)) && rc == 0)
-			if (le32(a) == AT_ATTR_LIST && a[8]) {
-				struct runvec rv = { 0 };
-				if (runs_decode(v, a, alen, &rv) == 0)
-					rc = emit_runs(v, NTFS_G_INDEX, rv.r, rv.n, emit, ctx);
-				if (rv.r)
-					v->env->free(rv.r);
-			}
-		if (rc == 0 && (flags & REC_DIR))
-			rc = emit_attr(v, NTFS_G_INDEX, r, AT_INDEX_ALLOC, "$I30", emit, ctx);
+	/* Directory indexes and non-resident attribute lists: what finding files takes. With a
+	 * glob, only those of the matching files and the directories above them. */
+	if (!glob) {
+		for (uint64_t r = 0; r < v->mft_records && rc == 0; r++)
+			rc = emit_record_meta(v, r, rec, emit, ctx);
+	} else if (rc == 0) {
+		struct recset set = { v, NULL, 0, 0 };
+		rc = recset_add(&set, NTFS_ROOT);
+		if (rc == 0)
+			rc = ntfs_walk(v, glob, collect_match, &set);
+		for (uint64_t i = 0; i < set.n && rc == 0; i++)
+			rc = emit_record_meta(v, set.r[i], rec, emit, ctx);
+		if (set.r)
+			v->env->free(set.r);
 	}
 	v->env->free(rec);
 	struct data_emit d = { v, emit, ctx };

@@ -329,6 +329,28 @@ static void check_domains(struct ntfs_vol *v, struct memdisk *d, const char *img
 	rc = ntfs_domain(v, "/users/*/documents/*", dom_emit, &docs);
 	want = runs_bytes(v, "/Users/bob/Documents/photo.jpg") + runs_bytes(v, "/Users/alice/Documents/report.docx");
 	CHECK("domain /users/*/documents/*: the documents of both users", rc == 0 && docs.bytes[NTFS_G_DATA] == want);
+	/* Only the indexes above the matches: the root's, not /many's. */
+	uint64_t rec, root_idx = 0, many_idx = 0;
+	struct ntfs_run *r;
+	uint32_t n;
+	uint64_t size;
+	if (ntfs_attr_runs(v, NTFS_ROOT, 0xA0, "$I30", &r, &n, &size) == 0) {
+		for (uint32_t i = 0; i < n; i++)
+			root_idx += r[i].len * v->cluster;
+		free(r);
+	}
+	if (ntfs_lookup(v, "/many", &rec) == 0 && ntfs_attr_runs(v, rec, 0xA0, "$I30", &r, &n, &size) == 0) {
+		for (uint32_t i = 0; i < n; i++)
+			many_idx += r[i].len * v->cluster;
+		free(r);
+	}
+	CHECK("glob domains: the indexes of the directories above the matches only",
+	      root_idx > 0 && many_idx > 0 && docs.bytes[NTFS_G_INDEX] == root_idx && jpg.bytes[NTFS_G_INDEX] == root_idx &&
+	      all.bytes[NTFS_G_INDEX] >= root_idx + many_idx);
+	struct dom one = { .order_ok = 1, .v = v, .d = d };
+	rc = ntfs_domain(v, "/many/file_1?3.txt", dom_emit, &one);
+	CHECK("glob domain /many/file_1?3.txt: root and /many indexes, in group order",
+	      rc == 0 && one.order_ok && one.bytes[NTFS_G_INDEX] == root_idx + many_idx);
 	free(x.bitmap);
 }
 
