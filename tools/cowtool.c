@@ -464,6 +464,15 @@ static int writer_put(struct writer *w, const uint8_t *buf, uint64_t len, uint64
 	return err;
 }
 
+/* Waits until the writer has no chunk. */
+static void writer_idle(struct writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* Waits for the last chunk and ends the thread; the first write error's errno, or 0. */
 static int writer_close(struct writer *w)
 {
@@ -477,22 +486,29 @@ static int writer_close(struct writer *w)
 	return w->err;
 }
 
-/* The cow's data area mapped read-only: its copy of source byte X is at data_off + X
- * (docs/cow-format.md), so the ranges the cow holds go from its page cache to the output without
- * a copy into a buffer (with direct I/O, without any copy). Each chunk is read into the mapping
- * (MADV_POPULATE_READ) before it is handed over, so reading still overlaps the writes and a read
- * error is an error code; on a kernel without it, a read error in the writer is a SIGBUS. */
-static const uint8_t *export_map;
-static uint64_t export_map_len;
-static const char *export_map_path;
+/* The cow's data area mapped read-only, a window at a time: its copy of source byte X is at
+ * data_off + X (docs/cow-format.md), so the ranges the cow holds go from its page cache to the
+ * output without a copy into a buffer (with direct I/O, without any copy). A window of 1 GiB
+ * (plus a chunk, so that any chunk starting in it fits) keeps the page tables of a whole disk's
+ * mapping from piling up. Each chunk is read into the mapping (MADV_POPULATE_READ) before it is
+ * handed over, so reading still overlaps the writes and a read error is an error code; on a
+ * kernel without it, a read error in the writer is a SIGBUS, reported here. */
+#define EXPORT_WINDOW (1ull << 30)
+static struct {
+	int fd;                      /* -1: ranges of the cow are read through the overlay */
+	const char *path;
+	uint64_t data_off, size;     /* the data area: where it starts in the cow, the source size */
+	const uint8_t *map;          /* the current window, NULL before the first */
+	uint64_t start, len;         /* its source offset and length */
+} xw = { .fd = -1 };
 
 static void export_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig, (void)uc;
 	const uint8_t *a = si->si_addr;
 	char msg[300];
-	int n = snprintf(msg, sizeof(msg), "\ncowtool: reading %s at %llu: %s\n", export_map_path,
-			 a >= export_map && a < export_map + export_map_len ? (unsigned long long)(a - export_map) : 0ull,
+	int n = snprintf(msg, sizeof(msg), "\ncowtool: reading %s at %llu: %s\n", xw.path,
+			 a >= xw.map && a < xw.map + xw.len ? (unsigned long long)(xw.start + (uint64_t)(a - xw.map)) : 0ull,
 			 err_str(-E_IO));
 	if (n > 0 && write(2, msg, (size_t)n) < 0)
 		_exit(EXIT_USAGE);
@@ -501,34 +517,56 @@ static void export_sigbus(int sig, siginfo_t *si, void *uc)
 
 static void export_map_open(const char *path, const struct cow_geometry *g)
 {
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
+	xw.fd = open(path, O_RDONLY);
+	if (xw.fd < 0)
 		return;   /* then the overlay reads them into a buffer */
-	void *m = g->source_size ? mmap(NULL, g->source_size, PROT_READ, MAP_SHARED, fd, (off_t)g->data_offset)
-				 : MAP_FAILED;
-	close(fd);
-	if (m == MAP_FAILED)
-		return;
-	madvise(m, g->source_size, MADV_SEQUENTIAL);
+	xw.path = path;
+	xw.data_off = g->data_offset;
+	xw.size = g->source_size;
 	struct sigaction sa = { .sa_sigaction = export_sigbus, .sa_flags = SA_SIGINFO };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
-	export_map = m;
-	export_map_len = g->source_size;
-	export_map_path = path;
 }
 
-/* 0, or -E_IO when the range cannot be read (EINVAL: an older kernel, the writer faults it in). */
-static int export_map_populate(uint64_t off, uint64_t len)
+static void export_map_close(void)
 {
+	if (xw.map)
+		munmap((void *)xw.map, xw.len);
+	xw.map = NULL;
+	if (xw.fd >= 0)
+		close(xw.fd);
+	xw.fd = -1;
+}
+
+/* The cow's copy of [off, off + len), read into memory; NULL when it cannot be mapped (the
+ * overlay reads it instead: also from now on) or, with *rc = -E_IO, when it cannot be read. */
+static const uint8_t *export_map_get(struct writer *w, uint64_t off, uint64_t len, int *rc)
+{
+	if (xw.fd < 0)
+		return NULL;
+	if (!xw.map || off < xw.start || off + len > xw.start + xw.len) {
+		uint64_t start = off / EXPORT_WINDOW * EXPORT_WINDOW;
+		uint64_t wlen = xw.size - start < EXPORT_WINDOW + EXPORT_CHUNK ? xw.size - start : EXPORT_WINDOW + EXPORT_CHUNK;
+		if (xw.map) {
+			writer_idle(w);   /* the writer may still be on the old window's last chunk */
+			munmap((void *)xw.map, xw.len);
+			xw.map = NULL;
+		}
+		void *m = mmap(NULL, wlen, PROT_READ, MAP_SHARED, xw.fd, (off_t)(xw.data_off + start));
+		if (m == MAP_FAILED) {
+			export_map_close();
+			return NULL;
+		}
+		madvise(m, wlen, MADV_SEQUENTIAL);
+		xw.map = m, xw.start = start, xw.len = wlen;
+	}
+	const uint8_t *p = xw.map + (off - xw.start);
 #ifdef MADV_POPULATE_READ
-	uint64_t a = off & ~(uint64_t)4095;
-	if (madvise((void *)(export_map + a), len + (off - a), MADV_POPULATE_READ) < 0 && errno != EINVAL)
-		return -E_IO;
-#else
-	(void)off, (void)len;
+	uint64_t a = (off - xw.start) & ~(uint64_t)4095;
+	if (madvise((void *)(xw.map + a), len + (off - xw.start - a), MADV_POPULATE_READ) < 0 && errno != EINVAL)
+		*rc = -E_IO;
 #endif
-	return 0;
+	return p;
 }
 
 static int cmd_export(int argc, char **argv)
@@ -600,9 +638,9 @@ static int cmd_export(int argc, char **argv)
 				fprintf(stderr, "\rexport: %5.1f%%  %8.1f MiB/s  ETA %4.0f s ", frac * 100, rate,
 					frac > 0 ? (double)(now - t0) * (1 - frac) / frac : 0.0);
 			}
-			if (present && export_map) {
-				data = export_map + at;
-				rc = export_map_populate(at, n);
+			const uint8_t *mapped = present ? export_map_get(&w, at, n, &rc) : NULL;
+			if (mapped) {
+				data = mapped;
 			} else if (present || src) {
 				rc = cow_ov_read(c, at, n, bufs[cur], &bad);
 				cur ^= 1;   /* the writer will have this one; the other is free again */
@@ -635,8 +673,7 @@ static int cmd_export(int argc, char **argv)
 	}
 	if (close(w.fd) < 0 && rc == 0)
 		rc = -E_IO;
-	if (export_map)
-		munmap((void *)export_map, export_map_len);
+	export_map_close();
 	cow_discard(c);
 	filedev_close(&cd);
 	if (src)
