@@ -106,9 +106,11 @@ static int gpt_entries(struct scan *s, const uint8_t *hdr, uint8_t *sec, bool ba
 
 static bool extended(uint8_t t) { return t == 0x05 || t == 0x0F || t == 0x85; }
 
+/* MBR addresses are in the disk's logical sectors (4096 bytes on a 4Kn disk). */
 static int mbr(struct scan *s, const uint8_t *b)
 {
 	uint8_t ebr[512];
+	uint64_t ss = s->sector;
 	for (unsigned i = 0; i < 4; i++) {
 		const uint8_t *e = b + 446 + 16 * i;
 		uint8_t type = e[4];
@@ -116,7 +118,7 @@ static int mbr(struct scan *s, const uint8_t *b)
 		if (!type || !count)
 			continue;
 		if (!extended(type)) {
-			struct part p = { start * 512, count * 512, i + 1, 'm', type, { 0 }, type == 0x07, false, false };
+			struct part p = { start * ss, count * ss, i + 1, 'm', type, { 0 }, type == 0x07, false, false };
 			int rc = add(s, p);
 			if (rc < 0)
 				return rc;
@@ -126,12 +128,12 @@ static int mbr(struct scan *s, const uint8_t *b)
 		 * extended partition's start; a fixed number of links ends any loop. */
 		uint64_t ext = start, next = 0;
 		for (unsigned k = 0; k < MAX_LOGICAL; k++) {
-			uint64_t at = (ext + next) * 512;
+			uint64_t at = (ext + next) * ss;
 			if (at + 512 > s->disk || s->read(s->ctx, at, 512, ebr) < 0 || ebr[510] != 0x55 || ebr[511] != 0xAA)
 				break;
 			const uint8_t *l = ebr + 446, *link = ebr + 462;
 			if (l[4] && le32(l + 12)) {
-				struct part p = { at + (uint64_t)le32(l + 8) * 512, (uint64_t)le32(l + 12) * 512, 5 + k,
+				struct part p = { at + (uint64_t)le32(l + 8) * ss, (uint64_t)le32(l + 12) * ss, 5 + k,
 						  'm', l[4], { 0 }, l[4] == 0x07, false, false };
 				int rc = add(s, p);
 				if (rc < 0)

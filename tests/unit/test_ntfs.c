@@ -784,6 +784,28 @@ int main(void)
 		}
 		free(image);
 	}
+	/* 4096-byte sectors: the backup boot sector is a 4 KiB sector at the end. */
+	rc = build_volume("v4k.img", "-s 4096 -c 4096");
+	snprintf(img, sizeof(img), "%s/v4k.img", dir);
+	image = rc == 0 ? slurp(img, &len) : NULL;
+	CHECK("volume with 4096-byte sectors built", image != NULL);
+	if (image) {
+		struct memdisk d = { image, len, 0, 0, 0 };
+		struct ntfs_vol v;
+		rc = ntfs_open(&v, &env, mem_read, &d, 0, len);
+		CHECK("4096-byte sectors: opens", rc == 0 && v.sector == 4096);
+		if (rc == 0) {
+			check_listing(&v, img, "/Users/bob/Pictures", 2);
+			check_file(&v, &d, img, "frag.bin");
+			ntfs_close(&v);
+		}
+		memset(image, 0, 4096);
+		rc = ntfs_open(&v, &env, mem_read, &d, 0, len);
+		CHECK("4096-byte sectors: the backup boot sector opens it", rc == 0 && v.used_backup_boot);
+		if (rc == 0)
+			ntfs_close(&v);
+		free(image);
+	}
 	if (!getenv("KEEP"))
 		sh("rm -rf %s", dir);
 	return CHECK_DONE();
