@@ -155,13 +155,14 @@ static int runs_read(struct ntfs_vol *v, const struct ntfs_run *r, uint32_t n, u
 		uint32_t in = (uint32_t)(off % v->cluster);
 		while (i < n && r[i].vcn + r[i].len <= vcn)
 			i++;
-		uint64_t piece;
-		if (i < n && r[i].vcn <= vcn) {
-			piece = (r[i].vcn + r[i].len - vcn) * v->cluster - in;
-		} else {
-			piece = i < n ? (r[i].vcn - vcn) * v->cluster - in : len;
-		}
-		uint32_t m = piece < len ? (uint32_t)piece : len;
+		/* Clusters to the end of this run or hole; only a count that fits len is multiplied
+		 * out, so a huge sparse run cannot overflow into a zero-length piece. */
+		uint64_t left = i < n && r[i].vcn <= vcn ? r[i].vcn + r[i].len - vcn : i < n ? r[i].vcn - vcn : UINT64_MAX;
+		uint32_t m = len;
+		if (left <= len / v->cluster + 1 && left * v->cluster - in < len)
+			m = (uint32_t)(left * v->cluster - in);
+		if (m == 0)
+			return -E_CORRUPT;
 		if (i < n && r[i].vcn <= vcn && r[i].lcn != NTFS_SPARSE) {
 			int rc = vol_read(v, (r[i].lcn + (vcn - r[i].vcn)) * v->cluster + in, m, buf);
 			if (rc < 0)
@@ -1114,8 +1115,11 @@ static int recset_add(struct recset *s, uint64_t rec)
 	if (lo < s->n && s->r[lo] == rec)
 		return 0;
 	if (s->n == s->cap) {
-		uint64_t cap = s->cap ? 2 * s->cap : 64;
-		if (cap > s->v->mft_records + 64)
+		/* Distinct records: never more than the MFT holds. */
+		uint64_t max = s->v->mft_records + 1, cap = s->cap ? 2 * s->cap : 64;
+		if (cap > max)
+			cap = max;
+		if (cap <= s->n)
 			return -E_CORRUPT;
 		uint64_t *r = s->v->env->alloc(cap * sizeof(*r));
 		if (!r)
