@@ -784,6 +784,55 @@ int main(void)
 		}
 		free(image);
 	}
+	/* A fragmented MFT: the data zone filled by ntfsfallocate, another file put where the
+	 * MFT would grow, then 300 files made: the MFT continues in pieces elsewhere. */
+	rc = sh("cd %s && rm -f m.img && truncate -s 32M m.img && mkntfs -F -Q -q m.img >/dev/null 2>&1 && echo x > x && "
+		"ntfscp -q m.img x big && ntfscp -q m.img x b2 && "
+		"free=$(ntfscluster -i m.img 2>/dev/null | awk -F': ' '/bytes of free space/ {print $2}') && "
+		"ntfsfallocate -f -l $((free - 2097152)) m.img /big >/dev/null 2>&1 && ntfsfallocate -f -l 1048576 m.img /b2 >/dev/null 2>&1 && "
+		"ntfs-3g m.img mnt && mkdir mnt/d && for i in $(seq 1 300); do echo $i > mnt/d/f$i; done; umount mnt",
+		dir);
+	snprintf(img, sizeof(img), "%s/m.img", dir);
+	image = rc == 0 ? slurp(img, &len) : NULL;
+	CHECK("volume with a fragmented MFT built", image != NULL);
+	if (image) {
+		struct memdisk d = { image, len, 0, 0, 0 };
+		struct ntfs_vol v;
+		rc = ntfs_open(&v, &env, mem_read, &d, 0, len);
+		CHECK("fragmented MFT: opens", rc == 0);
+		if (rc == 0) {
+			/* ntfscluster's runs of $MFT's $DATA, in order. */
+			char cmd[1024], line[256];
+			snprintf(cmd, sizeof(cmd), "ntfscluster -F '/$MFT' %s 2>/dev/null", img);
+			FILE *p = popen(cmd, "r");
+			int in_data = 0, same = 1;
+			uint32_t k = 0;
+			while (p && fgets(line, sizeof(line), p)) {
+				unsigned long long vcn, lcn, n;
+				if (strstr(line, "0x80"))
+					in_data = 1;
+				else if (strstr(line, " - "))
+					in_data = 0;
+				else if (in_data && sscanf(line, "%llu %llu %llu", &vcn, &lcn, &n) == 3) {
+					same &= k < v.mft_nruns && v.mft_runs[k].vcn == vcn && v.mft_runs[k].lcn == lcn &&
+						v.mft_runs[k].len == n;
+					k++;
+				}
+			}
+			if (p)
+				pclose(p);
+			printf("fragmented MFT: %u runs, ntfscluster %u\n", v.mft_nruns, k);
+			CHECK("fragmented MFT: its runs equal ntfscluster's", v.mft_nruns > 1 && k == v.mft_nruns && same);
+			check_listing(&v, img, "/d", 300);
+			uint64_t rec;
+			uint8_t buf[8];
+			CHECK("fragmented MFT: a file in a late record reads back",
+			      ntfs_lookup(&v, "/d/f300", &rec) == 0 && ntfs_file_read(&v, rec, 0, 4, buf) == 0 &&
+			      !memcmp(buf, "300\n", 4));
+			ntfs_close(&v);
+		}
+		free(image);
+	}
 	/* 4096-byte sectors: the backup boot sector is a 4 KiB sector at the end. */
 	rc = build_volume("v4k.img", "-s 4096 -c 4096");
 	snprintf(img, sizeof(img), "%s/v4k.img", dir);
