@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Generates the demo disks for `make run`: a 64 MiB source with a GPT and recognisable data,
+"""Generates the demo disks for `make run`: a 64 MiB source with a GPT and an NTFS volume of a user's files,
 an empty 96 MiB disk for its cow, and a blank 64 MiB spare (a clone target). Existing files are kept."""
 import os
 import struct
+import subprocess
 import sys
 import uuid
 import zlib
@@ -96,6 +97,36 @@ def ntfs_disk(path, size, files, label="COWBOOT"):
     return first
 
 
+def demo_files():
+    """A small user's disk: documents and pictures (deterministic bytes, sizes of real ones)."""
+    def blob(n, seed):
+        return bytes((i * 2654435761 + seed * 97) >> 13 & 0xFF for i in range(n))
+    # In this order the demo's bad sectors (tests/qemu/run_demo.py) fall in a picture.
+    return {
+        "Windows/System32/config.sys": blob(9000000, 6),
+        "Users/bob/Music/song.mp3": blob(6000000, 5),
+        "Users/ann/Documents/letter.txt": b"Dear Bob,\nthe disk is failing; cowboot is rescuing it.\n",
+        "Users/ann/Documents/taxes-2025.pdf": blob(420000, 1),
+        "Users/ann/Documents/thesis.docx": blob(1300000, 2),
+        "Users/ann/Pictures/cat.jpg": blob(1700000, 4),
+        "Users/ann/Pictures/beach.jpg": blob(2100000, 3),
+    }
+
+
+def demo_source(path, size):
+    """The demo source: an NTFS volume with a user's files when mkntfs is there (directories need
+    an ntfs-3g mount; without one the files go to the root), else recognisable sectors."""
+    files = demo_files()
+    try:
+        try:
+            ntfs_disk(path, size, files, label="DEMO")
+        except RuntimeError:   # no FUSE: top-level files only
+            ntfs_disk(path, size, {k.split("/")[-1]: v for k, v in files.items()}, label="DEMO")
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"mkdemo: no NTFS volume on the demo source ({e}); a plain GPT disk instead")
+        gpt_disk(path, size)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "build/demo"
     os.makedirs(out, exist_ok=True)
@@ -106,7 +137,7 @@ def main():
         if os.path.exists(path) and os.path.getsize(path) == size:
             continue
         if pattern:
-            gpt_disk(path, size)
+            demo_source(path, size)
         else:
             with open(path, "wb") as f:
                 f.truncate(size)

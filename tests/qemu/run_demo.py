@@ -34,6 +34,8 @@ argv = ["qemu-system-x86_64", "-machine", "q35", "-m", "512", "-smp", "1",
 print("cowboot demo: a failing source (vd1, read-only, 4 bad sectors) and a cow disk (vd2) on")
 print("virtio, a spare on SATA (sata0). Try:")
 print("  cow format vd2 vd1 --yes ; cow open vd1 vd2 ; rescue ov0 ; wait ; map ov0 ; clone ov0 sata0")
+print("The source holds an NTFS volume: `ls ov0 /Users/ann/Pictures`, or rescue just the pictures")
+print("with `domain ov0 ntfs:*.jpg` before `rescue ov0`.")
 print("`help` lists every command; `poweroff` or Ctrl-A X to leave.\n", flush=True)
 try:
     rc = subprocess.call(argv)

@@ -57,6 +57,10 @@ try:
     cmd("cow format vd2 vd1 --yes")
     out = cmd("cow open vd1 vd2")
     check("the demo cow opens over the demo source", "ov0: vd2 over vd1" in out, out)
+    out = cmd("ls ov0 /Users/ann/Pictures", 60)
+    if "no such object" in out:   # made without FUSE: the files are at the volume's root
+        out = cmd("ls ov0 /", 60)
+    check("the demo source's NTFS volume lists its pictures", re.search(r"^- +2100000 .* beach\.jpg\r?$", out, re.M), out)
     cmd("set progress=lines")
     cmd("rescue ov0")
     out = cmd("wait", 300)
