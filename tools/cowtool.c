@@ -612,10 +612,11 @@ static int cmd_export(int argc, char **argv)
 	}
 	export_map_open(cow, &g);
 	const struct cow_map *m = cow_get_map(c);
-	/* Two chunks, page-aligned for direct I/O: one read while the other is written; the fill
-	 * pattern long enough that a chunk starts in it at its own phase. */
+	/* Two chunks, page-aligned for direct I/O: one read while the other is written. The fill
+	 * pattern long enough that a chunk finds its own phase at a 512-byte boundary in it (one
+	 * exists below 64 x 512: the offset is a multiple of 512). */
 	static uint8_t bufs[2][EXPORT_CHUNK] __attribute__((aligned(4096)));
-	static uint8_t pattern[EXPORT_CHUNK + 64] __attribute__((aligned(4096)));
+	static uint8_t pattern[EXPORT_CHUNK + 64 * 512] __attribute__((aligned(4096)));
 	if (have_fill)
 		for (size_t k = 0; k < sizeof(pattern); k++)
 			pattern[k] = fill[k % fill_len];
@@ -645,7 +646,10 @@ static int cmd_export(int argc, char **argv)
 				rc = cow_ov_read(c, at, n, bufs[cur], &bad);
 				cur ^= 1;   /* the writer will have this one; the other is free again */
 			} else {
-				data = pattern + at % fill_len;
+				uint64_t j = 0;
+				while ((512 * j) % fill_len != at % fill_len)
+					j++;
+				data = pattern + 512 * j;
 			}
 			if (rc < 0) {
 				fprintf(stderr, "cowtool: reading %s at %llu: %s\n", present ? cow : src,
