@@ -67,6 +67,7 @@ struct blk_driver_ops {
 #define BLK_F_DEV_RO  0x20u   /* the device itself reports write protection */
 #define BLK_F_FUA     0x40u   /* device supports FUA writes */
 #define BLK_F_FLUSH   0x80u   /* device has a volatile cache that needs flushing */
+#define BLK_F_TARGET  0x100u  /* a clone job writes it: wipe and other clones keep off */
 
 struct blk_counters {
 	uint64_t reads, writes, flushes, errors, timeouts, resets;

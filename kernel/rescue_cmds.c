@@ -237,6 +237,8 @@ static void job_main(void *arg)
 	}
 	if (j->state == JOB_STOPPED)
 		summary(j, "stopped");
+	if (j->clone)
+		j->target.blk->flags &= ~BLK_F_TARGET;
 	o->job = NULL;
 	j->alive = 0;
 }
@@ -369,15 +371,6 @@ static int start_job(int argc, char **argv, int clone)
 			o->src.blk->psize);
 		return -E_USAGE;
 	}
-	/* The job's domain: domain= for this run, else the overlay's (`domain`), copied so that a
-	 * later `domain` changes only the next run. */
-	struct rescue_domain dom;
-	int drc = dspec ? parse_domain_spec(o, &dom, dspec, why, sizeof(why))
-			: rescue_domain_copy(&dom, &o->next_domain);
-	if (drc < 0) {
-		kprintf("%s: %s\n", argv[0], dspec ? why : err_str(drc));
-		return drc;
-	}
 	struct blk_dev *target = NULL;
 	if (clone) {
 		target = blk_find(argv[2]);
@@ -386,17 +379,29 @@ static int start_job(int argc, char **argv, int clone)
 		struct blk_dev *tt = target->parent ? target->parent : target;
 		struct blk_dev *st = o->src.blk->parent ? o->src.blk->parent : o->src.blk;
 		struct blk_dev *ct = o->dst.blk->parent ? o->dst.blk->parent : o->dst.blk;
-		if (tt == st || tt == ct || (target->flags & (BLK_F_RO | BLK_F_SOURCE | BLK_F_COW | BLK_F_BOOT | BLK_F_DEV_RO))) {
-			kprintf("clone: %s cannot be the target (it is the source, a cow, the boot disk, or read-only)\n",
-				target->name);
+		/* The target of this overlay's own stopped clone may be taken again: that job gives way. */
+		uint32_t mine = j->alive && j->clone && (j->target.blk == target || j->target.blk == tt) ? BLK_F_TARGET : 0;
+		if (tt == st || tt == ct ||
+		    ((target->flags | tt->flags) & ~mine &
+		     (BLK_F_RO | BLK_F_SOURCE | BLK_F_COW | BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_TARGET))) {
+			kprintf("clone: %s cannot be the target (it is the source, a cow, the boot disk, read-only, "
+				"or another clone's target)\n", target->name);
 			return -E_INVAL;
 		}
 		if (target->lsize != ls || target->sectors < o->src.blk->sectors) {
 			kprintf("clone: %s is smaller than the source or has another sector size (%u, source %u)\n",
 				target->name, target->lsize, ls);
-			rescue_domain_free(&dom);
 			return -E_TOOSMALL;
 		}
+	}
+	/* The job's domain: domain= for this run, else the overlay's (`domain`), copied so that a
+	 * later `domain` changes only the next run. */
+	struct rescue_domain dom;
+	int drc = dspec ? parse_domain_spec(o, &dom, dspec, why, sizeof(why))
+			: rescue_domain_copy(&dom, &o->next_domain);
+	if (drc < 0) {
+		kprintf("%s: %s\n", argv[0], dspec ? why : err_str(drc));
+		return drc;
 	}
 	if (j->alive) {
 		if (j->state == JOB_RUNNING || j->state == JOB_WAITING) {
@@ -416,8 +421,10 @@ static int start_job(int argc, char **argv, int clone)
 	j->opt = opt;
 	j->opt.domain = &j->dom;
 	j->clone = clone;
-	if (clone)
+	if (clone) {
 		bdev_adapt(&j->target, target);
+		target->flags |= BLK_F_TARGET;   /* until the job's task ends */
+	}
 	j->started_us = time_now_us();
 	size_t used = 0;
 	for (int i = 0; i < argc && used + 2 < sizeof(j->cmdline); i++)
@@ -425,6 +432,9 @@ static int start_job(int argc, char **argv, int clone)
 	j->used = j->alive = 1;
 	o->job = j;
 	if (!task_spawn(clone ? "clone" : "rescue", job_main, j)) {
+		if (clone)
+			target->flags &= ~BLK_F_TARGET;
+		rescue_domain_free(&j->dom);
 		j->used = j->alive = 0;
 		o->job = NULL;
 		return -E_NOMEM;

@@ -143,6 +143,11 @@ static int refuse(struct blk_dev *d)
 			kprintf("wipe: refused: %s holds an open cow, %s (cow close it first)\n", d->name, x->name);
 		return -E_BUSY;
 	}
+	if ((x = flagged(d, BLK_F_TARGET, false))) {
+		kprintf("wipe: refused: %s %s a clone job's target (stop the job and quit first)\n", d->name,
+			x == d ? "is" : x == d->parent ? "is on" : "holds");
+		return -E_BUSY;
+	}
 	if ((x = flagged(d, BLK_F_RO | BLK_F_DEV_RO, false))) {
 		kprintf("wipe: refused: %s is read-only (%s)\n", d->name,
 			x->flags & BLK_F_DEV_RO ? "the device is write-protected" : "protected until reboot");

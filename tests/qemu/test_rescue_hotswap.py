@@ -76,6 +76,8 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         check("a vanished source pauses the job with a clear message", True)
         out = m.cmd("status")
         check("status shows the job waiting for its source", "ov0 clone: waiting for the source" in out, out)
+        out = m.cmd("wipe vd3 --yes")
+        check("wipe refuses a clone job's target", "vd3 is a clone job's target" in out, out)
         out = m.cmd("disk ov0 vd4", 60)
         check("disk with another drive is refused, the differing field named",
               "vd4 refused: source serial differs" in out, out)
