@@ -604,6 +604,21 @@ static int cmd_export(int argc, char **argv)
 		return EXIT_USAGE;
 	struct cow_geometry g;
 	cow_get_geometry(c, &g);
+	/* Opening the output truncates it: never the cow or the source themselves. */
+	struct stat so, si;
+	if (stat(out, &so) == 0)
+		for (int k = 0; k < 2; k++) {
+			const char *in = k ? src : cow;
+			if (in && stat(in, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+				fprintf(stderr, "cowtool: %s is the %s itself: the merged image needs a file of its own\n",
+					out, k ? "source" : "cow");
+				cow_discard(c);
+				filedev_close(&cd);
+				if (src)
+					filedev_close(&sd);
+				return EXIT_USAGE;
+			}
+		}
 	struct writer w;
 	if (writer_open(&w, out) < 0) {
 		fprintf(stderr, "cowtool: %s: cannot create: %s\n", out, strerror(errno));

@@ -85,6 +85,12 @@ for x in range(0x100000, 0x1100200): b[x] = p[x % 3]
 open('zexp', 'wb').write(b)"
 check "the fill pattern's phase follows the byte offset, across chunks" "cmp -s zf zexp"
 rm -f z.img zo zcp zc zc2 zf zexp
+cp cow cow.keep
+out=$("$C" export cow src.img cow 2>&1); rc=$?
+check "export refuses to write over the cow itself" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'is the cow itself' && cmp -s cow cow.keep"
+out=$("$C" export cow src.img ./src.img 2>&1); rc=$?
+check "or over the source" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'is the source itself' && cmp -s full src.img"
+rm -f cow.keep
 head -c 3145728 /dev/urandom > other.img
 out=$("$C" export cow other.img x 2>&1); rc=$?
 check "a different source is refused, naming the field" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'contents differ'"
