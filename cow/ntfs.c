@@ -196,14 +196,17 @@ static int fixup(uint8_t *b, uint32_t size, const char *magic)
 	return 0;
 }
 
-/* One raw record. Records are read a window at a time (one read instead of 64 when walking
- * the MFT); a window that fails to read is not tried again, its records are read one by one
- * so that a bad sector costs only the records on it. */
+/* One raw record. Walking the MFT in order, records are read a window at a time (one read
+ * instead of 64); scattered reads (a directory's entries) take one record each, so they do
+ * not drag a window along for every record. A window that fails to read is not tried again:
+ * its records are read one by one, so a bad sector costs only the records on it. */
 static int raw_record(struct ntfs_vol *v, uint64_t recno, uint8_t *buf)
 {
 	uint32_t per = WIN_BYTES / v->rec_size;
 	uint64_t first = recno / per * per;
-	if (v->win && (!v->win_n || recno < v->win_first || recno >= v->win_first + v->win_n) &&
+	bool in_order = recno == v->win_next;
+	v->win_next = recno + 1;
+	if (v->win && in_order && (!v->win_n || recno < v->win_first || recno >= v->win_first + v->win_n) &&
 	    v->win_bad != first + 1) {
 		uint64_t n = v->mft_records - first < per ? v->mft_records - first : per;
 		v->win_n = 0;

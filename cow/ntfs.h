@@ -40,6 +40,7 @@ struct ntfs_vol {
 	uint8_t *rec, *rec2;            /* record scratch buffers */
 	uint8_t *win;                   /* a window of raw MFT records read together */
 	uint64_t win_first, win_bad;    /* its first record; the first of a window that failed */
+	uint64_t win_next;              /* the record after the last one read (in-order reads) */
 	uint32_t win_n;
 	uint16_t *upcase;               /* $UpCase, for case-insensitive names (NULL: ASCII) */
 	struct ntfs_name_cache *cache;  /* directory names for path building */

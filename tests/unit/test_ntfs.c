@@ -786,6 +786,12 @@ int main(void)
 			       (unsigned long long)d.reads);
 			CHECK("the walk reads the MFT in windows (fewer reads than records)",
 			      c.n > 300 && d.reads < v.mft_records / 4);
+			struct counter e = { 0 };
+			uint64_t many;
+			d.reads = 0;
+			int lr = ntfs_lookup(&v, "/many", &many) == 0 ? ntfs_dir_list(&v, many, count_ent, &e) : -1;
+			printf("list /many: %d entries, %llu reads\n", e.n, (unsigned long long)d.reads);
+			CHECK("a listing reads a record per entry, not a window", lr == 0 && e.n == 300 && d.reads < 2 * 300);
 			ntfs_close(&v);
 		}
 		check_damage(image, len);
