@@ -59,10 +59,14 @@ struct runvec { struct ntfs_run *r; uint32_t n, cap; };
 
 static int runvec_push(struct ntfs_vol *v, struct runvec *rv, uint64_t vcn, uint64_t lcn, uint64_t len)
 {
+	/* A real attribute has at most one run per cluster and a hole between two of them. */
+	uint64_t max = 2 * v->clusters + 1 < MAX_RUNS ? 2 * v->clusters + 1 : MAX_RUNS;
+	if (rv->n >= max)
+		return -E_CORRUPT;
 	if (rv->n == rv->cap) {
-		if (rv->cap >= MAX_RUNS)
-			return -E_CORRUPT;
 		uint32_t cap = rv->cap ? rv->cap * 2 : 16;
+		if (cap > max)
+			cap = (uint32_t)max;
 		struct ntfs_run *r = v->env->alloc(sizeof(*r) * cap);
 		if (!r)
 			return -E_NOMEM;
