@@ -938,7 +938,9 @@ int ntfs_glob_match(const char *pattern, const char *path)
 	return glob_match(NULL, pattern, path);
 }
 
-int ntfs_walk(struct ntfs_vol *v, const char *glob, int (*fn)(void *ctx, const struct ntfs_file *f), void *ctx)
+/* Files (their $DATA runs) or directories (their index's runs), in MFT order. */
+static int walk(struct ntfs_vol *v, const char *glob, bool dirs, int (*fn)(void *ctx, const struct ntfs_file *f),
+		void *ctx)
 {
 	uint8_t *rec = v->env->alloc(v->rec_size);
 	char *path = v->env->alloc(NTFS_PATH_MAX);
@@ -961,7 +963,7 @@ int ntfs_walk(struct ntfs_vol *v, const char *glob, int (*fn)(void *ctx, const s
 			continue;
 		}
 		uint16_t flags = le16(rec + 22);
-		if (!(flags & REC_IN_USE) || (flags & REC_DIR) || (le64(rec + 32) & REF_MASK))
+		if (!(flags & REC_IN_USE) || !(flags & REC_DIR) != !dirs || (le64(rec + 32) & REF_MASK))
 			continue;
 		if (by_name) {
 			uint64_t parent;
@@ -978,9 +980,9 @@ int ntfs_walk(struct ntfs_vol *v, const char *glob, int (*fn)(void *ctx, const s
 		if (rc == 0)
 			rc = ntfs_stat(v, r, &f.st);
 		if (rc == 0) {
-			rc = attr_runs(v, r, AT_DATA, NULL, &c);
+			rc = dirs ? attr_runs(v, r, AT_INDEX_ALLOC, "$I30", &c) : attr_runs(v, r, AT_DATA, NULL, &c);
 			if (rc == -E_NOENT)
-				rc = 0;   /* no unnamed data: $Secure, $Extend's files */
+				rc = 0;   /* no unnamed data ($Secure, $Extend's files), a small directory */
 		}
 		if (rc == -E_NOENT && r < 16) {
 			rc = 0;   /* a reserved system record: no name, nothing to find */
@@ -1005,6 +1007,16 @@ out:
 	if (name)
 		v->env->free(name);
 	return rc;
+}
+
+int ntfs_walk(struct ntfs_vol *v, const char *glob, int (*fn)(void *ctx, const struct ntfs_file *f), void *ctx)
+{
+	return walk(v, glob, false, fn, ctx);
+}
+
+int ntfs_walk_dirs(struct ntfs_vol *v, int (*fn)(void *ctx, const struct ntfs_file *f), void *ctx)
+{
+	return walk(v, NULL, true, fn, ctx);
 }
 
 static int emit_runs(struct ntfs_vol *v, int group, const struct ntfs_run *r, uint32_t n, ntfs_emit_fn emit,

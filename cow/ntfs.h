@@ -110,6 +110,10 @@ struct ntfs_file {
 int ntfs_walk(struct ntfs_vol *v, const char *glob, int (*fn)(void *ctx, const struct ntfs_file *f),
 	      void *ctx);
 
+/* Every in-use directory, in MFT order, with the runs of its index allocation (none for a
+ * directory whose index fits its record): what ntfind-bad checks for listings at risk. */
+int ntfs_walk_dirs(struct ntfs_vol *v, int (*fn)(void *ctx, const struct ntfs_file *f), void *ctx);
+
 /* Priority groups of the domain. */
 enum ntfs_group {
 	NTFS_G_BOOT = 0,                /* both boot sectors */

@@ -10,9 +10,10 @@ static const char *const usage_text =
 	"  Lists the files whose data lies in areas the rescue has not finished: bad ('-'),\n"
 	"  non-tried ('?'), non-trimmed ('*') or non-scraped ('/'), one line each:\n"
 	"    <path> <TAB> <size> bytes <TAB> bad N <TAB> non-tried N <TAB> non-trimmed/scraped N\n"
-	"  and, as 'damaged: ...' lines, the MFT records and indexes that could not be read (their\n"
-	"  files cannot be named). The states come from the cow's map, or from the mapfile, which\n"
-	"  an image needs (an image's unfinished areas are never read).\n"
+	"  then the directories whose index does (\"<path>/ <TAB> directory index <TAB> ...\": their\n"
+	"  listings may miss entries), and, as 'damaged: ...' lines, the MFT records and indexes\n"
+	"  that could not be read (their files cannot be named). The states come from the cow's\n"
+	"  map, or from the mapfile, which an image needs (its unfinished areas are never read).\n"
 	"Exit status: 0 no file touches an unfinished area, 1 some do (or metadata is damaged),\n"
 	"2 usage or I/O error.\n";
 
@@ -32,6 +33,26 @@ static int check_file(void *ctx, const struct ntfs_file *f)
 	x->files++;
 	printf("%s\t%llu bytes\tbad %llu\tnon-tried %llu\tnon-trimmed/scraped %llu\n", f->path,
 	       (unsigned long long)f->st.size, (unsigned long long)bad, (unsigned long long)nontried,
+	       (unsigned long long)other);
+	return 0;
+}
+
+/* A directory whose index touches an unfinished area: its listing may miss entries (the
+ * files themselves are still found through the MFT). */
+static int check_dir(void *ctx, const struct ntfs_file *f)
+{
+	struct find_ctx *x = ctx;
+	uint64_t count[256] = { 0 };
+	for (uint32_t i = 0; i < f->nruns; i++)
+		if (f->runs[i].lcn != NTFS_SPARSE)
+			ntdisk_states(x->d, x->v->base + f->runs[i].lcn * x->v->cluster, f->runs[i].len * x->v->cluster,
+				      count);
+	uint64_t bad = count['-'], nontried = count['?'], other = count['*'] + count['/'];
+	if (!bad && !nontried && !other)
+		return 0;
+	x->files++;
+	printf("%s%s\tdirectory index\tbad %llu\tnon-tried %llu\tnon-trimmed/scraped %llu\n", f->path,
+	       strcmp(f->path, "/") ? "/" : "", (unsigned long long)bad, (unsigned long long)nontried,
 	       (unsigned long long)other);
 	return 0;
 }
@@ -83,6 +104,8 @@ int main(int argc, char **argv)
 		v.say = say_damaged;
 		struct find_ctx x = { &d, &v, 0 };
 		rc = ntfs_walk(&v, NULL, check_file, &x);
+		if (rc == 0)
+			rc = ntfs_walk_dirs(&v, check_dir, &x);
 		if (rc < 0)
 			fprintf(stderr, "ntfind-bad: volume at 0x%llX: %s\n", (unsigned long long)parts[i].start, err_str(rc));
 		files += x.files;

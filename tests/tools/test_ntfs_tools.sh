@@ -72,8 +72,7 @@ read -r blcn blen < <(lcns /docs/b.jpg | head -1)
 read -r dlcn dlen < <(lcns /pics/d.png | head -1)
 mftlcn=$(ntfsinfo -m part.img 2>/dev/null | awk -F': ' '/LCN of Data Attribute for FILE_MFT/ { print $2 }')
 cino=$(ntfsls -i -p /pics part.img 2>/dev/null | awk '$2 == "c.JPG" { print $1 }')
-python3 - "$SIZE" $((START + blcn * 4096)) 4096 - $((START + dlcn * 4096)) $((dlen * 4096)) '?' \
-	$((START + mftlcn * 4096 + cino * 1024)) 1024 '?' > partial.map <<'PY'
+mkmap() { python3 - "$SIZE" "$@" <<'PY'
 import sys
 size = int(sys.argv[1]); a = sys.argv[2:]
 holes = sorted((int(a[i]), int(a[i + 1]), a[i + 2]) for i in range(0, len(a), 3))
@@ -84,6 +83,9 @@ for off, n, st in holes:
     print(f"0x{off:X} 0x{n:X} {st}"); pos = off + n
 if pos < size: print(f"0x{pos:X} 0x{size - pos:X} +")
 PY
+}
+mkmap $((START + blcn * 4096)) 4096 - $((START + dlcn * 4096)) $((dlen * 4096)) '?' \
+	$((START + mftlcn * 4096 + cino * 1024)) 1024 '?' > partial.map
 check "the partial mapfile (b.jpg bad, d.png and c.JPG's record non-tried)" "[ -n \"$blcn\" ] && [ -n \"$dlcn\" ] && [ -n \"$cino\" ] && ddrescuelog -t partial.map >/dev/null 2>&1"
 "$B/cowtool" import-map cow partial.map --image disk.img >/dev/null 2>&1; check "cowtool import-map" "[ $? = 0 ]"
 
@@ -93,6 +95,15 @@ files=$(echo "$out" | grep '^/' | cut -f1 | sort | tr '\n' ' ')
 check "ntfind-bad cow: exactly \$MFT, b.jpg and d.png ($files)" "[ $rc = 1 ] && [ \"\$files\" = '/\$MFT /docs/b.jpg /pics/d.png ' ]"
 check "ntfind-bad cow: b.jpg has 4096 bad bytes, d.png $((dlen * 4096)) non-tried" "echo \"\$out\" | grep -q '^/docs/b.jpg	200000 bytes	bad 4096	non-tried 0' && echo \"\$out\" | grep -q \"^/pics/d.png	80000 bytes	bad 0	non-tried $((dlen * 4096))\""
 check "ntfind-bad cow: c.JPG's MFT record $cino is named as damaged" "echo \"\$out\" | grep -q \"^damaged: MFT record $cino:\""
+# A second cow where a cluster of the root's index is bad as well: the root is named.
+rlcn=$(ntfscluster -F / part.img 2>/dev/null | awk '/0xa0/ { on = 1; next } on && NF == 3 && $1 ~ /^[0-9]+$/ { print $2; exit }')
+mkmap $((START + blcn * 4096)) 4096 - $((START + dlcn * 4096)) $((dlen * 4096)) '?' \
+	$((START + mftlcn * 4096 + cino * 1024)) 1024 '?' $((START + ${rlcn:-0} * 4096)) 4096 - > partial2.map
+truncate -s 96M cow2
+"$B/cowtool" format cow2 disk.img --yes >/dev/null 2>&1 && "$B/cowtool" import-map cow2 partial2.map --image disk.img >/dev/null 2>&1
+out3=$("$B/ntfind-bad" cow2 2>/dev/null); rc=$?
+check "ntfind-bad: a bad cluster of the root's index names the root directory" "[ -n \"$rlcn\" ] && [ $rc = 1 ] && echo \"\$out3\" | grep -q '^/	directory index	bad 4096	non-tried 0' && [ \$(echo \"\$out3\" | grep -c 'directory index') = 1 ]"
+check "ntfind-bad: the same files as without it" "[ \"\$(echo \"\$out3\" | grep -v 'directory index')\" = \"\$out\" ]"
 out2=$("$B/ntfind-bad" disk.img partial.map 2>/dev/null); rc=$?
 [ -n "${VERBOSE:-}" ] && diff <(echo "$out") <(echo "$out2")
 check "ntfind-bad image + mapfile: the same findings" "[ $rc = 1 ] && [ \"\$out2\" = \"\$out\" ]"
