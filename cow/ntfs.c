@@ -842,6 +842,49 @@ static int find_entry(void *ctx, const struct ntfs_dirent *e)
 	return 1;
 }
 
+struct mft_find { struct find_ctx *f; uint64_t dir; bool found; };
+
+static int name_in_dir(struct ntfs_vol *v, const uint8_t *a, uint32_t alen, void *ctx)
+{
+	(void)alen;
+	struct mft_find *m = ctx;
+	if (a[8])
+		return 0;
+	const uint8_t *fn = a + le16(a + 20);
+	uint32_t vlen = le32(a + 16);
+	if (vlen < 66 || 66u + 2u * fn[64] > vlen || fn[65] == 2 || (le64(fn) & REF_MASK) != m->dir)
+		return 0;
+	char name[NTFS_NAME_MAX];
+	utf16_to_utf8(fn + 66, fn[64], name, sizeof(name));
+	m->found = name_ieq(v->upcase, name, m->f->name, m->f->len);
+	return m->found ? 1 : 0;
+}
+
+/* When a directory's index is damaged, its entries are still in the MFT: a record whose name
+ * has that directory as parent (one pass over the MFT, only after the index failed). */
+static int lookup_by_mft(struct ntfs_vol *v, uint64_t dir, struct find_ctx *f)
+{
+	uint8_t *rec = v->env->alloc(v->rec_size);
+	if (!rec)
+		return -E_NOMEM;
+	int rc = 0;
+	for (uint64_t r = 0; r < v->mft_records && rc == 0; r++) {
+		if (r == dir || ntfs_read_record(v, r, rec) < 0)
+			continue;
+		uint16_t flags = le16(rec + 22);
+		if (!(flags & REC_IN_USE) || (le64(rec + 32) & REF_MASK))
+			continue;
+		struct mft_find m = { f, dir, false };
+		if (for_attrs(v, r, AT_FILE_NAME, ANY_NAME, name_in_dir, &m, NULL) >= 0 && m.found) {
+			f->rec = r;
+			f->dir = (flags & REC_DIR) != 0;
+			rc = 1;
+		}
+	}
+	v->env->free(rec);
+	return rc;
+}
+
 int ntfs_lookup(struct ntfs_vol *v, const char *path, uint64_t *recno)
 {
 	uint64_t cur = NTFS_ROOT;
@@ -858,7 +901,12 @@ int ntfs_lookup(struct ntfs_vol *v, const char *path, uint64_t *recno)
 		if (!dir)
 			return -E_NOENT;
 		struct find_ctx f = { p, n, 0, false, v->upcase };
+		uint64_t damaged = v->damaged;
 		int rc = ntfs_dir_list(v, cur, find_entry, &f);
+		if ((rc == 0 && v->damaged != damaged) || (rc < 0 && rc != -E_NOMEM && rc != -E_INVAL)) {
+			int rc2 = lookup_by_mft(v, cur, &f);
+			rc = rc2 != 0 ? rc2 : rc;
+		}
 		if (rc < 0)
 			return rc;
 		if (rc == 0)

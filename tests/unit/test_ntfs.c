@@ -577,6 +577,15 @@ static void check_damage(const uint8_t *orig, size_t len)
 		open_mem(&v, &d);
 		CHECK("damaged index block: said, the rest listed",
 		      ntfs_dir_list(&v, many, count_ent, &c) == 0 && said == 1 && c.n > 0 && c.n < 300);
+		/* Every file is still found by path: the MFT knows its parent. */
+		int found = 0;
+		for (int i = 0; i < 300; i++) {
+			char path[64];
+			uint64_t rec;
+			snprintf(path, sizeof(path), "/many/FILE_%03d.txt", i);
+			found += ntfs_lookup(&v, path, &rec) == 0;
+		}
+		CHECK("damaged index block: all 300 files still found by path (through the MFT)", found == 300);
 		d.p[at + 510] ^= 0x55;
 		free(r);
 	}
