@@ -704,8 +704,8 @@ static int index_entries(struct ntfs_vol *v, const uint8_t *hdr, uint32_t room, 
 	return 0;
 }
 
-int ntfs_dir_list(struct ntfs_vol *v, uint64_t dir, int (*fn)(void *ctx, const struct ntfs_dirent *e),
-		  void *ctx)
+static int dir_list_index(struct ntfs_vol *v, uint64_t dir, int (*fn)(void *ctx, const struct ntfs_dirent *e),
+			  void *ctx)
 {
 	struct root_ctx root = { 0 };
 	struct runs_ctx alloc = { 0 }, bits = { 0 };
@@ -885,6 +885,94 @@ static int lookup_by_mft(struct ntfs_vol *v, uint64_t dir, struct find_ctx *f)
 	return rc;
 }
 
+struct seen { struct ntfs_vol *v; struct runvec rv; };   /* records as vcn, to reuse runs_sort */
+
+static int collect_seen(void *ctx, const struct ntfs_dirent *e)
+{
+	struct seen *s = ctx;
+	return runvec_push(s->v, &s->rv, e->st.mft, 0, 1);
+}
+
+struct mft_name { uint64_t dir; char *name; int ns; bool found; };
+
+static int name_with_parent(struct ntfs_vol *v, const uint8_t *a, uint32_t alen, void *ctx)
+{
+	(void)v;
+	(void)alen;
+	struct mft_name *m = ctx;
+	const uint8_t *fn = a + le16(a + 20);
+	uint32_t vlen = le32(a + 16);
+	if (a[8] || vlen < 66 || 66u + 2u * fn[64] > vlen || (le64(fn) & REF_MASK) != m->dir)
+		return 0;
+	if (m->found && (fn[65] == 2 || m->ns != 2))
+		return 0;
+	utf16_to_utf8(fn + 66, fn[64], m->name, NTFS_NAME_MAX);
+	m->ns = fn[65];
+	m->found = true;
+	return 0;
+}
+
+/* After damage in a directory's index, the entries it lost: MFT records named in that
+ * directory that the readable part of the index did not give. */
+static int list_from_mft(struct ntfs_vol *v, uint64_t dir, int (*fn)(void *ctx, const struct ntfs_dirent *e),
+			 void *ctx)
+{
+	struct seen sn = { v, { 0 } };
+	struct runvec *seen = &sn.rv;
+	ntfs_say_fn quiet = v->say;
+	uint64_t damaged = v->damaged;
+	v->say = NULL;   /* the damage was said by the listing itself */
+	int rc = dir_list_index(v, dir, collect_seen, &sn);
+	v->say = quiet;
+	v->damaged = damaged;
+	if (rc == -E_NOMEM)
+		goto out;
+	runs_sort(seen->r, seen->n);
+	uint8_t *rec = v->env->alloc(v->rec_size);
+	struct ntfs_dirent *de = v->env->alloc(sizeof(*de));
+	rc = rec && de ? 0 : -E_NOMEM;
+	for (uint64_t r = 0; r < v->mft_records && rc == 0; r++) {
+		if (r == dir || ntfs_read_record(v, r, rec) < 0)
+			continue;
+		if (!(le16(rec + 22) & REC_IN_USE) || (le64(rec + 32) & REF_MASK))
+			continue;
+		uint32_t lo = 0, hi = seen->n;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (seen->r[mid].vcn < r)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < seen->n && seen->r[lo].vcn == r)
+			continue;
+		struct mft_name m = { dir, de->name, 0, false };
+		if (for_attrs(v, r, AT_FILE_NAME, ANY_NAME, name_with_parent, &m, NULL) < 0 || !m.found)
+			continue;
+		if (ntfs_stat(v, r, &de->st) < 0)
+			continue;
+		rc = fn(ctx, de);
+	}
+	if (rec)
+		v->env->free(rec);
+	if (de)
+		v->env->free(de);
+out:
+	if (seen->r)
+		v->env->free(seen->r);
+	return rc;
+}
+
+int ntfs_dir_list(struct ntfs_vol *v, uint64_t dir, int (*fn)(void *ctx, const struct ntfs_dirent *e),
+		  void *ctx)
+{
+	uint64_t damaged = v->damaged;
+	int rc = dir_list_index(v, dir, fn, ctx);
+	if (rc == 0 && v->damaged != damaged)
+		rc = list_from_mft(v, dir, fn, ctx);
+	return rc;
+}
+
 int ntfs_lookup(struct ntfs_vol *v, const char *path, uint64_t *recno)
 {
 	uint64_t cur = NTFS_ROOT;
@@ -901,9 +989,9 @@ int ntfs_lookup(struct ntfs_vol *v, const char *path, uint64_t *recno)
 		if (!dir)
 			return -E_NOENT;
 		struct find_ctx f = { p, n, 0, false, v->upcase };
-		uint64_t damaged = v->damaged;
 		int rc = ntfs_dir_list(v, cur, find_entry, &f);
-		if ((rc == 0 && v->damaged != damaged) || (rc < 0 && rc != -E_NOMEM && rc != -E_INVAL)) {
+		/* (a damaged index was already completed from the MFT by the listing) */
+		if (rc < 0 && rc != -E_NOMEM && rc != -E_INVAL) {
 			int rc2 = lookup_by_mft(v, cur, &f);
 			rc = rc2 != 0 ? rc2 : rc;
 		}
