@@ -12,6 +12,8 @@
 #define AT_BITMAP     0xB0
 #define AT_END        0xFFFFFFFFu
 
+#define ATTR_COMPRESSED 0x0001
+#define ATTR_ENCRYPTED  0x4000
 #define REC_IN_USE 0x1
 #define REC_DIR    0x2
 #define REF_MASK   0xFFFFFFFFFFFFull   /* a file reference's record number; the rest is its sequence */
@@ -550,7 +552,7 @@ int ntfs_stat(struct ntfs_vol *v, uint64_t recno, struct ntfs_stat *st)
 	return rc;
 }
 
-struct runs_ctx { struct runvec rv; uint64_t size, init; bool have_size; };
+struct runs_ctx { struct runvec rv; uint64_t size, init; bool have_size; uint16_t flags; };
 
 static int runs_attr(struct ntfs_vol *v, const uint8_t *a, uint32_t alen, void *ctx)
 {
@@ -564,6 +566,7 @@ static int runs_attr(struct ntfs_vol *v, const uint8_t *a, uint32_t alen, void *
 		rc->size = le64(a + 48);
 		rc->init = le64(a + 56);
 		rc->have_size = true;
+		rc->flags = le16(a + 12);
 	}
 	return runs_decode(v, a, alen, &rc->rv);
 }
@@ -630,6 +633,8 @@ int ntfs_file_read(struct ntfs_vol *v, uint64_t recno, uint64_t off, uint32_t le
 		return rc;
 	if (off > c.size || len > c.size - off) {
 		rc = -E_RANGE;
+	} else if (c.rv.n && (c.flags & (ATTR_COMPRESSED | ATTR_ENCRYPTED))) {
+		rc = -E_UNSUPP;   /* its clusters hold LZNT1 or ciphertext: never hand them out as data */
 	} else if (!c.rv.n && c.size) {
 		struct resident_ctx r = { buf, off, len, false };
 		rc = for_attrs(v, recno, AT_DATA, NULL, resident_copy, &r, NULL);

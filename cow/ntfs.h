@@ -76,7 +76,8 @@ int ntfs_stat(struct ntfs_vol *v, uint64_t recno, struct ntfs_stat *st);
  * gives 0 runs. *size gets the data size. -E_NOENT when the attribute is absent. */
 int ntfs_attr_runs(struct ntfs_vol *v, uint64_t recno, uint32_t type, const char *name,
 		   struct ntfs_run **runs, uint32_t *nruns, uint64_t *size);
-/* Reads a file's unnamed $DATA (resident or not; holes and past-initialized read as zeros). */
+/* Reads a file's unnamed $DATA (resident or not; holes and past-initialized read as zeros).
+ * Compressed or encrypted non-resident data is -E_UNSUPP (its runs are still in the walk). */
 int ntfs_file_read(struct ntfs_vol *v, uint64_t recno, uint64_t off, uint32_t len, void *buf);
 
 struct ntfs_dirent {

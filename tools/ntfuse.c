@@ -39,6 +39,7 @@ static int errno_of(int rc)
 	case -E_NOENT: return ENOENT;
 	case -E_NOMEM: return ENOMEM;
 	case -E_INVAL: return ENOTDIR;
+	case -E_UNSUPP: return EOPNOTSUPP;   /* compressed or encrypted */
 	default: return EIO;
 	}
 }
@@ -131,6 +132,8 @@ static int nt_read(const char *path, char *buf, size_t size, off_t off, struct f
 	rc = ntfs_file_read(&vol, fi->fh, (uint64_t)off, (uint32_t)n, buf);
 	if (rc == 0)
 		return (int)n;
+	if (rc != -E_MEDIUM && rc != -E_IO && rc != -E_NOENT)
+		return -errno_of(rc);   /* not a hole in the rescue: nothing to salvage piecewise */
 	/* Something in the range is not readable: give what precedes it, a cluster at a time. */
 	uint64_t done = 0;
 	while (done < n) {

@@ -474,6 +474,15 @@ static void check_damage(const uint8_t *orig, size_t len)
 		uint8_t buf[4096];
 		CHECK("runlist past the volume: reading the file fails cleanly", ntfs_file_read(&v, big, 0, 4096, buf) == -E_RANGE);
 		ntfs_close(&v);
+		memcpy(d.p + big_at, orig + big_at, 1024);
+		a[12] |= 0x01;   /* marked compressed: its clusters are not the file's bytes */
+		open_mem(&v, &d);
+		CHECK("compressed data: not read as if plain (-E_UNSUPP), runs still given",
+		      ntfs_file_read(&v, big, 0, 4096, buf) == -E_UNSUPP && ntfs_attr_runs(&v, big, 0x80, NULL, &r, &n, &size) == 0);
+		if (n)
+			free(r);
+		ntfs_close(&v);
+		a[12] &= ~0x01;
 		mp[0] = 0x9F;   /* a 9-byte length: not a runlist */
 		open_mem(&v, &d);
 		CHECK("runlist with a bad header: -E_CORRUPT", ntfs_attr_runs(&v, big, 0x80, NULL, &r, &n, &size) == -E_CORRUPT);
