@@ -85,7 +85,8 @@ struct ntfs_dirent {
 	struct ntfs_stat st;
 };
 /* Calls fn for each entry of a directory (Win32/POSIX names; DOS-only names skipped); fn
- * returns 0 to go on, anything else stops the walk and is returned. */
+ * returns 0 to go on, anything else stops the walk and is returned. Damaged index blocks are
+ * said and skipped, and the entries they held are then found in the MFT (one pass). */
 int ntfs_dir_list(struct ntfs_vol *v, uint64_t dir, int (*fn)(void *ctx, const struct ntfs_dirent *e),
 		  void *ctx);
 /* The record of a path ("/a/b", '\\' also separates), names compared case-insensitively
