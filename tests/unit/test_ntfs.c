@@ -680,6 +680,41 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 	CHECK("gpt: both headers bad is an error", rc < 0 && n == 0);
 	free(disk);
 
+	/* The same on a 4Kn disk: LBAs of 4096 bytes. */
+	rc = sh("cd %s && python3 -c \"import sys; sys.path.insert(0, '%s/tests/qemu'); import mkdemo; mkdemo.SECTOR = 4096; "
+		"print(mkdemo.ntfs_disk('gpt4k.img', 64 << 20, {'c.txt': b'y' * 9000}))\" > first4k.txt 2>/dev/null",
+		dir, root);
+	snprintf(path, sizeof(path), "%s/gpt4k.img", dir);
+	disk = rc == 0 ? slurp(path, &len) : NULL;
+	snprintf(ff, sizeof(ff), "%s/first4k.txt", dir);
+	first = slurp(ff, &flen);
+	first_lba = first ? strtoull((char *)first, NULL, 10) : 0;
+	free(first);
+	CHECK("gpt 4Kn: test disk made by mkdemo.ntfs_disk", disk != NULL && first_lba > 0);
+	if (disk) {
+		struct memdisk d4 = { disk, len, 0, 0, 0 };
+		rc = parttab_scan(mem_read, &d4, len, 4096, p, 8, &n);
+		CHECK("gpt 4Kn: the NTFS partition at LBA*4096", rc == 0 && n == 1 && p[0].ntfs_sig &&
+		      p[0].start == first_lba * 4096);
+		if (rc == 0 && n == 1) {
+			struct ntfs_vol v;
+			uint64_t rec;
+			rc = ntfs_open(&v, &env, mem_read, &d4, p[0].start, p[0].size);
+			CHECK("gpt 4Kn: the volume (4096-byte sectors) opens and /c.txt is found",
+			      rc == 0 && v.sector == 4096 && ntfs_lookup(&v, "/C.txt", &rec) == 0);
+			if (rc == 0)
+				ntfs_close(&v);
+		}
+		/* mkdemo writes the backup header right after its entries (at the last LBA only with
+		 * 512-byte sectors): put it where its own my_lba says, the last LBA. */
+		uint64_t lbas = len / 4096;
+		memmove(disk + (lbas - 1) * 4096, disk + (lbas - 33 + 4) * 4096, 4096);
+		memset(disk + 4096, 0, 4096);
+		rc = parttab_scan(mem_read, &d4, len, 4096, p, 8, &n);
+		CHECK("gpt 4Kn: the backup header at the last LBA", rc == 0 && n == 1 && p[0].gpt_backup);
+		free(disk);
+	}
+
 	/* MBR: a primary NTFS partition, and a logical one in an extended partition. */
 	uint64_t sz = 2048 * 512 + 2 * (vlen + 2048 * 512);
 	uint8_t *m = calloc(1, sz);
