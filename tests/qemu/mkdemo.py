@@ -22,7 +22,8 @@ def gpt_disk(path, size):
         mbr[510:512] = b"\x55\xaa"
         f.seek(0)
         f.write(mbr)
-        first, last = 2048, sectors - 34
+        es = 128 * 128 // SECTOR   # sectors of the entry array (32 with 512-byte sectors, 4 with 4Kn)
+        first, last = 2048, sectors - 2 - es
         entry = bytearray(128)
         entry[0:16] = uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7").bytes_le  # basic data
         entry[16:32] = uuid.uuid4().bytes_le
@@ -34,15 +35,15 @@ def gpt_disk(path, size):
 
         def header(my, alt, entries_lba):
             h = struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x10000, 92, 0, 0, my, alt,
-                            34, sectors - 34, disk_guid, entries_lba, 128, 128, ecrc)
+                            2 + es, sectors - 2 - es, disk_guid, entries_lba, 128, 128, ecrc)
             crc = zlib.crc32(h)
             return (h[:16] + struct.pack("<I", crc) + h[20:]).ljust(SECTOR, b"\0")
         f.seek(SECTOR)
         f.write(header(1, sectors - 1, 2))
         f.write(entries)
-        f.seek((sectors - 33) * SECTOR)
+        f.seek((sectors - 1 - es) * SECTOR)
         f.write(entries)
-        f.write(header(sectors - 1, 1, sectors - 33))
+        f.write(header(sectors - 1, 1, sectors - 1 - es))   # the backup header: the last LBA
         # Recognisable data: every sector of the partition names itself.
         f.seek(first * SECTOR)
         for lba in range(first, min(last, first + 16384)):
@@ -58,7 +59,7 @@ def ntfs_disk(path, size, files, label="COWBOOT"):
     import tempfile
     gpt_disk(path, size)
     sectors = size // SECTOR
-    first, last = 2048, sectors - 34
+    first, last = 2048, sectors - 2 - 128 * 128 // SECTOR
     tmp = tempfile.mkdtemp(prefix="cowboot-ntfs-")
     try:
         part = os.path.join(tmp, "part.img")

@@ -705,11 +705,7 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 			if (rc == 0)
 				ntfs_close(&v);
 		}
-		/* mkdemo writes the backup header right after its entries (at the last LBA only with
-		 * 512-byte sectors): put it where its own my_lba says, the last LBA. */
-		uint64_t lbas = len / 4096;
-		memmove(disk + (lbas - 1) * 4096, disk + (lbas - 33 + 4) * 4096, 4096);
-		memset(disk + 4096, 0, 4096);
+		memset(disk + 4096, 0, 4096);   /* the primary header gone: the backup at the last LBA */
 		rc = parttab_scan(mem_read, &d4, len, 4096, p, 8, &n);
 		CHECK("gpt 4Kn: the backup header at the last LBA", rc == 0 && n == 1 && p[0].gpt_backup);
 		free(disk);
