@@ -107,7 +107,9 @@ static unsigned ndeferred, dropped;
 
 void shell_print_event(const char *line)
 {
-	if (!editing || task_is_shell()) {
+	/* While a line is being typed, an event waits, also one that a poller logs on the shell's
+	 * own task (pollers run in whichever task yields): it must not split the echoed line. */
+	if (!editing) {
 		kprintf("%s\n", line);
 		return;
 	}
