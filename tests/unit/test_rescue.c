@@ -468,6 +468,33 @@ static void test_clone(void)
 	fakedev_free(&t);
 }
 
+/* A cow that fails to store: the run stops with -E_COWIO (never a bad source sector), and what
+ * the map calls finished is in the cow, the overlapped store included. */
+static void test_failing_cow(void)
+{
+	struct rig g;
+	struct rescue r;
+	struct rescue_opts o;
+	rig_up(&g);
+	struct cow_geometry geo;
+	cow_get_geometry(g.c, &geo);
+	g.cowdev.wbad_from = geo.data_offset + (6u << 20);   /* the cow's data area fails from 6 MiB */
+	rescue_opts_default(&o);
+	int rc = run(g.c, &o, NULL, &r);
+	uint64_t ws, wd;
+	compare(g.c, &g.cowdev, g.d, &ws, &wd, 1);
+	const struct cow_map *m = cow_get_map(g.c);
+	uint64_t past = 0;
+	for (uint64_t s = (6u << 20) / LS; s < SECTORS; s++)
+		past += cow_map_at(m, s)->state != COW_NONTRIED;
+	CHECK("a failing cow stops the run with -E_COWIO", rc == -E_COWIO);
+	CHECK("nothing past the failure is marked, and every finished sector is in the cow",
+	      past == 0 && ws == 0 && wd == 0 && cow_map_at(m, (6u << 20) / LS - 1)->state == COW_FINISHED);
+	CHECK("every cow request was waited for", g.cowdev.abandoned == 0 && g.cowdev.nqueue == 0);
+	g.cowdev.wbad_from = 0;
+	rig_down(&g);
+}
+
 int main(void)
 {
 	env = test_env;
@@ -479,5 +506,6 @@ int main(void)
 	test_vanishing_drive();
 	test_power_cuts();
 	test_clone();
+	test_failing_cow();
 	return CHECK_DONE();
 }
