@@ -98,6 +98,65 @@ close_root:
 	uefi_call_wrapper(root->Close, 1, root);
 }
 
+/* Over PXE there is no volume: fetch cowboot.cfg from the boot file's TFTP server and directory
+ * through the firmware's PXE stack, which only exists while boot services do. */
+static void collect_cfg_tftp(EFI_LOADED_IMAGE *li)
+{
+	EFI_PXE_BASE_CODE *pxe = NULL;
+	if (uefi_call_wrapper(BS->HandleProtocol, 3, li->DeviceHandle, &PxeBaseCodeProtocol,
+			      (void **)&pxe) != EFI_SUCCESS || !pxe || !pxe->Mode || !pxe->Mode->Started)
+		return;
+	EFI_PXE_BASE_CODE_MODE *m = pxe->Mode;
+	/* A proxy DHCP offer, when there was one, names the boot server instead of the DHCP ack. */
+	EFI_PXE_BASE_CODE_DHCPV4_PACKET *d = m->ProxyOfferReceived ? &m->ProxyOffer.Dhcpv4
+								   : &m->DhcpAck.Dhcpv4;
+	if (!m->ProxyOfferReceived && !m->DhcpAckReceived)
+		return;
+	EFI_IP_ADDRESS server;
+	SetMem(&server, sizeof(server), 0);
+	CopyMem(server.v4.Addr, d->BootpSiAddr, 4);
+	UINT8 name[128 + 16];
+	UINTN n = 0, slash = 0;
+	for (UINTN i = 0; i < sizeof(d->BootpBootFile) && d->BootpBootFile[i]; i++) {
+		name[n++] = d->BootpBootFile[i];
+		if (name[n - 1] == '/' || name[n - 1] == '\\')
+			slash = n;
+	}
+	const char *cfg = "cowboot.cfg";
+	n = slash;
+	for (UINTN i = 0; cfg[i]; i++)
+		name[n++] = (UINT8)cfg[i];
+	name[n] = 0;
+	UINT64 size = 0;
+	EFI_STATUS s = uefi_call_wrapper(pxe->Mtftp, 10, pxe, EFI_PXE_BASE_CODE_TFTP_GET_FILE_SIZE,
+					 NULL, FALSE, &size, NULL, &server, name, NULL, FALSE);
+	if (s == EFI_TFTP_ERROR || s == EFI_NOT_FOUND)
+		return;   /* no cowboot.cfg on the server: the normal case */
+	if (s != EFI_SUCCESS) {
+		Print(L"cowboot: TFTP size of cowboot.cfg failed: %r\n", s);
+		return;
+	}
+	if (size > 64 * 1024) {
+		Print(L"cowboot: TFTP cowboot.cfg is larger than 64 KiB: ignored\n");
+		return;
+	}
+	char *buf = AllocatePool(size + 1);
+	if (!buf) {
+		Print(L"cowboot: no memory for TFTP cowboot.cfg\n");
+		return;
+	}
+	s = uefi_call_wrapper(pxe->Mtftp, 10, pxe, EFI_PXE_BASE_CODE_TFTP_READ_FILE,
+			      buf, FALSE, &size, NULL, &server, name, NULL, FALSE);
+	if (s != EFI_SUCCESS) {
+		Print(L"cowboot: TFTP read of cowboot.cfg failed: %r\n", s);
+		FreePool(buf);
+		return;
+	}
+	buf[size] = '\0';
+	info.cfg = buf;
+	info.cfg_len = (uint32_t)size;
+}
+
 static void collect_boot_device(EFI_LOADED_IMAGE *li)
 {
 	EFI_DEVICE_PATH *dp = DevicePathFromHandle(li->DeviceHandle);
@@ -242,6 +301,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		collect_load_options(li);
 		collect_cfg(li);
 		collect_boot_device(li);
+		if (info.netboot && !info.cfg)
+			collect_cfg_tftp(li);
 	}
 	void *rsdp = NULL;
 	EFI_GUID acpi20 = ACPI_20_TABLE_GUID;

@@ -49,7 +49,7 @@ class Machine:
     passed through the UEFI shell (startup.nsh launches cowboot.efi with it)."""
 
     def __init__(self, disks=(), cfg=None, load_options=None, memory=256, extra_args=(),
-                 name="qemu", controllers=()):
+                 name="qemu", controllers=(), pxe_dir=None, pxe_rom=None):
         self.tmp = tempfile.mkdtemp(prefix=f"cowboot-{name}-")
         self.disks = list(disks)
         self.cfg = cfg
@@ -57,6 +57,10 @@ class Machine:
         self.memory = memory
         self.extra_args = list(extra_args)
         self.controllers = list(controllers)   # QEMU args that disks refer to (before them)
+        # pxe_dir: boot over PXE from this TFTP dir (BOOTX64.EFI) with no boot disk; pxe_rom:
+        # None keeps QEMU's iPXE option ROM, "" uses OVMF's own PXE stack.
+        self.pxe_dir = pxe_dir
+        self.pxe_rom = pxe_rom
         self.proc = None
         self.sock = None
         self.buf = ""
@@ -120,7 +124,7 @@ class Machine:
         return args
 
     def start(self):
-        img = self._boot_image()
+        img = None if self.pxe_dir else self._boot_image()
         vars_fd = os.path.join(self.tmp, "vars.fd")
         shutil.copy(OVMF_VARS, vars_fd)
         self.serial_path = os.path.join(self.tmp, "serial.sock")
@@ -131,9 +135,14 @@ class Machine:
                 "-drive", f"if=pflash,format=raw,file={vars_fd}",
                 "-chardev", f"socket,id=s0,path={self.serial_path},server=on,wait=on",
                 "-serial", "chardev:s0",
-                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-                "-drive", f"if=none,id=boot,file={img},format=raw",
-                "-device", "virtio-blk-pci,drive=boot,bootindex=1"]
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if self.pxe_dir:
+            rom = "" if self.pxe_rom is None else f",romfile={self.pxe_rom}"
+            argv += ["-netdev", f"user,id=n0,tftp={self.pxe_dir},bootfile=BOOTX64.EFI",
+                     "-device", f"virtio-net-pci,netdev=n0,bootindex=1{rom}"]
+        else:
+            argv += ["-drive", f"if=none,id=boot,file={img},format=raw",
+                     "-device", "virtio-blk-pci,drive=boot,bootindex=1"]
         argv += self.controllers
         for i, d in enumerate(self.disks):
             argv += self._disk_args(i, d)
