@@ -130,9 +130,12 @@ static void collect_cfg_tftp(EFI_LOADED_IMAGE *li)
 	UINT64 size = 0;
 	EFI_STATUS s = uefi_call_wrapper(pxe->Mtftp, 10, pxe, EFI_PXE_BASE_CODE_TFTP_GET_FILE_SIZE,
 					 NULL, FALSE, &size, NULL, &server, name, NULL, FALSE);
-	if (s == EFI_TFTP_ERROR || s == EFI_NOT_FOUND)
+	/* iPXE's PXE_BASE_CODE answers GET_FILE_SIZE with Unsupported: read into the limit. */
+	if (s == EFI_UNSUPPORTED)
+		size = 64 * 1024;
+	else if (s == EFI_TFTP_ERROR || s == EFI_NOT_FOUND)
 		return;   /* no cowboot.cfg on the server: the normal case */
-	if (s != EFI_SUCCESS) {
+	else if (s != EFI_SUCCESS) {
 		Print(L"cowboot: TFTP size of cowboot.cfg failed: %r\n", s);
 		return;
 	}
@@ -147,8 +150,11 @@ static void collect_cfg_tftp(EFI_LOADED_IMAGE *li)
 	}
 	s = uefi_call_wrapper(pxe->Mtftp, 10, pxe, EFI_PXE_BASE_CODE_TFTP_READ_FILE,
 			      buf, FALSE, &size, NULL, &server, name, NULL, FALSE);
-	if (s != EFI_SUCCESS) {
+	if (s == EFI_BUFFER_TOO_SMALL)
+		Print(L"cowboot: TFTP cowboot.cfg is larger than 64 KiB: ignored\n");
+	else if (s != EFI_SUCCESS && s != EFI_TFTP_ERROR && s != EFI_NOT_FOUND)
 		Print(L"cowboot: TFTP read of cowboot.cfg failed: %r\n", s);
+	if (s != EFI_SUCCESS) {
 		FreePool(buf);
 		return;
 	}

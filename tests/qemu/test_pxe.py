@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Unattended PXE runs: cowboot.efi booted over TFTP (OVMF's own PXE stack) fetches cowboot.cfg
-from the same server and runs it; a failing line stops it; no cfg on the server means the prompt."""
+"""Unattended PXE runs: cowboot.efi booted over TFTP (OVMF's own PXE stack, and QEMU's
+iPXE ROM) fetches cowboot.cfg from the same server and runs it; a failing line stops it; no cfg
+on the server means the prompt."""
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ def tftp_dir(cfg):
     return d
 
 
-# romfile="" drops QEMU's iPXE ROM: iPXE leaves no PXE_BASE_CODE on the image's device handle.
+# pxe_rom="" drops QEMU's iPXE ROM so OVMF's own PXE stack loads the image.
 # Boot 1: a script ending in poweroff runs in order and leaves the machine off.
 with Machine(pxe_dir=tftp_dir("# over TFTP\necho pxe-start\ndisks\nversion\npoweroff\n"),
              pxe_rom="", name="pxe-ok") as m:
@@ -56,6 +57,17 @@ with Machine(pxe_dir=tftp_dir(None), pxe_rom="", name="pxe-none") as m:
     check("no TFTP cowboot.cfg: prompt without errors",
           not re.search(r"TFTP|script failed|cowboot\.cfg", log), log[-800:])
     m.poweroff_and_wait()
+
+# Boot 4: QEMU's default iPXE ROM (its PXE_BASE_CODE lacks GET_FILE_SIZE: the read-to-limit path).
+with Machine(pxe_dir=tftp_dir("echo ipxe-start\nversion\npoweroff\n"), name="pxe-ipxe") as m:
+    m.wait_for(r"iPXE", 60)
+    m.wait_for(r"script: echo ipxe-start\nipxe-start\n", 90)
+    m.wait_for(r"script: version\n", 30)
+    m.wait_for(r"script: poweroff\n", 30)
+    check("under iPXE the TFTP cowboot.cfg runs too", "cowboot: TFTP" not in m.last_before,
+          m.last_before[-800:])
+    m.wait_exit(30)
+    check("under iPXE the script's poweroff exits 0", m.exitcode == 0, str(m.exitcode))
 
 for d in TFTP_DIRS:
     shutil.rmtree(d, ignore_errors=True)
