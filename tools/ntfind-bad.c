@@ -19,9 +19,10 @@ static const char *const usage_text =
 
 struct find_ctx { struct ntdisk *d; struct ntfs_vol *v; uint64_t files; };
 
-static int check_file(void *ctx, const struct ntfs_file *f)
+/* Prints one line for a file or directory index whose runs touch an unfinished area; `what`
+ * is "<size> bytes" for a file and "directory index" for a directory. */
+static int report_runs(struct find_ctx *x, const struct ntfs_file *f, const char *suffix, const char *what)
 {
-	struct find_ctx *x = ctx;
 	uint64_t count[256] = { 0 };
 	for (uint32_t i = 0; i < f->nruns; i++)
 		if (f->runs[i].lcn != NTFS_SPARSE)
@@ -31,30 +32,23 @@ static int check_file(void *ctx, const struct ntfs_file *f)
 	if (!bad && !nontried && !other)
 		return 0;
 	x->files++;
-	printf("%s\t%llu bytes\tbad %llu\tnon-tried %llu\tnon-trimmed/scraped %llu\n", f->path,
-	       (unsigned long long)f->st.size, (unsigned long long)bad, (unsigned long long)nontried,
-	       (unsigned long long)other);
+	printf("%s%s\t%s\tbad %llu\tnon-tried %llu\tnon-trimmed/scraped %llu\n", f->path, suffix, what,
+	       (unsigned long long)bad, (unsigned long long)nontried, (unsigned long long)other);
 	return 0;
+}
+
+static int check_file(void *ctx, const struct ntfs_file *f)
+{
+	char size[32];
+	snprintf(size, sizeof(size), "%llu bytes", (unsigned long long)f->st.size);
+	return report_runs(ctx, f, "", size);
 }
 
 /* A directory whose index touches an unfinished area: its listing may miss entries (the
  * files themselves are still found through the MFT). */
 static int check_dir(void *ctx, const struct ntfs_file *f)
 {
-	struct find_ctx *x = ctx;
-	uint64_t count[256] = { 0 };
-	for (uint32_t i = 0; i < f->nruns; i++)
-		if (f->runs[i].lcn != NTFS_SPARSE)
-			ntdisk_states(x->d, x->v->base + f->runs[i].lcn * x->v->cluster, f->runs[i].len * x->v->cluster,
-				      count);
-	uint64_t bad = count['-'], nontried = count['?'], other = count['*'] + count['/'];
-	if (!bad && !nontried && !other)
-		return 0;
-	x->files++;
-	printf("%s%s\tdirectory index\tbad %llu\tnon-tried %llu\tnon-trimmed/scraped %llu\n", f->path,
-	       strcmp(f->path, "/") ? "/" : "", (unsigned long long)bad, (unsigned long long)nontried,
-	       (unsigned long long)other);
-	return 0;
+	return report_runs(ctx, f, strcmp(f->path, "/") ? "/" : "", "directory index");
 }
 
 static void say_damaged(void *ctx, const char *msg)

@@ -57,16 +57,23 @@ static void fill_stat(const struct ntfs_stat *s, struct stat *st)
 	st->st_atim = ts(s->atime);
 }
 
+/* The record and attributes a path names, or a negative errno for FUSE. */
+static int lookup_stat(const char *path, uint64_t *rec, struct ntfs_stat *s)
+{
+	int rc = ntfs_lookup(&vol, path, rec);
+	if (rc == 0)
+		rc = ntfs_stat(&vol, *rec, s);
+	return rc < 0 ? -errno_of(rc) : 0;
+}
+
 static int nt_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	(void)fi;
 	uint64_t rec;
 	struct ntfs_stat s;
-	int rc = ntfs_lookup(&vol, path, &rec);
-	if (rc == 0)
-		rc = ntfs_stat(&vol, rec, &s);
+	int rc = lookup_stat(path, &rec, &s);
 	if (rc < 0)
-		return -errno_of(rc);
+		return rc;
 	fill_stat(&s, st);
 	return 0;
 }
@@ -107,11 +114,9 @@ static int nt_open(const char *path, struct fuse_file_info *fi)
 		return -EROFS;
 	uint64_t rec;
 	struct ntfs_stat s;
-	int rc = ntfs_lookup(&vol, path, &rec);
-	if (rc == 0)
-		rc = ntfs_stat(&vol, rec, &s);
+	int rc = lookup_stat(path, &rec, &s);
 	if (rc < 0)
-		return -errno_of(rc);
+		return rc;
 	if (s.dir)
 		return -EISDIR;
 	fi->fh = rec;

@@ -12,25 +12,16 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "qemu"))
-from cowboot_qemu import Machine, make_pattern_disk  # noqa: E402
+from cowboot_qemu import Machine, make_pattern_disk, nbdkit_file_plugin  # noqa: E402
 
-PLUGIN = '''
-import os, time
-import nbdkit
-API_VERSION = 2
-cfg = {}
-def config(k, v): cfg[k] = v
-def thread_model(): return nbdkit.THREAD_MODEL_PARALLEL
-def open(readonly): return os.open(cfg["file"], os.O_RDONLY)
-def close(fd): os.close(fd)
-def get_size(fd): return os.fstat(fd).st_size
+PLUGIN = nbdkit_file_plugin('''\
 def can_write(fd): return False
 def pread(fd, buf, offset, flags):
     slow = int(cfg["slow"]) * 512
     if offset <= slow < offset + len(buf):
         time.sleep(int(cfg["delay_ms"]) / 1000)
     buf[:] = os.pread(fd, len(buf), offset)
-'''
+''', "PARALLEL", writable=False)
 DELAY_MS = 3000
 SLOW = 4096                       # 2 MiB in: the bench's third request
 DEADLINES = (500, 1000, 2000)

@@ -326,6 +326,19 @@ def blkdebug_read_error(sector):
             f'sector = "{sector}"\nonce = "off"\n')
 
 
+def nbdkit_file_plugin(body, threads="PARALLEL", writable=True):
+    """The source of an nbdkit python plugin serving the file given as file=...: the common
+    head (config, open, size) with `threads` as its thread model, then `body` (its pread and
+    whatever else it changes)."""
+    mode = "os.O_RDWR" if writable else "os.O_RDONLY"
+    return ("import builtins, os, time\nimport nbdkit\nAPI_VERSION = 2\ncfg = {}\n"
+            "def config(k, v): cfg[k] = v\n"
+            f"def thread_model(): return nbdkit.THREAD_MODEL_{threads}\n"
+            f"def open(readonly): return os.open(cfg[\"file\"], {mode})\n"
+            "def close(fd): os.close(fd)\n"
+            "def get_size(fd): return os.fstat(fd).st_size\n" + body)
+
+
 def start_nbdkit(sock, args, also=None):
     """nbdkit in the foreground on unix socket `sock` with plugin/filter `args`; returns the
     process once the socket (and the file `also`, e.g. a control socket) exists."""

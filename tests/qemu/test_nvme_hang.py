@@ -14,27 +14,18 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import Machine, check, finish, host_crc, make_pattern_disk, start_nbdkit  # noqa: E402
+from cowboot_qemu import Machine, check, finish, host_crc, make_pattern_disk, nbdkit_file_plugin, start_nbdkit  # noqa: E402
 
 # An nbdkit python plugin (written to the temp dir): reads touching [slow_start, slow_end)
 # (512-byte sectors) sleep `delay` seconds, the rest answer at once, in parallel.
-SLOW_PLUGIN = '''
-import os, time
-import nbdkit
-API_VERSION = 2
-cfg = {}
-def config(k, v): cfg[k] = v
-def thread_model(): return nbdkit.THREAD_MODEL_PARALLEL
-def open(readonly): return os.open(cfg["file"], os.O_RDWR)
-def close(fd): os.close(fd)
-def get_size(fd): return os.fstat(fd).st_size
+SLOW_PLUGIN = nbdkit_file_plugin('''\
 def pread(fd, buf, offset, flags):
     lo, hi = int(cfg["slow_start"]) * 512, int(cfg["slow_end"]) * 512
     if offset < hi and offset + len(buf) > lo:
         time.sleep(float(cfg["delay"]))
     buf[:] = os.pread(fd, len(buf), offset)
 def pwrite(fd, buf, offset, flags): os.pwrite(fd, buf, offset)
-'''
+''', "PARALLEL")
 
 
 class Nbdkit:

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import (Machine, PausedNbd, blkdebug_read_error, check, finish,  # noqa: E402
+from cowboot_qemu import (Machine, PausedNbd, blkdebug_read_error, check, finish, nbdkit_file_plugin,  # noqa: E402
                           make_pattern_disk, sha256_file, start_nbdkit)
 from mkdemo import gpt_disk  # noqa: E402
 
@@ -36,16 +36,7 @@ def random_stream(seed, word0, nwords):
 
 # An nbdkit plugin for a drive that acknowledges writes to a range of sectors but never stores
 # them (a lying cache or failing heads): the only honest way to make verify see a mismatch.
-LOSSY_PLUGIN = '''
-import builtins, os
-import nbdkit
-API_VERSION = 2
-cfg = {}
-def config(k, v): cfg[k] = v
-def thread_model(): return nbdkit.THREAD_MODEL_SERIALIZE_ALL_REQUESTS
-def open(readonly): return os.open(cfg["file"], os.O_RDWR)
-def close(fd): os.close(fd)
-def get_size(fd): return os.fstat(fd).st_size
+LOSSY_PLUGIN = nbdkit_file_plugin('''\
 def can_write(fd): return True
 def can_flush(fd): return True
 def flush(fd, flags): os.fsync(fd)
@@ -59,7 +50,7 @@ def pwrite(fd, buf, offset, flags):
     if end > hi:
         start = max(offset, hi)
         os.pwrite(fd, bytes(buf[start - offset:]), start)
-'''
+''', "SERIALIZE_ALL_REQUESTS")
 
 tmp = tempfile.mkdtemp(prefix="cowboot-wipe-")
 P = {n: os.path.join(tmp, n + ".img") for n in
