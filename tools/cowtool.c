@@ -539,8 +539,9 @@ static void export_map_close(void)
 }
 
 /* The cow's copy of [off, off + len), read into memory; NULL when it cannot be mapped (the
- * overlay reads it instead: also from now on) or, with *rc = -E_IO, when it cannot be read. */
-static const uint8_t *export_map_get(struct writer *w, uint64_t off, uint64_t len, int *rc)
+ * overlay reads it instead: also from now on). When it cannot be read, *rc = -E_MEDIUM and
+ * *bad is the first unreadable byte (source offset), found a page at a time. */
+static const uint8_t *export_map_get(struct writer *w, uint64_t off, uint64_t len, int *rc, uint64_t *bad)
 {
 	if (xw.fd < 0)
 		return NULL;
@@ -562,9 +563,16 @@ static const uint8_t *export_map_get(struct writer *w, uint64_t off, uint64_t le
 	}
 	const uint8_t *p = xw.map + (off - xw.start);
 #ifdef MADV_POPULATE_READ
-	uint64_t a = (off - xw.start) & ~(uint64_t)4095;
-	if (madvise((void *)(xw.map + a), len + (off - xw.start - a), MADV_POPULATE_READ) < 0 && errno != EINVAL)
-		*rc = -E_IO;
+	uint64_t a = (off - xw.start) & ~(uint64_t)4095, end = off - xw.start + len;
+	if (madvise((void *)(xw.map + a), end - a, MADV_POPULATE_READ) < 0 && errno != EINVAL) {
+		*rc = -E_MEDIUM;
+		*bad = off;
+		for (; a < end; a += 4096)
+			if (madvise((void *)(xw.map + a), 4096, MADV_POPULATE_READ) < 0) {
+				*bad = xw.start + a > off ? xw.start + a : off;
+				break;
+			}
+	}
 #endif
 	return p;
 }
@@ -654,7 +662,7 @@ static int cmd_export(int argc, char **argv)
 				fprintf(stderr, "\rexport: %5.1f%%  %8.1f MiB/s  ETA %4.0f s ", frac * 100, rate,
 					frac > 0 ? (double)(now - t0) * (1 - frac) / frac : 0.0);
 			}
-			const uint8_t *mapped = present ? export_map_get(&w, at, n, &rc) : NULL;
+			const uint8_t *mapped = present ? export_map_get(&w, at, n, &rc, &bad) : NULL;
 			if (mapped) {
 				data = mapped;
 			} else if (present || src) {
@@ -667,7 +675,8 @@ static int cmd_export(int argc, char **argv)
 				data = pattern + 512 * j;
 			}
 			if (rc < 0) {
-				fprintf(stderr, "cowtool: reading %s at %llu: %s\n", present ? cow : src,
+				fprintf(stderr, "cowtool: reading %s %s at byte %llu of the source: %s\n",
+					present ? "the cow's copy in" : "the source", present ? cow : src,
 					(unsigned long long)(rc == -E_MEDIUM ? bad : at), err_str(rc));
 				break;
 			}

@@ -85,6 +85,22 @@ for x in range(0x100000, 0x1100200): b[x] = p[x % 3]
 open('zexp', 'wb').write(b)"
 check "the fill pattern's phase follows the byte offset, across chunks" "cmp -s zf zexp"
 rm -f z.img zo zcp zc zc2 zf zexp
+# The cow itself fails: qemu-storage-daemon exports it through FUSE with blkdebug making the
+# sector that holds source byte 1 MiB (rescued by the run above) unreadable.
+data=$("$C" info cow | sed -n 's/.*data at \([0-9]*\).*/\1/p')
+printf '[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\nsector = "%d"\nonce = "off"\n' \
+	$(((data + 1048576) / 512)) > blkdebug.conf
+: > fcow
+qemu-storage-daemon --blockdev "driver=blkdebug,node-name=dbg,config=$T/blkdebug.conf,image.driver=file,image.filename=$T/cow" \
+	--blockdev driver=raw,node-name=top,file=dbg \
+	--export type=fuse,id=e0,node-name=top,mountpoint="$T/fcow",writable=off >/dev/null 2>&1 &
+qsd=$!
+for _ in $(seq 100); do [ -s fcow ] && break; sleep 0.05; done
+out=$("$C" export fcow src.img unreadable 2>&1); rc=$?
+check "export of a cow with an unreadable sector fails, naming the source byte it holds" \
+	"[ $rc = 2 ] && echo \"\$out\" | grep -q \"reading the cow's copy in fcow at byte 1048576 of the source: media error\""
+kill $qsd; wait $qsd 2>/dev/null
+rm -f unreadable fcow blkdebug.conf
 cp cow cow.keep
 out=$("$C" export cow src.img cow 2>&1); rc=$?
 check "export refuses to write over the cow itself" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'is the cow itself' && cmp -s cow cow.keep"
