@@ -6,6 +6,24 @@
 
 static int ctrl_c_seen;
 
+/* Keyboard bytes waiting for console_getc; a power of two so the indices wrap cheaply. */
+#define INPUT_QUEUE 256
+static char input_q[INPUT_QUEUE];
+static unsigned input_head, input_tail;
+
+void console_input(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && input_head - input_tail < INPUT_QUEUE; i++)
+		input_q[input_head++ % INPUT_QUEUE] = s[i];
+}
+
+static int input_getc(void)
+{
+	if (input_head != input_tail)
+		return (unsigned char)input_q[input_tail++ % INPUT_QUEUE];
+	return serial_getc();
+}
+
 void console_write(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -40,7 +58,7 @@ int kprintf(const char *fmt, ...)
 
 int console_getc(void)
 {
-	int c = serial_getc();
+	int c = input_getc();
 	if (c == 0x03)
 		ctrl_c_seen = 1;
 	return c;
@@ -50,7 +68,7 @@ int console_interrupted(void)
 {
 	/* Drain input so a Ctrl-C typed during a long command is seen. */
 	int c;
-	while (!ctrl_c_seen && (c = serial_getc()) >= 0)
+	while (!ctrl_c_seen && (c = input_getc()) >= 0)
 		if (c == 0x03)
 			ctrl_c_seen = 1;
 	int r = ctrl_c_seen;
