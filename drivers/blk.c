@@ -11,7 +11,7 @@
 
 #include "../kernel/shell.h"
 
-#define MAX_DISKS 32
+#define MAX_DISKS 128   /* disks and partitions: USB and network disks add to what a PC has */
 static struct blk_dev *disks[MAX_DISKS];
 static int ndisks;
 

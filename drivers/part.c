@@ -1,34 +1,25 @@
-/* Partitions: the GPT (primary header, else the backup at the last LBA; CRCs checked) or an MBR's
- * primary entries become child disks <disk>p<N> whose I/O the block layer runs on the disk. */
+/* Partitions as child disks: the one table parser (cow/parttab.c) runs over each disk through
+ * the block layer, and every partition it accepts becomes <disk>p<N>, whose I/O runs on the
+ * disk. What the parser refuses is logged once per disk, and the disk stays usable whole. */
 #include "blk.h"
+#include "../cow/errors.h"
+#include "../cow/parttab.h"
 #include "../cow/port.h"
-#include "../kernel/lib_crc32.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 
 #define MAX_PARTS 16
 
-struct __attribute__((packed)) gpt_header {
-	char sig[8];
-	uint32_t revision, size, crc, reserved;
-	uint64_t my_lba, alt_lba, first_usable, last_usable;
-	uint8_t disk_guid[16];
-	uint64_t entries_lba;
-	uint32_t nentries, entry_size, entries_crc;
-};
-
-static int add_part(struct blk_dev *disk, int n, uint64_t start, uint64_t count)
+static int add_part(struct blk_dev *disk, const struct part *pt)
 {
-	if (!count || start >= disk->sectors || count > disk->sectors - start)
-		return -E_RANGE;
 	struct blk_dev *p = kzalloc(sizeof(*p));
 	if (!p)
 		return -E_NOMEM;
-	fmt_snprintf(p->name, sizeof(p->name), "%sp%d", disk->name, n);
+	fmt_snprintf(p->name, sizeof(p->name), "%sp%u", disk->name, pt->index);
 	p->transport = "part";
 	p->parent = disk;
-	p->start_lba = start;
-	p->sectors = count;
+	p->start_lba = pt->start / disk->lsize;
+	p->sectors = pt->size / disk->lsize;
 	p->lsize = disk->lsize;
 	p->psize = disk->psize;
 	memcpy(p->model, disk->model, sizeof(p->model));
@@ -44,82 +35,53 @@ static int add_part(struct blk_dev *disk, int n, uint64_t start, uint64_t count)
 	return rc;
 }
 
-/* A GPT header at `lba` with valid CRCs; its entries are read into `ents` (capped). */
-static int read_gpt(struct blk_dev *d, uint64_t lba, uint8_t *sector, uint8_t **ents,
-		    struct gpt_header *h)
+struct part_io {
+	struct blk_dev *disk;
+	uint8_t *bounce;               /* one logical sector, for reads smaller than it */
+};
+
+/* The parser's byte reads on whole logical sectors (it asks 512 bytes of a 4Kn disk). */
+static int part_read(void *ctx, uint64_t off, uint32_t len, void *buf)
 {
-	if (blk_read(d, lba, 1, sector, NULL) < 0)
-		return -E_IO;
-	memcpy(h, sector, sizeof(*h));
-	if (memcmp(h->sig, "EFI PART", 8) || h->size < 92 || h->size > d->lsize)
-		return -E_FOREIGN;
-	struct gpt_header tmp = *h;
-	tmp.crc = 0;
-	uint8_t buf[512];
-	memcpy(buf, sector, h->size);
-	memcpy(buf, &tmp, sizeof(tmp));
-	if (crc32_ieee(0, buf, h->size) != h->crc)
-		return -E_CRC;
-	if (h->entry_size < 128 || h->entry_size > 1024 || h->nentries > 1024)
-		return -E_CORRUPT;
-	uint64_t bytes = (uint64_t)h->nentries * h->entry_size;
-	uint32_t secs = (uint32_t)((bytes + d->lsize - 1) / d->lsize);
-	*ents = kmalloc((size_t)secs * d->lsize);
-	if (!*ents)
-		return -E_NOMEM;
-	if (blk_read(d, h->entries_lba, secs, *ents, NULL) < 0 ||
-	    crc32_ieee(0, *ents, (size_t)bytes) != h->entries_crc) {
-		kfree(*ents);
-		*ents = NULL;
-		return -E_CRC;
-	}
-	return 0;
+	struct part_io *io = ctx;
+	uint32_t ls = io->disk->lsize;
+	if (off % ls == 0 && len % ls == 0)
+		return blk_read(io->disk, off / ls, len / ls, buf, NULL);
+	if (off % ls + len > ls)
+		return -E_ALIGN;
+	int rc = blk_read(io->disk, off / ls, 1, io->bounce, NULL);
+	if (rc == 0)
+		memcpy(buf, io->bounce + off % ls, len);
+	return rc;
+}
+
+static void part_say(void *ctx, const char *msg)
+{
+	log_event(LOG_WARN, "disk %s: %s", ((struct blk_dev *)ctx)->name, msg);
 }
 
 static void scan_disk(struct blk_dev *d)
 {
-	uint8_t *sector = kmalloc(d->lsize);
-	uint8_t *ents = NULL;
-	struct gpt_header h;
-	if (!sector)
-		return;
-	int rc = read_gpt(d, 1, sector, &ents, &h);
-	if (rc < 0 && rc != -E_FOREIGN && rc != -E_IO) {
-		log_event(LOG_WARN, "%s: primary GPT: %s, trying the backup", d->name, err_str(rc));
-		rc = read_gpt(d, d->sectors - 1, sector, &ents, &h);
-	}
-	if (rc == 0) {
-		int n = 0;
-		static const uint8_t unused[16];
-		for (uint32_t i = 0; i < h.nentries && n < MAX_PARTS; i++) {
-			const uint8_t *e = ents + (size_t)i * h.entry_size;
-			if (!memcmp(e, unused, 16))
-				continue;
-			uint64_t first, last;
-			memcpy(&first, e + 32, 8);
-			memcpy(&last, e + 40, 8);
-			if (last >= first && add_part(d, (int)i + 1, first, last - first + 1) == 0)
-				n++;
-		}
-		kfree(ents);
+	struct part_io io = { d, kmalloc(d->lsize) };
+	struct part *parts = kmalloc(MAX_PARTS * sizeof(*parts));
+	struct parttab t = { .say = part_say, .say_ctx = d };
+	if (!io.bounce || !parts) {
+		log_event(LOG_WARN, "disk %s: partition table not read: %s", d->name, err_str(-E_NOMEM));
 		goto out;
 	}
-	/* No GPT: an MBR's primary entries (a protective 0xEE entry means a GPT we could not read). */
-	if (blk_read(d, 0, 1, sector, NULL) < 0 || sector[510] != 0x55 || sector[511] != 0xaa)
+	int rc = parttab_scan(part_read, &io, d->sectors * d->lsize, d->lsize, parts, MAX_PARTS, &t);
+	if (rc < 0 && rc != -E_NOENT && rc != -E_CORRUPT)
+		log_event(LOG_WARN, "disk %s: partition table not read: %s", d->name, err_str(rc));
+	if (rc < 0 || t.scheme == 'r')
 		goto out;
-	for (int i = 0; i < 4; i++) {
-		const uint8_t *e = sector + 446 + 16 * i;
-		uint32_t start, count;
-		memcpy(&start, e + 8, 4);
-		memcpy(&count, e + 12, 4);
-		if (e[0] != 0x00 && e[0] != 0x80)
-			goto out;   /* not a partition table (a FAT boot sector, say) */
-		if (e[4] == 0 || e[4] == 0xee || e[4] == 0x05 || e[4] == 0x0f || e[4] == 0x85)
-			continue;   /* empty, protective, or extended (logical partitions: not read) */
-		add_part(d, i + 1, start, count);
-	}
+	if (t.found > t.n)
+		log_event(LOG_WARN, "disk %s: %u partitions, only the first %u are listed", d->name, t.found, t.n);
+	for (unsigned i = 0; i < t.n; i++)
+		if ((rc = add_part(d, &parts[i])) < 0)
+			log_event(LOG_WARN, "disk %s: partition %u not added: %s", d->name, parts[i].index, err_str(rc));
 out:
-	kfree(sector);
+	kfree(parts);
+	kfree(io.bounce);
 }
 
 void part_scan_all(void)

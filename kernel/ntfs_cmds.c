@@ -36,17 +36,20 @@ static void say_damage(void *ctx, const char *msg)
 	kprintf("%s: ntfs: %s\n", (const char *)ctx, msg);
 }
 
-/* The NTFS partitions of the source (or the whole disk when it holds one without a table). */
-static int ntfs_parts(struct overlay *o, struct part *parts, unsigned *n, char *why, size_t whylen)
+/* The NTFS partitions of the source (or the whole disk when it holds one without a table).
+ * What the table's checks refused was logged when the disk was found: not said again here. */
+static int ntfs_parts(struct overlay *o, struct part *parts, unsigned *n, struct parttab *t, char *why,
+		      size_t whylen)
 {
-	unsigned all = 0, k = 0;
+	unsigned k = 0;
+	*t = (struct parttab){ 0 };
 	int rc = parttab_scan(ov_read, o, o->src.blk->sectors * o->src.blk->lsize, o->src.blk->lsize, parts,
-			      MAX_PARTS, &all);
-	if (rc < 0 && rc != -E_NOENT) {
+			      MAX_PARTS, t);
+	if (rc < 0 && rc != -E_NOENT && rc != -E_CORRUPT) {
 		fmt_snprintf(why, whylen, "reading the partition table: %s", err_str(rc));
 		return rc;
 	}
-	for (unsigned i = 0; i < all; i++)
+	for (unsigned i = 0; i < t->n; i++)
 		if (parts[i].ntfs_sig)
 			parts[k++] = parts[i];
 	*n = k;
@@ -97,13 +100,11 @@ int ntfs_domain_build(struct overlay *o, const char *glob, struct rescue_domain 
 	for (int g = 0; g < NTFS_G_COUNT; g++)
 		rescue_domain_init(&c->g[g], &kernel_env);
 	rescue_domain_init(d, &kernel_env);
-	int rc = ntfs_parts(o, parts, &n, why, whylen);
-	/* The partition tables come first, with the boot sectors: GPT at both ends of the disk. */
-	uint64_t sectors = o->src.blk->sectors, head = 34 * 512 / c->ls + 1;
-	if (rc == 0)
-		rc = rescue_domain_add(&c->g[NTFS_G_BOOT], 0, head < sectors ? head : sectors);
-	if (rc == 0 && sectors > 2 * head)
-		rc = rescue_domain_add(&c->g[NTFS_G_BOOT], sectors - head, head);
+	struct parttab t;
+	int rc = ntfs_parts(o, parts, &n, &t, why, whylen);
+	/* The partition tables come first, with the boot sectors (a GPT at both ends of the disk). */
+	for (unsigned i = 0; i < t.nareas && rc == 0; i++)
+		rc = collect_range(c, NTFS_G_BOOT, t.area[i].start, t.area[i].size);
 	unsigned opened = 0;
 	for (unsigned i = 0; i < n && rc == 0; i++) {
 		struct ntfs_vol v;
@@ -208,7 +209,8 @@ static int cmd_ls(int argc, char **argv)
 	char why[120] = "";
 	struct part parts[MAX_PARTS];
 	unsigned n = 0, i = 0;
-	int rc = ntfs_parts(o, parts, &n, why, sizeof(why));
+	struct parttab t;
+	int rc = ntfs_parts(o, parts, &n, &t, why, sizeof(why));
 	while (rc == 0 && i < n && want && parts[i].index != want)
 		i++;
 	if (rc == 0 && i == n) {

@@ -239,17 +239,25 @@ void ntdisk_say(void *ctx, const char *msg)
 	fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, msg);
 }
 
-int ntdisk_volumes(struct ntdisk *d, const char *tool, struct part *parts, unsigned max, unsigned *n)
+int ntdisk_volumes(struct ntdisk *d, const char *tool, struct part *parts, unsigned max, unsigned *n,
+		   struct parttab *t)
 {
-	int rc = parttab_scan(ntdisk_read, d, d->size, d->lsize == 4096 ? 4096 : 512, parts, max, n);
+	/* The table's complaints are warnings: what it refused is left out, the rest is used. */
+	*n = 0;
+	*t = (struct parttab){ .say = ntdisk_say, .say_ctx = (void *)tool };
+	int rc = parttab_scan(ntdisk_read, d, d->size, d->lsize == 4096 ? 4096 : 512, parts, max, t);
 	if (rc == -E_NOENT && d->lsize == 512)   /* a 4Kn disk copied to a file */
-		rc = parttab_scan(ntdisk_read, d, d->size, 4096, parts, max, n);
+		rc = parttab_scan(ntdisk_read, d, d->size, 4096, parts, max, t);
+	if (rc == -E_NOENT || rc == -E_CORRUPT) {
+		*n = 0;
+		return 0;
+	}
 	if (rc < 0) {
-		fprintf(stderr, "%s: no usable partition table: %s\n", tool, err_str(rc));
+		fprintf(stderr, "%s: reading the partition table: %s\n", tool, err_str(rc));
 		return rc;
 	}
 	unsigned k = 0;
-	for (unsigned i = 0; i < *n; i++)
+	for (unsigned i = 0; i < t->n; i++)
 		if (parts[i].ntfs_sig)
 			parts[k++] = parts[i];
 	*n = k;

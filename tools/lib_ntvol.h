@@ -33,8 +33,9 @@ void ntdisk_states(const struct ntdisk *d, uint64_t off, uint64_t len, uint64_t 
 bool ntdisk_is_cow(const char *path);
 
 /* The NTFS volumes: partitions whose first sector is an NTFS boot sector, or the whole disk.
- * Also the byte ranges of the partition tables (tab, ntab). */
-int ntdisk_volumes(struct ntdisk *d, const char *tool, struct part *parts, unsigned max, unsigned *n);
+ * *t describes the table: its own byte ranges (t->area), what it refused (said on stderr). */
+int ntdisk_volumes(struct ntdisk *d, const char *tool, struct part *parts, unsigned max, unsigned *n,
+		   struct parttab *t);
 
 /* A set of byte ranges: add, then normalize (sort and merge). */
 struct rangeset { struct mapfile_block *r; size_t n, cap; };

@@ -80,8 +80,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct part parts[64];
+	struct parttab t;
 	unsigned n;
-	int rc = ntdisk_volumes(&d, "ntfind-bad", parts, 64, &n);
+	int rc = ntdisk_volumes(&d, "ntfind-bad", parts, 64, &n, &t);
 	uint64_t files = 0, damaged = 0;
 	if (rc == 0 && n == 0) {
 		fprintf(stderr, "ntfind-bad: %s: no readable NTFS volume found\n", argv[1]);

@@ -184,8 +184,9 @@ int main(int argc, char **argv)
 	if (ntdisk_open(&disk, "ntfuse", argv[a], src) < 0)
 		return 2;
 	struct part parts[64];
+	struct parttab t;
 	unsigned n;
-	if (ntdisk_volumes(&disk, "ntfuse", parts, 64, &n) < 0 || n < want) {
+	if (ntdisk_volumes(&disk, "ntfuse", parts, 64, &n, &t) < 0 || n < want) {
 		if (n < want)
 			fprintf(stderr, "ntfuse: %s: no NTFS volume number %u\n", argv[a], want);
 		ntdisk_close(&disk);

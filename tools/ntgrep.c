@@ -110,8 +110,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct part parts[64];
+	struct parttab t;
 	unsigned n;
-	int rc = ntdisk_volumes(&d, "ntgrep", parts, 64, &n);
+	int rc = ntdisk_volumes(&d, "ntgrep", parts, 64, &n, &t);
 	if (rc == 0 && n == 0) {
 		fprintf(stderr, "ntgrep: %s: no NTFS volume found\n", disk);
 		rc = -E_NOENT;

@@ -35,20 +35,17 @@ int main(int argc, char **argv)
 	if (ntdisk_open(&d, "ntmap", argv[1], argc == 3 ? argv[2] : NULL) < 0)
 		return 2;
 	struct part parts[64];
+	struct parttab t;
 	unsigned n;
-	int rc = ntdisk_volumes(&d, "ntmap", parts, 64, &n), findings = 0;
+	int rc = ntdisk_volumes(&d, "ntmap", parts, 64, &n, &t), findings = 0;
 	struct rangeset set = { 0 };
 	if (rc == 0 && n == 0) {
 		fprintf(stderr, "ntmap: %s: no NTFS volume found\n", argv[1]);
 		findings = 1;
 	}
-	/* The tables themselves: LBA 0 with the GPT's primary array, and the backup at the end. */
-	if (rc == 0 && n && parts[0].scheme != 'r') {
-		uint64_t lba = d.lsize == 4096 ? 4096 : 512;
-		rc = rangeset_add(&set, 0, parts[0].scheme == 'g' ? 34 * lba : lba);
-		if (rc == 0 && parts[0].scheme == 'g' && d.size > 33 * lba)
-			rc = rangeset_add(&set, d.size - 33 * lba, 33 * lba);
-	}
+	/* The tables themselves (MBR, EBRs, the GPT at both ends), as the parser located them. */
+	for (unsigned i = 0; i < t.nareas && n && rc == 0; i++)
+		rc = rangeset_add(&set, t.area[i].start, t.area[i].size);
 	for (unsigned i = 0; i < n && rc == 0; i++) {
 		struct ntfs_vol v;
 		int orc = ntfs_open(&v, &host_env, ntdisk_read, &d, parts[i].start, parts[i].size);

@@ -84,8 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(tab, data, size < sizeof(tab) ? size : sizeof(tab));
 	struct mem tm = { tab, sizeof(tab) };
 	struct part parts[8];
-	unsigned np;
-	parttab_scan(mem_read, &tm, sizeof(tab), 512, parts, 8, &np);
+	struct parttab pt = { 0 };
+	parttab_scan(mem_read, &tm, sizeof(tab), 512, parts, 8, &pt);
 	if (!base_size || size < 2)
 		return 0;
 	/* The first byte picks the target (boot sector, MFT records, root index), the second

@@ -41,7 +41,7 @@ with Machine(disks=[dict(path=gpt, serial="GPT"), dict(path=broken, serial="BROK
     check("MBR primary partitions become vd3p1 and vd3p2", "vd3p1" in sizes and "vd3p2" in sizes, out)
     check("the FAT boot disk gets no bogus partitions", not any(k.startswith("vd0p") for k in sizes), out)
     out = m.cmd("log 30")
-    check("the fallback is logged", "vd2: primary GPT: checksum mismatch, trying the backup" in out, out)
+    check("the fallback is logged", "disk vd2: primary GPT header CRC mismatch, using the backup" in out, out)
     out = m.cmd("read vd1p1 0")
     check("partition LBA 0 is the disk's LBA 2048", "|rce, lba 2048...|" in out, out[:300])
     out = m.cmd("read vd3p2 0")

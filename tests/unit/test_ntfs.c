@@ -660,8 +660,9 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 		return;
 	struct memdisk d = { disk, len, 0, 0, 0 };
 	struct part p[8];
-	unsigned n;
-	rc = parttab_scan(mem_read, &d, len, 512, p, 8, &n);
+	struct parttab t = { 0 };
+	unsigned n = 0;
+	rc = parttab_scan(mem_read, &d, len, 512, p, 8, &t), n = t.n;
 	CHECK("gpt: one NTFS partition by type and signature",
 	      rc == 0 && n == 1 && p[0].scheme == 'g' && p[0].ntfs_type && p[0].ntfs_sig && p[0].start == first_lba * 512);
 	if (rc == 0 && n == 1) {
@@ -673,10 +674,10 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 			ntfs_close(&v);
 	}
 	memset(disk + 512, 0, 512);   /* the primary header gone: the backup at the last LBA */
-	rc = parttab_scan(mem_read, &d, len, 512, p, 8, &n);
+	rc = parttab_scan(mem_read, &d, len, 512, p, 8, &t), n = t.n;
 	CHECK("gpt: the backup header when the primary is bad", rc == 0 && n == 1 && p[0].gpt_backup && p[0].ntfs_sig);
 	disk[len - 512 + 40] ^= 1;   /* and now the backup's header CRC fails too */
-	rc = parttab_scan(mem_read, &d, len, 512, p, 8, &n);
+	rc = parttab_scan(mem_read, &d, len, 512, p, 8, &t), n = t.n;
 	CHECK("gpt: both headers bad is an error", rc < 0 && n == 0);
 	free(disk);
 
@@ -693,7 +694,7 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 	CHECK("gpt 4Kn: test disk made by mkdemo.ntfs_disk", disk != NULL && first_lba > 0);
 	if (disk) {
 		struct memdisk d4 = { disk, len, 0, 0, 0 };
-		rc = parttab_scan(mem_read, &d4, len, 4096, p, 8, &n);
+		rc = parttab_scan(mem_read, &d4, len, 4096, p, 8, &t), n = t.n;
 		CHECK("gpt 4Kn: the NTFS partition at LBA*4096", rc == 0 && n == 1 && p[0].ntfs_sig &&
 		      p[0].start == first_lba * 4096);
 		if (rc == 0 && n == 1) {
@@ -706,7 +707,7 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 				ntfs_close(&v);
 		}
 		memset(disk + 4096, 0, 4096);   /* the primary header gone: the backup at the last LBA */
-		rc = parttab_scan(mem_read, &d4, len, 4096, p, 8, &n);
+		rc = parttab_scan(mem_read, &d4, len, 4096, p, 8, &t), n = t.n;
 		CHECK("gpt 4Kn: the backup header at the last LBA", rc == 0 && n == 1 && p[0].gpt_backup);
 		free(disk);
 	}
@@ -744,7 +745,7 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 	memcpy(m + 2048 * 512, vol, vlen);
 	memcpy(m + ((uint64_t)ext + 2048) * 512, vol, vlen);
 	struct memdisk md = { m, sz, 0, 0, 0 };
-	rc = parttab_scan(mem_read, &md, sz, 512, p, 8, &n);
+	rc = parttab_scan(mem_read, &md, sz, 512, p, 8, &t), n = t.n;
 	CHECK("mbr: a primary and a logical NTFS partition, the EBR loop ended",
 	      rc == 0 && n == 2 && p[0].ntfs_sig && p[0].mbr_type == 7 && p[1].index == 5 && p[1].ntfs_sig &&
 	      p[1].start == ((uint64_t)ext + 2048) * 512);
