@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include "console.h"
 #include "shell.h"
+#include "task.h"
 #include "../boot/bootinfo.h"
 #include "../cow/errors.h"
 #include "../cow/port.h"
@@ -48,6 +49,47 @@ static const char *const vec_names[32] = {
 	"SIMD FP error", "virtualization", "control protection",
 };
 
+/* The frame-pointer chain, trusted no further than it stays sane: each frame inside the task's
+ * stack above the faulting RSP and above the one before, each return address inside the image.
+ * A smashed stack ends the trace with a word on why, never with garbage offsets. */
+static void stack_trace(const struct exc_frame *f, uint64_t base)
+{
+	uint64_t end = base + boot_info_get()->image_size;
+	uintptr_t lo, hi;
+	task_stack_range(&lo, &hi);
+	if (f->rsp > lo)
+		lo = f->rsp;
+	kprintf("stack trace (image offsets, for addr2line -e build/cowboot.so):\n");
+	if (f->rip >= base && f->rip < end)
+		kprintf("  #0 0x%llx\n", (unsigned long long)(f->rip - base));
+	else
+		kprintf("  #0 RIP %016llx is outside the image (a call or return through a smashed pointer?)\n",
+			(unsigned long long)f->rip);
+	uintptr_t fp = f->rbp;
+	for (int depth = 1; depth < 16 && fp; depth++) {
+		if ((fp & 7) || fp < lo || fp > hi - 16) {
+			kprintf("  (frame pointer %016llx is outside the stack %016llx-%016llx: trace ends)\n",
+				(unsigned long long)fp, (unsigned long long)lo, (unsigned long long)hi);
+			return;
+		}
+		const uint64_t *frame = (const uint64_t *)fp;
+		if (frame[1] < base || frame[1] >= end) {
+			kprintf("  (return address %016llx is outside the image: trace ends)\n",
+				(unsigned long long)frame[1]);
+			return;
+		}
+		kprintf("  #%d 0x%llx\n", depth, (unsigned long long)(frame[1] - base));
+		if (fp == hi - 16)
+			return;   /* kernel_main's frame: the bottom of the shell's stack */
+		if (frame[0] && frame[0] <= fp) {
+			kprintf("  (frame pointer %016llx goes backwards: trace ends)\n", (unsigned long long)frame[0]);
+			return;
+		}
+		lo = fp + 16;
+		fp = frame[0];
+	}
+}
+
 void exception_handler(struct exc_frame *f)
 {
 	uint64_t base = boot_info_get()->image_base, cr2;
@@ -68,22 +110,19 @@ void exception_handler(struct exc_frame *f)
 		(unsigned long long)f->r9, (unsigned long long)f->r10, (unsigned long long)f->r11);
 	kprintf("R12 %016llx R13 %016llx R14 %016llx R15 %016llx\n", (unsigned long long)f->r12,
 		(unsigned long long)f->r13, (unsigned long long)f->r14, (unsigned long long)f->r15);
-	kprintf("stack trace (image offsets, for addr2line -e build/cowboot.so):\n");
-	kprintf("  #0 0x%llx\n", (unsigned long long)(f->rip - base));
-	uint64_t *fp = (uint64_t *)(uintptr_t)f->rbp;
-	for (int depth = 1; depth < 16; depth++) {
-		/* Stop at anything that does not look like a frame inside ordinary memory. */
-		if (!fp || ((uintptr_t)fp & 7) || (uintptr_t)fp < 0x1000 || fp[1] < base ||
-		    fp[1] >= base + boot_info_get()->image_size)
-			break;
-		kprintf("  #%d 0x%llx\n", depth, (unsigned long long)(fp[1] - base));
-		if ((uint64_t *)(uintptr_t)fp[0] <= fp)
-			break;
-		fp = (uint64_t *)(uintptr_t)fp[0];
-	}
+	stack_trace(f, base);
 	kprintf("system halted\n");
 	for (;;)
 		__asm__ __volatile__("cli; hlt");
+}
+
+/* A stack overrun as a bad parser makes one: the saved frame pointer and return address are
+ * overwritten, so the return jumps off the image with a garbage frame chain behind it. */
+static void __attribute__((noinline)) smash_frame(void)
+{
+	volatile uint64_t *frame = __builtin_frame_address(0);
+	frame[0] = 0x4141414141414141ULL;
+	frame[1] = 0x00007ff0deadbee0ULL;   /* canonical, far above anything mapped */
 }
 
 /* Test-only: faults on purpose so the report above can be checked. */
@@ -100,6 +139,8 @@ static int cmd_crash(int argc, char **argv)
 	} else if (!strcmp(argv[1], "gp")) {
 		volatile uint64_t *p = (volatile uint64_t *)0x8000000000000000ULL;   /* non-canonical */
 		*p = 1;
+	} else if (!strcmp(argv[1], "smash")) {
+		smash_frame();
 	} else if (!strcmp(argv[1], "div")) {
 		volatile int zero = 0, one = 1;
 		kprintf("%d\n", one / zero);
@@ -108,6 +149,6 @@ static int cmd_crash(int argc, char **argv)
 	}
 	return 0;
 }
-COMMAND(crash, "crash <ud|pf|gp|div>", "test only: raise a CPU exception on purpose",
+COMMAND(crash, "crash <ud|pf|gp|div|smash>", "test only: raise a CPU exception on purpose",
 	"Triggers the chosen exception so the exception report can be tested; the system halts.",
 	cmd_crash);

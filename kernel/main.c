@@ -5,6 +5,7 @@
 #include "mem.h"
 #include "pci.h"
 #include "shell.h"
+#include "task.h"
 #include "time.h"
 #include "../boot/bootinfo.h"
 #include "../cow/port.h"
@@ -44,6 +45,7 @@ static void cpu_brand(char *out)
 void kernel_main(struct boot_info *bi)
 {
 	memcpy(&kinfo, bi, sizeof(kinfo));
+	task_set_boot_frame((uintptr_t)__builtin_frame_address(0));
 	serial_init();
 	interrupts_init();
 	time_init();

@@ -24,6 +24,7 @@ void task_entry(void) __attribute__((noreturn));
 static struct task tasks[MAX_TASKS] = { [0] = { .name = "shell", .live = 1 } };
 static int current;
 static int in_pollers;
+static uintptr_t boot_frame;
 
 void pollers_run(void)
 {
@@ -116,4 +117,20 @@ int task_count(void)
 int task_is_shell(void)
 {
 	return current == 0;
+}
+
+void task_set_boot_frame(uintptr_t frame)
+{
+	boot_frame = frame;
+}
+
+void task_stack_range(uintptr_t *lo, uintptr_t *hi)
+{
+	if (current == 0) {
+		*lo = 0;
+		*hi = boot_frame + 16;   /* kernel_main's saved frame pointer and return address */
+		return;
+	}
+	*lo = (uintptr_t)tasks[current].stack;
+	*hi = *lo + STACK_PAGES * PAGE_SIZE;
 }

@@ -21,5 +21,10 @@ struct task;
 struct task *task_spawn(const char *name, void (*fn)(void *arg), void *arg);
 int task_count(void);                 /* live tasks other than the shell */
 int task_is_shell(void);              /* the running task is the shell (task 0) */
+/* The running task's stack, [*lo, *hi), for the exception report's frame walk. The shell runs
+ * on the firmware's stack: its top is kernel_main's frame (recorded by task_set_boot_frame),
+ * its bottom unknown (*lo = 0). */
+void task_stack_range(uintptr_t *lo, uintptr_t *hi);
+void task_set_boot_frame(uintptr_t frame);
 
 #endif

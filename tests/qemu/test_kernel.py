@@ -47,6 +47,18 @@ with Machine(name="pagefault") as m:
     rep = m.last_before
     check("#PF report names the faulting address in CR2", "CR2 00007ff000000000" in rep, rep)
 
+# A smashed stack (as an overflowing parser leaves it): the trace says where it stops, and why.
+with Machine(name="smash") as m:
+    m.wait_prompt(60)
+    m.send("crash smash")
+    m.wait_for(r"\*\*\* CPU EXCEPTION 14 \(page fault\)", 20)
+    m.wait_for(r"system halted", 10)
+    rep = m.last_before
+    check("a jump off the image is named, not printed as an offset",
+          "#0 RIP 00007ff0deadbee0 is outside the image" in rep and "#0 0x" not in rep, rep)
+    check("the smashed frame chain ends the trace with a reason",
+          "frame pointer 4141414141414141 is outside the stack" in rep and "#1 " not in rep, rep)
+
 # The framebuffer mirror: with a display, the console is drawn with the firmware's glyphs.
 with Machine(name="fbcon", extra_args=["-device", "VGA"]) as m:
     mm = m.wait_for(r"screen: (\d+)x(\d+), console mirrored", 60)
