@@ -1,7 +1,8 @@
-# cowboot: the EFI image (boot/ kernel/ drivers/ cow/), host tools (tools/ + cow/), tests.
-# Sources are picked up by directory, so adding a file needs no edit here:
-#   image:       boot/*.c boot/*.asm kernel/*.c kernel/*.asm drivers/*.c cow/*.c
-#   host lib:    cow/*.c kernel/lib_*.c tools/lib_*.c   (pure code, also linked into tests)
+# cowboot: the EFI image (boot/ kernel/ drivers/ app/ + the pure code), host tools (tools/ + the
+# pure code), tests. Sources are picked up by directory, so adding a file needs no edit here:
+#   pure code:   lib/ cow/ rescue/ fs/   (freestanding; builds into the image and the host lib)
+#   image:       boot/ kernel/ drivers/ app/ (*.c, *.asm) + the pure code
+#   host lib:    the pure code + tools/lib_*.c   (also linked into tests and fuzzers)
 #   host tools:  tools/<name>.c (not lib_*) -> build/<name>
 #   unit tests:  tests/unit/test_*.c -> build/tests/test_*  (+ tests/lib/*.c fakes)
 #   fuzzers:     tests/fuzz/fuzz_*.c -> build/fuzz/fuzz_*   (clang libFuzzer)
@@ -30,11 +31,22 @@ HOST_CFLAGS := -std=c11 -O2 -g $(WARN) -D_GNU_SOURCE -DCOWBOOT_VERSION='"$(VERSI
 FUZZ_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -D_GNU_SOURCE -I. \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-IMG_C    := $(wildcard boot/*.c kernel/*.c drivers/*.c cow/*.c)
+# `make V=1` prints every command; otherwise one short line a step.
+ifeq ($(V),1)
+Q   :=
+say :=
+else
+Q   := @
+say  = @printf '  %-7s %s\n' '$(1)' '$(2)';
+endif
+
+PURE_DIRS := lib cow rescue fs
+PURE_C   := $(wildcard $(addsuffix /*.c,$(PURE_DIRS)))
+IMG_C    := $(wildcard boot/*.c kernel/*.c drivers/*.c app/*.c) $(PURE_C)
 IMG_ASM  := $(wildcard boot/*.asm kernel/*.asm)
 IMG_OBJS := $(IMG_C:%.c=$(BUILD)/img/%.o) $(IMG_ASM:%.asm=$(BUILD)/img/%.asm.o)
 
-HOSTLIB_C    := $(wildcard cow/*.c kernel/lib_*.c tools/lib_*.c)
+HOSTLIB_C    := $(PURE_C) $(wildcard tools/lib_*.c)
 HOSTLIB_OBJS := $(HOSTLIB_C:%.c=$(BUILD)/host/%.o)
 HOSTLIB      := $(BUILD)/host/libcowboot.a
 TESTLIB_C    := $(wildcard tests/lib/*.c)
@@ -52,7 +64,7 @@ CFLAGS_ntfuse := $(shell pkg-config --cflags fuse3 2>/dev/null)
 EFI_APP  := $(BUILD)/cowboot.efi
 BOOT_IMG := $(BUILD)/boot.img
 
-.PHONY: all image tools tests fuzzers run test bench fuzz clean demo
+.PHONY: all image tools tests fuzzers run test bench fuzz clean demo check-pure
 # Keep intermediate objects: nothing is deleted (or printed) after the test summary.
 .SECONDARY:
 all: image tools tests
@@ -62,51 +74,75 @@ tools: $(TOOLS)
 tests: $(UNIT) $(TOOLS)
 fuzzers: $(FUZZERS)
 
+# ---- the rule of the pure code --------------------------------------------------------------
+# lib/ cow/ rescue/ fs/ build into the image and into host tools alike: an #include of theirs
+# may only name pure code (and lib/ only itself), never kernel/, drivers/, app/ or boot/.
+$(BUILD)/pure.ok: $(wildcard $(addsuffix /*.[ch],$(PURE_DIRS))) Makefile
+	$(call say,CHECK,pure code includes)
+	$(Q)bad=0; for f in $(filter %.c %.h,$^); do \
+		for inc in $$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' $$f); do \
+			t=$$(realpath -m --relative-to=. "$$(dirname $$f)/$$inc"); d=$${t%%/*}; \
+			case "$$f:$$d" in lib/*:lib|cow/*:lib|cow/*:cow|cow/*:rescue|rescue/*:lib|rescue/*:cow|rescue/*:rescue|fs/*:lib|fs/*:cow|fs/*:fs) ;; \
+			*) echo "$$f: includes $$t, outside what pure code may use"; bad=1 ;; esac; \
+		done; \
+	done; [ $$bad = 0 ] && mkdir -p $(BUILD) && touch $@
+check-pure: $(BUILD)/pure.ok
+
 # ---- the EFI image -------------------------------------------------------------------------
-$(BUILD)/img/%.o: %.c
+$(BUILD)/img/%.o: %.c | $(BUILD)/pure.ok
 	@mkdir -p $(dir $@)
-	$(CC) $(IMG_CFLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(IMG_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/img/%.asm.o: %.asm
 	@mkdir -p $(dir $@)
-	$(NASM) -f elf64 -g $< -o $@
+	$(call say,NASM,$<)
+	$(Q)$(NASM) -f elf64 -g $< -o $@
 
 $(BUILD)/cowboot.so: $(IMG_OBJS) linker.ld
-	$(LD) -nostdlib -znocombreloc -z defs -T linker.ld -shared -Bsymbolic -L$(EFI_LIB) \
+	$(call say,LD,$@)
+	$(Q)$(LD) -nostdlib -znocombreloc -z defs -T linker.ld -shared -Bsymbolic -L$(EFI_LIB) \
 		$(EFI_LIB)/crt0-efi-x86_64.o $(IMG_OBJS) -lefi -lgnuefi -o $@
 
 $(EFI_APP): $(BUILD)/cowboot.so
-	$(OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
+	$(call say,OBJCOPY,$@)
+	$(Q)$(OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
 		-j '.rel.*' -j '.rela.*' -j .reloc --target efi-app-x86_64 --subsystem=10 $< $@
 
 # A FAT image with \EFI\BOOT\BOOTX64.EFI; tests add cowboot.cfg to their own copies.
 $(BOOT_IMG): $(EFI_APP)
-	rm -f $@ $@.tmp && dd if=/dev/zero of=$@.tmp bs=1M count=16 status=none
-	mformat -i $@.tmp -v COWBOOT ::
-	mmd -i $@.tmp ::/EFI ::/EFI/BOOT
-	mcopy -i $@.tmp $(EFI_APP) ::/EFI/BOOT/BOOTX64.EFI
-	mv $@.tmp $@
+	$(call say,IMG,$@)
+	$(Q)rm -f $@ $@.tmp && dd if=/dev/zero of=$@.tmp bs=1M count=16 status=none
+	$(Q)mformat -i $@.tmp -v COWBOOT ::
+	$(Q)mmd -i $@.tmp ::/EFI ::/EFI/BOOT
+	$(Q)mcopy -i $@.tmp $(EFI_APP) ::/EFI/BOOT/BOOTX64.EFI
+	$(Q)mv $@.tmp $@
 
 # ---- host side -----------------------------------------------------------------------------
-$(BUILD)/host/%.o: %.c
+$(BUILD)/host/%.o: %.c | $(BUILD)/pure.ok
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+	$(call say,HOSTCC,$<)
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(HOSTLIB): $(HOSTLIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/%: tools/%.c $(HOSTLIB)
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(HOST_CFLAGS) $(CFLAGS_$*) -MMD -MP $< $(HOSTLIB) $(LDLIBS_$*) -o $@
+	$(call say,HOSTLD,$@)
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) $(CFLAGS_$*) -MMD -MP $< $(HOSTLIB) $(LDLIBS_$*) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(TESTLIB_OBJS) $(HOSTLIB)
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(HOST_CFLAGS) -MMD -MP $< $(TESTLIB_OBJS) $(HOSTLIB) -o $@
+	$(call say,HOSTLD,$@)
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) -MMD -MP $< $(TESTLIB_OBJS) $(HOSTLIB) -o $@
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(HOSTLIB_C) $(TESTLIB_C)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) $< $(HOSTLIB_C) $(TESTLIB_C) -o $@
+	$(call say,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(HOSTLIB_C) $(TESTLIB_C) -o $@
 
 # ---- running -------------------------------------------------------------------------------
 # The demo: a generated source and cow disk pair, booted in QEMU+OVMF on the serial console.

@@ -1,7 +1,7 @@
 /* Synchronous calls and batches over the asynchronous block-device interface of cow.h: what
  * the cow engine, the rescue and the tools use to talk to devices. */
 #include "cow.h"
-#include "errors.h"
+#include "../lib/errors.h"
 
 static void io_start(const struct cow_bdev *d, struct cow_io *io, uint8_t op, uint64_t off, uint32_t len,
 		     const void *buf)

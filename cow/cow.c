@@ -3,10 +3,10 @@
  * change to it is also queued as a journal record, written only at a commit, after the data it
  * describes has been flushed: the map on disk never runs ahead of the data. */
 #include "cow.h"
-#include "crc32c.h"
-#include "errors.h"
-#include "mapfile.h"
-#include "sha256.h"
+#include "../lib/crc32c.h"
+#include "../lib/errors.h"
+#include "../rescue/mapfile.h"
+#include "../lib/sha256.h"
 
 #define COW_VERSION   1
 #define META_BLOCK    4096u

@@ -4,7 +4,7 @@
 #ifndef COW_COW_H
 #define COW_COW_H
 
-#include "port.h"
+#include "../lib/port.h"
 
 /* ---- interfaces in ---------------------------------------------------------------------- */
 
@@ -193,7 +193,7 @@ const struct cow_map *cow_get_map(const struct cow *c);
 /* Where a rescue is, for the mapfile's status line (ddrescue's current_pos, current_status and
  * current_pass, and its phase message). */
 struct cow_progress { uint64_t pos; char status; unsigned pass; const char *message; };
-/* The map as a GNU ddrescue mapfile, through `emit` (cow/mapfile.h). Without `progress` the
+/* The map as a GNU ddrescue mapfile, through `emit` (rescue/mapfile.h). Without `progress` the
  * status line is derived from the map: "Finished" once nothing is left to try. */
 int cow_write_mapfile(const struct cow *c, const char *version, const char *command_line,
 		      const char *start_time, const char *current_time, const struct cow_progress *progress,

@@ -4,7 +4,7 @@
  * extents. Chunks split when full and are merged or evened out below half full, which bounds the
  * memory to twice the extents' own size; a Fenwick tree of chunk sizes gives extent indexes. */
 #include "cow.h"
-#include "errors.h"
+#include "../lib/errors.h"
 
 #define CHUNK_MAX 340u            /* 8 + 340 * 24 = 8168 bytes: the 8 KiB heap class */
 #define CHUNK_MIN (CHUNK_MAX / 2)

@@ -3,7 +3,7 @@
  * with CLO, COMRESET, HBA reset) after which IDENTIFY must answer with the same identity. */
 #include "blk.h"
 #include "../boot/bootinfo.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"

@@ -2,7 +2,7 @@
  * read-only guard, per-request deadlines with driver recovery, and synchronous helpers. */
 #include "blk.h"
 #include "../boot/bootinfo.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"

@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
 #define BLK_REQ_FUA  0x01u     /* write through to media; refused (-E_UNSUPP) unless BLK_F_FUA:

@@ -3,7 +3,7 @@
  * recovery by Abort then controller reset with the identity re-checked. Command ids carry a
  * generation so stale completions are dropped. */
 #include "blk.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"

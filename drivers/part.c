@@ -1,10 +1,10 @@
-/* Partitions as child disks: the one table parser (cow/parttab.c) runs over each disk through
+/* Partitions as child disks: the one table parser (fs/parttab.c) runs over each disk through
  * the block layer, and every partition it accepts becomes <disk>p<N>, whose I/O runs on the
  * disk. What the parser refuses is logged once per disk, and the disk stays usable whole. */
 #include "blk.h"
-#include "../cow/errors.h"
-#include "../cow/parttab.h"
-#include "../cow/port.h"
+#include "../lib/errors.h"
+#include "../fs/parttab.h"
+#include "../lib/port.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 

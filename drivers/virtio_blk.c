@@ -3,7 +3,7 @@
  * the used ring. Recovery is a device reset and re-init. */
 #include "blk.h"
 #include "../boot/bootinfo.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/io.h"
 #include "../kernel/log.h"

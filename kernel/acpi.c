@@ -3,7 +3,7 @@
 #include "acpi.h"
 #include "log.h"
 #include "../boot/bootinfo.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 
 struct __attribute__((packed)) sdt_header {
 	char sig[4];

@@ -1,8 +1,8 @@
 /* The console: serial first (the line scripts and people read), mirrored to the framebuffer. */
 #include "console.h"
 #include "fbcon.h"
-#include "../cow/port.h"
-#include "../drivers/serial.h"
+#include "../lib/port.h"
+#include "serial.h"
 
 static int ctrl_c_seen;
 

@@ -2,7 +2,7 @@
  * framebuffer, light grey on black, scrolling by moving the pixel rows up. */
 #include "fbcon.h"
 #include "../boot/bootinfo.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 
 static volatile uint32_t *fb;
 static uint32_t pitch, cols, rows, cx, cy, gw, gh;

@@ -5,8 +5,8 @@
 #include "shell.h"
 #include "task.h"
 #include "../boot/bootinfo.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 
 struct exc_frame {
 	uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;

@@ -1,6 +1,6 @@
 /* The C library functions the image needs beyond gnu-efi's libefi, which already supplies
- * memcpy and memset (used by gcc for struct copies); see cow/port.h. */
-#include "../cow/port.h"
+ * memcpy and memset (used by gcc for struct copies); see lib/port.h. */
+#include "../lib/port.h"
 
 void *memmove(void *dst, const void *src, size_t n)
 {

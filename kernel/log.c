@@ -4,9 +4,9 @@
 #include "settings.h"
 #include "shell.h"
 #include "time.h"
-#include "lib_args.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../lib/args.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 
 #define LOG_LINES 256
 #define LOG_WIDTH 160

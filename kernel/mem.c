@@ -4,8 +4,8 @@
 #include "console.h"
 #include "shell.h"
 #include "../boot/bootinfo.h"
-#include "../cow/port.h"
-#include "../cow/errors.h"
+#include "../lib/port.h"
+#include "../lib/errors.h"
 
 #define MAX_FREE 256
 

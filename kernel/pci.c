@@ -7,7 +7,7 @@
 #include "io.h"
 #include "mem.h"
 #include "shell.h"
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 #define MAX_PCI 128
 static struct pci_dev devs[MAX_PCI];

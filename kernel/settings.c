@@ -3,9 +3,9 @@
 #include "console.h"
 #include "log.h"
 #include "shell.h"
-#include "lib_args.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../lib/args.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 
 static uint64_t progress = PROGRESS_LIVE, loglevel = LOG_INFO, on_error = ON_ERROR_PROMPT;
 static const char *const progress_names[] = { "live", "lines", NULL };

@@ -2,14 +2,14 @@
  * boot script (load options or cowboot.cfg) that runs before the prompt. */
 #include "shell.h"
 #include "console.h"
-#include "lib_args.h"
-#include "lib_lineedit.h"
+#include "../lib/args.h"
+#include "../lib/lineedit.h"
 #include "log.h"
 #include "power.h"
 #include "settings.h"
 #include "task.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 
 #define PROMPT "cowboot> "
 

@@ -39,7 +39,7 @@ struct setting {
 
 #endif
 
-/* Entry points for kernel_main (kernel/main.c): run the boot script (load options, `;`-separated,
+/* Entry points for kernel_main (app/main.c): run the boot script (load options, `;`-separated,
  * else cowboot.cfg lines), then the interactive prompt forever. */
 void shell_run_boot_script(const char *load_options, const char *cfg);
 void shell_loop(void) __attribute__((noreturn));

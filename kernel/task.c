@@ -3,7 +3,7 @@
 #include "task.h"
 #include "mem.h"
 #include "time.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 
 #define MAX_TASKS 16
 #define STACK_PAGES 32   /* 128 KiB: the rescue keeps its buffers on the heap */

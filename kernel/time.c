@@ -4,7 +4,7 @@
 #include "time.h"
 #include "io.h"
 #include "../boot/bootinfo.h"
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 static uint64_t tsc_base, tsc_khz = 1000000;
 static const char *tsc_source = "firmware Stall";

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "lib_filedev.h"
-#include "../cow/errors.h"
-#include "../cow/mapfile.h"
+#include "../lib/errors.h"
+#include "../rescue/mapfile.h"
 
 #define EXIT_FINDINGS 1
 #define EXIT_USAGE 2

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "lib_filedev.h"
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 /* The host tools run one request at a time: each ends inside submit, and wait reports it. */
 static int fd_read(struct filedev *d, struct cow_io *io)

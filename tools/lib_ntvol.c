@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "lib_ntvol.h"
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 #ifndef COWBOOT_VERSION   /* the fuzzers build the host library without it */
 #define COWBOOT_VERSION "unknown"

@@ -3,9 +3,9 @@
 #ifndef TOOLS_LIB_NTVOL_H
 #define TOOLS_LIB_NTVOL_H
 #include "lib_filedev.h"
-#include "../cow/ntfs.h"
-#include "../cow/parttab.h"
-#include "../cow/mapfile.h"
+#include "../fs/ntfs.h"
+#include "../fs/parttab.h"
+#include "../rescue/mapfile.h"
 
 struct ntdisk {
 	struct filedev dev, src;

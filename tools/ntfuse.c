@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lib_ntvol.h"
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 static const char *const usage_text =
 	"usage: ntfuse [-f] [--part N] <cow | image> [source] <mountpoint>\n"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lib_ntvol.h"
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 static const char *const usage_text =
 	"usage: ntgrep [--domain] [--map MAPFILE] <image | cow [source]> <glob>...\n"

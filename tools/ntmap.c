@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "lib_ntvol.h"
-#include "../cow/errors.h"
+#include "../lib/errors.h"
 
 static const char *const usage_text =
 	"usage: ntmap <image | cow [source]>\n"

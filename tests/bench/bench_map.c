@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "cow/cow.h"
-#include "cow/errors.h"
+#include "lib/errors.h"
 
 #define SECTORS (16ull << 40 >> 9)      /* 16 TiB of 512-byte sectors */
 #define LS 512u

@@ -5,7 +5,7 @@
 #include <string.h>
 #include "../lib/fakedev.h"
 #include "../../cow/cow.h"
-#include "../../cow/crc32c.h"
+#include "../../lib/crc32c.h"
 
 static void say(void *ctx, const char *line)
 {

@@ -1,7 +1,7 @@
 /* libFuzzer target: the mapfile reader, in both modes, must never crash or read out of bounds. */
 #include <stddef.h>
 #include <stdint.h>
-#include "../../cow/mapfile.h"
+#include "../../rescue/mapfile.h"
 
 static int count(void *ctx, const struct mapfile_block *b)
 {

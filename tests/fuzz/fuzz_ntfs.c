@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "../../cow/errors.h"
-#include "../../cow/ntfs.h"
-#include "../../cow/parttab.h"
+#include "../../lib/errors.h"
+#include "../../fs/ntfs.h"
+#include "../../fs/parttab.h"
 
 struct mem { uint8_t *p; size_t size; };
 

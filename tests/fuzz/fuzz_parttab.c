@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include "../../cow/errors.h"
-#include "../../cow/parttab.h"
+#include "../../lib/errors.h"
+#include "../../fs/parttab.h"
 
 struct disk {
 	const uint8_t *head, *tail;

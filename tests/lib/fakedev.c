@@ -3,7 +3,7 @@
 #include <string.h>
 #include <time.h>
 #include "fakedev.h"
-#include "../../cow/errors.h"
+#include "../../lib/errors.h"
 
 /* Requests end inside wait, in a pseudo-random order among those in flight: the engine must
  * neither touch a buffer before its request has ended nor count on the order they end in. */

@@ -2,8 +2,8 @@
 #include <stdint.h>
 #include <string.h>
 #include "../lib/check.h"
-#include "../../cow/errors.h"
-#include "../../kernel/lib_args.h"
+#include "../../lib/errors.h"
+#include "../../lib/args.h"
 
 int main(void)
 {

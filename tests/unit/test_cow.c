@@ -6,7 +6,7 @@
 #include "../lib/check.h"
 #include "../lib/fakedev.h"
 #include "../../cow/cow.h"
-#include "../../cow/errors.h"
+#include "../../lib/errors.h"
 
 #define SRC_SIZE (2u << 20)
 #define COW_SIZE (6u << 20)

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "../lib/check.h"
-#include "../../cow/port.h"
+#include "../../lib/port.h"
 
 #define SAME(fmt, ...) do { \
 	char a[128], b[128]; \

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../lib/check.h"
-#include "../../cow/crc32c.h"
-#include "../../cow/sha256.h"
-#include "../../kernel/lib_crc32.h"
+#include "../../lib/crc32c.h"
+#include "../../lib/sha256.h"
+#include "../../lib/crc32.h"
 
 static void hex(const uint8_t *d, char *out)
 {

@@ -1,7 +1,7 @@
 /* The line editor, fed keystrokes as a terminal would send them. */
 #include <string.h>
 #include "../lib/check.h"
-#include "../../kernel/lib_lineedit.h"
+#include "../../lib/lineedit.h"
 
 static enum le_result type(struct lineedit *le, const char *keys)
 {

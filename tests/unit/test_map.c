@@ -6,7 +6,7 @@
 #include <string.h>
 #include "../lib/check.h"
 #include "../../cow/cow.h"
-#include "../../cow/errors.h"
+#include "../../lib/errors.h"
 
 static uint64_t rng = 88172645463325252ull;
 static uint64_t rnd(void)

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../lib/check.h"
-#include "../../cow/errors.h"
-#include "../../cow/mapfile.h"
+#include "../../lib/errors.h"
+#include "../../rescue/mapfile.h"
 
 struct blocks { struct mapfile_block b[64]; int n, i; };
 

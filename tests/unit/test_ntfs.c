@@ -1,4 +1,4 @@
-/* cow/ntfs.c and cow/parttab.c against volumes made by ntfs-3g (mkntfs, a FUSE mount, ntfsls,
+/* fs/ntfs.c and fs/parttab.c against volumes made by ntfs-3g (mkntfs, a FUSE mount, ntfsls,
  * ntfscat, ntfsinfo), then against the same volumes damaged on purpose. */
 #include <dirent.h>
 #include <stdarg.h>
@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../lib/check.h"
-#include "../../cow/errors.h"
-#include "../../cow/ntfs.h"
-#include "../../cow/parttab.h"
+#include "../../lib/errors.h"
+#include "../../fs/ntfs.h"
+#include "../../fs/parttab.h"
 
 static char dir[256], root[1024];   /* root: the repository (tests run from there) */
 static void *xalloc(size_t n) { return malloc(n); }

@@ -5,8 +5,8 @@
 #include <string.h>
 #include "../lib/check.h"
 #include "../lib/fakedev.h"
-#include "../../cow/errors.h"
-#include "../../cow/rescue.h"
+#include "../../lib/errors.h"
+#include "../../rescue/rescue.h"
 
 #define LS 512u
 #define SECTORS 32768u          /* 16 MiB */

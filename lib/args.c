@@ -1,7 +1,7 @@
 /* Pure parsing helpers for commands (built into the image and into host tests). */
-#include "lib_args.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "args.h"
+#include "errors.h"
+#include "port.h"
 
 int args_split(char *line, char **argv, int max)
 {

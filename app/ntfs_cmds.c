@@ -1,15 +1,15 @@
 /* NTFS in the appliance (spec ntfs.md): `domain <ov> ntfs[:<glob>]` turns the NTFS volumes of an
  * overlay's source into a rescue domain in priority groups, and `ls` lists a directory. Both
  * read through the overlay and store what they take from the source: every metadata sector
- * they touch is rescued on the way (cow/ntfs.c does the parsing). */
-#include "console.h"
-#include "mem.h"
-#include "shell.h"
+ * they touch is rescued on the way (fs/ntfs.c does the parsing). */
+#include "../kernel/console.h"
+#include "../kernel/mem.h"
+#include "../kernel/shell.h"
 #include "overlay.h"
-#include "../cow/errors.h"
-#include "../cow/ntfs.h"
-#include "../cow/parttab.h"
-#include "../cow/port.h"
+#include "../lib/errors.h"
+#include "../fs/ntfs.h"
+#include "../fs/parttab.h"
+#include "../lib/port.h"
 
 #define MAX_PARTS 16
 

@@ -21,7 +21,7 @@ int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);
 #endif
 
-/* snprintf-alike available everywhere (kernel/lib_fmt.c); supports
+/* snprintf-alike available everywhere (lib/fmt.c); supports
  * %d %i %u %x %X %o %c %s %p %% with flags '-', '0', width, precision, and l/ll/z/j/h/hh. */
 int fmt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int fmt_snprintf(char *buf, size_t size, const char *fmt, ...)

@@ -1,16 +1,16 @@
-/* Rescue and clone jobs: each runs cow/rescue.c on a task of its own over one overlay, so the
+/* Rescue and clone jobs: each runs rescue/rescue.c on a task of its own over one overlay, so the
  * console stays usable; commands rescue, clone, status, wait, stop, wake, quit, disk, domain,
  * reset. A job pauses when its source stops answering and resumes when the same disk is back. */
-#include "console.h"
-#include "lib_args.h"
-#include "log.h"
+#include "../kernel/console.h"
+#include "../lib/args.h"
+#include "../kernel/log.h"
 #include "overlay.h"
-#include "settings.h"
-#include "shell.h"
-#include "task.h"
-#include "time.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../kernel/settings.h"
+#include "../kernel/shell.h"
+#include "../kernel/task.h"
+#include "../kernel/time.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 
 enum job_state { JOB_RUNNING, JOB_STOPPED, JOB_WAITING, JOB_DONE, JOB_FAILED };
 static const char *const state_names[] = { "running", "stopped", "waiting for the source", "finished", "failed" };
@@ -318,8 +318,8 @@ static struct job *find_job(const char *name)
 	return j;
 }
 
-/* A domain spec into d (initialised here): `all` and `lba:` (cow/rescue.c), `ntfs` and
- * `ntfs:<glob>` (kernel/ntfs_cmds.c, which reads the volumes through the overlay). */
+/* A domain spec into d (initialised here): `all` and `lba:` (rescue/rescue.c), `ntfs` and
+ * `ntfs:<glob>` (app/ntfs_cmds.c, which reads the volumes through the overlay). */
 static int parse_domain_spec(struct overlay *o, struct rescue_domain *d, const char *spec, char *why, size_t n)
 {
 	rescue_domain_init(d, &kernel_env);

@@ -1,7 +1,7 @@
-/* NTFS reader (cow/ntfs.h): everything goes through the volume's read callback and the env
+/* NTFS reader (fs/ntfs.h): everything goes through the volume's read callback and the env
  * allocator; every on-disk number is checked against the record, the block or the volume. */
 #include "ntfs.h"
-#include "errors.h"
+#include "../lib/errors.h"
 
 #define AT_STD_INFO   0x10
 #define AT_ATTR_LIST  0x20

@@ -1,16 +1,16 @@
 /* kernel_main: brings the machine up after ExitBootServices and hands over to the shell. */
-#include "acpi.h"
-#include "console.h"
-#include "fbcon.h"
-#include "mem.h"
-#include "pci.h"
-#include "shell.h"
-#include "task.h"
-#include "time.h"
+#include "../kernel/acpi.h"
+#include "../kernel/console.h"
+#include "../kernel/fbcon.h"
+#include "../kernel/mem.h"
+#include "../kernel/pci.h"
+#include "../kernel/shell.h"
+#include "../kernel/task.h"
+#include "../kernel/time.h"
 #include "../boot/bootinfo.h"
-#include "../cow/port.h"
+#include "../lib/port.h"
 #include "../drivers/blk.h"
-#include "../drivers/serial.h"
+#include "../kernel/serial.h"
 
 void interrupts_init(void);
 void kernel_main(struct boot_info *bi) __attribute__((noreturn));

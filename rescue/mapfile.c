@@ -1,6 +1,6 @@
 /* ddrescue mapfile text, both ways. Pure: output through a callback, input from a buffer. */
 #include "mapfile.h"
-#include "errors.h"
+#include "../lib/errors.h"
 
 static bool block_status_ok(char c)
 {

@@ -1,7 +1,7 @@
 /* Line editing: insert, backspace, Ctrl-U, Ctrl-C, left/right, history with up/down. Terminal
  * output is plain VT100: backspaces to move left, rewriting the tail after an edit. */
-#include "lib_lineedit.h"
-#include "../cow/port.h"
+#include "lineedit.h"
+#include "port.h"
 
 struct sink { char *p; int cap, n; };
 

@@ -1,9 +1,9 @@
-/* GPT and MBR parsing (cow/parttab.h). Nothing read from the disk is used before it is
+/* GPT and MBR parsing (fs/parttab.h). Nothing read from the disk is used before it is
  * checked: header sizes against the sector, counts and offsets against the disk and the
  * table's own usable area, partitions against each other, the logical chain against loops. */
 #include "parttab.h"
-#include "errors.h"
-#include "../kernel/lib_crc32.h"
+#include "../lib/errors.h"
+#include "../lib/crc32.h"
 
 #define MAX_LOGICAL 128
 #define GPT_MAX_TABLE (1u << 20)        /* bytes of GPT entries read; 128 x 128 is usual */

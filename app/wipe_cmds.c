@@ -1,15 +1,15 @@
 /* The `wipe` command: overwrites a whole disk or partition with zeros, a repeated pattern or a
  * seekable pseudo-random stream, optionally reads it all back, and refuses disks that matter. */
-#include "console.h"
-#include "lib_args.h"
-#include "log.h"
-#include "mem.h"
-#include "settings.h"
-#include "shell.h"
-#include "task.h"
-#include "time.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../kernel/console.h"
+#include "../lib/args.h"
+#include "../kernel/log.h"
+#include "../kernel/mem.h"
+#include "../kernel/settings.h"
+#include "../kernel/shell.h"
+#include "../kernel/task.h"
+#include "../kernel/time.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 #include "../drivers/blk.h"
 
 /* Several large requests in flight keep the device busy while the next buffer is filled or the

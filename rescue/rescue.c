@@ -1,7 +1,7 @@
 /* The rescue algorithm over a cow's map: which block to read next and what a failure means.
  * Every read goes through cow_rescue_read, so the map says finished only for stored data. */
 #include "rescue.h"
-#include "errors.h"
+#include "../lib/errors.h"
 
 #define MIB (1024ull * 1024)
 #define PROBE_FIRST 8        /* consecutive failures before checking the drive still answers */

@@ -3,7 +3,7 @@
 #ifndef COW_MAPFILE_H
 #define COW_MAPFILE_H
 
-#include "port.h"
+#include "../lib/port.h"
 
 /* Block states: '?' non-tried, '*' non-trimmed, '/' non-scraped, '-' bad, '+' finished. */
 struct mapfile_block {

@@ -4,7 +4,7 @@
 #ifndef COW_PARTTAB_H
 #define COW_PARTTAB_H
 
-#include "port.h"
+#include "../lib/port.h"
 #include "ntfs.h"
 
 struct part {

@@ -1,13 +1,13 @@
 /* The general commands: help, version, echo, sleep, reboot, poweroff. */
-#include "console.h"
-#include "lib_args.h"
-#include "power.h"
-#include "shell.h"
-#include "task.h"
-#include "time.h"
+#include "../kernel/console.h"
+#include "../lib/args.h"
+#include "../kernel/power.h"
+#include "../kernel/shell.h"
+#include "../kernel/task.h"
+#include "../kernel/time.h"
 #include "../boot/bootinfo.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 
 #ifndef COWBOOT_VERSION
 #define COWBOOT_VERSION "unknown"

@@ -1,6 +1,6 @@
 /* CRC-32 (IEEE 802.3), on the shared reflected-CRC implementation in cow/. */
-#include "lib_crc32.h"
-#include "../cow/crc32c.h"
+#include "crc32.h"
+#include "crc32c.h"
 
 uint32_t crc32_ieee(uint32_t crc, const void *p, size_t n)
 {

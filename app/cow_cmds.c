@@ -1,16 +1,16 @@
 /* The cow commands of the console: the block layer's disks as cow devices, overlays ov0..ov7,
  * `cow format/open/close/sync/stats/list` and `map`. Overlays are committed at shutdown. */
-#include "console.h"
-#include "lib_args.h"
-#include "log.h"
-#include "mem.h"
-#include "power.h"
-#include "shell.h"
-#include "task.h"
-#include "time.h"
+#include "../kernel/console.h"
+#include "../lib/args.h"
+#include "../kernel/log.h"
+#include "../kernel/mem.h"
+#include "../kernel/power.h"
+#include "../kernel/shell.h"
+#include "../kernel/task.h"
+#include "../kernel/time.h"
 #include "overlay.h"
-#include "../cow/errors.h"
-#include "../cow/port.h"
+#include "../lib/errors.h"
+#include "../lib/port.h"
 
 static struct overlay overlays[MAX_OV];
 

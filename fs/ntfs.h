@@ -3,10 +3,10 @@
 #ifndef COW_NTFS_H
 #define COW_NTFS_H
 
-#include "port.h"
-#include "cow.h"
+#include "../lib/port.h"
+#include "../cow/cow.h"
 
-/* Reads len bytes at byte offset off of the disk: 0 or a negative code from cow/errors.h. */
+/* Reads len bytes at byte offset off of the disk: 0 or a negative code from lib/errors.h. */
 typedef int (*ntfs_read_fn)(void *ctx, uint64_t off, uint32_t len, void *buf);
 /* Receives a sentence about something damaged that was skipped (may be NULL). */
 typedef void (*ntfs_say_fn)(void *ctx, const char *msg);

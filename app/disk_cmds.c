@@ -1,9 +1,9 @@
 /* Console commands over the block layer: disks, info, read, and the test-only testwrite. */
-#include "blk.h"
-#include "../cow/port.h"
+#include "../drivers/blk.h"
+#include "../lib/port.h"
 #include "../kernel/console.h"
-#include "../kernel/lib_args.h"
-#include "../kernel/lib_crc32.h"
+#include "../lib/args.h"
+#include "../lib/crc32.h"
 #include "../kernel/mem.h"
 #include "../kernel/shell.h"
 #include "../kernel/task.h"

@@ -1,10 +1,10 @@
-/* Overlays ov0..ov7 (kernel/cow_cmds.c): a source disk and its open cow, shared by the cow
- * commands and the rescue jobs (kernel/rescue_cmds.c). */
+/* Overlays ov0..ov7 (app/cow_cmds.c): a source disk and its open cow, shared by the cow
+ * commands and the rescue jobs (app/rescue_cmds.c). */
 #ifndef KERNEL_OVERLAY_H
 #define KERNEL_OVERLAY_H
 
 #include "../cow/cow.h"
-#include "../cow/rescue.h"
+#include "../rescue/rescue.h"
 #include "../drivers/blk.h"
 
 #define MAX_OV 8
@@ -36,14 +36,14 @@ void overlay_refresh_source_flags(void);
 /* "YYYY-MM-DD HH:MM:SS" of the wall clock. */
 void wall_text(char *out, size_t n);
 
-/* kernel/rescue_cmds.c: stops every job (progress committed) before shutdown or close. */
+/* app/rescue_cmds.c: stops every job (progress committed) before shutdown or close. */
 void jobs_stop_all(void);
 /* Takes the overlay for a command that reads through it: -E_BUSY while its job is running
  * (the job holds it for the whole run), else 0; overlay_unlock gives it back. */
 int overlay_try_lock(const struct overlay *o);
 void overlay_unlock(const struct overlay *o);
 
-/* kernel/ntfs_cmds.c: the NTFS volumes of the overlay's source as a rescue domain (d is
+/* app/ntfs_cmds.c: the NTFS volumes of the overlay's source as a rescue domain (d is
  * initialised here) in priority groups: partition tables and boot sectors, $MFT and $MFTMirr,
  * directory indexes, file data, then the other used clusters; with a glob, only the matching
  * files' data after the metadata needed to find them. Reads through the overlay, rescuing what

@@ -1,6 +1,6 @@
 /* printf-style formatting without libc, shared by the image (kprintf) and the host tools.
  * Supports %d %i %u %x %X %o %c %s %p %% with '-', '0', '+', ' ', width, precision, h/hh/l/ll/z/j. */
-#include "../cow/port.h"
+#include "port.h"
 
 struct out {
 	char *buf;

@@ -5,7 +5,7 @@
 #ifndef COW_RESCUE_H
 #define COW_RESCUE_H
 
-#include "cow.h"
+#include "../cow/cow.h"
 
 enum rescue_phase { RP_COPY, RP_TRIM, RP_SCRAPE, RP_RETRY, RP_DONE };
 
