@@ -135,7 +135,7 @@ static int cow_format_cmd(int argc, char **argv)
 	struct blk_dev *cow = blk_find(argv[2]), *src = blk_find(argv[3]);
 	if (!cow || !src)
 		return -E_NOENT;
-	if (cow == src || cow->parent == src || src->parent == cow) {
+	if (blk_overlaps(cow, src)) {
 		kprintf("cow format: the cow and the source must be different disks\n");
 		return -E_INVAL;
 	}

@@ -2,6 +2,7 @@
 #include "../kernel/acpi.h"
 #include "../kernel/console.h"
 #include "../kernel/fbcon.h"
+#include "../kernel/interrupts.h"
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
 #include "../kernel/shell.h"
@@ -12,8 +13,6 @@
 #include "../drivers/blk.h"
 #include "../kernel/serial.h"
 
-void interrupts_init(void);
-void kernel_main(struct boot_info *bi) __attribute__((noreturn));
 
 static struct boot_info kinfo;
 

@@ -376,9 +376,7 @@ static int start_job(int argc, char **argv, int clone)
 		target = blk_find(argv[2]);
 		if (!target)
 			return -E_NOENT;
-		struct blk_dev *tt = target->parent ? target->parent : target;
-		struct blk_dev *st = o->src.blk->parent ? o->src.blk->parent : o->src.blk;
-		struct blk_dev *ct = o->dst.blk->parent ? o->dst.blk->parent : o->dst.blk;
+		struct blk_dev *tt = blk_drive(target), *st = blk_drive(o->src.blk), *ct = blk_drive(o->dst.blk);
 		/* The target of this overlay's own stopped clone may be taken again: that job gives way. */
 		uint32_t mine = j->alive && j->clone && (j->target.blk == target || j->target.blk == tt) ? BLK_F_TARGET : 0;
 		if (tt == st || tt == ct ||

@@ -89,26 +89,14 @@ static int parse_pattern(const char *s, uint8_t *pat, uint32_t *len)
 	return 0;
 }
 
-/* The disk a name lies on, and whether x shares bytes with d (itself, its disk, a partition of
- * it) or only the physical drive (a sibling partition). */
-static struct blk_dev *top_of(struct blk_dev *d)
-{
-	return d->parent ? d->parent : d;
-}
-
-static bool overlaps(struct blk_dev *x, struct blk_dev *d)
-{
-	return x == d || x == d->parent || x->parent == d;
-}
-
 /* The first disk or partition with `flag`: among those sharing bytes with d, or anywhere on
  * its physical drive when whole_drive is set. */
 static struct blk_dev *flagged(struct blk_dev *d, uint32_t flag, bool whole_drive)
 {
-	struct blk_dev *top = top_of(d);
+	struct blk_dev *top = blk_drive(d);
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *x = blk_get(i);
-		bool near = whole_drive ? top_of(x) == top : overlaps(x, d);
+		bool near = whole_drive ? blk_drive(x) == top : blk_overlaps(x, d);
 		if (near && (x->flags & flag))
 			return x;
 	}
@@ -125,7 +113,7 @@ static int refuse(struct blk_dev *d)
 	char where[40];
 	if ((x = flagged(d, BLK_F_SOURCE | BLK_F_BOOT, true))) {
 		fmt_snprintf(where, sizeof(where), "%s%s%s", d->parent ? "on " : "",
-			     d->parent ? top_of(x)->name : "", d->parent ? ", " : "");
+			     d->parent ? blk_drive(x)->name : "", d->parent ? ", " : "");
 		if (flagged(d, BLK_F_SOURCE, true)) {
 			kprintf("wipe: refused: %s is %san overlay's source drive (cow close it first)\n",
 				d->name, where);

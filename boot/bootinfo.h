@@ -55,6 +55,8 @@ struct boot_info {
 	uint8_t wall_month, wall_day, wall_hour, wall_minute, wall_second;
 };
 
+/* The hand-over: efi_main calls it after ExitBootServices (app/main.c). */
+void kernel_main(struct boot_info *bi) __attribute__((noreturn));
 /* The kernel's copy, valid from kernel_main on. */
 const struct boot_info *boot_info_get(void);
 

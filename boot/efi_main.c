@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include "bootinfo.h"
 
-void kernel_main(struct boot_info *bi) __attribute__((noreturn));
 
 static struct boot_info info;
 

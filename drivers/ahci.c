@@ -8,6 +8,7 @@
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
+#include "../kernel/settings.h"
 #include "../kernel/shell.h"
 #include "../kernel/task.h"
 #include "../kernel/time.h"

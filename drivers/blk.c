@@ -9,6 +9,7 @@
 #include "../kernel/task.h"
 #include "../kernel/time.h"
 
+#include "../kernel/settings.h"
 #include "../kernel/shell.h"
 
 #define MAX_DISKS 128   /* disks and partitions: USB and network disks add to what a PC has */
@@ -240,7 +241,7 @@ static void fail_all(struct blk_dev *d, int status)
 
 void blk_protect_tree(struct blk_dev *d, uint32_t flag, bool on)
 {
-	struct blk_dev *top = d->parent ? d->parent : d;
+	struct blk_dev *top = blk_drive(d);
 	for (int i = 0; i < ndisks; i++)
 		if (disks[i] == top || disks[i]->parent == top)
 			disks[i]->flags = on ? disks[i]->flags | flag : disks[i]->flags & ~flag;

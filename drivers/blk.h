@@ -104,6 +104,14 @@ struct blk_dev {
 
 /* Registry. Names are given by drivers in discovery order and never reused. */
 int blk_register(struct blk_dev *d);
+/* The whole drive a disk or partition lies on. */
+static inline struct blk_dev *blk_drive(struct blk_dev *d) { return d->parent ? d->parent : d; }
+/* a and b share bytes: one disk, or a disk and a partition of it (partitions of one disk never
+ * overlap: the table parser refuses those that would). The one overlap test of the commands. */
+static inline bool blk_overlaps(const struct blk_dev *a, const struct blk_dev *b)
+{
+	return a == b || a == b->parent || a->parent == b;
+}
 int blk_count(void);
 struct blk_dev *blk_get(int i);
 /* "vd0", "vd0p2", "serial=XYZ", "boot"; NULL and a message on the console when not found. */

@@ -2,6 +2,7 @@
  * registers and a frame-pointer stack trace on the console, then halts. */
 #include <stdint.h>
 #include "console.h"
+#include "interrupts.h"
 #include "shell.h"
 #include "task.h"
 #include "../boot/bootinfo.h"

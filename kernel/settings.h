@@ -2,6 +2,20 @@
 #ifndef KERNEL_SETTINGS_H
 #define KERNEL_SETTINGS_H
 #include <stdint.h>
+#include "table.h"
+
+/* Runtime settings (`set key=value`). Each file registers its own with SETTING(). */
+struct setting {
+	const char *key;
+	const char *help;
+	uint64_t *value;      /* numeric settings */
+	const char *const *choices; /* NULL-terminated names for enum settings (value is the index) */
+	uint64_t min, max;
+};
+#define SETTING(id, key_, help_, ptr, choices_, min_, max_) \
+	static const struct setting __set_##id TABLE_ENTRY(set, id) = \
+		{ key_, help_, ptr, choices_, min_, max_ }
+
 enum { PROGRESS_LIVE, PROGRESS_LINES };
 enum { ON_ERROR_PROMPT, ON_ERROR_POWEROFF };
 uint64_t setting_progress(void);

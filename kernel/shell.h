@@ -25,20 +25,6 @@ const struct command *shell_find(const char *name);
 /* Runs one command line; returns the command's result. Used by scripts and the prompt. */
 int shell_run_line(char *line);
 
-/* Runtime settings (`set key=value`). Each file registers its own with SETTING(). */
-struct setting {
-	const char *key;
-	const char *help;
-	uint64_t *value;      /* numeric settings */
-	const char *const *choices; /* NULL-terminated names for enum settings (value is the index) */
-	uint64_t min, max;
-};
-#define SETTING(id, key_, help_, ptr, choices_, min_, max_) \
-	static const struct setting __set_##id TABLE_ENTRY(set, id) = \
-		{ key_, help_, ptr, choices_, min_, max_ }
-
-#endif
-
 /* Entry points for kernel_main (app/main.c): run the boot script (load options, `;`-separated,
  * else cowboot.cfg lines), then the interactive prompt forever. */
 void shell_run_boot_script(const char *load_options, const char *cfg);
@@ -47,3 +33,5 @@ void shell_loop(void) __attribute__((noreturn));
  * prompt on a line of its own with the prompt again; while a line is half typed, after it is
  * entered. */
 void shell_print_event(const char *line);
+
+#endif
