@@ -39,13 +39,11 @@ int args_split(char *line, char **argv, int max)
 static int parse_num(const char **sp, uint64_t *out)
 {
 	const char *s = *sp;
+	/* Decimal or 0x hex: a leading zero is a zero (people type 010 meaning ten), never octal. */
 	unsigned base = 10;
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
 		base = 16;
 		s += 2;
-	} else if (s[0] == '0' && s[1] >= '0' && s[1] <= '7') {
-		base = 8;
-		s++;
 	}
 	uint64_t v = 0;
 	const char *start = s;
@@ -77,7 +75,7 @@ int args_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-int args_size(const char *s, uint64_t *out)
+int args_size_in(const char *s, uint32_t sector, uint64_t *out)
 {
 	uint64_t v;
 	if (!s || parse_num(&s, &v) < 0)
@@ -86,17 +84,23 @@ int args_size(const char *s, uint64_t *out)
 		{ "", 1 }, { "k", 1ULL << 10 }, { "K", 1ULL << 10 }, { "KiB", 1ULL << 10 },
 		{ "M", 1ULL << 20 }, { "MiB", 1ULL << 20 }, { "G", 1ULL << 30 }, { "GiB", 1ULL << 30 },
 		{ "T", 1ULL << 40 }, { "TiB", 1ULL << 40 }, { "kB", 1000 }, { "KB", 1000 },
-		{ "MB", 1000000 }, { "GB", 1000000000 }, { "TB", 1000000000000ULL },
+		{ "MB", 1000000 }, { "GB", 1000000000 }, { "TB", 1000000000000ULL }, { "s", 0 },
 	};
 	for (unsigned i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(s, units[i].sfx))
+		uint64_t mul = units[i].mul ? units[i].mul : sector;
+		if (strcmp(s, units[i].sfx) || !mul)
 			continue;
-		if (v > UINT64_MAX / units[i].mul)
+		if (v > UINT64_MAX / mul)
 			return -E_INVAL;
-		*out = v * units[i].mul;
+		*out = v * mul;
 		return 0;
 	}
 	return -E_INVAL;
+}
+
+int args_size(const char *s, uint64_t *out)
+{
+	return args_size_in(s, 0, out);
 }
 
 bool args_kv(const char *arg, const char *key, const char **val)

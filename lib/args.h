@@ -10,11 +10,14 @@
 /* Splits `line` in place into words; "double quotes" group words. Returns argc, or -E_SYNTAX
  * for an unterminated quote, -E_RANGE for more than `max` words. */
 int args_split(char *line, char **argv, int max);
-/* A whole number: decimal, 0x hex or 0 octal. 0 or -E_INVAL. */
+/* A whole number: decimal or 0x hex (010 is ten). 0 or -E_INVAL. The one number parser of
+ * the console and the host tools. */
 int args_u64(const char *s, uint64_t *out);
 /* A byte size: a number with an optional suffix k/K/KiB (1024), M/MiB, G/GiB, T/TiB,
- * or kB/MB/GB/TB (powers of 1000). 0 or -E_INVAL (also on overflow). */
+ * or kB/KB/MB/GB/TB (powers of 1000). 0 or -E_INVAL (also on overflow). */
 int args_size(const char *s, uint64_t *out);
+/* The same, also taking `s` (sectors of `sector` bytes) when sector is not 0. */
+int args_size_in(const char *s, uint32_t sector, uint64_t *out);
 /* When arg is "key=value", points *val at value and returns true. */
 bool args_kv(const char *arg, const char *key, const char **val);
 

@@ -25,7 +25,11 @@ int main(void)
 	uint64_t v;
 	CHECK("decimal", args_u64("1234", &v) == 0 && v == 1234);
 	CHECK("hex", args_u64("0xFFff", &v) == 0 && v == 0xffff);
-	CHECK("octal", args_u64("017", &v) == 0 && v == 15);
+	CHECK("a leading zero is decimal, not octal", args_u64("017", &v) == 0 && v == 17);
+	CHECK("size with a leading zero is decimal too", args_size("010", &v) == 0 && v == 10);
+	CHECK("size in sectors with a sector size", args_size_in("8s", 4096, &v) == 0 && v == 32768);
+	CHECK("size in sectors refused without one", args_size("8s", &v) == -E_INVAL);
+	CHECK("size 1MB is decimal everywhere", args_size_in("1MB", 512, &v) == 0 && v == 1000000);
 	CHECK("max u64", args_u64("18446744073709551615", &v) == 0 && v == UINT64_MAX);
 	CHECK("overflow refused", args_u64("18446744073709551616", &v) == -E_INVAL);
 	CHECK("trailing junk refused", args_u64("12ab", &v) == -E_INVAL);
