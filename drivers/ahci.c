@@ -67,7 +67,14 @@
 #define SMART_RETURN_STATUS 0xda
 
 #define MAX_BYTES (4u << 20)     /* one PRD entry per command */
-#define CMD_TIMEOUT_MS 5000      /* internal commands (IDENTIFY) during probe and recovery */
+/* Deadlines (AHCI 1.3.1 and SATA: the engine stops within 500 ms, a link comes up within a
+ * second of COMRESET, a BIOS hands over within 25 ms unless it says it is busy). */
+#define CMD_TIMEOUT_MS          5000   /* internal commands (IDENTIFY) during probe and recovery */
+#define ENGINE_TIMEOUT_MS        500   /* PxCMD.CR/FR to clear after ST/FRE, CLO to complete */
+#define PORT_IDLE_TIMEOUT_MS    1000   /* BSY and DRQ to clear before the engine starts */
+#define LINK_TIMEOUT_MS         1000   /* the link after COMRESET */
+#define HBA_RESET_TIMEOUT_MS    1000   /* GHC.HR to clear */
+#define BIOS_HANDOFF_TIMEOUT_MS   25   /* BOHC.BOS to clear */
 
 struct cmd_header { uint32_t dw0, prdbc, ctba, ctbau, rsvd[4]; };
 struct prd { uint32_t dba, dbau, rsvd, dbc; };
@@ -139,10 +146,10 @@ static void prd_wr(struct ahci_port *p, unsigned r, uint32_t v) { mmio_write32(p
 static int port_stop(struct ahci_port *p)
 {
 	prd_wr(p, PxCMD, prd_rd(p, PxCMD) & ~CMD_ST);
-	if (wait_reg32((volatile uint32_t *)(p->regs + PxCMD), CMD_CR, 0, 500000) < 0)
+	if (wait_bits32((volatile uint32_t *)(p->regs + PxCMD), CMD_CR, 0, ENGINE_TIMEOUT_MS) < 0)
 		return -E_TIMEOUT;
 	prd_wr(p, PxCMD, prd_rd(p, PxCMD) & ~CMD_FRE);
-	return wait_reg32((volatile uint32_t *)(p->regs + PxCMD), CMD_FR, 0, 500000);
+	return wait_bits32((volatile uint32_t *)(p->regs + PxCMD), CMD_FR, 0, ENGINE_TIMEOUT_MS);
 }
 
 /* Starts FIS receive and the command engine; clears a stuck BSY/DRQ with CLO first. */
@@ -153,9 +160,9 @@ static int port_start(struct ahci_port *p)
 	prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_FRE);
 	if (prd_rd(p, PxTFD) & (TFD_BSY | TFD_DRQ)) {
 		prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_CLO);
-		wait_reg32((volatile uint32_t *)(p->regs + PxCMD), CMD_CLO, 0, 500000);
+		wait_bits32((volatile uint32_t *)(p->regs + PxCMD), CMD_CLO, 0, ENGINE_TIMEOUT_MS);
 	}
-	if (wait_reg32((volatile uint32_t *)(p->regs + PxTFD), TFD_BSY | TFD_DRQ, 0, 1000000) < 0)
+	if (wait_bits32((volatile uint32_t *)(p->regs + PxTFD), TFD_BSY | TFD_DRQ, 0, PORT_IDLE_TIMEOUT_MS) < 0)
 		return -E_TIMEOUT;
 	prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_ST);
 	return 0;
@@ -164,6 +171,11 @@ static int port_start(struct ahci_port *p)
 static int link_up(struct ahci_port *p)
 {
 	return (prd_rd(p, PxSSTS) & 0xf) == 3;
+}
+
+static bool link_is_up(void *p)
+{
+	return link_up(p);
 }
 
 /* Builds slot 0's command: a register H2D FIS and one PRD entry. */
@@ -246,16 +258,23 @@ static void port_recover_error(struct ahci_port *p)
 	port_start(p);
 }
 
+struct internal_wait { struct ahci_port *p; int rc; };
+
+static bool internal_done(void *ctx)
+{
+	struct internal_wait *w = ctx;
+	uint64_t err_lba;
+	return (w->rc = cmd_status(w->p, &err_lba)) != 1;
+}
+
 static int run_internal_feat(struct ahci_port *p, uint8_t cmd, uint8_t feature, uint64_t lba,
 			     void *buf, uint32_t bytes)
 {
 	build_cmd_feat(p, cmd, feature, lba, 0, buf, bytes, 0);
-	deadline_t d = deadline_in_ms(CMD_TIMEOUT_MS);
-	uint64_t err_lba;
-	int rc;
-	while ((rc = cmd_status(p, &err_lba)) == 1)
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
+	struct internal_wait w = { p, 1 };
+	if (wait_until(internal_done, &w, CMD_TIMEOUT_MS) < 0)
+		return -E_TIMEOUT;
+	int rc = w.rc;
 	if (rc < 0)
 		port_recover_error(p);
 	return rc;
@@ -503,10 +522,8 @@ static int comreset(struct ahci_port *p)
 	prd_wr(p, PxSCTL, (prd_rd(p, PxSCTL) & ~0xfu) | 1);
 	time_delay_us(2000);
 	prd_wr(p, PxSCTL, prd_rd(p, PxSCTL) & ~0xfu);
-	deadline_t d = deadline_in_ms(1000);
-	while (!link_up(p))
-		if (deadline_passed(d))
-			return -E_GONE;
+	if (wait_until(link_is_up, p, LINK_TIMEOUT_MS) < 0)
+		return -E_GONE;
 	return port_start(p);
 }
 
@@ -528,10 +545,7 @@ static int port_bringup(struct ahci_port *p, unsigned link_ms)
 	prd_wr(p, PxIE, 0);
 	if (p->cap & CAP_SSS)
 		prd_wr(p, PxCMD, prd_rd(p, PxCMD) | CMD_SUD);
-	deadline_t d = deadline_in_ms(link_ms);
-	while (!link_up(p) && !deadline_passed(d))
-		;
-	if (!link_up(p))
+	if (wait_until(link_is_up, p, link_ms) < 0)
 		return -E_NOENT;
 	/* The signature arrives in the first D2H FIS, so only once FIS receive is on. */
 	return port_start(p);
@@ -550,7 +564,7 @@ static int hba_reset(struct ahci_port *self)
 		}
 	mmio_write32(c->hba + GHC, mmio_read32(c->hba + GHC) | GHC_AE);
 	mmio_write32(c->hba + GHC, mmio_read32(c->hba + GHC) | GHC_HR);
-	if (wait_reg32((volatile uint32_t *)(c->hba + GHC), GHC_HR, 0, 1000000) < 0)
+	if (wait_bits32((volatile uint32_t *)(c->hba + GHC), GHC_HR, 0, HBA_RESET_TIMEOUT_MS) < 0)
 		return -E_TIMEOUT;
 	mmio_write32(c->hba + GHC, GHC_AE);
 	int self_rc = -E_GONE;
@@ -829,11 +843,11 @@ static int ahci_probe(struct pci_dev *pci)
 	/* Take the controller from the firmware when it says it owns it (BIOS/OS handoff). */
 	if (mmio_read32(hba + CAP2) & 1) {
 		mmio_write32(hba + BOHC, mmio_read32(hba + BOHC) | 2);
-		wait_reg32((volatile uint32_t *)(hba + BOHC), 1, 0, 25000);
+		wait_bits32((volatile uint32_t *)(hba + BOHC), 1, 0, BIOS_HANDOFF_TIMEOUT_MS);
 	}
 	mmio_write32(hba + GHC, mmio_read32(hba + GHC) | GHC_AE);
 	mmio_write32(hba + GHC, mmio_read32(hba + GHC) | GHC_HR);
-	if (wait_reg32((volatile uint32_t *)(hba + GHC), GHC_HR, 0, 1000000) < 0)
+	if (wait_bits32((volatile uint32_t *)(hba + GHC), GHC_HR, 0, HBA_RESET_TIMEOUT_MS) < 0)
 		return -E_TIMEOUT;
 	mmio_write32(hba + GHC, GHC_AE);
 	uint32_t cap = mmio_read32(hba + CAP), pi = mmio_read32(hba + PI);

@@ -31,6 +31,14 @@
 #define MAX_NS 8
 #define MAX_CTRL 8
 
+/* Deadlines of admin commands and of the Abort ladder. CSTS.RDY waits take the controller's
+ * own CAP.TO and shutdown its RTD3 entry latency (both read at probe). */
+#define IDENTIFY_TIMEOUT_MS    2000   /* Identify, queue creation */
+#define LOG_TIMEOUT_MS          500   /* the error log read after a media error */
+#define HEALTH_TIMEOUT_MS      1000   /* the SMART / health log (info) */
+#define ABORT_TIMEOUT_MS        500   /* the Abort command, then the aborted command's completion */
+#define DRAIN_TIMEOUT_MS       1000   /* the namespace's other commands after an Abort */
+
 enum { OP_FLUSH = 0x00, OP_WRITE = 0x01, OP_READ = 0x02 };
 enum { ADM_DEL_SQ = 0x00, ADM_CREATE_SQ = 0x01, ADM_LOG = 0x02, ADM_CREATE_CQ = 0x05,
        ADM_IDENTIFY = 0x06, ADM_ABORT = 0x08 };
@@ -91,16 +99,22 @@ static uint32_t r32(struct nvme_ctrl *c, unsigned o) { return mmio_read32(c->reg
 static void w32(struct nvme_ctrl *c, unsigned o, uint32_t v) { mmio_write32(c->regs + o, v); }
 static void w64(struct nvme_ctrl *c, unsigned o, uint64_t v) { w32(c, o, (uint32_t)v); w32(c, o + 4, (uint32_t)(v >> 32)); }
 
+struct ready_wait { struct nvme_ctrl *c; uint32_t want; };
+
+/* RDY as wanted, or a fatal status while enabling (then waiting on is pointless). */
+static bool ready_or_fatal(void *ctx)
+{
+	const struct ready_wait *w = ctx;
+	uint32_t csts = r32(w->c, REG_CSTS);
+	return (csts & CSTS_RDY) == w->want || (w->want && (csts & CSTS_CFS));
+}
+
 static int wait_ready(struct nvme_ctrl *c, uint32_t want)
 {
-	deadline_t d = deadline_in_ms(c->timeout_ms);
-	while ((r32(c, REG_CSTS) & CSTS_RDY) != want) {
-		if (r32(c, REG_CSTS) & CSTS_CFS && want)
-			return -E_DEVICE;
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
-	}
-	return 0;
+	struct ready_wait w = { c, want };
+	if (wait_until(ready_or_fatal, &w, c->timeout_ms) < 0)
+		return -E_TIMEOUT;
+	return (r32(c, REG_CSTS) & CSTS_RDY) == want ? 0 : -E_DEVICE;
 }
 
 static void queue_setup(struct nvme_ctrl *c, struct queue *q, uint16_t qid, uint16_t size)
@@ -136,30 +150,40 @@ static volatile struct cqe *reap(struct queue *q)
 	return e;
 }
 
+struct admin_wait { struct nvme_ctrl *c; uint16_t cid; uint16_t status; uint32_t result; };
+
+/* Reaps the admin queue until the command's own completion (others are stale: dropped). */
+static bool admin_done(void *ctx)
+{
+	struct admin_wait *w = ctx;
+	volatile struct cqe *ce;
+	while ((ce = reap(&w->c->aq)))
+		if (ce->cid == w->cid) {
+			w->status = ce->status >> 1;
+			w->result = ce->result;
+			return true;
+		}
+	return false;
+}
+
 /* Synchronous admin command; returns the NVMe status (0 ok) or -E_TIMEOUT. */
-static int admin(struct nvme_ctrl *c, struct sqe *e, uint32_t ms, uint32_t *result)
+static int admin(struct nvme_ctrl *c, struct sqe *e, uint32_t timeout_ms, uint32_t *result)
 {
 	static uint16_t acid;
-	uint16_t cid = (uint16_t)(0x8000 | (acid++ & 0x7fff));
-	e->cdw0 = (e->cdw0 & 0xff) | (uint32_t)cid << 16;
+	struct admin_wait w = { c, (uint16_t)(0x8000 | (acid++ & 0x7fff)), 0, 0 };
+	e->cdw0 = (e->cdw0 & 0xff) | (uint32_t)w.cid << 16;
 	submit(&c->aq, e);
-	deadline_t d = deadline_in_ms(ms);
-	for (;;) {
-		volatile struct cqe *ce = reap(&c->aq);
-		if (ce && ce->cid == cid) {
-			if (result)
-				*result = ce->result;
-			return ce->status >> 1;
-		}
-		if (!ce && deadline_passed(d))
-			return -E_TIMEOUT;
-	}
+	if (wait_until(admin_done, &w, timeout_ms) < 0)
+		return -E_TIMEOUT;
+	if (result)
+		*result = w.result;
+	return w.status;
 }
 
 static int identify(struct nvme_ctrl *c, uint32_t cns, uint32_t nsid)
 {
 	struct sqe e = { .cdw0 = ADM_IDENTIFY, .nsid = nsid, .prp1 = dma_addr(c->scratch), .cdw10 = cns };
-	int st = admin(c, &e, 2000, NULL);
+	int st = admin(c, &e, IDENTIFY_TIMEOUT_MS, NULL);
 	return st == 0 ? 0 : st < 0 ? st : -E_IO;
 }
 
@@ -191,7 +215,7 @@ static int ctrl_enable(struct nvme_ctrl *c)
 			  .cdw10 = (uint32_t)(c->ioq_entries - 1) << 16 | 1, .cdw11 = 1 };
 	struct sqe sq = { .cdw0 = ADM_CREATE_SQ, .prp1 = dma_addr(c->ioq.sq),
 			  .cdw10 = (uint32_t)(c->ioq_entries - 1) << 16 | 1, .cdw11 = 1u << 16 | 1 };
-	if (admin(c, &cq, 2000, NULL) != 0 || admin(c, &sq, 2000, NULL) != 0)
+	if (admin(c, &cq, IDENTIFY_TIMEOUT_MS, NULL) != 0 || admin(c, &sq, IDENTIFY_TIMEOUT_MS, NULL) != 0)
 		return -E_DEVICE;
 	return 0;
 }
@@ -269,7 +293,7 @@ static uint64_t media_error_lba(struct nvme_ctrl *c, struct nvme_ns *ns, uint16_
 	memset(c->scratch, 0, PAGE_SIZE);   /* a controller may return less than was asked */
 	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
 			 .cdw10 = (c->err_entries * 64 / 4 - 1) << 16 | 0x01 };
-	int st = admin(c, &e, 500, NULL);
+	int st = admin(c, &e, LOG_TIMEOUT_MS, NULL);
 	if (st != 0) {
 		log_event(LOG_DEBUG, "%s: error log unreadable (status %d): LBA %llu is the command's first",
 			  ns->dev.name, st, (unsigned long long)r->lba);
@@ -336,6 +360,30 @@ static void nvme_poll(struct blk_dev *d)
 
 /* Asks the controller to abort the overdue command. 0 when it did (or the command finished
  * meanwhile): the rest of the queue is untouched. */
+
+/* The Abort ladder's waits: they poll the queue themselves (pollers do not run while a
+ * driver's recovery spins). */
+struct slot_wait { struct blk_dev *d; struct nvme_ctrl *c; unsigned slot; struct blk_req *req; };
+
+static bool slot_ended(void *ctx)
+{
+	struct slot_wait *w = ctx;
+	nvme_poll(w->d);
+	return w->c->slot_req[w->slot] != w->req;
+}
+
+struct drain_wait { struct blk_dev *d; struct nvme_ctrl *c; struct blk_req **left; };
+
+static bool all_ended(void *ctx)
+{
+	struct drain_wait *w = ctx;
+	nvme_poll(w->d);
+	for (unsigned i = 0; i < SLOTS; i++)
+		if (w->left[i] && w->c->slot_req[i] == w->left[i])
+			return false;
+	return true;
+}
+
 static int abort_overdue(struct nvme_ctrl *c, struct blk_dev *d, struct blk_req *overdue)
 {
 	unsigned s;
@@ -349,13 +397,10 @@ static int abort_overdue(struct nvme_ctrl *c, struct blk_dev *d, struct blk_req 
 		  (unsigned long long)(c->completions - c->slot_seq[s]));
 	struct sqe e = { .cdw0 = ADM_ABORT, .cdw10 = (uint32_t)make_cid(c, s) << 16 | 1 };
 	uint32_t res = 1;
-	int st = admin(c, &e, 500, &res);
+	int st = admin(c, &e, ABORT_TIMEOUT_MS, &res);
 	/* Bit 0 of the result clear: the command was aborted and will complete. */
-	deadline_t dl = deadline_in_ms(st == 0 && !(res & 1) ? 500 : 0);
-	do
-		nvme_poll(d);
-	while (c->slot_req[s] == overdue && !deadline_passed(dl));
-	if (c->slot_req[s] == overdue) {
+	struct slot_wait w = { d, c, s, overdue };
+	if (wait_until(slot_ended, &w, st == 0 && !(res & 1) ? ABORT_TIMEOUT_MS : 0) < 0) {
 		log_event(LOG_WARN, "%s: command %u not aborted (status %d, result %u)", d->name, s, st, res);
 		return -E_TIMEOUT;
 	}
@@ -364,15 +409,11 @@ static int abort_overdue(struct nvme_ctrl *c, struct blk_dev *d, struct blk_req 
 	struct blk_req *left[SLOTS];
 	for (unsigned i = 0; i < SLOTS; i++)
 		left[i] = c->slot_ns[i] == d->drv ? c->slot_req[i] : NULL;
-	dl = deadline_in_ms(1000);
-	for (unsigned i = 0; i < SLOTS; i++)
-		while (left[i] && c->slot_req[i] == left[i]) {
-			if (deadline_passed(dl)) {
-				log_event(LOG_WARN, "%s: commands still in flight after the Abort", d->name);
-				return -E_TIMEOUT;
-			}
-			nvme_poll(d);
-		}
+	struct drain_wait dw = { d, c, left };
+	if (wait_until(all_ended, &dw, DRAIN_TIMEOUT_MS) < 0) {
+		log_event(LOG_WARN, "%s: commands still in flight after the Abort", d->name);
+		return -E_TIMEOUT;
+	}
 	return 0;
 }
 
@@ -481,7 +522,7 @@ static void nvme_info(struct blk_dev *d)
 	}
 	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
 			 .cdw10 = (512 / 4 - 1) << 16 | 0x02 };
-	if (admin(c, &e, 1000, NULL) != 0) {
+	if (admin(c, &e, HEALTH_TIMEOUT_MS, NULL) != 0) {
 		kprintf("health log unavailable\n");
 		return;
 	}
@@ -654,10 +695,8 @@ static void nvme_shutdown_all(void)
 			continue;
 		uint64_t t0 = time_now_us();
 		w32(c, REG_CC, r32(c, REG_CC) | CC_SHN_NORMAL);
-		deadline_t d = deadline_in_ms(c->shutdown_ms);
-		while ((r32(c, REG_CSTS) & CSTS_SHST_MASK) != CSTS_SHST_DONE && !deadline_passed(d))
-			;
-		if ((r32(c, REG_CSTS) & CSTS_SHST_MASK) == CSTS_SHST_DONE)
+		if (wait_bits32((volatile uint32_t *)(c->regs + REG_CSTS), CSTS_SHST_MASK, CSTS_SHST_DONE,
+				c->shutdown_ms) == 0)
 			log_event(LOG_INFO, "nvme%d: shut down in %llu ms", c->index,
 				  (unsigned long long)(time_now_us() - t0) / 1000);
 		else

@@ -23,6 +23,9 @@ enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_FAILED = 1
 #define F_FLUSH      (1ULL << 9)
 #define F_TOPOLOGY   (1ULL << 10)
 #define F_VERSION_1  (1ULL << 32)
+
+#define RESET_TIMEOUT_MS   1000   /* the status to read back zero after a reset */
+#define GET_ID_TIMEOUT_MS  1000   /* the serial (GET_ID) at probe */
 /* Request types and status. */
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8 };
 enum { ST_OK = 0, ST_IOERR = 1, ST_UNSUPP = 2 };
@@ -146,13 +149,15 @@ static void notify(struct vblk *v)
 		*v->notify = 0;
 }
 
+static bool status_zero(void *v)
+{
+	return get_status(v) == 0;
+}
+
+/* A device reset completes when the status reads back zero. */
 static int wait_status_zero(struct vblk *v)
 {
-	deadline_t d = deadline_in_ms(1000);
-	while (get_status(v) != 0)
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
-	return 0;
+	return wait_until(status_zero, v, RESET_TIMEOUT_MS);
 }
 
 /* The ring in the legacy layout (also valid for modern devices): descriptors, the available
@@ -346,6 +351,12 @@ static const struct blk_driver_ops vblk_ops = {
 };
 
 /* GET_ID at probe time: the serial, up to 20 bytes, NUL-padded. */
+static bool used_moved(void *ctx)
+{
+	struct vblk *v = ctx;
+	return v->last_used != *used_idx(v);
+}
+
 static void vblk_get_serial(struct vblk *v)
 {
 	char *id = dma_alloc(64, 16);
@@ -354,10 +365,7 @@ static void vblk_get_serial(struct vblk *v)
 	struct blk_req r = { .op = 0xff };
 	v->slot_req[0] = &r;
 	queue_req(v, 0, T_GET_ID, 0, id, 20, 1);
-	deadline_t dl = deadline_in_ms(1000);
-	while (v->last_used == *used_idx(v) && !deadline_passed(dl))
-		;
-	if (v->last_used != *used_idx(v)) {
+	if (wait_until(used_moved, v, GET_ID_TIMEOUT_MS) == 0) {
 		v->last_used++;
 		if (v->status[0] == ST_OK)
 			for (int i = 0; i < 20 && id[i]; i++)

@@ -71,18 +71,6 @@ void time_delay_us(uint64_t us)
 		cpu_pause();
 }
 
-int wait_reg32(volatile uint32_t *reg, uint32_t mask, uint32_t value, uint64_t max_us)
-{
-	deadline_t d = deadline_in_us(max_us);
-	for (;;) {
-		if ((*reg & mask) == value)
-			return 0;
-		if (deadline_passed(d))
-			return (*reg & mask) == value ? 0 : -E_TIMEOUT;
-		cpu_pause();
-	}
-}
-
 static int days_in_month(int y, int m)
 {
 	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };

@@ -1,10 +1,12 @@
 /* Monotonic time (TSC calibrated at boot against the ACPI PM timer or HPET), delays,
- * deadlines and the one register-polling helper every driver uses. */
+ * deadlines and the one deadline-polling helper every driver uses. */
 #ifndef KERNEL_TIME_H
 #define KERNEL_TIME_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "io.h"
+#include "../lib/errors.h"
 
 uint64_t time_now_us(void);              /* microseconds since boot, monotonic */
 void time_delay_us(uint64_t us);         /* busy wait, no yielding */
@@ -14,9 +16,36 @@ static inline deadline_t deadline_in_us(uint64_t us) { return time_now_us() + us
 static inline deadline_t deadline_in_ms(uint64_t ms) { return time_now_us() + ms * 1000; }
 static inline bool deadline_passed(deadline_t d) { return time_now_us() >= d; }
 
-/* Polls a 32-bit MMIO register until (reg & mask) == value or max_us passes.
- * Returns 0 when the condition held, -E_TIMEOUT otherwise. Never yields. */
-int wait_reg32(volatile uint32_t *reg, uint32_t mask, uint32_t value, uint64_t max_us);
+/* The one deadline-polling helper: polls done(ctx) until it holds or timeout_ms has passed,
+ * looking once more at the deadline, so a condition met just then is no timeout. 0 or
+ * -E_TIMEOUT. It spins and never yields: for bring-up, resets and recovery. I/O itself ends
+ * through pollers, against each request's own deadline (drivers/blk.c). */
+static inline int wait_until(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms)
+{
+	deadline_t d = deadline_in_ms(timeout_ms);
+	for (;;) {
+		if (done(ctx))
+			return 0;
+		if (deadline_passed(d))
+			return done(ctx) ? 0 : -E_TIMEOUT;
+		cpu_pause();
+	}
+}
+
+struct wait_bits { volatile uint32_t *reg; uint32_t mask, value; };
+
+static inline bool wait_bits_match(void *ctx)
+{
+	const struct wait_bits *w = ctx;
+	return (*w->reg & w->mask) == w->value;
+}
+
+/* wait_until for a 32-bit MMIO register: (*reg & mask) == value. */
+static inline int wait_bits32(volatile uint32_t *reg, uint32_t mask, uint32_t value, uint32_t timeout_ms)
+{
+	struct wait_bits w = { reg, mask, value };
+	return wait_until(wait_bits_match, &w, timeout_ms);
+}
 
 /* Wall clock at boot from UEFI GetTime plus elapsed time, for mapfile headers. */
 struct wall_time { int year, month, day, hour, minute, second; };
