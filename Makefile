@@ -100,6 +100,15 @@ $(BUILD)/%: tools/%.c $(HOSTLIB)
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_CFLAGS) $(CFLAGS_$*) -MMD -MP $< $(HOSTLIB) $(LDLIBS_$*) -o $@
 
+# The nbdkit plugin (tools/nbdkit/): a shared object, so the engine is compiled into it again,
+# position-independent; nbdkit's own symbols are resolved when it loads the plugin.
+PLUGIN   := $(BUILD)/nbdkit-cowboot-plugin.so
+PLUGIN_C := tools/nbdkit/cowboot-plugin.c $(wildcard cow/*.c kernel/lib_*.c) tools/lib_filedev.c
+tools: $(PLUGIN)
+$(PLUGIN): $(PLUGIN_C) $(wildcard cow/*.h kernel/lib_*.h tools/lib_*.h)
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_CFLAGS) -fPIC -shared -pthread $(PLUGIN_C) -o $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(TESTLIB_OBJS) $(HOSTLIB)
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_CFLAGS) -MMD -MP $< $(TESTLIB_OBJS) $(HOSTLIB) -o $@
