@@ -53,6 +53,15 @@ printf '0x0 + 1\n0x0 0x%X +\n0x%X 0x%X ?\n0x%X 0x%X +\n' $DOFF $DOFF $((dlen * 4
 "$B/cowtool" format cow disk.img >/dev/null && "$B/cowtool" import-map cow partial.map --image disk.img >/dev/null
 check "a partially rescued cow of an NTFS disk (d.png never tried)" "[ $? = 0 ] && [ -n \"$dlcn\" ]"
 
+out=$("$B/cowtool" serve 2>&1); rc=$?
+check "serve without a cow: usage, exit 2" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'serve needs <cow>'"
+out=$("$B/cowtool" serve cow -U s -p 1 2>&1); rc=$?
+check "serve with both -U and -p: exit 2" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'not both'"
+out=$("$B/cowtool" serve cow --holes=maybe 2>&1); rc=$?
+check "serve --holes takes eio or zero" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'eio or zero'"
+out=$(COWBOOT_NBDKIT_PLUGIN=/nonexistent.so "$B/cowtool" serve cow 2>&1); rc=$?
+check "serve without its plugin says where it looked" "[ $rc = 2 ] && echo \"\$out\" | grep -q '/nonexistent.so'"
+
 # ---- the cow alone: holes are EIO ----------------------------------------------------------
 serve cow; rc=$?
 check "cowtool serve answers nbdinfo with the source's size" "[ $rc = 0 ] && [ \"\$(nbdinfo --size '$U')\" = $SIZE ]"
