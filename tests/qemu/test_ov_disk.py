@@ -20,11 +20,13 @@ import mkdemo  # noqa: E402
 
 tmp = tempfile.mkdtemp(prefix="cowboot-ovdisk-")
 src, cow = os.path.join(tmp, "src.img"), os.path.join(tmp, "cow.img")
+cow2, target = os.path.join(tmp, "cow2.img"), os.path.join(tmp, "target.img")
 nsrc, ncow, sock = (os.path.join(tmp, n) for n in ("nsrc.img", "ncow.img", "nbd.sock"))
 cowtool = os.path.join(BUILD, "cowtool")
 mkdemo.ntfs_disk(src, 16 << 20, {"docs/hello.txt": b"hello from the source\n" * 50})
-with open(cow, "wb") as f:
-    f.truncate(24 << 20)
+for p, size in ((cow, 24 << 20), (cow2, 24 << 20), (target, 16 << 20)):
+    with open(p, "wb") as f:
+        f.truncate(size)
 make_pattern_disk(nsrc, 4 << 20, "served")
 src_hash, nsrc_hash = sha256_file(src), sha256_file(nsrc)
 
@@ -48,7 +50,8 @@ for _ in range(200):
         break
     time.sleep(0.05)
 
-disks = [dict(path=src, serial="OVSRC"), dict(path=cow, serial="OVCOW"), dict(path=ncow, nbd_socket=sock)]
+disks = [dict(path=src, serial="OVSRC"), dict(path=cow, serial="OVCOW"), dict(path=ncow, nbd_socket=sock),
+         dict(path=cow2, serial="OVCOW2"), dict(path=target, serial="OVTGT")]
 with Machine(disks=disks, name="ovdisk") as m:
     m.wait_prompt(90)
     out = m.cmd("cow format vd2 vd1 --yes", 60)
@@ -94,6 +97,22 @@ with Machine(disks=disks, name="ovdisk") as m:
     out2 = m.cmd("read ov0 8192")
     check("opened again, ov0 is back with what was written", re.search(r"^00400000: 5a 5a", out2, re.M), out + out2)
 
+    # ov0 as the source of another overlay, cloned to a disk: the copy holds ov0's write.
+    out = m.cmd("cow format vd4 ov0 --yes", 60)
+    out += m.cmd("cow open ov0 vd4", 60)
+    check("ov0 (the disk) is the source of a second overlay, ov1", "ov1: vd4 over ov0" in out, out)
+    out = m.cmd("testwrite ov0 0 1 0x11")
+    check("ov0 is read-only while it is a source", "device is read-only" in out, out)
+    out = m.cmd("cow close ov0")
+    check("and its overlay cannot close under ov1", "source, cow or clone target of another overlay" in out, out)
+    out = m.cmd("ls ov1 /docs")
+    check("ls ov1 reads the NTFS volume through both overlays", "hello.txt" in out, out)
+    out = m.cmd("clone ov1 vd5", 30) + m.cmd("wait ov1", 600)
+    check("clone ov1 vd5 copies the overlay disk to a disk", re.search(r"clone finished|finished", out) and "error" not in out, out)
+    out = m.cmd("cow close ov1", 60)
+    out += m.cmd("testwrite ov0 8192 16 0x5a", 60)
+    check("ov1 closes; ov0 can be written again", "wrote and flushed 16 sectors" in out, out)
+
     # The served cow as a disk of the appliance (vd3).
     out = m.cmd("sum vd3 0 4096", 60)
     check("the served cow reads in the appliance: its rescued half equals the source",
@@ -126,6 +145,10 @@ r = run(cowtool, "export", ncow, out)
 with open(out, "rb") as f:
     a = f.read()
 check("and their bytes", a[100 * 512:108 * 512] == b"\xab" * 4096 and a[5000 * 512:5008 * 512] == b"\xcd" * 4096)
+with open(target, "rb") as f, open(src, "rb") as g:
+    t, b = f.read(), g.read()
+check("the clone target holds the source with ov0's write",
+      t[:8192 * 512] == b[:8192 * 512] and t[8192 * 512:8208 * 512] == b"\x5a" * 8192 and t[8208 * 512:] == b[8208 * 512:])
 check("both sources are unchanged", sha256_file(src) == src_hash and sha256_file(nsrc) == nsrc_hash)
 shutil.rmtree(tmp, ignore_errors=True)
 finish()
