@@ -149,24 +149,25 @@ int ov_disk_attach(struct overlay *o)
 	d->queue_depth = OV_DISK_DEPTH;
 	d->ops = &ovd_ops;
 	d->drv = v;
-	v->attached = true;
-	v->running = true;
-	if (!task_spawn(d->name, ovd_worker, v)) {
-		v->attached = v->running = false;
-		kprintf("%s: no task for the overlay's disk (it stays closed)\n", d->name);
-		return -E_NOMEM;
-	}
-	if (!v->registered) {
+	bool first = !v->registered;
+	if (first) {
 		int rc = blk_register(d);   /* names are never reused: a reopened ovN is this disk again */
 		if (rc < 0) {
-			v->attached = false;
 			kprintf("%s: no room for the overlay's disk: %s\n", d->name, err_str(rc));
 			return rc;
 		}
 		v->registered = true;
-	} else {
-		blk_set_returned(d);
 	}
+	v->attached = true;
+	v->running = true;
+	if (!task_spawn(d->name, ovd_worker, v)) {
+		v->attached = v->running = false;
+		blk_set_gone(d);
+		kprintf("%s: no task for the overlay's disk (it stays gone)\n", d->name);
+		return -E_NOMEM;
+	}
+	if (!first)
+		blk_set_returned(d);   /* no request can come between the registration and here */
 	return 0;
 }
 
