@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +17,13 @@
 #include "../../cow/errors.h"
 
 /* Every connection serves the same cow, and the engine's state (the map, the journal records
- * not yet committed, the counters) is one structure with no locks of its own: nbdkit runs one
- * request at a time across all connections. That makes any number of clients safe, and lets a
- * flush on one connection commit the writes of all of them (multi-conn). */
-#define THREAD_MODEL NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS
+ * not yet committed, the counters) is one structure with no locks of its own: every engine call
+ * runs under one mutex, `mu`, whatever connection it comes from. That makes any number of
+ * clients safe, and lets a flush on one connection commit the writes of all of them
+ * (multi-conn). The model is nevertheless parallel for one reason: the first write over rescued
+ * sectors must commit "written" before its data lands (docs/cow-format.md), and requests that
+ * arrive together share that commit (a group commit, wait_claims) instead of paying one each. */
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 #define ZERO_CHUNK (1u << 20)   /* NBD_CMD_WRITE_ZEROES is written a megabyte at a time */
 
@@ -32,6 +37,11 @@ static int failed;              /* a write or commit failed: the engine's state 
 static uint64_t src_size;
 static uint32_t lsize;
 static char description[300];
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* held for every engine call */
+static pthread_cond_t committed = PTHREAD_COND_INITIALIZER;
+static uint64_t claims, claims_done;   /* claims made; claims covered by a finished commit */
+static int committing;                 /* a writer is gathering claims for one commit */
 
 static int cb_config(const char *key, const char *value)
 {
@@ -246,9 +256,8 @@ static int ov_read(uint64_t off, uint64_t len, uint8_t *buf)
 }
 
 /* Requests need not be sector-aligned: the sectors they cut are read whole around them. */
-static int cb_pread(void *h, void *buf, uint32_t count, uint64_t off, uint32_t flags)
+static int pread_locked(void *buf, uint32_t count, uint64_t off)
 {
-	(void)h, (void)flags;
 	uint64_t a = off / lsize * lsize, b = (off + count + lsize - 1) / lsize * lsize;
 	if (a == off && b == off + count)
 		return ov_read(off, count, buf);
@@ -265,18 +274,59 @@ static int cb_pread(void *h, void *buf, uint32_t count, uint64_t off, uint32_t f
 	return rc;
 }
 
+static int cb_pread(void *h, void *buf, uint32_t count, uint64_t off, uint32_t flags)
+{
+	(void)h, (void)flags;
+	pthread_mutex_lock(&mu);
+	int rc = pread_locked(buf, count, off);
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+/* Under mu. */
 static int commit(void)
 {
 	if (!dirty)
 		return 0;   /* nothing to make durable: the superblocks are left alone */
+	uint64_t upto = claims;
 	int rc = cow_sync(cow);
 	if (rc < 0) {
 		failed = 1;
+		pthread_cond_broadcast(&committed);
 		nbdkit_error("%s: commit failed: %s; no more writes are taken", cow_path, err_str(rc));
 		errno = engine_errno(rc);
 		return -1;
 	}
 	dirty = 0;
+	claims_done = upto;
+	pthread_cond_broadcast(&committed);
+	return 0;
+}
+
+/* Under mu: waits until every claim made so far is committed. The first writer to need it
+ * lets the others on their way claim too (it gives mu away once), then commits for all. */
+static int wait_claims(void)
+{
+	uint64_t want = claims;
+	while (claims_done < want && !failed) {
+		if (committing) {
+			pthread_cond_wait(&committed, &mu);
+			continue;
+		}
+		committing = 1;
+		pthread_mutex_unlock(&mu);
+		sched_yield();
+		pthread_mutex_lock(&mu);
+		int rc = commit();
+		committing = 0;
+		if (rc < 0)
+			return -1;
+	}
+	if (failed) {
+		nbdkit_error("%s: an earlier write or commit failed: writes are refused", cow_path);
+		errno = EIO;
+		return -1;
+	}
 	return 0;
 }
 
@@ -308,7 +358,19 @@ static int ov_write(const void *buf, uint32_t count, uint64_t off, uint32_t flag
 		data = tmp;
 	}
 	dirty = 1;
-	int rc = cow_ov_write(cow, a, b - a, data);
+	/* Rescued sectors in the range become written at a commit before the data lands: the writer
+	 * waits for the commit of every claim made so far (its own among them). A claim made later
+	 * cannot touch this range: no sector in it is rescued-and-unwritten any more. */
+	int64_t n = cow_ov_claim(cow, a, b - a);
+	int rc = n < 0 ? (int)n : 0;
+	if (n > 0)
+		claims++;
+	if (rc == 0 && claims_done < claims && wait_claims() < 0) {
+		free(tmp);
+		return -1;
+	}
+	if (rc == 0)
+		rc = cow_ov_write(cow, a, b - a, data);
 	free(tmp);
 	if (rc < 0) {
 		/* The engine's state after a failing cow is not for this plugin to judge: nothing
@@ -325,7 +387,10 @@ static int ov_write(const void *buf, uint32_t count, uint64_t off, uint32_t flag
 static int cb_pwrite(void *h, const void *buf, uint32_t count, uint64_t off, uint32_t flags)
 {
 	(void)h;
-	return ov_write(buf, count, off, flags);
+	pthread_mutex_lock(&mu);
+	int rc = ov_write(buf, count, off, flags);
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 static int cb_zero(void *h, uint32_t count, uint64_t off, uint32_t flags)
@@ -338,24 +403,33 @@ static int cb_zero(void *h, uint32_t count, uint64_t off, uint32_t flags)
 	}
 	/* MAY_TRIM is not taken up: forgetting written sectors would bring back the source's data
 	 * (or a hole), not zeros. */
-	while (count) {
+	int rc = 0;
+	pthread_mutex_lock(&mu);
+	while (count && rc == 0) {
 		uint32_t n = count < ZERO_CHUNK ? count : ZERO_CHUNK;
-		if (ov_write(zeros, n, off, 0) < 0)
-			return -1;
+		rc = ov_write(zeros, n, off, 0);
 		count -= n, off += n;
 	}
-	return (flags & NBDKIT_FLAG_FUA) ? commit() : 0;
+	if (rc == 0 && (flags & NBDKIT_FLAG_FUA))
+		rc = commit();
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 static int cb_flush(void *h, uint32_t flags)
 {
 	(void)h, (void)flags;
+	pthread_mutex_lock(&mu);
+	int rc = 0;
 	if (failed) {
 		nbdkit_error("%s: an earlier write or commit failed: nothing more is committed", cow_path);
 		errno = EIO;
-		return -1;
+		rc = -1;
+	} else {
+		rc = commit();
 	}
-	return commit();
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 static struct nbdkit_plugin plugin = {
