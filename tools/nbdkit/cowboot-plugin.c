@@ -283,13 +283,11 @@ static int cb_pread(void *h, void *buf, uint32_t count, uint64_t off, uint32_t f
 	return rc;
 }
 
-/* Under mu. */
+/* Under mu. With nothing written since the last commit the superblocks are left alone. */
 static int commit(void)
 {
-	if (!dirty)
-		return 0;   /* nothing to make durable: the superblocks are left alone */
 	uint64_t upto = claims;
-	int rc = cow_sync(cow);
+	int rc = dirty ? cow_sync(cow) : 0;
 	if (rc < 0) {
 		failed = 1;
 		pthread_cond_broadcast(&committed);
@@ -298,7 +296,7 @@ static int commit(void)
 		return -1;
 	}
 	dirty = 0;
-	claims_done = upto;
+	claims_done = upto;   /* a claim sets dirty: none is left uncommitted */
 	pthread_cond_broadcast(&committed);
 	return 0;
 }
