@@ -286,7 +286,8 @@ COMMAND(cow, "cow format <cow> <src> [unit=<bytes>] --yes | open <src> <cow> | c
 	"cow partitions: format, open as an overlay, commit, counters",
 	"format makes <cow> (a disk or partition) the cow of <src> (refused without --yes, or when too\n"
 	"  small). open checks the cow belongs to <src> and binds them as ov0..ov7; the source is\n"
-	"  read-only from then on. sync commits; close commits and detaches.", cmd_cow);
+	"  read-only from then on, and ovN is also a disk (read, sum, bench: through the overlay,\n"
+	"  writes into the cow). sync commits; close commits and detaches.", cmd_cow);
 
 static int emit_console(void *ctx, const char *text, size_t len)
 {
