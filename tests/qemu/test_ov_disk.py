@@ -83,6 +83,8 @@ with Machine(disks=disks, name="ovdisk") as m:
     check("the source itself still refuses writes", "device is read-only" in out, out)
     out = m.cmd("sum ov0 8192 16")
     check("sum ov0 over the written sectors", "crc32 %08x over 16" % zlib.crc32(b"\x5a" * 8192) in out, out)
+    out = m.cmd("clone ov0 ov0")
+    check("clone refuses the overlay's own disk as its target", "ov0 cannot be the target" in out, out)
     out = m.cmd("wipe ov0 --yes")
     check("wipe refuses ov0", "refused: ov0 is an overlay" in out, out)
     out = m.cmd("bench ov0 8", 120)
