@@ -73,6 +73,13 @@ check "serve --holes takes eio or zero" "[ $rc = 2 ] && echo \"\$out\" | grep -q
 out=$(COWBOOT_NBDKIT_PLUGIN=/nonexistent.so "$B/cowtool" serve cow 2>&1); rc=$?
 check "serve without its plugin says where it looked" "[ $rc = 2 ] && echo \"\$out\" | grep -q '/nonexistent.so'"
 
+PORT=$((20000 + RANDOM % 30000))
+"$B/cowtool" serve cow --readonly -p $PORT 2>/dev/null &
+SERVER=$!
+for _ in $(seq 100); do nbdinfo --size "nbd://localhost:$PORT" >/dev/null 2>&1 && break; sleep 0.05; done
+check "serve -p PORT answers over TCP" "[ \"\$(nbdinfo --size nbd://localhost:$PORT 2>/dev/null)\" = $SIZE ]"
+stop
+
 # ---- the cow alone: holes are EIO ----------------------------------------------------------
 serve cow; rc=$?
 check "cowtool serve answers nbdinfo with the source's size" "[ $rc = 0 ] && [ \"\$(nbdinfo --size '$U')\" = $SIZE ]"
