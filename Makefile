@@ -134,6 +134,16 @@ $(BUILD)/%: tools/%.c $(HOSTLIB)
 	$(call say,HOSTLD,$@)
 	$(Q)$(HOSTCC) $(HOST_CFLAGS) $(CFLAGS_$*) -MMD -MP $< $(HOSTLIB) $(LDLIBS_$*) -o $@
 
+# The nbdkit plugin (tools/nbdkit/): a shared object, so the engine is compiled into it again,
+# position-independent; nbdkit's own symbols are resolved when it loads the plugin.
+PLUGIN   := $(BUILD)/nbdkit-cowboot-plugin.so
+PLUGIN_C := tools/nbdkit/cowboot-plugin.c $(PURE_C) tools/lib_filedev.c
+tools: $(PLUGIN)
+$(PLUGIN): $(PLUGIN_C) $(wildcard $(addsuffix /*.h,$(PURE_DIRS)) tools/lib_*.h) | $(BUILD)/pure.ok
+	@mkdir -p $(dir $@)
+	$(call say,PLUGIN,$@)
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) -fPIC -shared -pthread $(PLUGIN_C) -o $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(TESTLIB_OBJS) $(HOSTLIB)
 	@mkdir -p $(dir $@)
 	$(call say,HOSTLD,$@)

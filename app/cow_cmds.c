@@ -193,6 +193,7 @@ static int cow_open_cmd(int argc, char **argv)
 	cow->flags |= BLK_F_COW;
 	wall_text(o->start_time, sizeof(o->start_time));
 	kprintf("ov%d: %s over %s (source read-only)\n", slot, cow->name, src->name);
+	ov_disk_attach(o);   /* a failure is said there; the overlay itself is open */
 	log_event(LOG_INFO, "ov%d opened: cow %s, source %s", slot, cow->name, src->name);
 	return 0;
 }
@@ -267,7 +268,10 @@ static int cmd_cow(int argc, char **argv)
 			kprintf("%s has a rescue job: stop it and let it end first (quit)\n", argv[2]);
 			return -E_BUSY;
 		}
-		int rc = cow_close(o->cow);   /* commits first */
+		int rc = ov_disk_detach(o);   /* its disk's requests end first */
+		if (rc < 0)
+			return rc;
+		rc = cow_close(o->cow);   /* commits first */
 		job_forget(o);
 		rescue_domain_free(&o->next_domain);
 		o->cow = NULL;
@@ -282,7 +286,8 @@ COMMAND(cow, "cow format <cow> <src> [unit=<bytes>] --yes | open <src> <cow> | c
 	"cow partitions: format, open as an overlay, commit, counters",
 	"format makes <cow> (a disk or partition) the cow of <src> (refused without --yes, or when too\n"
 	"  small). open checks the cow belongs to <src> and binds them as ov0..ov7; the source is\n"
-	"  read-only from then on. sync commits; close commits and detaches.", cmd_cow);
+	"  read-only from then on, and ovN is also a disk (read, sum, bench: through the overlay,\n"
+	"  writes into the cow). sync commits; close commits and detaches.", cmd_cow);
 
 static int emit_console(void *ctx, const char *text, size_t len)
 {

@@ -11,10 +11,10 @@
 
 static void flags_text(const struct blk_dev *d, char *out, size_t n)
 {
-	fmt_snprintf(out, n, "%s%s%s%s%s%s", d->flags & (BLK_F_RO | BLK_F_DEV_RO) ? "ro," : "",
+	fmt_snprintf(out, n, "%s%s%s%s%s%s%s", d->flags & (BLK_F_RO | BLK_F_DEV_RO) ? "ro," : "",
 		     d->flags & BLK_F_SOURCE ? "source," : "", d->flags & BLK_F_COW ? "cow," : "",
 		     d->flags & BLK_F_GONE ? "gone," : "", d->flags & BLK_F_BOOT ? "boot," : "",
-		     d->flags & BLK_F_TARGET ? "target," : "");
+		     d->flags & BLK_F_TARGET ? "target," : "", d->flags & BLK_F_OVERLAY ? "overlay," : "");
 	size_t len = strlen(out);
 	if (len)
 		out[len - 1] = '\0';

@@ -57,4 +57,9 @@ void job_forget(const struct overlay *o);
 /* Commits an overlay: through its job when one is running (between two reads), else here. */
 int overlay_commit(struct overlay *o);
 
+/* app/ov_disk.c: the overlay as the block-layer disk of its own name (ov0..ov7), from
+ * `cow open` (attach) to `cow close` (detach: -E_BUSY while another overlay uses that disk). */
+int ov_disk_attach(struct overlay *o);
+int ov_disk_detach(struct overlay *o);
+
 #endif

@@ -379,7 +379,8 @@ static int start_job(int argc, char **argv, int clone)
 		struct blk_dev *tt = blk_drive(target), *st = blk_drive(o->src.blk), *ct = blk_drive(o->dst.blk);
 		/* The target of this overlay's own stopped clone may be taken again: that job gives way. */
 		uint32_t mine = j->alive && j->clone && (j->target.blk == target || j->target.blk == tt) ? BLK_F_TARGET : 0;
-		if (tt == st || tt == ct ||
+		/* ... nor the overlay's own disk (ovN): the job would wait on itself. */
+		if (tt == st || tt == ct || ((tt->flags & BLK_F_OVERLAY) && !strcmp(tt->name, argv[1])) ||
 		    ((target->flags | tt->flags) & ~mine &
 		     (BLK_F_RO | BLK_F_SOURCE | BLK_F_COW | BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_TARGET))) {
 			kprintf("clone: %s cannot be the target (it is the source, a cow, the boot disk, read-only, "

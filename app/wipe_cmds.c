@@ -109,6 +109,11 @@ static struct blk_dev *flagged(struct blk_dev *d, uint32_t flag, bool whole_driv
 static int refuse(struct blk_dev *d)
 {
 	struct blk_dev *x;
+	if (d->flags & BLK_F_OVERLAY) {
+		kprintf("wipe: refused: %s is an overlay (%s): its writes would go into a rescued disk's cow\n",
+			d->name, d->model);
+		return -E_INVAL;
+	}
 	/* "vd1 is an overlay's source drive" or "vd1p2 is on vd1, an overlay's source drive" */
 	char where[40];
 	if ((x = flagged(d, BLK_F_SOURCE | BLK_F_BOOT, true))) {

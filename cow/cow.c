@@ -888,6 +888,27 @@ int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf)
 	return record(c, s, n, 0, 1);
 }
 
+int64_t cow_ov_claim(struct cow *c, uint64_t off, uint64_t len)
+{
+	int rc = cow_store_end(c);
+	if (rc == 0)
+		rc = check_range(c, off, len);
+	if (rc < 0)
+		return rc;
+	uint64_t s = off / c->lsize, e = (off + len) / c->lsize, claimed = 0;
+	for (uint64_t p = s; p < e;) {
+		const struct cow_extent x = *cow_map_at(&c->map, p);
+		uint64_t b = x.start + x.count < e ? x.start + x.count : e;
+		if (x.state == COW_FINISHED && !x.written) {
+			if ((rc = record(c, p, b - p, 0, 1)) < 0)
+				return rc;
+			claimed += b - p;
+		}
+		p = b;   /* by sector: the map was re-split */
+	}
+	return (int64_t)claimed;
+}
+
 int cow_read_source(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off)
 {
 	int rc = check_range(c, off, len);

@@ -161,6 +161,13 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
  * multiples of the source's logical sector. */
 int cow_ov_read(struct cow *c, uint64_t off, uint64_t len, void *buf, uint64_t *bad_off);
 int cow_ov_write(struct cow *c, uint64_t off, uint64_t len, const void *buf);
+/* Records as written, without writing data, the sectors of a range whose cow copy is the
+ * source's ('+', not written): that copy is already their right content. Durable at the next
+ * commit; a cow_ov_write there after it needs no commit of its own, so a caller with several
+ * writes at once (the nbdkit plugin) claims them all and commits once. Until that commit, no
+ * data may be written over the claimed sectors. Returns the sectors newly claimed, or a
+ * negative code (-E_ALIGN, -E_RANGE, -E_NOSPC). */
+int64_t cow_ov_claim(struct cow *c, uint64_t off, uint64_t len);
 /* An overlay read that also stores what it had to take from the source, as finished: how file
  * system metadata is read (every sector it touches is rescued on the way). A store failure is
  * -E_COWIO or -E_NOSPC, after buf was filled. */

@@ -315,7 +315,7 @@ static void blk_poll_all(void)
 			continue;
 		if (d->ninflight)
 			d->ops->poll(d);
-		for (struct blk_req *r = d->inflight; r; r = r->next)
+		for (struct blk_req *r = d->inflight; r && !(d->flags & BLK_F_OVERLAY); r = r->next)
 			if (now > r->deadline_us) {
 				handle_overdue(d, r);
 				break;

@@ -68,6 +68,8 @@ struct blk_driver_ops {
 #define BLK_F_FUA     0x40u   /* device supports FUA writes */
 #define BLK_F_FLUSH   0x80u   /* device has a volatile cache that needs flushing */
 #define BLK_F_TARGET  0x100u  /* a clone job writes it: wipe and other clones keep off */
+#define BLK_F_OVERLAY 0x200u  /* an overlay's disk (kernel/ov_disk.c): its requests end when its
+                                 source's and cow's do, so it has no deadline of its own */
 
 struct blk_counters {
 	uint64_t reads, writes, flushes, errors, timeouts, resets;

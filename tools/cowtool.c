@@ -1,5 +1,6 @@
 /* cowtool: the host side of a cow partition (cow-partition.md, "Host side"): format, inspect,
- * check, print the ddrescue mapfile, import a ddrescue run, export the merged image, reset. */
+ * check, print the ddrescue mapfile, import a ddrescue run, export the merged image, reset, and
+ * serve the overlay over NBD (nbdkit with build/nbdkit-cowboot-plugin.so). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <libgen.h>
 #include "lib_filedev.h"
 #include "../lib/errors.h"
 #include "../rescue/mapfile.h"
@@ -27,6 +29,8 @@ static const char *const usage_text =
 	"  import-map <cow> <mapfile> [--image <img>]    take over a ddrescue run\n"
 	"  export <cow> [<source>] <out> [--fill HEX]    the merged image\n"
 	"  reset <cow> [TYPES]                           bad (and non-scraped) back to non-tried\n"
+	"  serve <cow> [<source>] [--readonly] [--holes=eio|zero] [-U SOCK | -p PORT] [-- NBDKIT-OPTIONS]\n"
+	"                                                the overlay as a read-write NBD disk (nbdkit)\n"
 	"Exit status: 0 success, 1 check found problems, 2 usage or I/O error.\n";
 
 static int usage(const char *msg)
@@ -121,6 +125,27 @@ static int cmd_format(int argc, char **argv)
 	return 0;
 }
 
+/* The ranges the overlay wrote (the cow holds their only copy), neighbours merged, in bytes;
+ * at most `limit` of them (0: all). Returns how many there are. */
+static uint64_t print_written(const struct cow_map *m, uint32_t lsize, const char *prefix, uint64_t limit)
+{
+	uint64_t n = 0;
+	for (const struct cow_extent *x = cow_map_get(m, 0); x;) {
+		if (!x->written) {
+			x = cow_map_next(m, x);
+			continue;
+		}
+		uint64_t start = x->start, end = x->start + x->count;
+		while ((x = cow_map_next(m, x)) && x->written)
+			end = x->start + x->count;
+		if (!limit || n < limit)
+			printf("%s0x%08llX  0x%08llX\n", prefix, (unsigned long long)(start * lsize),
+			       (unsigned long long)((end - start) * lsize));
+		n++;
+	}
+	return n;
+}
+
 static void print_totals(const struct cow_map *m, uint32_t lsize)
 {
 	static const char *const names[5] = { "non-tried", "non-trimmed", "non-scraped", "bad-sector", "rescued" };
@@ -189,6 +214,15 @@ static int cmd_info(int argc, char **argv, int check_only)
 		printf("map: %llu extents of at most %llu, %llu KiB in memory\n", (unsigned long long)m->n,
 		       (unsigned long long)m->max, (unsigned long long)(cow_map_bytes(m) / 1024));
 		print_totals(m, g.src_lsize);
+		uint64_t shown = 20, nw = 0;
+		for (const struct cow_extent *x = cow_map_get(m, 0); x && !nw; x = cow_map_next(m, x))
+			nw = x->written;
+		if (nw) {
+			printf("written through the overlay (pos, size):\n");
+			nw = print_written(m, g.src_lsize, "  ", shown);
+			if (nw > shown)
+				printf("  ... and %llu more (cowtool map lists them all)\n", (unsigned long long)(nw - shown));
+		}
 	}
 	cow_discard(c);   /* read-only inspection: nothing to commit */
 	filedev_close(&cd);
@@ -219,6 +253,16 @@ static int cmd_map(int argc, char **argv)
 	now_text(now, sizeof(now));
 	snprintf(cmd, sizeof(cmd), "cowtool map %s", argv[0]);
 	int rc = cow_write_mapfile(c, "cowboot " COWBOOT_VERSION, cmd, now, now, NULL, emit_stdout, NULL);
+	/* Written ranges are not a ddrescue state: they follow as comments, which ddrescue skips. */
+	const struct cow_map *m = cow_get_map(c);
+	struct cow_totals t;
+	cow_map_totals(m, &t);
+	if (rc == 0 && t.written) {
+		struct cow_geometry g;
+		cow_get_geometry(c, &g);
+		printf("# written through the overlay (pos, size); the cow holds the only copy:\n");
+		print_written(m, g.src_lsize, "#written  ", 0);
+	}
 	cow_discard(c);
 	filedev_close(&cd);
 	return rc < 0 ? fail(argv[0], "writing the mapfile", rc, NULL) : 0;
@@ -743,6 +787,103 @@ static int cmd_reset(int argc, char **argv)
 	return 0;
 }
 
+/* The plugin beside this program (build/), unless COWBOOT_NBDKIT_PLUGIN names another. */
+static void plugin_path(char *out, size_t n)
+{
+	const char *env = getenv("COWBOOT_NBDKIT_PLUGIN");
+	char self[4096];
+	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (env && *env)
+		snprintf(out, n, "%s", env);
+	else if (k > 0 && (self[k] = 0, 1))
+		snprintf(out, n, "%s/nbdkit-cowboot-plugin.so", dirname(self));
+	else
+		snprintf(out, n, "nbdkit-cowboot-plugin.so");
+}
+
+/* Runs nbdkit in the foreground with the plugin (exec: nbdkit takes over this process, so a
+ * signal to it is a signal to nbdkit). The plugin opens the cow and checks the source. */
+static int cmd_serve(int argc, char **argv)
+{
+	const char *cow = NULL, *src = NULL, *sock = NULL, *port = NULL, *holes = "eio";
+	int ro = 0, extra = argc;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			extra = i + 1;
+			break;
+		} else if (!strcmp(argv[i], "--readonly") || !strcmp(argv[i], "-r")) {
+			ro = 1;
+		} else if (!strncmp(argv[i], "--holes=", 8)) {
+			holes = argv[i] + 8;
+			if (strcmp(holes, "eio") && strcmp(holes, "zero"))
+				return usage("--holes takes eio or zero");
+		} else if (!strcmp(argv[i], "-U") && i + 1 < argc) {
+			sock = argv[++i];
+		} else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+			port = argv[++i];
+		} else if (argv[i][0] == '-') {
+			return usage("serve: unknown option (nbdkit's own go after --)");
+		} else if (!cow) {
+			cow = argv[i];
+		} else if (!src) {
+			src = argv[i];
+		} else {
+			return usage("serve: too many arguments");
+		}
+	}
+	if (!cow)
+		return usage("serve needs <cow>");
+	if (sock && port)
+		return usage("serve: -U SOCK or -p PORT, not both");
+	char plugin[4200], cowarg[4200], srcarg[4200], holesarg[32];
+	plugin_path(plugin, sizeof(plugin));
+	if (access(plugin, R_OK) < 0) {
+		fprintf(stderr, "cowtool: %s: %s (build it with make, or set COWBOOT_NBDKIT_PLUGIN)\n", plugin,
+			strerror(errno));
+		return EXIT_USAGE;
+	}
+	snprintf(cowarg, sizeof(cowarg), "cow=%s", cow);
+	snprintf(srcarg, sizeof(srcarg), "source=%s", src ? src : "");
+	snprintf(holesarg, sizeof(holesarg), "holes=%s", holes);
+	const char *args[64];
+	int n = 0;
+	args[n++] = "nbdkit";
+	args[n++] = "-f";
+	if (ro)
+		args[n++] = "-r";
+	if (sock)
+		args[n++] = "-U", args[n++] = sock;
+	if (port)
+		args[n++] = "-p", args[n++] = port;
+	/* After --: nbdkit's options go before the plugin, key=value parameters (a filter's) after. */
+	for (int i = extra; i < argc && n < 56; i++)
+		if (!strchr(argv[i], '=') || argv[i][0] == '-')
+			args[n++] = argv[i];
+	args[n++] = plugin;
+	args[n++] = cowarg;
+	if (src)
+		args[n++] = srcarg;
+	args[n++] = holesarg;
+	for (int i = extra; i < argc && n < 62; i++)
+		if (strchr(argv[i], '=') && argv[i][0] != '-')
+			args[n++] = argv[i];
+	args[n] = NULL;
+	char uri[4200];
+	if (sock)
+		snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", sock);
+	else
+		snprintf(uri, sizeof(uri), "nbd://localhost:%s", port ? port : "10809");
+	fprintf(stderr, "cowtool: serving %s%s%s %s at %s (Ctrl-C commits and stops)\n", cow, src ? " over " : "",
+		src ? src : "", ro ? "read-only" : "read-write", uri);
+	if (!src)
+		fprintf(stderr, "cowtool: no source: ranges never rescued %s\n",
+			holes[0] == 'z' ? "read as ZEROS (--holes=zero), not as the disk's data" : "fail with EIO");
+	fflush(stderr);
+	execvp("nbdkit", (char **)args);
+	fprintf(stderr, "cowtool: cannot run nbdkit: %s\n", strerror(errno));
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
@@ -766,6 +907,8 @@ int main(int argc, char **argv)
 		return cmd_export(argc, argv);
 	if (!strcmp(cmd, "reset"))
 		return cmd_reset(argc, argv);
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(argc, argv);
 	fprintf(stderr, "cowtool: unknown command '%s'\n", cmd);
 	return usage(NULL);
 }
