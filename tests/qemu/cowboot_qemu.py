@@ -119,6 +119,10 @@ class Machine:
         elif t == "nvme-ns":   # a namespace of a controller given in `controllers`
             extra = f",logical_block_size={d['lbs']},physical_block_size={d['lbs']}" if d.get("lbs") else ""
             args += ["-device", f"nvme-ns,drive={node},bus={d['bus']},nsid={d['nsid']}{extra}"]
+        elif t == "usb":   # usb-storage (BOT) on an xHCI controller given in `controllers` (id xhci)
+            port = f",port={d['port']}" if d.get("port") else ""
+            dev_id = f",id={d['id']}" if d.get("id") else ""
+            args += ["-device", f"usb-storage,drive={node},bus={d.get('bus', 'xhci.0')}{serial}{port}{dev_id}"]
         else:
             raise ValueError(t)
         return args
