@@ -16,12 +16,15 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import Machine, check, finish, host_crc, make_pattern_disk, sha256_file  # noqa: E402
+from cowboot_qemu import (Machine, PausedNbd, check, check_hung_read, finish, host_crc,  # noqa: E402
+                          make_pattern_disk, sha256_file)
 
 tmp = tempfile.mkdtemp(prefix="cowboot-usb-")
 atexit.register(shutil.rmtree, tmp, True)
-SRC, HUBD, L0, L1, NEC, OTHER, BIG = (os.path.join(tmp, n) for n in
-                                       ("src.img", "hub.img", "l0.img", "l1.img", "nec.img", "other.img", "big.qcow2"))
+SRC, HUBD, L0, L1, NEC, OTHER, BIG, HANG = (os.path.join(tmp, n) for n in
+                                             ("src.img", "hub.img", "l0.img", "l1.img", "nec.img", "other.img",
+                                              "big.qcow2", "hang.img"))
+make_pattern_disk(HANG, 2 << 20, "usbHang")
 make_pattern_disk(SRC, 16 << 20, "usbSrc")
 make_pattern_disk(HUBD, 4 << 20, "usbHub")
 make_pattern_disk(L0, 4 << 20, "lunZero")
@@ -64,7 +67,10 @@ def crc_of(out):
     return got.group(1) if got else None
 
 
-with Machine(controllers=ctrl, name="usb") as m:
+nbd = PausedNbd(HANG, tmp)   # a drive behind the hub whose reads can be held (a hung bridge)
+with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, transport="usb", serial="USB-HANG",
+                                                        port="2.3")]) as m:
+    m.nbd = nbd
     m.wait_prompt(120)
     out = m.cmd("disks")
     rows = {serial: name for name, serial in re.findall(r"^(usb\d+)\s+.*?\s(\S+)\s+usb\s", out, re.M)}
@@ -103,6 +109,12 @@ with Machine(controllers=ctrl, name="usb") as m:
     check("info names the USB side", re.search(r"usb: 46f4:0001, USB serial 'USB-SRC-1', LUN 0", o) and
           "port 1 on xhci0, super speed" in o, o)
 
+    hang = rows.get("USB-HANG")
+    check_hung_read(m, hang, 50, "USB", extra_wait=rf"{hang}: BOT reset recovery")
+    o = m.cmd(f"info {hang}")
+    check("info counts the timeout and the reset", "timeouts 1, resets 1" in o, o)
+    m.cmd("set io-timeout=30000")
+
     # Unplug, then the same drive again on the same port: gone, then back with its old name.
     r = m.qmp("device_del", id="stick")
     check("QMP device_del of the stick", "return" in r, r)
@@ -129,6 +141,7 @@ with Machine(controllers=ctrl, name="usb") as m:
     check("the same drive is back under its old name and reads", crc_of(o) == host_crc(SRC, BAD + 1, 2000), o)
     code = m.poweroff_and_wait()
     check("poweroff", code == 0, code)
+nbd.__exit__()
 with open(L1, "rb") as f:
     f.seek(7 * 4096)
     check("the 4096-byte sectors reached the host image", f.read(3 * 4096) == b"\x5a" * 3 * 4096)
