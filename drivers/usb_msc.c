@@ -31,6 +31,16 @@ enum { BOT_OK = 0, BOT_CHECK = 1 };
 
 struct msc;
 
+/* Bulk-Only or UAS: how a command goes to the device and its status comes back. */
+struct msc_xport {
+	const char *name;
+	int (*issue)(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdblen, bool in, void *buf,
+		     uint32_t len);
+	bool (*done)(struct msc *m);     /* polls; true when the command is over */
+	int (*finish)(struct msc *m);    /* BOT_OK, BOT_CHECK (sense in m->sense), or an error */
+	int (*reset)(struct msc *m);
+};
+
 struct msc_lun {
 	struct blk_dev dev;
 	struct msc *m;                 /* NULL while unplugged */
@@ -44,7 +54,11 @@ struct msc_lun {
 
 struct msc {
 	struct usb_dev *ud;
+	const struct msc_xport *x;
 	uint8_t ep_in, ep_out, iface, nluns;
+	uint8_t ep_cmd, ep_stat;        /* UAS: command and status pipes (ep_in/ep_out: data) */
+	uint8_t uas_state;
+	uint16_t sense_len;             /* UAS: sense data that came in the Sense IU */
 	struct msc_lun *lun[MSC_MAX_LUNS];
 	uint32_t tag;
 	/* The one command in flight. */
@@ -53,7 +67,7 @@ struct msc {
 	struct blk_req *cur;
 	struct msc_lun *cur_lun;
 	struct usb_xfer x_cbw, x_data, x_csw;
-	uint8_t *cbw, *csw, *sense, *scratch;   /* DMA: 32, 16, 256 bytes and a 4 KiB page */
+	uint8_t *cbw, *csw, *sense, *scratch;   /* DMA: 32, 128, 256 bytes and a 4 KiB page */
 	uint8_t cdb[16];
 	unsigned next_lun;             /* round robin over pending LUNs */
 };
@@ -175,27 +189,139 @@ static int bot_finish(struct msc *m)
 	return m->csw[12] ? BOT_CHECK : BOT_OK;
 }
 
+static const struct msc_xport bot_xport = { "BOT", bot_issue, bot_done, bot_finish, bot_reset };
+
+/* ---- UAS (USB Attached SCSI) without streams: command IU on the command pipe; the status pipe
+ * answers READ READY / WRITE READY before the data stage, then the Sense IU. One tag, one
+ * command at a time, as with BOT. Streams (USB3) are not used: see docs/drivers-usb.md. ---- */
+enum { UAS_CMD_IU = 0x01, UAS_SENSE_IU = 0x03, UAS_RESPONSE_IU = 0x04, UAS_READ_READY = 0x06,
+       UAS_WRITE_READY = 0x07 };
+enum { UAS_WAIT_READY, UAS_WAIT_DATA, UAS_WAIT_SENSE, UAS_OVER };
+#define UAS_TAG 1
+
+static void uas_read_status(struct msc *m)
+{
+	memset(m->csw, 0, 128);
+	m->x_csw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_stat, .buf = m->csw, .len = 96 };
+	if (usb_hc_submit(&m->x_csw) < 0) {
+		m->x_csw.done = true;
+		m->x_csw.status = -E_GONE;
+	}
+}
+
+static int uas_issue(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdblen, bool in, void *buf,
+		     uint32_t len)
+{
+	uint8_t *c = m->cbw;
+	memset(c, 0, 32);
+	c[0] = UAS_CMD_IU;
+	c[3] = UAS_TAG;
+	c[9] = lun;   /* single-level LUN, peripheral addressing */
+	memcpy(c + 16, cdb, cdblen);
+	memcpy(m->cdb, cdb, cdblen);
+	m->x_cbw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_cmd, .buf = c, .len = 32 };
+	m->x_data = (struct usb_xfer){ .dev = m->ud, .ep = in ? m->ep_in : m->ep_out, .buf = buf, .len = len };
+	m->has_data = len != 0;
+	m->data_len = len;
+	m->sense_len = 0;
+	m->uas_state = UAS_WAIT_READY;
+	int rc = usb_hc_submit(&m->x_cbw);
+	if (rc == 0)
+		uas_read_status(m);
+	m->busy = rc == 0;
+	return rc;
+}
+
+static bool uas_done(struct msc *m)
+{
+	usb_hc_poll(m->ud->hc);
+	if ((m->x_cbw.done && m->x_cbw.status < 0) || (m->x_data.done && m->x_data.status < 0))
+		return true;
+	if (m->uas_state == UAS_WAIT_DATA) {
+		if (!m->x_data.done)
+			return false;
+		m->uas_state = UAS_WAIT_SENSE;
+		uas_read_status(m);
+		return false;
+	}
+	if (!m->x_csw.done)
+		return false;
+	if (m->x_csw.status == 0 && m->uas_state == UAS_WAIT_READY && m->x_csw.actual >= 4 && m->has_data &&
+	    (m->csw[0] == UAS_READ_READY || m->csw[0] == UAS_WRITE_READY) && m->csw[3] == UAS_TAG) {
+		m->uas_state = UAS_WAIT_DATA;
+		if (usb_hc_submit(&m->x_data) < 0) {
+			m->x_data.done = true;
+			m->x_data.status = -E_GONE;
+		}
+		return false;
+	}
+	m->uas_state = UAS_OVER;
+	return true;
+}
+
+static int uas_reset(struct msc *m)
+{
+	m->busy = false;
+	int rc = 0;
+	uint8_t eps[4] = { m->ep_cmd, m->ep_stat, m->ep_in, m->ep_out };
+	for (int i = 0; i < 4; i++) {
+		usb_hc_cancel(m->ud, eps[i]);
+		if (rc == 0)
+			rc = usb_clear_halt(m->ud, eps[i]);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+static int uas_finish(struct msc *m)
+{
+	m->busy = false;
+	const uint8_t *s = m->csw;
+	const char *why = NULL;
+	if (m->x_cbw.status < 0 || m->x_data.status < 0 || m->x_csw.status < 0)
+		why = "transfer failed";
+	else if (m->x_csw.actual < 16 || s[0] != UAS_SENSE_IU || s[2] != 0 || s[3] != UAS_TAG)
+		why = s[0] == UAS_RESPONSE_IU ? "task management response" : "invalid status IU";
+	else if (s[6] != 0 && s[6] != 2)
+		why = "unexpected SCSI status";
+	if (why) {
+		log_event(LOG_WARN, "usb: port %s: SCSI 0x%02x: %s; UAS reset", m->ud->path, m->cdb[0], why);
+		return uas_reset(m) < 0 ? -E_GONE : -E_IO;
+	}
+	if (s[6] == 0)
+		return BOT_OK;
+	uint32_t n = (uint32_t)s[14] << 8 | s[15];
+	if (n > m->x_csw.actual - 16)
+		n = m->x_csw.actual - 16;
+	memcpy(m->sense, s + 16, n);
+	m->sense_len = (uint16_t)n;
+	return BOT_CHECK;
+}
+
+static const struct msc_xport uas_xport = { "UAS", uas_issue, uas_done, uas_finish, uas_reset };
+
 /* One command start to end, polling (probe, recovery, sense). */
 static int bot_sync(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdblen, bool in, void *buf,
 		    uint32_t len, uint32_t timeout_ms)
 {
-	int rc = bot_issue(m, lun, cdb, cdblen, in, buf, len);
+	int rc = m->x->issue(m, lun, cdb, cdblen, in, buf, len);
 	if (rc < 0)
 		return rc;
 	deadline_t dl = deadline_in_ms(timeout_ms);
-	while (!bot_done(m)) {
-		if (!bot_done(m) && deadline_passed(dl)) {
+	while (!m->x->done(m)) {
+		if (!m->x->done(m) && deadline_passed(dl)) {
 			log_event(LOG_WARN, "usb: port %s: SCSI 0x%02x: no answer in %u ms; BOT reset",
 				  m->ud->path, cdb[0], timeout_ms);
-			bot_reset(m);
+			m->x->reset(m);
 			return -E_TIMEOUT;
 		}
 	}
-	return bot_finish(m);
+	return m->x->finish(m);
 }
 
 static int request_sense(struct msc *m, uint8_t lun, struct scsi_sense *s)
 {
+	if (m->x != &bot_xport)   /* UAS: the Sense IU carried it */
+		return scsi_parse_sense(m->sense, m->sense_len, s);
 	uint8_t cdb[6] = { SCSI_REQUEST_SENSE, 0, 0, 0, 252, 0 };
 	memset(m->sense, 0, 252);
 	int rc = bot_sync(m, lun, cdb, 6, true, m->sense, 252, MSC_PROBE_TIMEOUT_MS);
@@ -268,7 +394,7 @@ static void start_cmd(struct msc *m, struct msc_lun *l, struct blk_req *r)
 	m->cur = r;
 	m->cur_lun = l;
 	uint32_t len = r->op == BLK_FLUSH ? 0 : r->count * d->lsize;
-	if (bot_issue(m, l->lun, cdb, n, r->op == BLK_READ, r->buf, len) < 0) {
+	if (m->x->issue(m, l->lun, cdb, n, r->op == BLK_READ, r->buf, len) < 0) {
 		m->cur = NULL;
 		blk_complete(d, r, -E_GONE, BLK_NO_LBA);
 	}
@@ -308,14 +434,14 @@ static void msc_poll(struct blk_dev *d)
 	struct msc *m = l->m;
 	if (!m)
 		return;
-	if (!m->busy || !bot_done(m)) {
+	if (!m->busy || !m->x->done(m)) {
 		next_cmd(m);
 		return;
 	}
 	struct blk_req *r = m->cur;
 	struct msc_lun *cl = m->cur_lun;
 	m->cur = NULL;
-	int rc = bot_finish(m);
+	int rc = m->x->finish(m);
 	uint64_t lba = BLK_NO_LBA;
 	if (rc == BOT_CHECK && r) {
 		struct scsi_sense s;
@@ -441,8 +567,8 @@ static int msc_recover(struct blk_dev *d, struct blk_req *overdue)
 	 * LUNs' accepted commands are started again after the reset. */
 	m->cur = NULL;
 	l->pending = NULL;
-	log_event(LOG_WARN, "%s: BOT reset recovery", d->name);
-	if (bot_reset(m) == 0 && same_lun(m, l->lun, l))
+	log_event(LOG_WARN, "%s: %s reset recovery", d->name, m->x->name);
+	if (m->x->reset(m) == 0 && same_lun(m, l->lun, l))
 		return 0;
 	log_event(LOG_WARN, "%s: port reset and re-enumeration", d->name);
 	m->busy = false;
@@ -456,8 +582,9 @@ static void msc_info(struct blk_dev *d)
 {
 	struct msc_lun *l = d->drv;
 	struct msc *m = l->m;
-	kprintf("usb: %04x:%04x, USB serial '%s', LUN %u, SCSI '%s' '%s' rev '%s', Bulk-Only Transport\n",
-		l->vid, l->pid, l->usb_serial, l->lun, l->inq.vendor, l->inq.product, l->inq.rev);
+	kprintf("usb: %04x:%04x, USB serial '%s', LUN %u, SCSI '%s' '%s' rev '%s', %s\n",
+		l->vid, l->pid, l->usb_serial, l->lun, l->inq.vendor, l->inq.product, l->inq.rev,
+		!m ? "-" : m->x == &bot_xport ? "Bulk-Only Transport" : "UAS");
 	if (m)
 		kprintf("port %s on %s, %s speed, max transfer %u KiB\n", m->ud->path, xhci_name(m->ud->hc),
 			usb_speed_name(m->ud->speed), MSC_MAX_BYTES / 1024);
@@ -556,7 +683,7 @@ static void add_lun(struct msc *m, uint8_t lun)
 static void msc_free(struct msc *m)
 {
 	dma_free(m->cbw, 32);
-	dma_free(m->csw, 16);
+	dma_free(m->csw, 128);
 	dma_free(m->sense, 256);
 	dma_free(m->scratch, PAGE_SIZE);
 	kfree(m);
@@ -564,18 +691,32 @@ static void msc_free(struct msc *m)
 
 static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 {
-	if (ifc->cls != 8 || ifc->proto != 0x50)
+	if (ifc->cls != 8 || (ifc->proto != 0x50 && ifc->proto != 0x62))
 		return -E_UNSUPP;
 	struct msc *m = kzalloc(sizeof(*m));
 	if (!m)
 		return -E_NOMEM;
 	m->ud = ud;
 	m->iface = ifc->num;
-	for (unsigned i = 0; i < ifc->neps; i++)
-		if (ifc->ep[i].type == 2)
-			*(ifc->ep[i].addr & USB_DIR_IN ? &m->ep_in : &m->ep_out) = ifc->ep[i].addr;
+	m->x = ifc->proto == 0x62 ? &uas_xport : &bot_xport;
+	for (unsigned i = 0; i < ifc->neps; i++) {
+		const struct usbd_ep *e = &ifc->ep[i];
+		if (e->type != 2)
+			continue;
+		if (m->x == &bot_xport)
+			*(e->addr & USB_DIR_IN ? &m->ep_in : &m->ep_out) = e->addr;
+		else if (e->pipe_id >= 1 && e->pipe_id <= 4)
+			*(uint8_t *[]){ &m->ep_cmd, &m->ep_stat, &m->ep_in, &m->ep_out }[e->pipe_id - 1] = e->addr;
+	}
+	if (m->x == &uas_xport && (!m->ep_cmd || !m->ep_stat))
+		m->ep_in = 0;   /* no pipe usage descriptors: not a UAS interface we can drive */
+	if (m->x == &uas_xport && ud->speed >= USB_SPEED_SUPER) {
+		log_event(LOG_WARN, "usb: port %s: UAS at SuperSpeed needs bulk streams, not supported", ud->path);
+		kfree(m);
+		return -E_UNSUPP;
+	}
 	m->cbw = dma_alloc(32, 32);
-	m->csw = dma_alloc(16, 16);
+	m->csw = dma_alloc(128, 64);
 	m->sense = dma_alloc(256, 64);
 	m->scratch = dma_alloc(PAGE_SIZE, PAGE_SIZE);
 	int rc = !m->ep_in || !m->ep_out ? -E_UNSUPP : !m->cbw || !m->csw || !m->sense || !m->scratch ? -E_NOMEM : 0;
@@ -586,12 +727,26 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 		return rc;
 	}
 	ud->drv = m;
-	/* GET MAX LUN: a stall means one LUN. */
 	uint8_t *b = m->scratch;
-	b[0] = 0;
-	int n = usb_control(ud, USB_DIR_IN | USB_TYPE_CLASS | USB_RECIP_IFACE, 0xfe, 0, m->iface, b, 1,
-			    MSC_PROBE_TIMEOUT_MS);
-	m->nluns = n == 1 && b[0] < MSC_MAX_LUNS ? b[0] + 1u : 1;
+	if (m->x == &uas_xport) {
+		/* REPORT LUNS: single-level LUNs below MSC_MAX_LUNS; LUN 0 when it fails. */
+		uint8_t cdb[12] = { 0xa0 };
+		struct scsi_sense sn;
+		put_be32(cdb + 6, 256);
+		memset(b, 0, 256);
+		int rc2 = scsi_sync(m, 0, cdb, 12, b, 256, &sn);
+		uint32_t listlen = ((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]) / 8;
+		m->nluns = 1;
+		for (uint32_t i = 0; rc2 == 0 && i < listlen && 8 + 8 * i + 8 <= m->x_data.actual; i++)
+			if (b[8 + 8 * i] == 0 && b[9 + 8 * i] < MSC_MAX_LUNS && b[9 + 8 * i] + 1u > m->nluns)
+				m->nluns = b[9 + 8 * i] + 1u;
+	} else {
+		/* GET MAX LUN: a stall means one LUN. */
+		b[0] = 0;
+		int n = usb_control(ud, USB_DIR_IN | USB_TYPE_CLASS | USB_RECIP_IFACE, 0xfe, 0, m->iface, b, 1,
+				    MSC_PROBE_TIMEOUT_MS);
+		m->nluns = n == 1 && b[0] < MSC_MAX_LUNS ? b[0] + 1u : 1;
+	}
 	for (uint8_t lun = 0; lun < m->nluns; lun++)
 		add_lun(m, lun);
 	return 0;

@@ -25,6 +25,10 @@ SRC, HUBD, L0, L1, NEC, OTHER, BIG, HANG = (os.path.join(tmp, n) for n in
                                              ("src.img", "hub.img", "l0.img", "l1.img", "nec.img", "other.img",
                                               "big.qcow2", "hang.img"))
 make_pattern_disk(HANG, 2 << 20, "usbHang")
+U0, U1, U3 = (os.path.join(tmp, n) for n in ("uas0.img", "uas1.img", "uas3.img"))
+make_pattern_disk(U0, 4 << 20, "uasZero")
+make_pattern_disk(U1, 4 << 20, "uasOne")
+make_pattern_disk(U3, 1 << 20, "uasSuper")
 make_pattern_disk(SRC, 16 << 20, "usbSrc")
 make_pattern_disk(HUBD, 4 << 20, "usbHub")
 make_pattern_disk(L0, 4 << 20, "lunZero")
@@ -57,7 +61,18 @@ ctrl = ["-device", "qemu-xhci,id=xhci",
         "-device", "usb-storage,bus=xhci.0,port=4,drive=big,serial=USB-BIG-3T",
         "-device", "nec-usb-xhci,id=nec",
         "-drive", f"if=none,id=necd,file={NEC},format=raw,cache=none",
-        "-device", "usb-storage,bus=nec.0,drive=necd,serial=USB-NEC-1",
+        "-device", "usb-storage,bus=nec.0,port=1,drive=necd,serial=USB-NEC-1",
+        # UAS at SuperSpeed (QEMU then insists on streams): listed, not driven.
+        "-device", "usb-uas,id=uas3,bus=nec.0,port=2",
+        "-drive", f"if=none,id=u3,file={U3},format=raw,cache=none",
+        "-device", "scsi-hd,bus=uas3.0,scsi-id=0,lun=0,drive=u3,serial=UAS-SS",
+        # UAS at high speed (a controller without USB3 ports), two LUNs, 512 and 4096-byte sectors.
+        "-device", "qemu-xhci,id=hsx,p3=0", "-device", "usb-uas,id=uas,bus=hsx.0",
+        "-drive", f"if=none,id=u0,file={U0},format=raw,cache=none",
+        "-device", "scsi-hd,bus=uas.0,scsi-id=0,lun=0,drive=u0,serial=UAS-L0",
+        "-drive", f"if=none,id=u1,file={U1},format=raw,cache=none",
+        "-device", "scsi-hd,bus=uas.0,scsi-id=0,lun=1,drive=u1,serial=UAS-L1,"
+                   "logical_block_size=4096,physical_block_size=4096",
         "-blockdev", json.dumps({"driver": "raw", "node-name": "other",
                                  "file": {"driver": "file", "filename": OTHER}})]
 
@@ -75,9 +90,12 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     out = m.cmd("disks")
     rows = {serial: name for name, serial in re.findall(r"^(usb\d+)\s+.*?\s(\S+)\s+usb\s", out, re.M)}
     check("every USB disk is listed with its serial", set(rows) >= {"USB-SRC-1", "USB-HUB-1", "BOT-L0", "BOT-L1",
-                                                                  "USB-BIG-3T", "USB-NEC-1"}, out)
+                                                                  "USB-BIG-3T", "USB-NEC-1", "UAS-L0", "UAS-L1"}, out)
     src, hubd, l0, l1 = rows.get("USB-SRC-1"), rows.get("USB-HUB-1"), rows.get("BOT-L0"), rows.get("BOT-L1")
-    big, nec = rows.get("USB-BIG-3T"), rows.get("USB-NEC-1")
+    big, nec, u0, u1 = rows.get("USB-BIG-3T"), rows.get("USB-NEC-1"), rows.get("UAS-L0"), rows.get("UAS-L1")
+    check("the UAS LUNs: 512 and 4096-byte sectors", re.search(rf"^{u1}\s+4\.0 MiB\s+4096/4096", out, re.M) and
+          re.search(rf"^{u0}\s+4\.0 MiB\s+512/512", out, re.M), out)
+    check("a SuperSpeed UAS device (streams) is not driven", "UAS-SS" not in out, out)
     check("the model comes from INQUIRY", re.search(rf"^{src}\s+16\.0 MiB\s+512/512\s+QEMU QEMU HARDDISK", out, re.M), out)
     check("the 4096-byte LUN has 4096-byte sectors", re.search(rf"^{l1}\s+4\.0 MiB\s+4096/4096", out, re.M), out)
     check("the 3 TiB disk has its size (READ CAPACITY 16)", re.search(rf"^{big}\s+3\.0 TiB\s+512/512", out, re.M), out)
@@ -85,9 +103,13 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     check("usb lists both controllers", "xhci0 (pci" in tree and "xhci1 (pci" in tree and "1033:0194" in tree, tree)
     check("usb shows the hub and the disk behind it by port path",
           re.search(r"6\s+full\s+.*hub, \d+ ports", tree) and re.search(r"6\.2\s+full\s+.*USB-HUB-1.*driver usb-msc", tree), tree)
+    check("usb shows the UAS device bound at high speed and the SuperSpeed one unbound",
+          re.search(r"high\s+46f4:0003.*class 08/06/62, driver usb-msc", tree) and
+          re.search(r"super\s+46f4:0003.*class 08/06/62, no driver", tree), tree)
     check("usb shows speeds and classes", re.search(r"1\s+super\s+46f4:0001.*USB-SRC-1\s+class 08/06/50, driver usb-msc", tree), tree)
     for name, path, lba, count, ls in ((src, SRC, 0, BAD, 512), (src, SRC, BAD + 1, 30000, 512), (hubd, HUBD, 3, 8000, 512),
-                                       (l0, L0, 0, 8192, 512), (l1, L1, 1, 1000, 4096), (nec, NEC, 0, 4096, 512)):
+                                       (l0, L0, 0, 8192, 512), (l1, L1, 1, 1000, 4096), (nec, NEC, 0, 4096, 512),
+                                       (u0, U0, 0, 8192, 512), (u1, U1, 2, 1000, 4096)):
         o = m.cmd(f"sum {name} {lba} {count}", 120)
         check(f"{name}: sum of {count} sectors at {lba} matches the host", crc_of(o) == host_crc(path, lba, count, ls), o)
     o = m.cmd(f"read {src} {BAD}")
@@ -103,6 +125,10 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     check("and reads back past 2 TiB (READ 16)", "3c 3c 3c 3c" in o, o[:300])
     o = m.cmd(f"testwrite {l1} 7 3 0x5a", 60)
     check("a write to the 4096-byte LUN is acknowledged", "wrote and flushed 3 sectors" in o, o)
+    o = m.cmd(f"testwrite {u1} 9 5 0x6b", 60)
+    check("a write to the UAS 4096-byte LUN is acknowledged", "wrote and flushed 5 sectors" in o, o)
+    o = m.cmd(f"info {u0}")
+    check("info names the UAS transport", "UAS" in o and "high speed" in o, o)
     o = m.cmd(f"testwrite {hubd} 100 300 0xa5", 60)
     check("a write behind the hub is acknowledged", "wrote and flushed 300 sectors" in o, o)
     o = m.cmd(f"info {src}")
@@ -145,6 +171,9 @@ nbd.__exit__()
 with open(L1, "rb") as f:
     f.seek(7 * 4096)
     check("the 4096-byte sectors reached the host image", f.read(3 * 4096) == b"\x5a" * 3 * 4096)
+with open(U1, "rb") as f:
+    f.seek(9 * 4096)
+    check("the UAS write reached the host image", f.read(5 * 4096) == b"\x6b" * 5 * 4096)
 with open(HUBD, "rb") as f:
     f.seek(100 * 512)
     check("the write behind the hub reached the host image", f.read(300 * 512) == b"\xa5" * 300 * 512)
