@@ -43,6 +43,9 @@ struct boot_info {
 	uint8_t boot_pci_dev, boot_pci_fn;
 	uint32_t boot_port;            /* SATA port, NVMe namespace id, or 0 */
 	int netboot;                   /* loaded over PXE */
+	/* A USB boot disk: the port of each tier below the controller (the firmware counts from 0)
+	 * and the LUN; depth 0 when the boot device is not on USB. */
+	uint8_t boot_usb_depth, boot_usb_lun, boot_usb_port[6];
 
 	/* The firmware's own glyphs for ASCII 32..126, rendered through HII before the hand-off so
 	 * the framebuffer console needs no font of its own. font_h == 0: none could be had. */

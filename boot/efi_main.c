@@ -176,6 +176,11 @@ static void collect_boot_device(EFI_LOADED_IMAGE *li)
 		}
 		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == MSG_MAC_ADDR_DP)
 			info.netboot = 1;
+		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == MSG_USB_DP &&
+		    info.boot_usb_depth < sizeof(info.boot_usb_port))
+			info.boot_usb_port[info.boot_usb_depth++] = ((USB_DEVICE_PATH *)dp)->Port;
+		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == 0x11)
+			info.boot_usb_lun = *((UINT8 *)dp + 4);   /* Device Logical Unit: its LUN */
 	}
 }
 

@@ -49,7 +49,7 @@ class Machine:
     passed through the UEFI shell (startup.nsh launches cowboot.efi with it)."""
 
     def __init__(self, disks=(), cfg=None, load_options=None, memory=256, extra_args=(),
-                 name="qemu", controllers=(), pxe_dir=None, pxe_rom=None):
+                 name="qemu", controllers=(), pxe_dir=None, pxe_rom=None, boot_usb=None):
         self.tmp = tempfile.mkdtemp(prefix=f"cowboot-{name}-")
         self.disks = list(disks)
         self.cfg = cfg
@@ -61,6 +61,9 @@ class Machine:
         # None keeps QEMU's iPXE option ROM, "" uses OVMF's own PXE stack.
         self.pxe_dir = pxe_dir
         self.pxe_rom = pxe_rom
+        # boot_usb: a stick image (made by the test) to boot from on a usb-storage of its own
+        # qemu-xhci (id bootxhci) instead of build/boot.img on virtio.
+        self.boot_usb = boot_usb
         self.proc = None
         self.sock = None
         self.buf = ""
@@ -119,12 +122,16 @@ class Machine:
         elif t == "nvme-ns":   # a namespace of a controller given in `controllers`
             extra = f",logical_block_size={d['lbs']},physical_block_size={d['lbs']}" if d.get("lbs") else ""
             args += ["-device", f"nvme-ns,drive={node},bus={d['bus']},nsid={d['nsid']}{extra}"]
+        elif t == "usb":   # usb-storage (BOT) on an xHCI controller given in `controllers` (id xhci)
+            port = f",port={d['port']}" if d.get("port") else ""
+            dev_id = f",id={d['id']}" if d.get("id") else ""
+            args += ["-device", f"usb-storage,drive={node},bus={d.get('bus', 'xhci.0')}{serial}{port}{dev_id}"]
         else:
             raise ValueError(t)
         return args
 
     def start(self):
-        img = None if self.pxe_dir else self._boot_image()
+        img = None if self.pxe_dir or self.boot_usb else self._boot_image()
         vars_fd = os.path.join(self.tmp, "vars.fd")
         shutil.copy(OVMF_VARS, vars_fd)
         self.serial_path = os.path.join(self.tmp, "serial.sock")
@@ -140,6 +147,10 @@ class Machine:
             rom = "" if self.pxe_rom is None else f",romfile={self.pxe_rom}"
             argv += ["-netdev", f"user,id=n0,tftp={self.pxe_dir},bootfile=BOOTX64.EFI",
                      "-device", f"virtio-net-pci,netdev=n0,bootindex=1{rom}"]
+        elif self.boot_usb:
+            argv += ["-device", "qemu-xhci,id=bootxhci",
+                     "-drive", f"if=none,id=boot,file={self.boot_usb},format=raw,cache=none",
+                     "-device", "usb-storage,bus=bootxhci.0,port=2,drive=boot,serial=BOOT-STICK,bootindex=1"]
         else:
             argv += ["-drive", f"if=none,id=boot,file={img},format=raw",
                      "-device", "virtio-blk-pci,drive=boot,bootindex=1"]

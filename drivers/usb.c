@@ -1,0 +1,373 @@
+/* USB core: enumeration of what hangs off the root ports (port reset, address, descriptors read
+ * and parsed defensively, configuration), hubs and their ports, connects and disconnects, class
+ * driver binding through the usbdrv table, names by port path, and the `usb` command. */
+#include "usb.h"
+#include "../lib/port.h"
+#include "../kernel/console.h"
+#include "../kernel/log.h"
+#include "../kernel/mem.h"
+#include "../kernel/shell.h"
+#include "../kernel/task.h"
+#include "../kernel/time.h"
+
+#define USB_CTRL_TIMEOUT_MS      1000   /* a descriptor read or standard request */
+#define USB_HUB_RESET_TIMEOUT_MS  500   /* a hub's port reset completes */
+#define USB_HUB_POLL_MS           500   /* hub ports are looked at this often */
+#define USB_CONFIG_MAX           1024   /* longest configuration descriptor read */
+
+enum { HUB_PORT_CONNECTION = 0, HUB_PORT_ENABLE = 1, HUB_PORT_RESET = 4, HUB_PORT_POWER = 8,
+       HUB_C_PORT_CONNECTION = 16, HUB_C_PORT_ENABLE = 17, HUB_C_PORT_RESET = 20,
+       HUB_BH_PORT_RESET = 28, HUB_C_BH_PORT_RESET = 29 };
+
+static struct usb_dev *devs[USB_MAX_DEVS];
+static int ndevs;
+
+int usb_dev_count(void) { return ndevs; }
+struct usb_dev *usb_dev_get(int i) { return i >= 0 && i < ndevs ? devs[i] : NULL; }
+
+const char *usb_speed_name(enum usb_speed s)
+{
+	static const char *const n[] = { "-", "full", "low", "high", "super", "super+" };
+	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
+}
+
+static void *ctrl_buf;   /* DMA-able bounce buffer for descriptors */
+
+static int get_desc(struct usb_dev *d, uint8_t reqtype, uint16_t value, uint16_t index, uint16_t len)
+{
+	if (len > USB_CONFIG_MAX)
+		len = USB_CONFIG_MAX;
+	memset(ctrl_buf, 0, USB_CONFIG_MAX);
+	return usb_control(d, USB_DIR_IN | reqtype, USB_REQ_GET_DESCRIPTOR, value, index, ctrl_buf, len,
+			   USB_CTRL_TIMEOUT_MS);
+}
+
+static void get_string(struct usb_dev *d, uint8_t idx, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	if (!idx)
+		return;
+	int n = get_desc(d, 0, (uint16_t)(0x300 | idx), 0x0409, 255);
+	if (n > 0)
+		usbd_string_ascii(ctrl_buf, (size_t)n, out, outlen);
+}
+
+/* Descriptors of an addressed device: device, strings, configuration (the first), which is set. */
+static int read_descriptors(struct usb_dev *d)
+{
+	int n = get_desc(d, 0, 0x100, 0, 18);
+	if (n < 0)
+		return n;
+	if (usbd_parse_device(ctrl_buf, (size_t)n, &d->desc) < 0 || n < 18)
+		return -E_CORRUPT;
+	get_string(d, d->desc.i_manufacturer, d->manufacturer, sizeof(d->manufacturer));
+	get_string(d, d->desc.i_product, d->product, sizeof(d->product));
+	get_string(d, d->desc.i_serial, d->serial, sizeof(d->serial));
+	n = get_desc(d, 0, 0x200, 0, 9);
+	uint16_t total = n > 0 ? usbd_config_total(ctrl_buf, (size_t)n) : 0;
+	if (!total)
+		return n < 0 ? n : -E_CORRUPT;
+	n = get_desc(d, 0, 0x200, 0, total);
+	if (n < 0)
+		return n;
+	if (usbd_parse_config(ctrl_buf, (size_t)n, &d->cfg) < 0)
+		return -E_CORRUPT;
+	n = usb_control(d, 0, USB_REQ_SET_CONFIGURATION, d->cfg.value, 0, NULL, 0, USB_CTRL_TIMEOUT_MS);
+	return n < 0 ? n : 0;
+}
+
+/* ---- hubs -------------------------------------------------------------------------------- */
+
+static int hub_port_status(struct usb_dev *hub, int port, uint16_t *status, uint16_t *change)
+{
+	uint8_t *b = ctrl_buf;
+	int n = usb_control(hub, USB_DIR_IN | USB_TYPE_CLASS | USB_RECIP_OTHER, USB_REQ_GET_STATUS, 0,
+			    (uint16_t)port, b, 4, USB_CTRL_TIMEOUT_MS);
+	if (n < 4)
+		return n < 0 ? n : -E_CORRUPT;
+	*status = (uint16_t)(b[0] | b[1] << 8);
+	*change = (uint16_t)(b[2] | b[3] << 8);
+	return 0;
+}
+
+static int hub_feature(struct usb_dev *hub, uint8_t req, uint16_t feature, int port)
+{
+	int n = usb_control(hub, USB_TYPE_CLASS | USB_RECIP_OTHER, req, feature, (uint16_t)port, NULL, 0,
+			    USB_CTRL_TIMEOUT_MS);
+	return n < 0 ? n : 0;
+}
+
+static bool hub_is_usb3(const struct usb_dev *hub) { return hub->speed >= USB_SPEED_SUPER; }
+
+/* Resets a hub's port: the speed of the device on it, or a negative error. */
+static int hub_port_reset(struct usb_dev *hub, int port)
+{
+	int rc = hub_feature(hub, USB_REQ_SET_FEATURE, HUB_PORT_RESET, port);
+	if (rc < 0)
+		return rc;
+	deadline_t dl = deadline_in_ms(USB_HUB_RESET_TIMEOUT_MS);
+	uint16_t st, ch;
+	for (;;) {
+		rc = hub_port_status(hub, port, &st, &ch);
+		if (rc < 0)
+			return rc;
+		if ((ch & (1u << 4)) && !(st & (1u << HUB_PORT_RESET)))
+			break;
+		if (deadline_passed(dl)) {
+			log_event(LOG_WARN, "usb: hub %s port %d: reset not complete in %u ms", hub->path, port,
+				  USB_HUB_RESET_TIMEOUT_MS);
+			return -E_TIMEOUT;
+		}
+		time_delay_us(5000);
+	}
+	hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_RESET, port);
+	time_delay_us(10000);   /* TRSTRCY */
+	if (!(st & 1) || !(st & 2))
+		return -E_IO;
+	if (hub_is_usb3(hub))
+		return USB_SPEED_SUPER;
+	return st & (1u << 9) ? USB_SPEED_LOW : st & (1u << 10) ? USB_SPEED_HIGH : USB_SPEED_FULL;
+}
+
+static void enumerate(struct xhci *hc, struct usb_dev *parent, int port);
+
+static int hub_init(struct usb_dev *hub)
+{
+	uint16_t type = hub_is_usb3(hub) ? 0x2a00 : 0x2900;
+	int n = get_desc(hub, USB_TYPE_CLASS, type, 0, 64);
+	struct usbd_hub hd;
+	if (n < 0 || usbd_parse_hub(ctrl_buf, (size_t)n, &hd) < 0) {
+		log_event(LOG_WARN, "usb: hub %s: hub descriptor unreadable", hub->path);
+		return n < 0 ? n : -E_CORRUPT;
+	}
+	if (hub->depth + 1 >= USB_MAX_DEPTH) {
+		log_event(LOG_WARN, "usb: hub %s is too deep: its ports are not used", hub->path);
+		return -E_UNSUPP;
+	}
+	hub->is_hub = true;
+	hub->hub_ports = hd.nports;
+	hub->hub_pwr_ms = hd.pwr_on_ms < 100 ? 100 : hd.pwr_on_ms;
+	int rc = xhci_set_hub(hub, hd.nports, hub->desc.proto == 2, (uint8_t)((hd.characteristics >> 5) & 3));
+	if (rc < 0)
+		return rc;
+	if (hub_is_usb3(hub))   /* SET_HUB_DEPTH: a USB3 hub routes by its tier */
+		usb_control(hub, USB_TYPE_CLASS, 12, hub->depth, 0, NULL, 0, USB_CTRL_TIMEOUT_MS);
+	for (int p = 1; p <= hd.nports; p++)
+		hub_feature(hub, USB_REQ_SET_FEATURE, HUB_PORT_POWER, p);
+	time_delay_us(hub->hub_pwr_ms * 1000u);
+	for (int p = 1; p <= hd.nports; p++) {
+		uint16_t st, ch;
+		if (hub_port_status(hub, p, &st, &ch) < 0)
+			continue;
+		if (ch & 1)
+			hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_CONNECTION, p);
+		if (st & 1)
+			enumerate(hub->hc, hub, p);
+	}
+	return 0;
+}
+
+/* ---- devices ----------------------------------------------------------------------------- */
+
+static struct usb_dev *child_at(struct xhci *hc, struct usb_dev *parent, int port)
+{
+	for (int i = 0; i < ndevs; i++)
+		if (devs[i]->hc == hc && devs[i]->parent == parent && devs[i]->port == port)
+			return devs[i];
+	return NULL;
+}
+
+/* Unplugged (or lost): children first, then its class driver lets go, then its slot. */
+static void detach(struct usb_dev *d)
+{
+	for (;;) {
+		int i;
+		for (i = 0; i < ndevs && devs[i]->parent != d; i++)
+			;
+		if (i == ndevs)
+			break;
+		detach(devs[i]);
+	}
+	d->gone = true;
+	log_event(LOG_INFO, "usb: port %s: device %04x:%04x '%s' removed", d->path, d->desc.vid,
+		  d->desc.pid, d->product);
+	if (d->driver && d->driver->gone)
+		d->driver->gone(d);
+	xhci_free_device(d);
+	for (int i = 0; i < ndevs; i++)
+		if (devs[i] == d) {
+			devs[i] = devs[--ndevs];
+			break;
+		}
+	kfree(d);
+}
+
+static void bind_driver(struct usb_dev *d)
+{
+	for (unsigned i = 0; i < d->cfg.niface && !d->driver; i++) {
+		const struct usbd_iface *ifc = &d->cfg.iface[i];
+		if (ifc->alt)
+			continue;
+		for_each_table_entry(pd, usbdrv, const struct usb_class_driver *const) {
+			d->ifc = ifc;
+			if ((*pd)->probe(d, ifc) == 0) {
+				d->driver = *pd;
+				break;
+			}
+			d->ifc = NULL;
+		}
+	}
+}
+
+static void enumerate(struct xhci *hc, struct usb_dev *parent, int port)
+{
+	if (ndevs == USB_MAX_DEVS) {
+		log_event(LOG_WARN, "usb: more than %d devices: the one on %s port %d is not used",
+			  USB_MAX_DEVS, xhci_name(hc), port);
+		return;
+	}
+	if (!ctrl_buf && !(ctrl_buf = dma_alloc(USB_CONFIG_MAX, 64)))
+		return;
+	struct usb_dev *d = kzalloc(sizeof(*d));
+	if (!d)
+		return;
+	d->hc = hc;
+	d->parent = parent;
+	d->port = (uint8_t)port;
+	if (parent) {
+		d->depth = (uint8_t)(parent->depth + 1);
+		d->root_port = parent->root_port;
+		d->route = parent->route | (uint32_t)(port > 15 ? 15 : port) << (4 * parent->depth);
+		fmt_snprintf(d->path, sizeof(d->path), "%s.%d", parent->path, port);
+	} else {
+		d->root_port = (uint8_t)port;
+		fmt_snprintf(d->path, sizeof(d->path), "%d", port);
+	}
+	int speed = parent ? hub_port_reset(parent, port) : xhci_port_reset(hc, port);
+	int rc = speed;
+	if (speed > 0) {
+		d->speed = (enum usb_speed)speed;
+		rc = xhci_address_device(d);
+	}
+	if (rc == 0 && (rc = read_descriptors(d)) < 0)
+		xhci_free_device(d);
+	if (rc < 0) {
+		log_event(LOG_WARN, "usb: %s port %s: device not enumerated: %s", xhci_name(hc), d->path,
+			  err_str(rc));
+		kfree(d);
+		return;
+	}
+	devs[ndevs++] = d;
+	log_event(LOG_INFO, "usb: port %s: %04x:%04x '%s' serial '%s', %s speed, class %02x", d->path,
+		  d->desc.vid, d->desc.pid, d->product, d->serial, usb_speed_name(d->speed),
+		  d->desc.cls ? d->desc.cls : d->cfg.niface ? d->cfg.iface[0].cls : 0);
+	if (d->desc.cls == 9 || (d->cfg.niface && d->cfg.iface[0].cls == 9))
+		hub_init(d);
+	else
+		bind_driver(d);
+}
+
+void usb_root_port_changed(struct xhci *hc, int port)
+{
+	struct usb_dev *old = child_at(hc, NULL, port);
+	if (old)
+		detach(old);
+	if (xhci_port_connected(hc, port))
+		enumerate(hc, NULL, port);
+}
+
+int usb_reset_device(struct usb_dev *d)
+{
+	struct usbd_device before = d->desc;
+	char serial[sizeof(d->serial)];
+	memcpy(serial, d->serial, sizeof(serial));
+	xhci_free_device(d);
+	int speed = d->parent ? hub_port_reset(d->parent, d->port) : xhci_port_reset(d->hc, d->root_port);
+	if (speed < 0)
+		return speed;
+	d->speed = (enum usb_speed)speed;
+	int rc = xhci_address_device(d);
+	if (rc == 0)
+		rc = read_descriptors(d);
+	if (rc == 0 && (before.vid != d->desc.vid || before.pid != d->desc.pid || strcmp(serial, d->serial)))
+		rc = -E_IDENTITY;
+	if (rc == 0 && d->ifc)
+		rc = usb_hc_configure(d, d->ifc);
+	log_event(rc == 0 ? LOG_INFO : LOG_WARN, "usb: port %s: re-enumerated: %s", d->path,
+		  rc == 0 ? "same device" : err_str(rc));
+	return rc;
+}
+
+/* Hub ports change while running: a connect or disconnect re-enumerates that port. */
+static void usb_hub_poll(void)
+{
+	static deadline_t next;
+	if (!deadline_passed(next))
+		return;
+	next = deadline_in_ms(USB_HUB_POLL_MS);
+	for (int i = 0; i < ndevs; i++) {
+		struct usb_dev *hub = devs[i];
+		if (!hub->is_hub)
+			continue;
+		for (int p = 1; p <= hub->hub_ports; p++) {
+			uint16_t st, ch;
+			if (hub_port_status(hub, p, &st, &ch) < 0 || !(ch & 1))
+				continue;
+			hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_CONNECTION, p);
+			struct usb_dev *old = child_at(hub->hc, hub, p);
+			if (old)
+				detach(old);
+			if (st & 1)
+				enumerate(hub->hc, hub, p);
+			return;   /* the device list changed under the loop */
+		}
+	}
+}
+POLLER(usb_hub, usb_hub_poll);
+
+/* ---- the `usb` command ------------------------------------------------------------------- */
+
+static void print_dev(const struct usb_dev *d)
+{
+	if (d->depth)
+		kprintf("%*s", 11 + 2 * d->depth, "");
+	kprintf("%-7s %-6s %04x:%04x  %-24s serial %-16s", d->path,
+		usb_speed_name(d->speed), d->desc.vid, d->desc.pid, d->product[0] ? d->product : "-",
+		d->serial[0] ? d->serial : "-");
+	if (d->is_hub)
+		kprintf(" hub, %u ports\n", d->hub_ports);
+	else if (d->ifc)
+		kprintf(" class %02x/%02x/%02x, driver %s\n", d->ifc->cls, d->ifc->subcls, d->ifc->proto,
+			d->driver ? d->driver->name : "-");
+	else
+		kprintf(" class %02x/%02x/%02x, no driver\n",
+			d->cfg.niface ? d->cfg.iface[0].cls : d->desc.cls,
+			d->cfg.niface ? d->cfg.iface[0].subcls : d->desc.subcls,
+			d->cfg.niface ? d->cfg.iface[0].proto : d->desc.proto);
+	for (int i = 0; i < ndevs; i++)
+		if (devs[i]->parent == d)
+			print_dev(devs[i]);
+}
+
+static int cmd_usb(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -E_USAGE;
+	for (int i = 0; i < xhci_count(); i++) {
+		struct xhci *hc = xhci_get(i);
+		kprintf("%s: %d root ports\n", xhci_describe(hc), xhci_port_count(hc));
+		for (int p = 1; p <= xhci_port_count(hc); p++) {
+			struct usb_dev *d = child_at(hc, NULL, p);
+			kprintf(" port %-2d usb%d ", p, xhci_port_proto(hc, p));
+			if (d)
+				print_dev(d);
+			else
+				kprintf("%s\n", xhci_port_connected(hc, p) ? "connected, not enumerated" : "empty");
+		}
+	}
+	if (!xhci_count())
+		kprintf("no USB host controller\n");
+	return 0;
+}
+COMMAND(usb, "usb", "USB tree: controllers, ports, speeds, hubs, devices, classes and drivers", NULL, cmd_usb);

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Booting from a USB stick (usb-storage, GPT: an EFI system partition with cowboot and a data
+partition): the stick is recognised as the boot disk (the loaded image's device path), flagged
+`boot`, found as `boot`, its partitions are listed, wipe refuses it and its partitions, and its
+second partition holds a working cow for a source on another USB disk. The source never changes."""
+import atexit
+import os
+import re
+import shutil
+import struct
+import sys
+import tempfile
+import uuid
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cowboot_qemu import BUILD, Machine, check, finish, make_pattern_disk, sha256_file  # noqa: E402
+
+SECTOR = 512
+ESP = uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
+DATA = uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7")
+
+
+def make_stick(path, fat, size):
+    """A GPT stick: partition 1 the FAT image (EFI system partition), partition 2 the rest."""
+    sectors = size // SECTOR
+    fat_sectors = os.path.getsize(fat) // SECTOR
+    es = 32
+    parts = [(ESP, 2048, 2048 + fat_sectors - 1, "EFI"), (DATA, 2048 + fat_sectors, sectors - 2 - es - 1, "cow")]
+    entries = bytearray(128 * 128)
+    for i, (t, first, last, label) in enumerate(parts):
+        e = t.bytes_le + uuid.uuid4().bytes_le + struct.pack("<QQQ", first, last, 0) + label.encode("utf-16-le")
+        entries[128 * i:128 * i + len(e)] = e
+    ecrc = zlib.crc32(entries)
+    guid = uuid.uuid4().bytes_le
+
+    def header(my, alt, lba):
+        h = struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x10000, 92, 0, 0, my, alt, 2 + es,
+                        sectors - 2 - es, guid, lba, 128, 128, ecrc)
+        return (h[:16] + struct.pack("<I", zlib.crc32(h)) + h[20:]).ljust(SECTOR, b"\0")
+    with open(path, "wb") as f:
+        f.truncate(size)
+        mbr = bytearray(SECTOR)
+        mbr[446:462] = struct.pack("<BBBBBBBBII", 0, 0, 2, 0, 0xEE, 0xFF, 0xFF, 0xFF, 1, sectors - 1)
+        mbr[510:512] = b"\x55\xaa"
+        f.write(mbr)
+        f.write(header(1, sectors - 1, 2))
+        f.write(entries)
+        f.seek((sectors - 1 - es) * SECTOR)
+        f.write(entries)
+        f.write(header(sectors - 1, 1, sectors - 1 - es))
+        f.seek(2048 * SECTOR)
+        with open(fat, "rb") as g:
+            f.write(g.read())
+
+
+tmp = tempfile.mkdtemp(prefix="cowboot-usbboot-")
+atexit.register(shutil.rmtree, tmp, True)
+stick, src = os.path.join(tmp, "stick.img"), os.path.join(tmp, "src.img")
+make_stick(stick, os.path.join(BUILD, "boot.img"), 96 << 20)
+make_pattern_disk(src, 16 << 20, "stickSrc")
+src_hash = sha256_file(src)
+ctrl = ["-device", "qemu-xhci,id=xhci",
+        "-drive", f"if=none,id=src,file={src},format=raw,cache=none,readonly=on",
+        "-device", "usb-storage,bus=xhci.0,port=1,drive=src,serial=USB-SRC"]
+with Machine(controllers=ctrl, boot_usb=stick, name="usbboot") as m:
+    m.wait_prompt(120)
+    out = m.cmd("disks")
+    row = re.search(r"^(usb\d+)\s+96\.0 MiB.*BOOT-STICK\s+usb\s+boot\s*$", out, re.M)
+    check("the stick cowboot was loaded from is flagged boot", row, out)
+    stk = row.group(1) if row else "usb?"
+    srcn = re.search(r"^(usb\d+)\s.*USB-SRC", out, re.M)
+    srcn = srcn.group(1) if srcn else "usb?"
+    check("only the stick is flagged boot", len(re.findall(r"\sboot\s*$", out, re.M)) == 3, out)
+    check("the stick's GPT partitions are listed", f"{stk}p1 " in out and f"{stk}p2 " in out, out)
+    o = m.cmd("info boot")
+    check("`boot` names the stick", f"{stk}:" in o and "BOOT-STICK" in o, o)
+    o = m.cmd(f"wipe {stk} --yes")
+    check("wipe refuses the boot stick", f"{stk} is the boot disk cowboot runs from" in o, o)
+    o = m.cmd(f"wipe {stk}p2 --yes")
+    check("wipe refuses a partition of the boot stick", "the boot disk cowboot runs from" in o, o)
+    o = m.cmd(f"cow format {stk}p2 {srcn} --yes", 60)
+    check("a cow is formatted on the stick's second partition", f"{stk}p2 formatted as the cow of {srcn}" in o, o)
+    o = m.cmd(f"cow open {srcn} {stk}p2", 60)
+    check("and opens over the USB source", f"ov0: {stk}p2 over {srcn}" in o, o)
+    o = m.cmd("rescue ov0") + m.cmd("wait ov0", 300)
+    check("a rescue into the cow on the boot stick finishes",
+          re.search(r"ov0: rescue finished .*rescued 16\.0 MiB of 16\.0 MiB", m.last_before + o), o[-800:])
+    code = m.poweroff_and_wait()
+    check("poweroff", code == 0, code)
+check("the source image is unchanged", sha256_file(src) == src_hash)
+finish()

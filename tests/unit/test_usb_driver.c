@@ -1,0 +1,662 @@
+/* The xHCI, USB core and mass storage drivers against a fake controller with one Bulk-Only disk
+ * on the host, for what QEMU 7.2 cannot show: the USB Legacy Support hand-off (a firmware that
+ * lets go and one that does not), scratchpad buffers, 64-byte contexts, a USB2 port reset, a
+ * wrong CSW, a stalled data stage with the failing LBA in the sense data, and a command that never
+ * answers (the recovery ladder). The fake runs whenever the drivers read the clock, which every
+ * wait of theirs does; it walks its rings by their cycle bits (it cannot see doorbell writes). */
+#include "../../drivers/xhci.c"
+#include "../../drivers/usb.c"
+#include "../../drivers/usb_msc.c"
+#include "../lib/check.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+/* ---- the fake controller ------------------------------------------------------------------ */
+#define F_CAPLEN 0x40
+#define F_XECP   0x1000
+#define F_RT     0x2000
+#define F_DB     0x3000
+#define F_SECTORS 2048
+
+struct fring { uint64_t deq; uint32_t cycle; bool on; };
+struct fep { struct fring r; unsigned state; };
+
+static struct {
+	uint8_t mmio[0x4000] __attribute__((aligned(4096)));
+	bool running;
+	unsigned csz, nscratch;
+	bool bios_lets_go;
+	int bios_steps;
+	struct fring cmd;
+	uint64_t evt_base;
+	unsigned evt_size, evt_pos;
+	uint32_t evt_cycle;
+	unsigned next_slot;
+	struct fep ep[32];            /* of the one device (slot 1) */
+	uint64_t out_ctx;
+	bool connected, port_enabled;
+	uint32_t port_changes;
+	/* The disk behind the BOT interface. */
+	uint8_t disk[F_SECTORS * 512];
+	enum { B_CBW, B_DATA_IN, B_DATA_OUT, B_CSW } bot;
+	uint8_t cbw[31];
+	uint8_t data[65536];
+	uint32_t data_len, data_pos;
+	uint8_t csw_status;
+	uint8_t sense[18];
+	uint64_t out_lba;
+	bool bad_csw_once;
+	uint64_t stall_lba, hang_lba;
+	bool hanging;
+	int bot_resets, clear_halts, port_resets;
+} F;
+
+static uint64_t now_us;
+static uint32_t rd(unsigned o) { uint32_t v; memcpy(&v, F.mmio + o, 4); return v; }
+static void port_write(void);
+
+/* The register page (capability, operational, port registers) is read-only: a driver write
+ * faults, is let through for one instruction (single step), and a write to PORTSC then gets its
+ * semantics (write-1-to-clear change bits, PR) from port_write(). */
+static void regs_protect(bool ro) { mprotect(F.mmio, 4096, ro ? PROT_READ : PROT_READ | PROT_WRITE); }
+static void wr(unsigned o, uint32_t v)
+{
+	if (o < 4096)
+		regs_protect(false);
+	memcpy(F.mmio + o, &v, 4);
+	if (o < 4096)
+		regs_protect(true);
+}
+static uint8_t *written;
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	if ((uint8_t *)si->si_addr < F.mmio || (uint8_t *)si->si_addr >= F.mmio + 4096)
+		abort();
+	written = si->si_addr;
+	regs_protect(false);
+	((ucontext_t *)uc)->uc_mcontext.gregs[REG_EFL] |= 0x100;
+}
+static void on_trap(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	((ucontext_t *)uc)->uc_mcontext.gregs[REG_EFL] &= ~0x100;
+	if (written == F.mmio + F_CAPLEN + OP_PORTSC(2))
+		port_write();
+	regs_protect(true);
+}
+static uint64_t rd64(unsigned o) { return rd(o) | (uint64_t)rd(o + 4) << 32; }
+static struct trb *trb_at(uint64_t a) { return (struct trb *)(uintptr_t)a; }
+
+static void post_event(uint64_t ptr, uint32_t d2, uint32_t ctl)
+{
+	if (!F.evt_base)
+		return;
+	struct trb *e = trb_at(F.evt_base) + F.evt_pos;
+	e->d0 = (uint32_t)ptr;
+	e->d1 = (uint32_t)(ptr >> 32);
+	e->d2 = d2;
+	e->ctl = (ctl & ~1u) | F.evt_cycle;
+	if (++F.evt_pos == F.evt_size)
+		F.evt_pos = 0, F.evt_cycle ^= 1;
+}
+
+/* The next TRB of a ring, following links; NULL when the producer has not written it yet. */
+static struct trb *ring_next(struct fring *r, uint64_t *at)
+{
+	for (;;) {
+		struct trb *t = trb_at(r->deq);
+		if ((t->ctl & 1) != r->cycle)
+			return NULL;
+		if (((t->ctl >> 10) & 0x3f) == TRB_LINK) {
+			if (t->ctl & TRB_TC)
+				r->cycle ^= 1;
+			r->deq = t->d0 | (uint64_t)t->d1 << 32;
+			continue;
+		}
+		*at = r->deq;
+		return t;
+	}
+}
+
+static uint32_t *ctx(uint64_t base, unsigned i) { return (uint32_t *)(uintptr_t)(base + i * F.csz); }
+
+static unsigned do_command(const struct trb *t)
+{
+	unsigned type = (t->ctl >> 10) & 0x3f, slot = t->ctl >> 24, dci = (t->ctl >> 16) & 0x1f;
+	uint64_t p = t->d0 | (uint64_t)t->d1 << 32;
+	uint64_t *dcbaa = (uint64_t *)(uintptr_t)rd64(F_CAPLEN + OP_DCBAAP);
+	switch (type) {
+	case TRB_ENABLE_SLOT:
+		return F.next_slot ? CC_SUCCESS : 9;   /* 9: no slots available */
+	case TRB_DISABLE_SLOT:
+		memset(F.ep, 0, sizeof(F.ep));
+		F.next_slot = 1;
+		return CC_SUCCESS;
+	case TRB_ADDRESS: {
+		uint32_t *icc = ctx(p, 0), *sc = ctx(p, 1), *ep0 = ctx(p, 2);
+		uint64_t deq = ep0[2] | (uint64_t)ep0[3] << 32;
+		/* A driver that laid the contexts out 32 bytes apart finds nothing where they are. */
+		if (icc[1] != 3 || ((sc[0] >> 20) & 0xf) != USB_SPEED_HIGH || ((sc[1] >> 16) & 0xff) != 2 ||
+		    ((ep0[1] >> 3) & 7) != 4 || !deq)
+			return 17;   /* parameter error */
+		F.out_ctx = dcbaa[slot];
+		if (!F.out_ctx)
+			return 5;
+		F.ep[1] = (struct fep){ { deq & ~0xfull, (uint32_t)(deq & 1), true }, EP_RUNNING };
+		ctx(F.out_ctx, 1)[0] = EP_RUNNING;
+		ctx(F.out_ctx, 0)[0] = sc[0];
+		ctx(F.out_ctx, 0)[3] = 2u << 27 | 1;
+		return CC_SUCCESS;
+	}
+	case TRB_EVAL_CTX:
+		return CC_SUCCESS;
+	case TRB_CONFIG_EP: {
+		uint32_t add = ctx(p, 0)[1];
+		for (unsigned i = 2; i < 32; i++)
+			if (add & (1u << i)) {
+				uint32_t *e = ctx(p, i + 1);
+				uint64_t deq = e[2] | (uint64_t)e[3] << 32;
+				if (!deq || !((e[1] >> 16) & 0xffff))
+					return 17;
+				F.ep[i] = (struct fep){ { deq & ~0xfull, (uint32_t)(deq & 1), true }, EP_RUNNING };
+				ctx(F.out_ctx, i)[0] = EP_RUNNING;
+			}
+		return CC_SUCCESS;
+	}
+	case TRB_STOP_EP:
+		if (F.ep[dci].state != EP_RUNNING)
+			return 19;   /* context state error */
+		F.ep[dci].state = EP_STOPPED;
+		ctx(F.out_ctx, dci)[0] = EP_STOPPED;
+		return CC_SUCCESS;
+	case TRB_RESET_EP:
+		if (F.ep[dci].state != EP_HALTED)
+			return 19;
+		F.ep[dci].state = EP_STOPPED;
+		ctx(F.out_ctx, dci)[0] = EP_STOPPED;
+		return CC_SUCCESS;
+	case TRB_SET_DEQ:
+		if (F.ep[dci].state != EP_STOPPED)
+			return 19;
+		F.ep[dci].r.deq = p & ~0xfull;
+		F.ep[dci].r.cycle = (uint32_t)(p & 1);
+		return CC_SUCCESS;
+	}
+	return 5;
+}
+
+static void put_str(uint8_t *b, const char *s)
+{
+	b[0] = (uint8_t)(2 + 2 * strlen(s));
+	b[1] = 3;
+	for (size_t i = 0; s[i]; i++)
+		b[2 + 2 * i] = (uint8_t)s[i], b[3 + 2 * i] = 0;
+}
+
+/* A control request: bytes of the data stage in buf (IN) and their count; -1 stalls. */
+static int control(const uint8_t *setup, uint8_t *buf)
+{
+	uint16_t value = (uint16_t)(setup[2] | setup[3] << 8);
+	static const uint8_t dev[18] = { 18, 1, 0x00, 0x02, 0, 0, 0, 64, 0x34, 0x12, 0x78, 0x56, 0, 1, 1, 2, 3, 1 };
+	static const uint8_t cfg[32] = { 9, 2, 32, 0, 1, 1, 0, 0x80, 50, 9, 4, 0, 0, 2, 8, 6, 0x50, 0,
+					 7, 5, 0x81, 2, 0, 2, 0, 7, 5, 0x02, 2, 0, 2, 0 };
+	switch (setup[0] << 8 | setup[1]) {
+	case 0x8006:
+		if (value == 0x100) { memcpy(buf, dev, 18); return 18; }
+		if (value == 0x200) { memcpy(buf, cfg, 32); return 32; }
+		if (value == 0x302) { put_str(buf, "Fake Stick"); return buf[0]; }
+		if (value == 0x303) { put_str(buf, "FAKE-SERIAL-1"); return buf[0]; }
+		if ((value >> 8) == 3) { put_str(buf, "Fake"); return buf[0]; }
+		return -1;
+	case 0x0009: return 0;
+	case 0x0201: F.clear_halts++; return 0;
+	case 0xa1fe: buf[0] = 0; return 1;
+	case 0x21ff: F.bot_resets++; F.bot = B_CBW; F.hanging = false; return 0;
+	}
+	return -1;
+}
+
+static void sense(uint8_t key, uint8_t asc, uint64_t info)
+{
+	memset(F.sense, 0, sizeof(F.sense));
+	F.sense[0] = 0x70 | (info != UINT64_MAX ? 0x80 : 0);
+	F.sense[2] = key;
+	F.sense[3] = (uint8_t)(info >> 24); F.sense[4] = (uint8_t)(info >> 16);
+	F.sense[5] = (uint8_t)(info >> 8); F.sense[6] = (uint8_t)info;
+	F.sense[7] = 10;
+	F.sense[12] = asc;
+}
+
+static uint32_t be(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+static void scsi(void)
+{
+	const uint8_t *cdb = F.cbw + 15;
+	uint32_t want;
+	memcpy(&want, F.cbw + 8, 4);
+	F.csw_status = 0;
+	F.data_len = F.data_pos = 0;
+	memset(F.data, 0, sizeof(F.data));
+	switch (cdb[0]) {
+	case 0x00: break;
+	case 0x03: memcpy(F.data, F.sense, 18); F.data_len = 18; break;
+	case 0x12:
+		if (cdb[1] & 1) { F.data[1] = 0x80; F.data[3] = 4; memcpy(F.data + 4, "FK01", 4); F.data_len = 8; break; }
+		F.data[4] = 31;
+		memcpy(F.data + 8, "FAKE    Disk            0.1 ", 28);
+		F.data_len = 36;
+		break;
+	case 0x1a: F.data[0] = 3; F.data_len = 4; break;
+	case 0x25: { uint32_t last = F_SECTORS - 1; F.data[0] = (uint8_t)(last >> 24); F.data[1] = (uint8_t)(last >> 16);
+		F.data[2] = (uint8_t)(last >> 8); F.data[3] = (uint8_t)last; F.data[6] = 2; F.data_len = 8; break; }
+	case 0x28: case 0x2a: {
+		uint32_t lba = be(cdb + 2), n = (uint32_t)(cdb[7] << 8 | cdb[8]);
+		if (lba + n > F_SECTORS) { sense(5, 0x21, UINT64_MAX); F.csw_status = 1; break; }
+		if (cdb[0] == 0x2a) { F.out_lba = lba; F.bot = B_DATA_OUT; F.data_len = n * 512; return; }
+		if (F.hang_lba >= lba && F.hang_lba < lba + n) { F.hanging = true; }
+		if (F.stall_lba >= lba && F.stall_lba < lba + n) {
+			sense(3, 0x11, F.stall_lba);
+			F.csw_status = 1;
+			F.data_len = n * 512;
+			F.data_pos = UINT32_MAX;   /* the data stage stalls */
+			F.bot = B_DATA_IN;
+			return;
+		}
+		memcpy(F.data, F.disk + (size_t)lba * 512, n * 512);
+		F.data_len = n * 512;
+		break;
+	}
+	case 0x35: break;
+	default: sense(5, 0x20, UINT64_MAX); F.csw_status = 1; break;
+	}
+	if (F.data_len > want)
+		F.data_len = want;
+	F.bot = F.data_len ? B_DATA_IN : B_CSW;
+}
+
+static void halt(unsigned dci, uint64_t at)
+{
+	F.ep[dci].state = EP_HALTED;
+	ctx(F.out_ctx, dci)[0] = EP_HALTED;
+	post_event(at, (uint32_t)CC_STALL << 24, TRB_TYPE(TRB_EV_TRANSFER) | 1u << 24 | dci << 16);
+}
+
+/* One TD of endpoint dci: false when the device has nothing to say yet (NAK). */
+static bool transfer(unsigned dci)
+{
+	struct fep *e = &F.ep[dci];
+	struct fring save = e->r;
+	uint64_t at;
+	struct trb *t = ring_next(&e->r, &at);
+	if (!t)
+		return false;
+	uint32_t ev = TRB_TYPE(TRB_EV_TRANSFER) | 1u << 24 | dci << 16;
+	if (dci == 1) {   /* Setup, Data, Status */
+		uint8_t setup[8], buf[256];
+		memcpy(setup, t, 8);
+		e->r.deq += 16;
+		int n = control(setup, buf);
+		uint16_t wlen = (uint16_t)(setup[6] | setup[7] << 8);
+		struct trb *d;
+		uint64_t dat = 0;
+		while ((d = ring_next(&e->r, &at)) && ((d->ctl >> 10) & 0x3f) != TRB_STATUS) {
+			uint8_t *p = (uint8_t *)(uintptr_t)(d->d0 | (uint64_t)d->d1 << 32);
+			uint32_t len = d->d2 & 0x1ffff, k = n > 0 ? ((uint32_t)n < len ? (uint32_t)n : len) : 0;
+			if (setup[0] & 0x80)
+				memcpy(p, buf, k);
+			dat = at;
+			if (n >= 0 && k < len)
+				post_event(at, (uint32_t)CC_SHORT << 24 | (len - k), ev);
+			e->r.deq += 16;
+		}
+		(void)wlen;
+		(void)dat;
+		if (!d) { e->r = save; return false; }
+		e->r.deq += 16;
+		if (n < 0) {
+			halt(1, at);
+			return true;
+		}
+		post_event(at, (uint32_t)CC_SUCCESS << 24, ev);
+		return true;
+	}
+	uint8_t *p = (uint8_t *)(uintptr_t)(t->d0 | (uint64_t)t->d1 << 32);
+	uint32_t len = t->d2 & 0x1ffff;   /* the drivers' TDs here are one TRB up to 64 KiB ... */
+	uint32_t total = 0;
+	uint64_t last = at;
+	struct trb *x = t;
+	for (;;) {   /* ... or a chain of them: take the whole TD */
+		total += x->d2 & 0x1ffff;
+		last = at;
+		e->r.deq = at + 16;
+		if (!(x->ctl & TRB_CH))
+			break;
+		if (!(x = ring_next(&e->r, &at))) {
+			e->r = save;
+			return false;
+		}
+	}
+	if (dci == 4) {   /* bulk OUT: a CBW or write data */
+		if (F.bot == B_DATA_OUT) {
+			uint64_t a = t->d0 | (uint64_t)t->d1 << 32;
+			memcpy(F.disk + F.out_lba * 512, (void *)(uintptr_t)a, total);
+			F.bot = B_CSW;
+		} else {
+			memcpy(F.cbw, p, 31);
+			scsi();
+		}
+		post_event(last, (uint32_t)CC_SUCCESS << 24, ev);
+		return true;
+	}
+	/* bulk IN (dci 3) */
+	if (F.hanging || F.bot == B_CBW || F.bot == B_DATA_OUT) {
+		e->r = save;
+		return false;
+	}
+	if (F.bot == B_DATA_IN) {
+		if (F.data_pos == UINT32_MAX) {
+			F.bot = B_CSW;
+			halt(3, at);
+			return true;
+		}
+		uint32_t k = F.data_len < total ? F.data_len : total;
+		uint64_t a = t->d0 | (uint64_t)t->d1 << 32;
+		memcpy((void *)(uintptr_t)a, F.data, k);
+		F.bot = B_CSW;
+		post_event(k < total ? at : last, (uint32_t)(k < total ? CC_SHORT : CC_SUCCESS) << 24 | (total - k), ev);
+		return true;
+	}
+	uint8_t csw[13] = { 'U', 'S', 'B', 'S' };
+	memcpy(csw + 4, F.cbw + 4, 4);
+	csw[12] = F.csw_status;
+	if (F.bad_csw_once) {
+		csw[0] = 'X';
+		F.bad_csw_once = false;
+	}
+	memcpy(p, csw, 13);
+	F.bot = B_CBW;
+	post_event(at, (uint32_t)(len > 13 ? CC_SHORT : CC_SUCCESS) << 24 | (len - 13), ev);
+	(void)len;
+	return true;
+}
+
+/* Port 2 (USB2) holds the disk; port 1 (USB3) is empty. */
+static void port_show(void)
+{
+	wr(F_CAPLEN + OP_PORTSC(2), (F.connected ? PORT_CCS | 3u << 10 : 0) | (F.port_enabled ? PORT_PED : 0) |
+				    PORT_PP | F.port_changes);
+	wr(F_CAPLEN + OP_PORTSC(1), PORT_PP);
+}
+
+static void port_write(void)
+{
+	uint32_t sc = rd(F_CAPLEN + OP_PORTSC(2));
+	F.port_changes &= ~(sc & PORT_CHANGES);
+	if ((sc & PORT_PR) && F.connected) {
+		F.port_resets++;
+		F.port_enabled = true;
+		F.port_changes |= PORT_PRC;
+	}
+	port_show();
+}
+
+static void fake_step(void)
+{
+	unsigned op = F_CAPLEN;
+	uint32_t cmd = rd(op + OP_USBCMD);
+	/* The firmware lets go of the controller a few steps after the OS asks. */
+	uint32_t leg = rd(F_XECP);
+	if ((leg & LEG_OS_OWNED) && (leg & LEG_BIOS_OWNED) && F.bios_lets_go && ++F.bios_steps > 3)
+		wr(F_XECP, leg & ~LEG_BIOS_OWNED);
+	if (cmd & CMD_HCRST) {
+		wr(op + OP_USBCMD, 0);
+		wr(op + OP_USBSTS, STS_HCH);
+		F.running = false;
+		return;
+	}
+	if ((cmd & CMD_RS) && !F.running) {
+		F.running = true;
+		wr(op + OP_USBSTS, 0);
+		uint64_t crcr = rd64(op + OP_CRCR);
+		F.cmd = (struct fring){ crcr & ~0x3full, (uint32_t)(crcr & 1), true };
+		uint64_t *erst = (uint64_t *)(uintptr_t)rd64(F_RT + IR0 + IR_ERSTBA);
+		F.evt_base = erst[0];
+		F.evt_size = (unsigned)erst[1];
+		F.evt_pos = 0;
+		F.evt_cycle = 1;
+		F.next_slot = 1;
+	} else if (!(cmd & CMD_RS) && F.running) {
+		F.running = false;
+		wr(op + OP_USBSTS, STS_HCH);
+	}
+	port_show();
+	if (!F.running)
+		return;
+	uint64_t at;
+	struct trb *t;
+	while ((t = ring_next(&F.cmd, &at))) {
+		F.cmd.deq = at + 16;
+		unsigned cc = do_command(t);
+		unsigned type = (t->ctl >> 10) & 0x3f;
+		unsigned slot = type == TRB_ENABLE_SLOT && cc == CC_SUCCESS ? F.next_slot-- : t->ctl >> 24;
+		post_event(at, cc << 24, TRB_TYPE(TRB_EV_CMD) | slot << 24);
+	}
+	for (unsigned dci = 1; dci < 32; dci++)
+		while (F.ep[dci].r.on && F.ep[dci].state != EP_HALTED && transfer(dci))
+			;
+}
+
+static void fake_init(unsigned csz, unsigned nscratch, bool legacy, bool lets_go)
+{
+	regs_protect(false);
+	memset(&F, 0, sizeof(F));
+	F.csz = csz;
+	F.nscratch = nscratch;
+	F.bios_lets_go = lets_go;
+	F.connected = true;
+	F.port_changes = PORT_CSC;
+	F.stall_lba = F.hang_lba = UINT64_MAX;
+	for (unsigned i = 0; i < sizeof(F.disk); i++)
+		F.disk[i] = (uint8_t)(i / 512 + i % 512);
+	wr(0, 0x01000000u | F_CAPLEN);                       /* xHCI 1.0 */
+	wr(CAP_HCSPARAMS1, 2u << 24 | 1u << 8 | 8);          /* 2 ports, 8 slots */
+	wr(CAP_HCSPARAMS2, (nscratch >> 5) << 21 | (nscratch & 0x1f) << 27);
+	wr(CAP_HCCPARAMS1, (F_XECP / 4) << 16 | (csz == 64 ? 4 : 0) | 1);
+	wr(CAP_DBOFF, F_DB);
+	wr(CAP_RTSOFF, F_RT);
+	wr(F_CAPLEN + OP_PAGESIZE, 1);
+	wr(F_CAPLEN + OP_USBSTS, STS_HCH);
+	unsigned x = F_XECP;
+	if (legacy) {
+		wr(x, 1 | (0x40 / 4) << 8 | LEG_BIOS_OWNED);
+		wr(x + 4, 0x0000e011u);   /* SMIs on, as a firmware leaves them */
+		x += 0x40;
+	}
+	wr(x, 2 | (0x20 / 4) << 8 | 3u << 24);
+	wr(x + 8, 1 | 1u << 8);              /* port 1: USB3 */
+	wr(x + 0x20, 2 | 2u << 24);
+	wr(x + 0x28, 2 | 1u << 8);           /* port 2: USB2 */
+	regs_protect(true);
+	port_show();
+}
+
+/* ---- what the drivers need from the kernel and the block layer ---------------------------- */
+uint64_t time_now_us(void)
+{
+	fake_step();
+	return now_us += 10;
+}
+void time_delay_us(uint64_t us)
+{
+	uint64_t end = now_us + us;
+	while (time_now_us() < end)
+		;
+}
+int kprintf(const char *fmt, ...) { (void)fmt; return 0; }
+static char logbuf[16384];
+void log_event(enum log_level lvl, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	fmt_vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (strlen(logbuf) + strlen(line) + 2 < sizeof(logbuf)) {
+		strcat(logbuf, line);
+		strcat(logbuf, "\n");
+	}
+	if (getenv("USB_TEST_VERBOSE"))
+		printf("  [%d] %s\n", lvl, line);
+}
+void *dma_alloc(size_t bytes, size_t align) { void *p = aligned_alloc(align, (bytes + align - 1) / align * align); memset(p, 0, bytes); return p; }
+void dma_free(void *p, size_t bytes) { (void)bytes; free(p); }
+void *kzalloc(size_t n) { return calloc(1, n); }
+void kfree(void *p) { free(p); }
+volatile void *pci_bar_ptr(struct pci_dev *d, int bar) { (void)d; (void)bar; return F.mmio; }
+void pci_enable(struct pci_dev *d, bool mem, bool io, bool master) { (void)d; (void)mem; (void)io; (void)master; }
+static struct boot_info bi;
+const struct boot_info *boot_info_get(void) { return &bi; }
+
+static struct blk_dev *disks[8];
+static int ndisks_reg;
+int blk_register(struct blk_dev *d) { disks[ndisks_reg++] = d; return 0; }
+void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err_lba)
+{
+	(void)d;
+	r->status = status;
+	r->err_lba = err_lba;
+	r->complete = true;
+}
+void blk_set_gone(struct blk_dev *d) { d->flags |= BLK_F_GONE; }
+void blk_set_returned(struct blk_dev *d) { d->flags &= ~BLK_F_GONE; }
+
+/* The class driver table the linker builds in the image. */
+const struct usb_class_driver *const __tbl_usbdrv_start[1] = { &msc_driver };
+__asm__(".globl __tbl_usbdrv_end\n.set __tbl_usbdrv_end, __tbl_usbdrv_start + 8");
+
+static struct pci_dev pdev;
+
+static void reset_driver_state(void)
+{
+	nhc = 0;
+	ndevs = 0;
+	nluns_all = 0;
+	ndisks_reg = 0;
+	logbuf[0] = '\0';
+	memset(&pdev, 0, sizeof(pdev));
+}
+
+/* A read through the block driver's ops, polled to completion or `polls` rounds. */
+static int read_lba(struct blk_dev *d, struct blk_req *r, uint64_t lba, uint32_t n, void *buf, int polls)
+{
+	*r = (struct blk_req){ .op = BLK_READ, .lba = lba, .count = n, .buf = buf, .dev = d };
+	int rc = msc_start(d, r);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < polls && !r->complete; i++) {
+		time_now_us();
+		msc_poll(d);
+	}
+	return r->complete ? r->status : -E_BUSY;
+}
+
+static bool disk_matches(const uint8_t *buf, uint64_t lba, uint32_t n)
+{
+	return !memcmp(buf, F.disk + lba * 512, n * 512);
+}
+
+int main(void)
+{
+	static uint8_t buf[65536];
+	struct blk_req r;
+	struct sigaction sa = { .sa_flags = SA_SIGINFO };
+	sa.sa_sigaction = on_segv;
+	sigaction(SIGSEGV, &sa, NULL);
+	sa.sa_sigaction = on_trap;
+	sigaction(SIGTRAP, &sa, NULL);
+
+	/* A firmware that lets go; scratchpads; 64-byte contexts. */
+	reset_driver_state();
+	fake_init(64, 3, true, true);
+	int rc = xhci_probe(&pdev);
+	CHECK("probe with legacy support, scratchpads and 64-byte contexts", rc == 0);
+	CHECK("the firmware let go: OS owned, BIOS owned clear", (rd(F_XECP) & (LEG_OS_OWNED | LEG_BIOS_OWNED)) == LEG_OS_OWNED);
+	CHECK("no forced take-over was needed", !strstr(logbuf, "taken"));
+	CHECK("SMI enables are off after the hand-off", (rd(F_XECP + 4) & 0x0000e011u) == 0);
+	uint64_t *dcbaa = (uint64_t *)(uintptr_t)rd64(F_CAPLEN + OP_DCBAAP);
+	uint64_t *sp = dcbaa ? (uint64_t *)(uintptr_t)dcbaa[0] : NULL;
+	CHECK("the scratchpad array is in DCBAA[0] with 3 page-aligned buffers",
+	      sp && sp[0] && sp[1] && sp[2] && !((sp[0] | sp[1] | sp[2]) & 0xfff) && sp[0] != sp[1]);
+	CHECK("the USB2 port was reset", F.port_resets == 1);
+	CHECK("the disk behind the 64-byte contexts is registered", ndisks_reg == 1 && disks[0]->sectors == F_SECTORS &&
+	      disks[0]->lsize == 512);
+	struct blk_dev *d = ndisks_reg ? disks[0] : NULL;
+	CHECK("model from INQUIRY, serial from VPD 80h", d && !strcmp(d->model, "FAKE Disk") && !strcmp(d->serial, "FK01"));
+	if (!d)
+		return CHECK_DONE();
+	rc = read_lba(d, &r, 100, 16, buf, 1000);
+	CHECK("a read returns the disk's data", rc == 0 && disk_matches(buf, 100, 16));
+
+	/* A wrong CSW: BOT reset recovery, -E_IO, and the next read works. */
+	F.bad_csw_once = true;
+	rc = read_lba(d, &r, 5, 1, buf, 1000);
+	CHECK("a wrong CSW fails the command with an I/O error", rc == -E_IO);
+	CHECK("and is answered by a BOT reset with both halts cleared", F.bot_resets == 1 && F.clear_halts == 2 &&
+	      strstr(logbuf, "invalid CSW; BOT reset"));
+	rc = read_lba(d, &r, 6, 2, buf, 1000);
+	CHECK("the next read after the wrong CSW works", rc == 0 && disk_matches(buf, 6, 2));
+
+	/* A stalled data stage: halt cleared, CSW read, sense names the LBA. */
+	F.stall_lba = 300;
+	int halts = F.clear_halts;
+	rc = read_lba(d, &r, 296, 8, buf, 1000);
+	CHECK("a stalled read is a media error", rc == -E_MEDIUM);
+	CHECK("naming the LBA from the sense data", r.err_lba == 300);
+	CHECK("the stalled endpoint's halt is cleared (Reset Endpoint, CLEAR_FEATURE)", F.clear_halts == halts + 1);
+	F.stall_lba = UINT64_MAX;
+	rc = read_lba(d, &r, 296, 8, buf, 1000);
+	CHECK("reads work after the stall", rc == 0 && disk_matches(buf, 296, 8));
+
+	/* A command that never answers: the layer's deadline calls recover(). */
+	F.hang_lba = 1000;
+	rc = read_lba(d, &r, 1000, 1, buf, 200);
+	CHECK("a hung read does not complete", rc == -E_BUSY);
+	int resets = F.bot_resets;
+	F.hang_lba = UINT64_MAX;
+	rc = msc_recover(d, &r);
+	CHECK("recovery: BOT reset, the same identity", rc == 0 && F.bot_resets == resets + 1);
+	rc = read_lba(d, &r, 1000, 4, buf, 1000);
+	CHECK("reads work after the recovery", rc == 0 && disk_matches(buf, 1000, 4));
+
+	/* Unplug: the disk is gone; plugged in again (same identity): it is back. */
+	F.connected = false;
+	F.port_enabled = false;
+	F.port_changes |= PORT_CSC;
+	now_us += 1000000;
+	time_now_us();
+	xhci_hotplug_poll();
+	CHECK("an unplugged disk is gone", d->flags & BLK_F_GONE);
+	F.connected = true;
+	F.port_changes |= PORT_CSC;
+	now_us += 1000000;
+	time_now_us();
+	xhci_hotplug_poll();
+	CHECK("the same disk plugged in again is back under its name", !(d->flags & BLK_F_GONE) && ndisks_reg == 1);
+	rc = read_lba(d, &r, 7, 1, buf, 1000);
+	CHECK("and reads", rc == 0 && disk_matches(buf, 7, 1));
+
+	/* A firmware that never lets go; 32-byte contexts, no scratchpads. */
+	reset_driver_state();
+	fake_init(32, 0, true, false);
+	rc = xhci_probe(&pdev);
+	CHECK("a firmware that keeps the controller is overridden after the bounded wait",
+	      rc == 0 && strstr(logbuf, "firmware kept the controller 1000 ms: taken") &&
+	      (rd(F_XECP) & (LEG_OS_OWNED | LEG_BIOS_OWNED)) == LEG_OS_OWNED);
+	CHECK("32-byte contexts enumerate too", ndisks_reg == 1 && disks[0]->sectors == F_SECTORS);
+	return CHECK_DONE();
+}
