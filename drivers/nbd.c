@@ -116,7 +116,8 @@ static void lost(struct nbd_disk *n, int why)
 	char id[300];
 	ident(n, id, sizeof(id));
 	if (n->link == L_UP || n->link == L_REPLAY)
-		log_event(LOG_WARN, "%s: connection to %s lost (%s); reconnecting", n->dev.name, id, err_str(why));
+		log_event(LOG_WARN, "%s: connection to %s lost (%s); reconnecting", n->dev.name, id,
+			  why == -E_GONE ? "closed by the server" : err_str(why));
 	struct nbd_req *p[NBD_SLOTS];
 	nbd_client_take_pending(&n->cl, p, NBD_SLOTS);
 	for (int s = 0; s < NBD_SLOTS; s++)
@@ -415,7 +416,10 @@ int nbd_attach_cmd(int argc, char **argv)
 	if (n->link != L_UP) {
 		if (n->tcp >= 0)
 			tcp_abort(n->tcp);
-		if (n->cl.server_msg[0])
+		if (rc == -E_NOENT)
+			kprintf("net nbd: the server has no export '%s'%s%s\n", n->export_name,
+				n->cl.server_msg[0] ? ": " : "", n->cl.server_msg);
+		else if (n->cl.server_msg[0])
 			kprintf("net nbd: %s refused: %s\n", id, n->cl.server_msg);
 		else
 			kprintf("net nbd: %s: %s\n", id, err_str(rc));
