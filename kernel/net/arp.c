@@ -165,6 +165,12 @@ void arp_tick(void)
 	}
 }
 
+void arp_reset(void)
+{
+	for (int i = 0; i < ARP_ENTRIES; i++)
+		entry_clear(&cache[i]);
+}
+
 bool arp_entry(int i, uint32_t *ip, uint8_t mac[6], struct netif **ifc)
 {
 	for (int k = 0; k < ARP_ENTRIES; k++)

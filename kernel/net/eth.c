@@ -112,6 +112,16 @@ void net_input(struct netif *ifc, const uint8_t *f, uint32_t len)
 		ifc->ctr.not_ours++;
 }
 
+void net_reset(void)
+{
+	arp_reset();
+	udp_reset();
+	icmp_reset();
+	tcp_reset();
+	memset(ifs, 0, sizeof(ifs));
+	nifs = 0;
+}
+
 void net_poll(void)
 {
 	for (int i = 0; i < nifs; i++)

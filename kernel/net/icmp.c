@@ -68,6 +68,12 @@ int icmp_ping_send(uint32_t dst, uint16_t id, uint16_t seq, uint32_t payload_len
 	return rc;
 }
 
+void icmp_reset(void)
+{
+	memset(pings, 0, sizeof(pings));
+	ping_next = 0;
+}
+
 int64_t icmp_ping_reply(uint16_t id, uint16_t seq)
 {
 	for (int i = 0; i < PING_SLOTS; i++)

@@ -81,6 +81,12 @@ struct netif *net_get(int i);
 struct netif *net_find(const char *name);
 /* A received Ethernet frame (untrusted). */
 void net_input(struct netif *ifc, const uint8_t *frame, uint32_t len);
+/* Forgets every interface, cache entry, binding and connection (host tests and fuzzers). */
+void net_reset(void);
+void arp_reset(void);
+void udp_reset(void);
+void icmp_reset(void);
+void tcp_reset(void);
 /* Polls every interface, then runs the protocols' timers (ARP, DHCP, TCP). */
 void net_poll(void);
 /* The interface that reaches ip (same subnet, else the first with a gateway), and the next hop. */

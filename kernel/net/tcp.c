@@ -692,6 +692,16 @@ void tcp_tick(void)
 	}
 }
 
+void tcp_reset(void)
+{
+	for (int i = 0; i < TCP_CONNS; i++)
+		if (conns[i].used) {
+			net_env()->free(conns[i].tx);
+			net_env()->free(conns[i].rx);
+			memset(&conns[i], 0, sizeof(conns[i]));
+		}
+}
+
 bool tcp_get_info(int c, struct tcp_info *o)
 {
 	struct tcb *t = get(c);

@@ -17,6 +17,11 @@ int udp_bind(uint16_t port, udp_handler fn)
 	return -E_NOSPC;
 }
 
+void udp_reset(void)
+{
+	memset(ports, 0, sizeof(ports));
+}
+
 void udp_unbind(uint16_t port)
 {
 	for (int i = 0; i < UDP_PORTS; i++)
