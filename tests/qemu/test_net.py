@@ -8,15 +8,14 @@ cowtool: every sector the map calls finished equals the source; the source never
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import (BUILD, BootError, FailingNbd, Machine, check, finish, host_crc,  # noqa: E402
-                          make_pattern_disk, map_text, parse_mapfile, sha256_file)
+from cowboot_qemu import (FailingNbd, Machine, check, finish, host_crc,  # noqa: E402
+                          make_pattern_disk, sha256_file)
+from netlib import TcpNbd, free_port, net_args, wrong_finished  # noqa: E402
 
 SECTOR = 512
 SIZE = 24 << 20
@@ -25,78 +24,7 @@ ZONES = [
     dict(start=10000, count=16, kind="bad"),
     dict(start=30000, count=100, kind="bad"),
 ]
-COWTOOL = os.path.join(BUILD, "cowtool")
 NIC = os.environ.get("COWBOOT_NIC", "virtio-net-pci")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class TcpNbd:
-    """nbdkit's file plugin on 127.0.0.1:port with export name `name`; kill() and start()."""
-
-    def __init__(self, path, name, port, filters=()):
-        self.path, self.name, self.port, self.filters = path, name, port, list(filters)
-        self.proc = None
-        self.start()
-
-    def start(self):
-        # The exportname filter makes the server refuse any other name, as a real one would.
-        self.proc = subprocess.Popen(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(self.port),
-                                      "--filter=exportname"] + self.filters +
-                                     ["file", self.path, f"exportname={self.name}", "exportname-strict=true"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise BootError("nbdkit did not listen")
-
-    def kill(self):
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.kill()
-        return False
-
-
-def net_args():
-    # romfile= (none): the firmware's own virtio-net/e1000 driver, no iPXE ROM to load.
-    return ["-netdev", "user,id=n0", "-device", f"{NIC},netdev=n0,romfile="]
-
-
-def wrong_finished(cow, src, tmp):
-    r = subprocess.run([COWTOOL, "map", cow], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        return -1, r.stdout, []
-    out = os.path.join(tmp, "export.img")
-    ex = subprocess.run([COWTOOL, "export", cow, out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if ex.returncode != 0:
-        return -1, ex.stdout, []
-    blocks = parse_mapfile(r.stdout)
-    wrong = 0
-    with open(out, "rb") as a, open(src, "rb") as b:
-        for pos, size, st in blocks:
-            if st == "+":
-                a.seek(pos)
-                b.seek(pos)
-                x, y = a.read(size), b.read(size)
-                wrong += sum(1 for k in range(0, size, SECTOR) if x[k:k + SECTOR] != y[k:k + SECTOR])
-    os.unlink(out)
-    return wrong, r.stdout, blocks
 
 
 tmp = tempfile.mkdtemp(prefix="cowboot-net-")
@@ -112,7 +40,7 @@ tag = NIC.replace("-pci", "")
 with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as server, \
         TcpNbd(plain, "plain", free_port()) as plain_srv:
     disks = [dict(nbd_socket=failing.sock, serial="FAILING-N", readonly=True)]
-    with Machine(disks=disks, extra_args=net_args(), name="net") as m:
+    with Machine(disks=disks, extra_args=net_args(NIC), name="net") as m:
         m.wait_prompt(90)
         out = m.cmd("net dhcp", 60)
         check(f"{tag}: DHCP gives the user network's lease",
@@ -170,7 +98,7 @@ with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as serve
     check(f"{tag}: after the cut every finished sector on the server equals the source",
           wrong == 0 and done1 > 0, (wrong, done1, text[-400:]))
 
-    with Machine(disks=disks, extra_args=net_args(), name="net2") as m:
+    with Machine(disks=disks, extra_args=net_args(NIC), name="net2") as m:
         m.wait_prompt(90)
         out = m.cmd(f"net nbd 10.0.2.2:{port} cow-A", 90)
         check(f"{tag}: the second boot attaches the export again (DHCP at boot)", "nbd0: " in out, out)
