@@ -250,6 +250,9 @@ static int e1k_probe(struct pci_dev *p)
 	struct netif *ifc = &e->ifc;
 	ifc->drv = e;
 	ifc->ops = &e1k_ops;
+	ifc->pci_bus = p->bus;
+	ifc->pci_dev = p->dev;
+	ifc->pci_fn = p->fn;
 	ifc->driver = e->is_82574 ? "e1000e (82574L)" : "e1000 (82540EM)";
 	rc = net_register(ifc);
 	if (rc < 0) {

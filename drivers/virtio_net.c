@@ -368,6 +368,9 @@ static int vnet_probe(struct pci_dev *p)
 	struct netif *ifc = &v->ifc;
 	ifc->drv = v;
 	ifc->ops = &vnet_ops;
+	ifc->pci_bus = p->bus;
+	ifc->pci_dev = p->dev;
+	ifc->pci_fn = p->fn;
 	ifc->driver = v->io ? "virtio-net (legacy)" : "virtio-net";
 	if (v->features & F_MAC) {
 		for (int i = 0; i < 6; i++)

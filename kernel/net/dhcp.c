@@ -94,7 +94,7 @@ int dhcp_start(struct netif *ifc)
 	return 0;
 }
 
-static void bind_lease(struct netif *ifc, const struct dhcp_msg *m)
+static void bind_lease(struct netif *ifc, const struct dhcp_msg *m, enum net_cfg_source src)
 {
 	struct dhcp_state *d = &ifc->dhcp;
 	bool renewal = d->state == DHCP_BOUND;
@@ -102,7 +102,7 @@ static void bind_lease(struct netif *ifc, const struct dhcp_msg *m)
 	ifc->mask = m->mask ? m->mask : 0xffffff00u;
 	ifc->gw = m->router;
 	ifc->dns = m->dns;
-	ifc->cfg = NET_CFG_DHCP;
+	ifc->cfg = src;
 	d->state = DHCP_BOUND;
 	d->result = 0;
 	d->tries = 0;
@@ -118,7 +118,8 @@ static void bind_lease(struct netif *ifc, const struct dhcp_msg *m)
 		int bits = 0;
 		for (uint32_t k = ifc->mask; k & 0x80000000u; k <<= 1)
 			bits++;
-		net_log(2, "%s: DHCP lease %s/%d, router %s, %u s", ifc->name, ip, bits, gw, d->lease_s);
+		net_log(2, "%s: %s lease %s/%d, router %s, %u s", ifc->name, src == NET_CFG_PXE ? "PXE" : "DHCP",
+			ip, bits, gw, d->lease_s);
 	}
 }
 
@@ -143,7 +144,7 @@ static void dhcp_recv(struct netif *ifc, uint32_t src, uint16_t sport, const uin
 		send_msg(ifc, MSG_REQUEST);
 		schedule_retry(ifc);
 	} else if ((d->state == DHCP_REQUESTING || d->state == DHCP_BOUND) && m.type == MSG_ACK && m.yiaddr) {
-		bind_lease(ifc, &m);
+		bind_lease(ifc, &m, NET_CFG_DHCP);
 	} else if (d->state == DHCP_REQUESTING && m.type == MSG_NAK) {
 		net_log(1, "%s: DHCP server refused the address; starting over", ifc->name);
 		d->state = DHCP_SELECTING;
@@ -155,13 +156,28 @@ static void dhcp_recv(struct netif *ifc, uint32_t src, uint16_t sport, const uin
 	}
 }
 
+int dhcp_adopt(struct netif *ifc, const uint8_t *ack, uint32_t len)
+{
+	struct dhcp_msg m;
+	if (dhcp_parse(ack, len, &m) < 0 || m.type != MSG_ACK || !m.yiaddr || memcmp(m.chaddr, ifc->mac, 6))
+		return -E_CORRUPT;
+	int rc = udp_bind(CLIENT_PORT, dhcp_recv);
+	if (rc < 0)
+		return rc;
+	memset(&ifc->dhcp, 0, sizeof(ifc->dhcp));
+	ifc->dhcp.xid = net_env()->random();
+	ifc->dhcp.server = m.server;
+	bind_lease(ifc, &m, NET_CFG_PXE);
+	return 0;
+}
+
 void dhcp_tick(void)
 {
 	uint64_t now = net_now_us();
 	for (int i = 0; i < net_count(); i++) {
 		struct netif *ifc = net_get(i);
 		struct dhcp_state *d = &ifc->dhcp;
-		if (ifc->cfg == NET_CFG_STATIC || ifc->cfg == NET_CFG_PXE || now < d->next_us)
+		if (ifc->cfg == NET_CFG_STATIC || now < d->next_us)
 			continue;
 		if (d->state == DHCP_SELECTING || d->state == DHCP_REQUESTING) {
 			if (++d->tries >= DHCP_TRIES) {

@@ -64,6 +64,7 @@ struct netif {
 	bool link;                   /* drivers keep this current */
 	const struct netif_ops *ops;
 	void *drv;
+	int pci_bus, pci_dev, pci_fn;   /* where the NIC is (-1: not on PCI), to find the PXE one */
 	/* IPv4 configuration (host byte order). */
 	uint32_t ip, mask, gw, dns;
 	enum net_cfg_source cfg;
@@ -160,6 +161,9 @@ int udp_send(struct netif *ifc, uint32_t src, uint32_t dst, uint16_t sport, uint
 #define DHCP_FIRST_WAIT_MS 1000u /* doubled at each retry (RFC 2131 4.1 back-off) */
 /* Starts (or restarts) the client on ifc; progress in ifc->dhcp.result. */
 int dhcp_start(struct netif *ifc);
+/* Keeps the lease of a DHCP ACK someone else received (the firmware's PXE stack): the address,
+ * mask and router, renewed at T1 like our own. 0, or -E_CORRUPT when it is not a usable ACK. */
+int dhcp_adopt(struct netif *ifc, const uint8_t *ack, uint32_t len);
 void dhcp_tick(void);
 /* Parses a BOOTREPLY (untrusted): 0 and the fields, or -E_CORRUPT. */
 struct dhcp_msg { uint8_t type; uint32_t xid, yiaddr, server, mask, router, dns, lease_s; uint8_t chaddr[6]; };

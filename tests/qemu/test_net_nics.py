@@ -38,6 +38,16 @@ with FailingNbd(src, ZONES, tmp) as failing:
                   re.search(r"eth0  e1000", out) and "inet 10.0.2.15/24  gateway 10.0.2.2  (dhcp)" in out, out)
             out = m.cmd("ping 10.0.2.2 2", 60)
             check(f"{nic}: ping the host answers", "2 sent, 2 received" in out, out)
+            if nic == "e1000":
+                out = m.cmd("set ip=10.0.2.99/24 gateway=10.0.2.2", 30)
+                out = m.cmd("net", 30) + m.cmd("ping 10.0.2.2 1", 60)
+                check("set ip= and gateway= give a static address that works",
+                      "inet 10.0.2.99/24  gateway 10.0.2.2  (static)" in out and "1 sent, 1 received" in out, out)
+                out = m.cmd("set ip=10.0.2.300", 30)
+                check("a bad address is refused and changes nothing", "set: ip takes" in out and "error:" in out, out)
+                m.cmd("set ip=dhcp", 30)
+                out = m.cmd("net dhcp", 60)
+                check("set ip=dhcp goes back to the lease", "inet 10.0.2.15/24  gateway 10.0.2.2  (dhcp)" in out, out)
             m.cmd(f"net nbd 10.0.2.2:{psrv.port} plain", 60)
             got = re.search(r"crc32 ([0-9a-f]{8})", m.cmd("sum nbd0 0 4096", 120))
             check(f"{nic}: an NBD export reads the host's bytes", got and got.group(1) == host_crc(plain, 0, 4096), got)
