@@ -1,7 +1,8 @@
 /* TCP (RFC 793/9293) for a client that opens a few connections: active open with an MSS
  * option, send and receive buffers, the receive window, retransmission on a timer with RFC 6298
  * estimates, Karn's rule and exponential back-off, fast retransmit on three duplicate ACKs, slow
- * start and congestion avoidance, zero-window probes, keepalive, FIN and RST. Out-of-order
+ * start and congestion avoidance, zero-window probes, keepalive, FIN and RST, window scaling
+ * (RFC 7323) when the peer offers it. Out-of-order
  * segments are not kept: they are answered with a duplicate ACK and the sender repeats them. */
 #include "net.h"
 
@@ -16,6 +17,7 @@ struct tcb {
 	uint8_t *tx;
 	uint32_t tx_head, tx_len;
 	uint32_t iss, snd_una, snd_nxt, snd_wnd, mss;
+	uint8_t snd_shift, rcv_shift;   /* window scales: the peer's, ours (0 without the option) */
 	bool fin_queued, fin_sent;
 	uint32_t fin_seq;
 	/* Receive side. */
@@ -53,18 +55,18 @@ static uint32_t rx_free(const struct tcb *t) { return TCP_BUF - t->rx_len; }
 static uint32_t window_to_advertise(struct tcb *t)
 {
 	uint32_t w = rx_free(t);
-	if (w > 65535)
-		w = 65535;
+	if (w > (65535u << t->rcv_shift))
+		w = 65535u << t->rcv_shift;
 	if (w < t->mss && w < TCP_BUF / 4)
 		w = 0;   /* no silly windows: wait until a segment's worth is free */
-	return w;
+	return w >> t->rcv_shift << t->rcv_shift;   /* what the 16-bit field can say */
 }
 
 /* Sends one segment; data (len bytes) comes from the send ring at offset off from snd_una. */
 static void send_segment(struct tcb *t, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len)
 {
 	uint8_t s[NET_MTU - IP_HDR];
-	uint32_t hl = (flags & F_SYN) ? 24 : 20;
+	uint32_t hl = (flags & F_SYN) ? 28 : 20;
 	if (hl + len > sizeof(s))
 		len = sizeof(s) - hl;
 	put16(s, t->lport);
@@ -74,13 +76,19 @@ static void send_segment(struct tcb *t, uint32_t seq, uint8_t flags, uint32_t of
 	s[12] = (uint8_t)(hl / 4) << 4;
 	s[13] = flags;
 	t->adv_wnd = window_to_advertise(t);
-	put16(s + 14, (uint16_t)t->adv_wnd);
+	/* A SYN's window is never scaled (RFC 7323 2.2). */
+	put16(s + 14, (flags & F_SYN) ? (uint16_t)(t->adv_wnd > 65535 ? 65535 : t->adv_wnd)
+				      : (uint16_t)(t->adv_wnd >> t->rcv_shift));
 	put16(s + 16, 0);
 	put16(s + 18, 0);
 	if (flags & F_SYN) {
 		s[20] = 2;
 		s[21] = 4;
 		put16(s + 22, (uint16_t)(NET_MTU - IP_HDR - 20));
+		s[24] = 1;   /* NOP, then the window scale we would use */
+		s[25] = 3;
+		s[26] = 3;
+		s[27] = TCP_WSCALE;
 	}
 	for (uint32_t i = 0; i < len; ) {   /* the ring may wrap */
 		uint32_t at = (t->tx_head + off + i) % TCP_BUF, n = len - i;
@@ -450,8 +458,11 @@ static void process_ack(struct tcb *t, uint32_t ack, uint32_t wnd, bool has_payl
 	}
 }
 
-static uint32_t parse_mss(const uint8_t *opt, uint32_t n)
+/* The SYN-ACK's options we use: MSS (0 when absent) and window scale (-1 when absent). */
+static uint32_t parse_syn_options(const uint8_t *opt, uint32_t n, int *wscale)
 {
+	uint32_t mss = 0;
+	*wscale = -1;
 	for (uint32_t i = 0; i < n; ) {
 		if (opt[i] == 0)
 			break;
@@ -462,10 +473,12 @@ static uint32_t parse_mss(const uint8_t *opt, uint32_t n)
 		if (i + 1 >= n || opt[i + 1] < 2 || i + opt[i + 1] > n)
 			break;
 		if (opt[i] == 2 && opt[i + 1] == 4)
-			return get16(opt + i + 2);
+			mss = get16(opt + i + 2);
+		else if (opt[i] == 3 && opt[i + 1] == 3)
+			*wscale = opt[i + 2] > 14 ? 14 : opt[i + 2];   /* RFC 7323: at most 14 */
 		i += opt[i + 1];
 	}
-	return 0;
+	return mss;
 }
 
 void tcp_input(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, uint32_t len)
@@ -485,6 +498,7 @@ void tcp_input(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, 
 	uint8_t fl = p[13];
 	const uint8_t *data = p + hl;
 	struct tcb *t = NULL;
+	/* wnd is scaled below, once the connection (and its shift) is known. */
 	for (int i = 0; i < TCP_CONNS; i++)
 		if (conns[i].used && conns[i].state != TCP_CLOSED && conns[i].lport == dport &&
 		    conns[i].rport == sport && conns[i].rip == src && conns[i].lip == dst)
@@ -513,7 +527,11 @@ void tcp_input(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, 
 		}
 		if (!(fl & F_SYN) || !ack_ok)
 			return;
-		uint32_t mss = parse_mss(p + 20, hl - 20);
+		int ws;
+		uint32_t mss = parse_syn_options(p + 20, hl - 20, &ws);
+		/* Scaling only when both sides asked for it; the SYN-ACK's own window is unscaled. */
+		t->snd_shift = ws >= 0 ? (uint8_t)ws : 0;
+		t->rcv_shift = ws >= 0 ? TCP_WSCALE : 0;
 		t->mss = mss >= 64 && mss <= NET_MTU - 40 ? mss : TCP_MSS_DEFAULT;
 		if (mss > NET_MTU - 40)
 			t->mss = NET_MTU - 40;
@@ -555,7 +573,7 @@ void tcp_input(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, 
 	}
 	if (!(fl & F_ACK))
 		return;
-	process_ack(t, ack, wnd, dlen > 0);
+	process_ack(t, ack, wnd << t->snd_shift, dlen > 0);
 	if (!t->used || t->state == TCP_CLOSED)
 		return;
 

@@ -81,6 +81,8 @@ struct peer_conn {
 };
 static struct peer_conn pc[8];
 static uint32_t peer_mss = 1460, peer_wnd = 65535;
+static int peer_wscale = -1;       /* the window scale the peer offers; -1: none (no scaling) */
+static uint32_t max_unacked;       /* our largest flight seen by transfer() */
 static bool peer_refuse, peer_silent;
 
 static void peer_send_tcp(struct peer_conn *c, uint32_t seq, uint8_t flags, const uint8_t *data, uint32_t len)
@@ -90,7 +92,7 @@ static void peer_send_tcp(struct peer_conn *c, uint32_t seq, uint8_t flags, cons
 	memcpy(f + 6, mac_peer, 6);
 	put16(f + 12, 0x0800);
 	uint8_t *ip = f + 14, *t = ip + 20;
-	uint32_t hl = (flags & 2) ? 24 : 20;
+	uint32_t hl = (flags & 2) ? (peer_wscale >= 0 ? 28 : 24) : 20;
 	memset(ip, 0, 20);
 	ip[0] = 0x45;
 	put16(ip + 2, (uint16_t)(20 + hl + len));
@@ -105,14 +107,24 @@ static void peer_send_tcp(struct peer_conn *c, uint32_t seq, uint8_t flags, cons
 	put32(t + 8, c->rcv_nxt);
 	t[12] = (uint8_t)(hl / 4 << 4);
 	t[13] = flags | 16;
-	uint32_t room = PEER_BUF - c->rx_len;
-	put16(t + 14, (uint16_t)(peer_wnd < room ? peer_wnd : room));
+	uint32_t room = PEER_BUF - c->rx_len, w = peer_wnd < room ? peer_wnd : room;
+	if (flags & 2)
+		w = w > 65535 ? 65535 : w;
+	else if (peer_wscale >= 0)
+		w >>= peer_wscale;
+	put16(t + 14, (uint16_t)(w > 65535 ? 65535 : w));
 	put16(t + 16, 0);
 	put16(t + 18, 0);
 	if (flags & 2) {
 		t[20] = 2;
 		t[21] = 4;
 		put16(t + 22, (uint16_t)peer_mss);
+		if (peer_wscale >= 0) {
+			t[24] = 1;
+			t[25] = 3;
+			t[26] = 3;
+			t[27] = (uint8_t)peer_wscale;
+		}
 	}
 	memcpy(t + hl, data, len);
 	put16(t + 16, inet_fold(inet_sum(inet_pseudo(IP_PEER, IP_US, 6, hl + len), t, hl + len)));
@@ -195,7 +207,7 @@ static void peer_tcp(const uint8_t *t, uint32_t len)
 		c->snd_una = ack;
 		c->rto_at = c->snd_una == c->snd_nxt ? 0 : now_us + 300000;
 	}
-	c->their_wnd = get16(t + 14);
+	c->their_wnd = (uint32_t)get16(t + 14) << (peer_wscale >= 0 ? TCP_WSCALE : 0);
 	if (dlen && c->rst_on_data) {
 		peer_send_tcp(c, c->snd_nxt, 4, NULL, 0);
 		return;
@@ -295,6 +307,8 @@ static void world_reset(void)
 	peer_mss = 1460;
 	peer_wnd = 65535;
 	peer_refuse = peer_silent = false;
+	peer_wscale = -1;
+	max_unacked = 0;
 	memset(&ifc, 0, sizeof(ifc));
 	memcpy(ifc.mac, mac_us, 6);
 	ifc.ops = &ops;
@@ -349,6 +363,9 @@ static bool transfer(int c, uint32_t n, uint64_t max_ms, uint8_t seed)
 		int k = tcp_recv(c, in + got, n - got);
 		if (k > 0)
 			got += (uint32_t)k;
+		struct tcp_info ti;
+		if (tcp_get_info(c, &ti) && ti.unacked > max_unacked)
+			max_unacked = ti.unacked;
 		step();
 	}
 	bool ok = got == n && p->rx_len - rx0 == n && !memcmp(in, from_peer, n) && !memcmp(p->rx + rx0, out, n);
@@ -385,6 +402,8 @@ int main(void)
 	CHECK("lossy transfer: lost segments were retransmitted", ti.rexmits > 0 && ifc.ctr.tcp_rexmit > 0);
 	loss_pct = reorder_pct = 0;
 
+	CHECK("without the peer's window scale option, nothing in flight beyond 64 KiB", max_unacked <= 65535);
+
 	/* FIN both ways. */
 	struct peer_conn *p = peer_of(c);
 	p->send_fin_after = true;
@@ -395,6 +414,17 @@ int main(void)
 	CHECK("close: FIN both ways ends in closed with no error", tcp_state(c) == TCP_CLOSED && tcp_error(c) == 0);
 	CHECK("close: reading after the peer's FIN says the stream ended", tcp_recv(c, &ti, 1) == -E_GONE);
 	tcp_release(c);
+
+	/* Window scaling: a peer offering it and a 1 MiB window gets more than 64 KiB in flight. */
+	world_reset();
+	peer_wscale = 4;
+	peer_wnd = 1u << 20;
+	c = connect_and_wait();
+	loss_pct = 1;
+	CHECK("window scaling with 1% loss: 2 MiB both ways arrive intact", transfer(c, 2u << 20, 600000, 5));
+	CHECK("window scaling: the scaled window lets more than 64 KiB fly", max_unacked > 65535);
+	CHECK("window scaling: never beyond the scaled window", peer_of(c)->max_beyond_window == 0);
+	loss_pct = 0;
 
 	/* A small MSS and a small window from the peer. */
 	world_reset();
