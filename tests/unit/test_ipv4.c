@@ -130,7 +130,8 @@ int main(void)
 	CHECK("the ACK gives address, mask and router", ifc.ip == 0x0a00020f && ifc.mask == 0xffffff00 &&
 	      ifc.gw == 0x0a000202 && ifc.cfg == NET_CFG_DHCP && ifc.dhcp.result == 0);
 	nout = 0;
-	run_ms(43200ULL * 1000 + 10);
+	now_us += 43199ULL * 1000000;   /* most of the way to T1 at once */
+	run_ms(1010);
 	CHECK("at half the lease a renewal REQUEST goes out", nout >= 1 && dhcp_type(0) == 3 && get32(out[0] + 42 + 12) == 0x0a00020f);
 	net_input(&ifc, f, dhcp_reply(f, 5, xid, 0x0a00020f, 86400));
 	CHECK("the renewal's ACK keeps the address", ifc.ip == 0x0a00020f && ifc.dhcp.result == 0);
