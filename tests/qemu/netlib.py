@@ -20,10 +20,12 @@ def free_port():
 
 
 class TcpNbd:
-    """nbdkit's file plugin on 127.0.0.1:port with export name `name`; kill() and start()."""
+    """nbdkit's file plugin on 127.0.0.1:port with export name `name`, more `filters`
+    (--filter=...) and their `params`; kill() and start()."""
 
-    def __init__(self, path, name, port, filters=()):
+    def __init__(self, path, name, port, filters=(), params=()):
         self.path, self.name, self.port, self.filters = path, name, port, list(filters)
+        self.params = list(params)
         self.proc = None
         self.start()
 
@@ -31,7 +33,8 @@ class TcpNbd:
         # The exportname filter makes the server refuse any other name, as a real one would.
         self.proc = subprocess.Popen(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(self.port),
                                       "--filter=exportname"] + self.filters +
-                                     ["file", self.path, f"exportname={self.name}", "exportname-strict=true"],
+                                     ["file", self.path, f"exportname={self.name}", "exportname-strict=true"] +
+                                     self.params,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:

@@ -37,8 +37,14 @@ src_hash = sha256_file(src)
 port = free_port()
 tag = NIC.replace("-pci", "")
 
+trigger = os.path.join(tmp, "inject-errors")
+flaky_img = os.path.join(tmp, "flaky.img")
+make_pattern_disk(flaky_img, 1 << 20, "flaky")
+# A flaky server: reads take 1.5 s; every request fails with EIO while the trigger file exists.
+flaky_args = dict(filters=["--filter=error", "--filter=delay"],
+                  params=["delay-read=1500ms", "error=EIO", "error-rate=100%", f"error-file={trigger}"])
 with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as server, \
-        TcpNbd(plain, "plain", free_port()) as plain_srv:
+        TcpNbd(plain, "plain", free_port()) as plain_srv, TcpNbd(flaky_img, "flaky", free_port(), **flaky_args) as flaky:
     disks = [dict(nbd_socket=failing.sock, serial="FAILING-N", readonly=True)]
     with Machine(disks=disks, extra_args=net_args(NIC), name="net") as m:
         m.wait_prompt(90)
@@ -63,6 +69,21 @@ with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as serve
         check(f"{tag}: a write and flush on nbd0 reach the server's file", data == bytes([171]) * len(data), data[:16])
         out = m.cmd(f"net nbd 10.0.2.2:{port} cow-A", 60)
         check(f"{tag}: a second export is nbd1", "nbd1: " in out, out)
+        m.cmd(f"net nbd 10.0.2.2:{flaky.port} flaky", 60)
+        m.cmd("set io-timeout=1000")
+        out = m.cmd("read nbd2 0", 60)
+        check(f"{tag}: a server slower than the deadline: the read times out and the disk reconnects",
+              "timed out after 1000 ms" in out and "command timed out" in out and "nbd2 is gone" not in out, out)
+        m.cmd("set io-timeout=30000")
+        out = m.cmd("read nbd2 0", 60)
+        check(f"{tag}: with a longer deadline the slow server's read arrives", "flaky lba 0" in out, out[:300])
+        open(trigger, "w").close()
+        out = m.cmd("read nbd2 1", 60) + m.cmd("testwrite nbd2 5 1 1", 60)
+        check(f"{tag}: the server's EIO is a media error on a read and an I/O error on a write",
+              "media error" in out and "I/O error" in out, out)
+        os.unlink(trigger)
+        out = m.cmd("read nbd2 2", 60)
+        check(f"{tag}: the disk works again when the server does", "flaky lba 2" in out, out[:300])
         out = m.cmd("cow format nbd1 vd1 --yes", 120)
         out = m.cmd("cow open vd1 nbd1", 120)
         check(f"{tag}: a cow on the NBD disk opens over the failing source", "ov0: nbd1 over vd1" in out, out)
