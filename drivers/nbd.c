@@ -159,6 +159,13 @@ static int submit_to_client(struct nbd_disk *n, int s)
 	int rc = nbd_client_submit(&n->cl, q);
 	if (rc == 0)
 		n->in_client[s] = true;
+	else if (rc != -E_BUSY && rc != -E_AGAIN) {
+		/* Refused by the client (not offered by the export, out of range): it completes with
+		 * that at the next poll, never sent. */
+		q->done = true;
+		q->status = rc;
+		n->in_client[s] = true;
+	}
 	return rc;
 }
 

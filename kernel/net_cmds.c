@@ -422,8 +422,13 @@ static int cmd_ping(int argc, char **argv)
 	unsigned got = 0;
 	for (uint16_t seq = 1; seq <= count; seq++) {
 		rc = icmp_ping_send(ip, id, seq, 56);
-		if (rc < 0)
-			return rc;
+		if (rc == -E_UNREACH)
+			return rc;   /* no interface has a route: every request would say the same */
+		if (rc < 0) {
+			kprintf("not sent to %s: seq %u (%s)\n", argv[1], seq, err_str(rc));   /* link down */
+			task_sleep_us(PING_TIMEOUT_MS * 1000ULL / 4);
+			continue;
+		}
 		deadline_t d = deadline_in_ms(PING_TIMEOUT_MS);
 		int64_t rtt;
 		while ((rtt = icmp_ping_reply(id, seq)) == -E_AGAIN && !deadline_passed(d)) {

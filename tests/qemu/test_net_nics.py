@@ -38,6 +38,15 @@ with FailingNbd(src, ZONES, tmp) as failing:
                   re.search(r"eth0  e1000", out) and "inet 10.0.2.15/24  gateway 10.0.2.2  (dhcp)" in out, out)
             out = m.cmd("ping 10.0.2.2 2", 60)
             check(f"{nic}: ping the host answers", "2 sent, 2 received" in out, out)
+            m.qmp("set_link", name="n0", up=False)
+            m.wait_for(r"eth0: link down", 30)
+            out = m.cmd("ping 10.0.2.2 1", 60)
+            check(f"{nic}: the cable pulled: link down is seen and nothing gets through",
+                  "1 sent, 0 received" in out, out)
+            m.qmp("set_link", name="n0", up=True)
+            m.wait_for(r"eth0: link up", 30)
+            out = m.cmd("ping 10.0.2.2 1", 60)
+            check(f"{nic}: the cable back: link up and ping answers", "1 sent, 1 received" in out, out)
             if nic == "e1000":
                 out = m.cmd("set ip=10.0.2.99/24 gateway=10.0.2.2", 30)
                 out = m.cmd("net", 30) + m.cmd("ping 10.0.2.2 1", 60)
