@@ -1,6 +1,6 @@
 # cowboot: the EFI image (boot/ kernel/ drivers/ app/ + the pure code), host tools (tools/ + the
 # pure code), tests. Sources are picked up by directory, so adding a file needs no edit here:
-#   pure code:   lib/ cow/ rescue/ fs/   (freestanding; builds into the image and the host lib)
+#   pure code:   lib/ cow/ rescue/ fs/ net/   (freestanding; builds into the image and the host lib)
 #   image:       boot/ kernel/ drivers/ app/ (*.c, *.asm) + the pure code
 #   host lib:    the pure code + tools/lib_*.c   (also linked into tests and fuzzers)
 #   host tools:  tools/<name>.c (not lib_*) -> build/<name>
@@ -40,7 +40,7 @@ Q   := @
 say  = @printf '  %-7s %s\n' '$(1)' '$(2)';
 endif
 
-PURE_DIRS := lib cow rescue fs
+PURE_DIRS := lib cow rescue fs net
 PURE_C   := $(wildcard $(addsuffix /*.c,$(PURE_DIRS)))
 IMG_C    := $(wildcard boot/*.c kernel/*.c drivers/*.c app/*.c) $(PURE_C)
 IMG_ASM  := $(wildcard boot/*.asm kernel/*.asm)
@@ -75,14 +75,14 @@ tests: $(UNIT) $(TOOLS)
 fuzzers: $(FUZZERS)
 
 # ---- the rule of the pure code --------------------------------------------------------------
-# lib/ cow/ rescue/ fs/ build into the image and into host tools alike: an #include of theirs
+# lib/ cow/ rescue/ fs/ net/ build into the image and into host tools alike: an #include of theirs
 # may only name pure code (and lib/ only itself), never kernel/, drivers/, app/ or boot/.
 $(BUILD)/pure.ok: $(wildcard $(addsuffix /*.[ch],$(PURE_DIRS))) Makefile
 	$(call say,CHECK,pure code includes)
 	$(Q)bad=0; for f in $(filter %.c %.h,$^); do \
 		for inc in $$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' $$f); do \
 			t=$$(realpath -m --relative-to=. "$$(dirname $$f)/$$inc"); d=$${t%%/*}; \
-			case "$$f:$$d" in lib/*:lib|cow/*:lib|cow/*:cow|cow/*:rescue|rescue/*:lib|rescue/*:cow|rescue/*:rescue|fs/*:lib|fs/*:cow|fs/*:fs) ;; \
+			case "$$f:$$d" in lib/*:lib|cow/*:lib|cow/*:cow|cow/*:rescue|rescue/*:lib|rescue/*:cow|rescue/*:rescue|fs/*:lib|fs/*:cow|fs/*:fs|net/*:lib|net/*:net) ;; \
 			*) echo "$$f: includes $$t, outside what pure code may use"; bad=1 ;; esac; \
 		done; \
 	done; [ $$bad = 0 ] && mkdir -p $(BUILD) && touch $@

@@ -140,6 +140,26 @@ static int wait_for_source(struct job *j)
 	}
 }
 
+/* Waits for the cow's disk (an NBD export whose server went away) to answer again: nothing its
+ * map records was lost, since a block is recorded only once its write has ended. 0 to resume. */
+static int wait_for_cow(struct job *j)
+{
+	struct overlay *o = j->o;
+	deadline_t next = 0;
+	for (;;) {
+		if (j->stop_req || j->end_req)
+			return -E_STOPPED;
+		if (deadline_passed(next)) {
+			next = deadline_in_ms(2000);
+			if (blk_reprobe(o->dst.blk) == 0) {
+				log_event(LOG_INFO, "ov%d: cow %s answers again; resuming", j->idx, o->dst.blk->name);
+				return 0;
+			}
+		}
+		task_sleep_us(50000);
+	}
+}
+
 /* A clone starts by copying what the cow already holds, so the target ends complete. */
 static int clone_existing(struct job *j)
 {
@@ -207,6 +227,15 @@ static void job_main(void *arg)
 			log_event(LOG_WARN, "ov%d: source %s is not answering; the job waits for it (or: disk ov%d <disk>, wake ov%d)",
 				  j->idx, o->src.blk->name, j->idx, j->idx);
 			if (wait_for_source(j) == 0)
+				continue;
+			rc = -E_STOPPED;
+		}
+		/* Whatever failed (a store, a commit): a cow write that never ended is retried, and
+		 * nothing was recorded for it. */
+		if (rc < 0 && rc != -E_STOPPED && (o->dst.blk->flags & BLK_F_GONE)) {
+			j->state = JOB_WAITING;
+			log_event(LOG_WARN, "ov%d: cow %s is gone; the job waits for it", j->idx, o->dst.blk->name);
+			if (wait_for_cow(j) == 0)
 				continue;
 			rc = -E_STOPPED;
 		}

@@ -56,6 +56,12 @@ struct boot_info {
 	int wall_valid;                /* wall clock from GetTime at hand-off */
 	uint16_t wall_year;
 	uint8_t wall_month, wall_day, wall_hour, wall_minute, wall_second;
+
+	/* Over PXE: the firmware's DHCP acknowledgement (the BOOTP packet's bytes) and the address
+	 * it gave, so the network stack keeps that lease instead of asking again; 0: none. */
+	uint16_t pxe_ack_len;
+	uint8_t pxe_ack[1472];
+	uint8_t pxe_ip[4], pxe_mask[4];
 };
 
 /* The hand-over: efi_main calls it after ExitBootServices (app/main.c). */

@@ -162,6 +162,21 @@ static void collect_cfg_tftp(EFI_LOADED_IMAGE *li)
 	info.cfg_len = (uint32_t)size;
 }
 
+/* The lease the firmware's PXE stack got, while its mode data still exists. */
+static void collect_pxe_lease(EFI_LOADED_IMAGE *li)
+{
+	EFI_PXE_BASE_CODE *pxe = NULL;
+	if (uefi_call_wrapper(BS->HandleProtocol, 3, li->DeviceHandle, &PxeBaseCodeProtocol,
+			      (void **)&pxe) != EFI_SUCCESS || !pxe || !pxe->Mode || !pxe->Mode->Started ||
+	    !pxe->Mode->DhcpAckReceived || pxe->Mode->UsingIpv6)
+		return;
+	EFI_PXE_BASE_CODE_MODE *m = pxe->Mode;
+	CopyMem(info.pxe_ack, m->DhcpAck.Raw, sizeof(info.pxe_ack));
+	info.pxe_ack_len = sizeof(info.pxe_ack);
+	CopyMem(info.pxe_ip, m->StationIp.v4.Addr, 4);
+	CopyMem(info.pxe_mask, m->SubnetMask.v4.Addr, 4);
+}
+
 static void collect_boot_device(EFI_LOADED_IMAGE *li)
 {
 	EFI_DEVICE_PATH *dp = DevicePathFromHandle(li->DeviceHandle);
@@ -313,6 +328,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		collect_boot_device(li);
 		if (info.netboot && !info.cfg)
 			collect_cfg_tftp(li);
+		if (info.netboot)
+			collect_pxe_lease(li);
 	}
 	void *rsdp = NULL;
 	EFI_GUID acpi20 = ACPI_20_TABLE_GUID;

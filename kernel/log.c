@@ -13,6 +13,12 @@
 
 static char ring[LOG_LINES][LOG_WIDTH];
 static unsigned head, count;
+static void (*sink)(enum log_level lvl, const char *msg);
+
+void log_set_sink(void (*fn)(enum log_level lvl, const char *msg))
+{
+	sink = fn;
+}
 
 void log_event(enum log_level lvl, const char *fmt, ...)
 {
@@ -31,6 +37,8 @@ void log_event(enum log_level lvl, const char *fmt, ...)
 		count++;
 	if ((uint64_t)lvl <= setting_loglevel())
 		shell_print_event(line);
+	if (sink)
+		sink(lvl, msg);
 }
 
 static int cmd_log(int argc, char **argv)

@@ -25,7 +25,9 @@ uint64_t setting_on_error(void) { return on_error; }
 static void print_setting(const struct setting *s)
 {
 	char val[32];
-	if (s->choices)
+	if (s->format)
+		s->format(*s->value, val, sizeof(val));
+	else if (s->choices)
 		fmt_snprintf(val, sizeof(val), "%s", s->choices[*s->value]);
 	else
 		fmt_snprintf(val, sizeof(val), "%llu", (unsigned long long)*s->value);
@@ -34,6 +36,8 @@ static void print_setting(const struct setting *s)
 
 static int parse_value(const struct setting *s, const char *text, uint64_t *v)
 {
+	if (s->parse)
+		return s->parse(text, v);
 	if (s->choices) {
 		for (uint64_t i = 0; s->choices[i]; i++)
 			if (!strcmp(s->choices[i], text)) {
@@ -83,6 +87,8 @@ static int cmd_set(int argc, char **argv)
 	}
 	for (int i = 1; i < argc; i++) {
 		*which[i]->value = vals[i];
+		if (which[i]->changed)
+			which[i]->changed();
 		print_setting(which[i]);
 	}
 	return 0;

@@ -6,6 +6,7 @@
 #include "../lib/lineedit.h"
 #include "log.h"
 #include "power.h"
+#include "script_vars.h"
 #include "settings.h"
 #include "task.h"
 #include "../lib/errors.h"
@@ -56,9 +57,13 @@ static int script_line(char *line, int lineno)
 	if (!*line || *line == '#')
 		return 0;
 	kprintf("script: %s\n", line);
-	char copy[LE_LINE];
+	char copy[LE_LINE], expanded[LE_LINE];
 	fmt_snprintf(copy, sizeof(copy), "%s", line);
-	int rc = shell_run_line(line);
+	int rc = script_expand(line, expanded, sizeof(expanded));   /* ${serial:<disk>} etc. */
+	if (rc == 0 && strcmp(expanded, copy))
+		kprintf("script:   = %s\n", expanded);
+	if (rc == 0)
+		rc = shell_run_line(expanded);
 	if (rc < 0) {
 		kprintf("script failed at line %d: %s: %s\n", lineno, copy, err_str(rc));
 		log_event(LOG_ERR, "script failed at line %d", lineno);

@@ -32,7 +32,9 @@
 	X(E_TARGET,   "clone target failed")                            \
 	X(E_DEVICE,   "device error")                                   \
 	X(E_COWIO,    "writing the cow device failed")                  \
-	X(E_STOPPED,  "stopped")
+	X(E_STOPPED,  "stopped")                                        \
+	X(E_RESET,    "connection reset by the peer")                   \
+	X(E_UNREACH,  "host unreachable")
 
 enum cow_error {
 	E_NONE = 0,
