@@ -5,4 +5,9 @@
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_event(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Lines ever logged (a sequence number), and line `seq` while the ring still holds it (else
+ * NULL): for saving the log elsewhere (the report on the boot volume). */
+unsigned long long log_seq(void);
+const char *log_line(unsigned long long seq);
+
 #endif
