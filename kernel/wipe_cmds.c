@@ -518,11 +518,14 @@ static int cmd_wipe(int argc, char **argv)
 			kprintf("wipe %s: random stream seed 0x%016llx (random=0x%llx writes it again)\n",
 				d->name, (unsigned long long)w.seed, (unsigned long long)w.seed);
 		rc = wipe_run(&w, verify);
+		if (rc < 0)
+			log_event(LOG_WARN, "wipe %s ended: %s", d->name, err_str(rc));
+		else
+			log_event(LOG_INFO, "wipe %s ended: %s", d->name, verify ? "written and verified" : "written");
 		char line[160];
 		fmt_snprintf(line, sizeof(line), "wipe %s (%s, serial '%s', %s%s) ended: %s", d->name, size,
 			     d->serial, mode_names[w.mode], verify ? ", verify" : "",
 			     rc < 0 ? err_str(rc) : verify ? "written and verified" : "written");
-		log_event(rc < 0 ? LOG_WARN : LOG_INFO, "%s", line);
 		report_job_ended(line);
 	}
 	wipe_free(&w);
