@@ -177,6 +177,14 @@ static void collect_boot_device(EFI_LOADED_IMAGE *li)
 		}
 		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == MSG_MAC_ADDR_DP)
 			info.netboot = 1;
+		/* Which disk behind the controller: the SATA port, or the NVMe namespace (UEFI 10.3.4.24:
+		 * subtype 23, the namespace id first), so the driver can flag the boot disk itself. */
+		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == MSG_SATA_DP &&
+		    (UINTN)DevicePathNodeLength(dp) >= sizeof(SATA_DEVICE_PATH))
+			info.boot_port = ((SATA_DEVICE_PATH *)dp)->HBAPortNumber;
+		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == 23 &&
+		    DevicePathNodeLength(dp) >= 8)
+			CopyMem(&info.boot_port, (UINT8 *)dp + 4, 4);
 	}
 }
 

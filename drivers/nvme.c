@@ -3,6 +3,7 @@
  * recovery by Abort then controller reset with the identity re-checked. Command ids carry a
  * generation so stale completions are dropped. */
 #include "blk.h"
+#include "../boot/bootinfo.h"
 #include "../cow/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -552,6 +553,10 @@ static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
 	d->max_sectors = c->max_bytes / d->lsize;
 	d->queue_depth = c->ioq_entries - 1u;
 	d->flags |= BLK_F_FUA | (c->vwc ? BLK_F_FLUSH : 0);
+	const struct boot_info *bi = boot_info_get();   /* the namespace cowboot was loaded from */
+	if (bi->boot_pci_bus == c->pci->bus && bi->boot_pci_dev == c->pci->dev && bi->boot_pci_fn == c->pci->fn &&
+	    bi->boot_port == nsid)
+		d->flags |= BLK_F_BOOT;
 	if (blk_register(d) < 0) {
 		kfree(ns);
 		return;

@@ -49,7 +49,7 @@ class Machine:
     passed through the UEFI shell (startup.nsh launches cowboot.efi with it)."""
 
     def __init__(self, disks=(), cfg=None, load_options=None, memory=256, extra_args=(),
-                 name="qemu", controllers=(), pxe_dir=None, pxe_rom=None):
+                 name="qemu", controllers=(), pxe_dir=None, pxe_rom=None, boot="virtio"):
         self.tmp = tempfile.mkdtemp(prefix=f"cowboot-{name}-")
         self.disks = list(disks)
         self.cfg = cfg
@@ -61,6 +61,7 @@ class Machine:
         # None keeps QEMU's iPXE option ROM, "" uses OVMF's own PXE stack.
         self.pxe_dir = pxe_dir
         self.pxe_rom = pxe_rom
+        self.boot = boot   # the boot disk's transport: virtio, sata (port 5) or nvme
         self.proc = None
         self.sock = None
         self.buf = ""
@@ -141,8 +142,10 @@ class Machine:
             argv += ["-netdev", f"user,id=n0,tftp={self.pxe_dir},bootfile=BOOTX64.EFI",
                      "-device", f"virtio-net-pci,netdev=n0,bootindex=1{rom}"]
         else:
+            dev = {"virtio": "virtio-blk-pci,drive=boot", "sata": "ide-hd,drive=boot,bus=ide.5",
+                   "nvme": "nvme,drive=boot,serial=BOOTNVME"}[self.boot]
             argv += ["-drive", f"if=none,id=boot,file={img},format=raw",
-                     "-device", "virtio-blk-pci,drive=boot,bootindex=1"]
+                     "-device", f"{dev},bootindex=1"]
         argv += self.controllers
         for i, d in enumerate(self.disks):
             argv += self._disk_args(i, d)

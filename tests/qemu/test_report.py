@@ -15,6 +15,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import (BUILD, Machine, check, finish, make_pattern_disk,  # noqa: E402
                           parse_mapfile, sha256_file)
+from mkdemo import gpt_disk  # noqa: E402
 
 SECTOR = 512
 SIZE = 8 << 20
@@ -170,5 +171,39 @@ with StickMachine(prepare=fill, name="report-full") as m:
     with open(img, "rb") as g:
         after = g.read()
     check("only the sector written by hand changed (the damaged FAT was left as it was)", after == expect)
+
+
+# ---- 3: other sticks: an NVMe "superfloppy", a GPT disk on SATA with the FAT in partition 1 --
+def gpt_stick(img):
+    """The FAT image moved into partition 1 (LBA 2048) of a GPT disk, in place."""
+    with open(img, "rb") as f:
+        fat = f.read()
+    sectors = 2048 + len(fat) // SECTOR + 34
+    gpt_disk(img, sectors * SECTOR)
+    with open(img, "r+b") as f:
+        f.seek(2048 * SECTOR)
+        f.write(fat)
+
+
+for boot, prepare, volume in (("nvme", None, "nvme0n1"), ("sata", gpt_stick, "sata0p1")):
+    with StickMachine(prepare=prepare, boot=boot, cfg="report\npoweroff\n", name=f"report-{boot}") as m:
+        code = m.wait_exit(120)
+        check(f"{boot} boot: the report is written to {volume}",
+              code == 0 and f"report written to {volume}: cowboot/" in m.buf, m.buf[-1500:])
+        img = os.path.join(m.tmp, "boot.img")
+        fat = img
+        if prepare:
+            fat = os.path.join(tmp, "part1.img")
+            with open(img, "rb") as f, open(fat, "wb") as g:
+                f.seek(2048 * SECTOR)
+                g.write(f.read(16 << 20))
+        ok, out = fsck(fat)
+        ls = run("mdir", "-i", fat, "-/", "-b", "::/cowboot").stdout.split()
+        check(f"{boot} boot: fsck.fat -n clean, events.log and summary.txt there",
+              ok and sum(p.endswith("/events.log") for p in ls) == 1 and
+              sum(p.endswith("/summary.txt") for p in ls) == 1, (out, ls))
+        sm = run("mtype", "-i", fat, [p for p in ls if p.endswith("/summary.txt")][0]).stdout if ls else ""
+        check(f"{boot} boot: summary.txt names {volume} as the volume and no overlays",
+              f"volume:   {volume} (FAT16" in sm and "  none open" in sm, sm)
 shutil.rmtree(tmp, ignore_errors=True)
 finish()
