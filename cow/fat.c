@@ -816,7 +816,8 @@ static int slots_for(const char *name, bool lfn)
 
 /* Finds n free consecutive entries in d: 0 and the first one's position (index), or *more:
  * the clusters the directory must grow by. */
-static int find_slots(struct fat_vol *v, struct fat_dir d, uint32_t n, uint32_t *first, uint32_t *more)
+static int find_slots(struct fat_vol *v, struct fat_dir d, uint32_t n, uint32_t *first, uint32_t *more,
+		      bool *past_end)
 {
 	struct dir_it it;
 	uint8_t *e;
@@ -830,6 +831,7 @@ static int find_slots(struct fat_vol *v, struct fat_dir d, uint32_t n, uint32_t 
 			end = end || e[0] == 0;
 			if (++run == n) {
 				*first = idx + 1 - n;
+				*past_end = end;
 				return 0;
 			}
 		} else {
@@ -912,12 +914,13 @@ static int dir_add(struct fat_vol *v, struct fat_dir d, const char *name, bool l
 {
 	static const uint8_t pos[13] = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30 };
 	uint32_t n = (uint32_t)slots_for(name, lfn), first, more;
-	int rc = find_slots(v, d, n, &first, &more);
+	bool past_end = false;
+	int rc = find_slots(v, d, n, &first, &more, &past_end);
 	if (rc == 1) {
 		uint32_t len, last, add;
 		if ((rc = chain_walk(v, d.cluster, &len, &last)) < 0 ||
 		    (rc = chain_alloc(v, more, last, &add)) < 0 || (rc = fat_writeback(v)) < 0 ||
-		    (rc = zero_clusters(v, add)) < 0 || (rc = find_slots(v, d, n, &first, &more)) != 0)
+		    (rc = zero_clusters(v, add)) < 0 || (rc = find_slots(v, d, n, &first, &more, &past_end)) != 0)
 			return rc < 0 ? rc : say(v, -E_CORRUPT, "no room in a directory just grown");
 	} else if (rc < 0) {
 		return rc;
@@ -946,6 +949,21 @@ static int dir_add(struct fat_vol *v, struct fat_dir d, const char *name, bool l
 		return rc;
 	*entry_sec = (uint32_t)sec;
 	*entry_off = off;
+	/* Placed over the end marker: whatever follows it was never an entry, so it must not become
+	 * one now. The next slot becomes the end marker. */
+	uint32_t total = v->root_entries, clen, clast;
+	if (past_end && d.cluster) {
+		if ((rc = chain_walk(v, d.cluster, &clen, &clast)) < 0)
+			return rc;
+		total = clen * (v->cbytes / 32);
+	}
+	if (past_end && first + n < total) {
+		uint8_t zero[32] = { 0 };
+		if ((rc = slot_pos(v, d, first + n, &sec, &off)) < 0 || (rc = sec_load(v, sec)) < 0)
+			return rc;
+		if (v->sec[off] && (rc = write_entry_at(v, sec, off, zero)) < 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -966,7 +984,8 @@ static int plan_name(struct fat_vol *v, struct fat_dir d, const char *name, uint
 static int space_for_entry(struct fat_vol *v, struct fat_dir d, int slots, uint32_t *more)
 {
 	uint32_t first;
-	int rc = find_slots(v, d, (uint32_t)slots, &first, more);
+	bool past_end;
+	int rc = find_slots(v, d, (uint32_t)slots, &first, more, &past_end);
 	return rc < 0 ? rc : 0;
 }
 

@@ -427,6 +427,36 @@ static void test_names(void)
 							       mtype_equals(img, "/ov0-QM00002.map", "2", 1));
 }
 
+/* Writing over the end marker moves it to the next slot (what follows an end marker was never
+ * an entry, so it must not turn into one): here deleted entries left after it. */
+static void test_end_marker(void)
+{
+	char img[600], out[4096];
+	snprintf(img, sizeof(img), "%s/end.img", dir);
+	sh("mkfs.vfat -C %s -F 16 -s 1 4096 >/dev/null 2>&1 && mmd -i %s ::/d", img, img);
+	mount_img(img, 512);
+	struct fat_entry e;
+	fat_lookup(&vol, fat_root(&vol), "d", &e);
+	long at = (long)(vol.data_start + (uint64_t)(e.cluster - 2) * vol.spc) * 512;
+	uint8_t junk[32];
+	memcpy(junk, "\xe5" "ARBAGE TXT", 11);
+	memset(junk + 11, 0x20, 21);
+	for (int i = 3; i < 10; i++)
+		patch(img, at + 32 * i, junk, 32);   /* entry 2 stays the end marker */
+	CHECK("end marker: deleted entries after it, fsck.fat clean", mount_img(img, 512) == 0 && fsck_clean(img));
+	struct fat_dir d = { e.cluster };
+	int rc = fat_write_file(&vol, d, "A.TXT", "a", 1, 'w');
+	rc = rc ?: fat_sync(&vol);
+	uint8_t b[64];
+	int fd = open(img, O_RDONLY);
+	if (pread(fd, b, 64, at + 32 * 3) != 64)
+		b[0] = 0xff;
+	close(fd);
+	run_out(out, sizeof(out), "mdir -i %s -b ::/d", img);
+	CHECK("end marker: a file written over it, the next slot is the end marker now",
+	      rc == 0 && strstr(out, "A.TXT") && b[0] == 0 && b[32] == 0xe5 && fsck_clean(img));
+}
+
 /* The fuzzer's seeds are volumes that mount (their heads, the rest reading as zeros). */
 static void test_seeds(void)
 {
@@ -457,6 +487,7 @@ int main(void)
 	test_full();
 	test_many();
 	test_damaged();
+	test_end_marker();
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd)) {
