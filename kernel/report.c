@@ -232,8 +232,15 @@ static void summary_text(struct rfile *f, const char *why, const struct blk_dev 
 		tprintf(t, "           reads %llu, writes %llu, errors %llu, timeouts %llu, resets %llu\n",
 			(unsigned long long)c->reads, (unsigned long long)c->writes, (unsigned long long)c->errors,
 			(unsigned long long)c->timeouts, (unsigned long long)c->resets);
+		char health[200];
+		int rc = d->ops->health ? d->ops->health((struct blk_dev *)d, health, sizeof(health)) : 1;
+		if (rc == 1)
+			tprintf(t, "           health: not offered by %s\n", d->transport);
+		else if (rc < 0)
+			tprintf(t, "           health: not read (%s)\n", err_str(rc));
+		else
+			tprintf(t, "           %s\n", health);
 	}
-	tprintf(t, "  (SMART and health: `info <disk>` on the console; not collected here yet)\n");
 
 	tprintf(t, "\noverlays:\n");
 	int any = 0;

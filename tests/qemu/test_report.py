@@ -124,6 +124,7 @@ check("events.log has each event once (appended, not repeated)",
 sm = files.get("summary.txt", "")
 check("summary.txt names the machine, the volume and the occasion",
       "machine:  serial unknown" in sm and "volume:   vd0 (FAT" in sm and "(power-off or reboot)" in sm, sm)
+check("summary.txt says virtio offers no health data", "health: not offered by virtio" in sm, sm)
 check("summary.txt lists the disks with model and serial",
       re.search(r"vd1 .*serial 'SRC-4711' source", sm) and re.search(r"vd2 .*serial 'COW-0001' cow", sm), sm)
 check("summary.txt says what was rescued and where the bad areas are",
@@ -205,5 +206,8 @@ for boot, prepare, volume in (("nvme", None, "nvme0n1"), ("sata", gpt_stick, "sa
         sm = run("mtype", "-i", fat, [p for p in ls if p.endswith("/summary.txt")][0]).stdout if ls else ""
         check(f"{boot} boot: summary.txt names {volume} as the volume and no overlays",
               f"volume:   {volume} (FAT16" in sm and "  none open" in sm, sm)
+        health = {"nvme": r"health: warnings 0x00, temperature \d+ C, spare \d+%",
+                  "sata": r"SMART health: ok; SMART data: "}[boot]
+        check(f"{boot} boot: summary.txt has the disk's health", re.search(health, sm), sm)
 shutil.rmtree(tmp, ignore_errors=True)
 finish()
