@@ -5,6 +5,7 @@
 #include <efilib.h>
 #include <stddef.h>
 #include "bootinfo.h"
+#include "../cow/smbios.h"
 
 void kernel_main(struct boot_info *bi) __attribute__((noreturn));
 
@@ -188,6 +189,26 @@ static void collect_boot_device(EFI_LOADED_IMAGE *li)
 	}
 }
 
+/* Who made the machine and its serial, from SMBIOS (the 3.0 entry point, else 2.x), for the
+ * reports' names. The tables may sit in memory the kernel reuses: read them now. */
+static void collect_smbios(void)
+{
+	void *ep = NULL;
+	uint64_t addr;
+	uint32_t len;
+	struct smbios_system sys;
+	if (!(LibGetSystemConfigurationTable(&SMBIOS3TableGuid, &ep) == EFI_SUCCESS && ep &&
+	      smbios_entry(ep, 24, &addr, &len) == 0) &&
+	    !(LibGetSystemConfigurationTable(&SMBIOSTableGuid, &ep) == EFI_SUCCESS && ep &&
+	      smbios_entry(ep, 31, &addr, &len) == 0))
+		return;
+	if (smbios_system((const uint8_t *)(uintptr_t)addr, len, &sys) != 0)
+		return;
+	CopyMem(info.machine_vendor, sys.manufacturer, sizeof(info.machine_vendor));
+	CopyMem(info.machine_product, sys.product, sizeof(info.machine_product));
+	CopyMem(info.machine_serial, sys.serial, sizeof(info.machine_serial));
+}
+
 static void collect_framebuffer(void)
 {
 	EFI_GUID gop_guid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
@@ -323,6 +344,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	if (LibGetSystemConfigurationTable(&acpi20, &rsdp) != EFI_SUCCESS)
 		LibGetSystemConfigurationTable(&AcpiTableGuid, &rsdp);
 	info.rsdp = (uint64_t)(uintptr_t)rsdp;
+	collect_smbios();
 	collect_framebuffer();
 	collect_font();
 	collect_clock();

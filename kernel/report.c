@@ -132,13 +132,13 @@ static struct blk_dev *find_volume(char *why, size_t n, int *rc_out)
 	return NULL;
 }
 
-/* The session's directory name: the wall clock at boot and the machine's serial (SMBIOS is
- * not collected at boot yet: "unknown"). */
+/* The session's directory name: the wall clock at boot and the machine's serial (SMBIOS
+ * System Information; "unknown" without one). */
 static void session_name(void)
 {
 	const struct boot_info *bi = boot_info_get();
 	char serial[40];
-	name_part(serial, sizeof(serial), "", "unknown");
+	name_part(serial, sizeof(serial), bi->machine_serial, "unknown");
 	if (bi->wall_valid)
 		fmt_snprintf(session, sizeof(session), "%04u%02u%02u-%02u%02u%02u-%s", bi->wall_year,
 			     bi->wall_month, bi->wall_day, bi->wall_hour, bi->wall_minute, bi->wall_second, serial);
@@ -213,7 +213,9 @@ static void summary_text(struct rfile *f, const char *why, const struct blk_dev 
 	else
 		tprintf(t, "booted:   (no firmware clock), up %llu s\n", (unsigned long long)(time_now_us() / 1000000));
 	tprintf(t, "version:  cowboot %s, firmware %s rev 0x%x\n", COWBOOT_VERSION, bi->fw_vendor, bi->fw_revision);
-	tprintf(t, "machine:  serial unknown\n");
+	tprintf(t, "machine:  %s%s%s%sserial %s\n", bi->machine_vendor, bi->machine_vendor[0] ? " " : "",
+		bi->machine_product, bi->machine_vendor[0] || bi->machine_product[0] ? ", " : "",
+		bi->machine_serial[0] ? bi->machine_serial : "unknown");
 	tprintf(t, "volume:   %s (FAT%d%s%s%s), cowboot/%s/\n", volume->name, vol.type, vol.label[0] ? " \"" : "",
 		vol.label, vol.label[0] ? "\"" : "", session);
 

@@ -123,7 +123,7 @@ check("events.log has each event once (appended, not repeated)",
       ev.count("ov0 opened: cow vd2, source vd1") == 1, ev[-2000:])
 sm = files.get("summary.txt", "")
 check("summary.txt names the machine, the volume and the occasion",
-      "machine:  serial unknown" in sm and "volume:   vd0 (FAT" in sm and "(power-off or reboot)" in sm, sm)
+      "machine:  QEMU Standard PC (Q35 + ICH9, 2009), serial unknown" in sm and "volume:   vd0 (FAT" in sm and "(power-off or reboot)" in sm, sm)
 check("summary.txt says virtio offers no health data", "health: not offered by virtio" in sm, sm)
 check("summary.txt lists the disks with model and serial",
       re.search(r"vd1 .*serial 'SRC-4711' source", sm) and re.search(r"vd2 .*serial 'COW-0001' cow", sm), sm)
@@ -186,8 +186,11 @@ def gpt_stick(img):
         f.write(fat)
 
 
-for boot, prepare, volume in (("nvme", None, "nvme0n1"), ("sata", gpt_stick, "sata0p1")):
-    with StickMachine(prepare=prepare, boot=boot, cfg="report\npoweroff\n", name=f"report-{boot}") as m:
+# The NVMe machine has an SMBIOS serial: it names the directory (made file-name safe).
+for boot, prepare, volume, smbios in (("nvme", None, "nvme0n1", ["-smbios", "type=1,manufacturer=ACME,serial=MACH 42/x"]),
+                                      ("sata", gpt_stick, "sata0p1", [])):
+    with StickMachine(prepare=prepare, boot=boot, cfg="report\npoweroff\n", name=f"report-{boot}",
+                      extra_args=smbios) as m:
         code = m.wait_exit(120)
         check(f"{boot} boot: the report is written to {volume}",
               code == 0 and f"report written to {volume}: cowboot/" in m.buf, m.buf[-1500:])
@@ -209,5 +212,9 @@ for boot, prepare, volume in (("nvme", None, "nvme0n1"), ("sata", gpt_stick, "sa
         health = {"nvme": r"health: warnings 0x00, temperature \d+ C, spare \d+%",
                   "sata": r"SMART health: ok; SMART data: "}[boot]
         check(f"{boot} boot: summary.txt has the disk's health", re.search(health, sm), sm)
+        if smbios:
+            check("the SMBIOS serial names the directory and the machine",
+                  any(re.search(r"/cowboot/\d{8}-\d{6}-MACH_42_x/summary.txt$", p) for p in ls) and
+                  "machine:  ACME Standard PC (Q35 + ICH9, 2009), serial MACH 42/x" in sm, (ls, sm))
 shutil.rmtree(tmp, ignore_errors=True)
 finish()
