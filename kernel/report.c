@@ -134,7 +134,7 @@ static struct blk_dev *find_volume(char *why, size_t n, int *rc_out)
 
 /* The session's directory name: the wall clock at boot and the machine's serial (SMBIOS
  * System Information; "unknown" without one). */
-static void session_name(void)
+static void session_name(struct fat_vol *v)
 {
 	const struct boot_info *bi = boot_info_get();
 	char serial[40];
@@ -144,6 +144,15 @@ static void session_name(void)
 			     bi->wall_month, bi->wall_day, bi->wall_hour, bi->wall_minute, bi->wall_second, serial);
 	else
 		fmt_snprintf(session, sizeof(session), "undated-%s", serial);
+	/* A directory of that name from an earlier boot (no clock, or two boots in one second) is
+	 * that boot's: this one takes the next free suffix. */
+	struct fat_entry e;
+	size_t n = strlen(session);
+	if (fat_lookup(v, fat_root(v), "cowboot", &e) == 0 && (e.attr & 0x10)) {
+		struct fat_dir top = { e.cluster };
+		for (int k = 2; k < 1000 && fat_lookup(v, top, session, &e) == 0; k++)
+			fmt_snprintf(session + n, sizeof(session) - n, "-%d", k);
+	}
 }
 
 /* ---- the files ---------------------------------------------------------------------------- */
@@ -339,7 +348,7 @@ static int write_report(const char *why, int quiet)
 		return rc;
 	}
 	if (!session[0])
-		session_name();
+		session_name(&vol);
 	struct wall_time w;
 	time_wall(&w);
 	fat_set_time(&vol, w.year, w.month, w.day, w.hour, w.minute, w.second);

@@ -186,8 +186,20 @@ def gpt_stick(img):
         f.write(fat)
 
 
-# The NVMe machine has an SMBIOS serial: it names the directory (made file-name safe).
-for boot, prepare, volume, smbios in (("nvme", None, "nvme0n1", ["-smbios", "type=1,manufacturer=ACME,serial=MACH 42/x"]),
+def earlier_boots(img):
+    """Report directories of earlier boots for every second of the next three minutes (as a
+    machine without a clock, or two boots in one second, would leave them)."""
+    import datetime
+    now = datetime.datetime.utcnow()
+    names = [(now + datetime.timedelta(seconds=k)).strftime("::/cowboot/%Y%m%d-%H%M%S-MACH_42_x")
+             for k in range(-5, 180)]
+    subprocess.run(["mmd", "-i", img, "::/cowboot"] + names, check=True)
+
+
+# The NVMe machine has an SMBIOS serial: it names the directory (made file-name safe); a
+# directory of that name left by an earlier boot is not reused.
+for boot, prepare, volume, smbios in (("nvme", earlier_boots, "nvme0n1",
+                                       ["-smbios", "type=1,manufacturer=ACME,serial=MACH 42/x"]),
                                       ("sata", gpt_stick, "sata0p1", [])):
     with StickMachine(prepare=prepare, boot=boot, cfg="report\npoweroff\n", name=f"report-{boot}",
                       extra_args=smbios) as m:
@@ -196,14 +208,14 @@ for boot, prepare, volume, smbios in (("nvme", None, "nvme0n1", ["-smbios", "typ
               code == 0 and f"report written to {volume}: cowboot/" in m.buf, m.buf[-1500:])
         img = os.path.join(m.tmp, "boot.img")
         fat = img
-        if prepare:
+        if prepare == gpt_stick:
             fat = os.path.join(tmp, "part1.img")
             with open(img, "rb") as f, open(fat, "wb") as g:
                 f.seek(2048 * SECTOR)
                 g.write(f.read(16 << 20))
         ok, out = fsck(fat)
         ls = run("mdir", "-i", fat, "-/", "-b", "::/cowboot").stdout.split()
-        check(f"{boot} boot: fsck.fat -n clean, events.log and summary.txt there",
+        check(f"{boot} boot: fsck.fat -n clean, one events.log and summary.txt there",
               ok and sum(p.endswith("/events.log") for p in ls) == 1 and
               sum(p.endswith("/summary.txt") for p in ls) == 1, (out, ls))
         sm = run("mtype", "-i", fat, [p for p in ls if p.endswith("/summary.txt")][0]).stdout if ls else ""
@@ -214,7 +226,7 @@ for boot, prepare, volume, smbios in (("nvme", None, "nvme0n1", ["-smbios", "typ
         check(f"{boot} boot: summary.txt has the disk's health", re.search(health, sm), sm)
         if smbios:
             check("the SMBIOS serial names the directory and the machine",
-                  any(re.search(r"/cowboot/\d{8}-\d{6}-MACH_42_x/summary.txt$", p) for p in ls) and
+                  any(re.search(r"/cowboot/\d{8}-\d{6}-MACH_42_x-2/summary.txt$", p) for p in ls) and
                   "machine:  ACME Standard PC (Q35 + ICH9, 2009), serial MACH 42/x" in sm, (ls, sm))
 shutil.rmtree(tmp, ignore_errors=True)
 finish()
