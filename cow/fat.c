@@ -791,11 +791,25 @@ static int make_short(struct fat_vol *v, struct fat_dir d, const char *name, uin
 		c = c >= 'a' && c <= 'z' ? c - 32 : c;
 		basis[8 + i] = (uint8_t)(short_char(c) ? c : '_');
 	}
+	/* ~1 to ~4 on the basis, then (as Windows does, so a directory of names alike does not run
+	 * out) its first two characters, four hex digits of a hash of the long name, and ~1. */
+	uint32_t h = 2166136261u;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
 	for (uint32_t k = 1; k < 1000; k++) {   /* bounded: each try walks the directory */
-		char tail[8];
-		int t = fmt_snprintf(tail, sizeof(tail), "~%u", k);
-		int keep = n < 8 - t ? n : 8 - t;
+		char tail[12];
 		memcpy(out, basis, 11);
+		int t, keep;
+		if (k <= 4) {
+			t = fmt_snprintf(tail, sizeof(tail), "~%u", k);
+			keep = n < 8 - t ? n : 8 - t;
+		} else {
+			static const char hex[] = "0123456789ABCDEF";
+			uint32_t x = (h ^ (k * 2654435761u)) >> 8;
+			keep = n < 2 ? n : 2;
+			t = fmt_snprintf(tail, sizeof(tail), "%c%c%c%c~1", hex[x >> 12 & 15], hex[x >> 8 & 15],
+					 hex[x >> 4 & 15], hex[x & 15]);
+		}
 		memset(out + keep, ' ', (size_t)(8 - keep));
 		memcpy(out + keep, tail, (size_t)t);
 		struct short_ctx s = { out };
