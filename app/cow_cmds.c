@@ -85,6 +85,11 @@ struct overlay *overlay_find(const char *name)
 	return o;
 }
 
+struct overlay *overlay_get(int i)
+{
+	return i >= 0 && i < MAX_OV && overlays[i].cow ? &overlays[i] : NULL;
+}
+
 int overlay_index(const struct overlay *o)
 {
 	return (int)(o - overlays);

@@ -31,6 +31,8 @@ void bdev_adapt(struct bdev_adapter *a, struct blk_dev *d);
 /* "ov0".."ov7" of an open overlay; prints "no overlay" and returns NULL otherwise. */
 struct overlay *overlay_find(const char *name);
 int overlay_index(const struct overlay *o);
+/* Overlay i (0..MAX_OV-1) when it is open, else NULL. */
+struct overlay *overlay_get(int i);
 /* Recomputes the source flags of every disk from the open overlays. */
 void overlay_refresh_source_flags(void);
 /* "YYYY-MM-DD HH:MM:SS" of the wall clock. */

@@ -5,6 +5,7 @@
 #include "../lib/args.h"
 #include "../kernel/log.h"
 #include "overlay.h"
+#include "report.h"
 #include "../kernel/settings.h"
 #include "../kernel/shell.h"
 #include "../kernel/task.h"
@@ -30,6 +31,7 @@ struct job {
 	int result;
 	uint64_t started_us, bytes_total, reads_total, failed_total;
 	char cmdline[128];
+	char summary[200];            /* the last summary line, for the report */
 };
 
 static struct job jobs[MAX_OV];
@@ -96,11 +98,12 @@ static void summary(struct job *j, const char *what)
 	fmt_size(tot, sizeof(tot), all);
 	fmt_size(bad, sizeof(bad), b[3]);
 	fmt_size(rate, sizeof(rate), secs ? j->bytes_total / secs : j->bytes_total);
-	log_event(LOG_INFO, "ov%d: %s %s in %llu s: rescued %s of %s (%llu.%llu%%), bad %s in %llu areas, non-tried %llu bytes, average %s/s",
+	fmt_snprintf(j->summary, sizeof(j->summary), "ov%d: %s %s in %llu s: rescued %s of %s (%llu.%llu%%), bad %s in %llu areas, non-tried %llu bytes, average %s/s",
 		  j->idx, j->clone ? "clone" : "rescue", what, (unsigned long long)secs, res, tot,
 		  (unsigned long long)(all ? b[4] * 100 / all : 100),
 		  (unsigned long long)(all ? b[4] * 1000 / all % 10 : 0), bad, (unsigned long long)a[3],
 		  (unsigned long long)(b[0] + b[1] + b[2]), rate);
+	log_event(LOG_INFO, "%s", j->summary);
 }
 
 /* Waits for the same source to answer again: the driver re-probed while it is gone, then the
@@ -269,6 +272,7 @@ static void job_main(void *arg)
 	if (j->clone)
 		j->target.blk->flags &= ~BLK_F_TARGET;
 	o->job = NULL;
+	report_job_ended(j->summary);
 	j->alive = 0;
 }
 

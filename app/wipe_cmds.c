@@ -1,5 +1,6 @@
 /* The `wipe` command: overwrites a whole disk or partition with zeros, a repeated pattern or a
  * seekable pseudo-random stream, optionally reads it all back, and refuses disks that matter. */
+#include "report.h"
 #include "../kernel/console.h"
 #include "../lib/args.h"
 #include "../kernel/log.h"
@@ -514,6 +515,11 @@ static int cmd_wipe(int argc, char **argv)
 			log_event(LOG_WARN, "wipe %s ended: %s", d->name, err_str(rc));
 		else
 			log_event(LOG_INFO, "wipe %s ended: %s", d->name, verify ? "written and verified" : "written");
+		char line[160];
+		fmt_snprintf(line, sizeof(line), "wipe %s (%s, serial '%s', %s%s) ended: %s", d->name, size,
+			     d->serial, mode_names[w.mode], verify ? ", verify" : "",
+			     rc < 0 ? err_str(rc) : verify ? "written and verified" : "written");
+		report_job_ended(line);
 	}
 	wipe_free(&w);
 	return rc;

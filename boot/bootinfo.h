@@ -52,6 +52,9 @@ struct boot_info {
 	uint8_t font_w, font_h;
 	uint8_t font[95][24];          /* one byte a row, bit 7 = leftmost pixel */
 
+	/* SMBIOS System Information (type 1), printable ASCII, "" when unknown. */
+	char machine_vendor[64], machine_product[64], machine_serial[64];
+
 	uint64_t tsc_khz;              /* TSC rate, measured against the firmware's Stall() */
 	int wall_valid;                /* wall clock from GetTime at hand-off */
 	uint16_t wall_year;

@@ -5,6 +5,7 @@
 #include <efilib.h>
 #include <stddef.h>
 #include "bootinfo.h"
+#include "../lib/smbios.h"
 
 
 static struct boot_info info;
@@ -196,7 +197,35 @@ static void collect_boot_device(EFI_LOADED_IMAGE *li)
 			info.boot_usb_port[info.boot_usb_depth++] = ((USB_DEVICE_PATH *)dp)->Port;
 		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == 0x11)
 			info.boot_usb_lun = *((UINT8 *)dp + 4);   /* Device Logical Unit: its LUN */
+		/* Which disk behind the controller: the SATA port, or the NVMe namespace (UEFI 10.3.4.24:
+		 * subtype 23, the namespace id first), so the driver can flag the boot disk itself. */
+		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == MSG_SATA_DP &&
+		    (UINTN)DevicePathNodeLength(dp) >= sizeof(SATA_DEVICE_PATH))
+			info.boot_port = ((SATA_DEVICE_PATH *)dp)->HBAPortNumber;
+		if (DevicePathType(dp) == MESSAGING_DEVICE_PATH && DevicePathSubType(dp) == 23 &&
+		    DevicePathNodeLength(dp) >= 8)
+			CopyMem(&info.boot_port, (UINT8 *)dp + 4, 4);
 	}
+}
+
+/* Who made the machine and its serial, from SMBIOS (the 3.0 entry point, else 2.x), for the
+ * reports' names. The tables may sit in memory the kernel reuses: read them now. */
+static void collect_smbios(void)
+{
+	void *ep = NULL;
+	uint64_t addr;
+	uint32_t len;
+	struct smbios_system sys;
+	if (!(LibGetSystemConfigurationTable(&SMBIOS3TableGuid, &ep) == EFI_SUCCESS && ep &&
+	      smbios_entry(ep, 24, &addr, &len) == 0) &&
+	    !(LibGetSystemConfigurationTable(&SMBIOSTableGuid, &ep) == EFI_SUCCESS && ep &&
+	      smbios_entry(ep, 31, &addr, &len) == 0))
+		return;
+	if (smbios_system((const uint8_t *)(uintptr_t)addr, len, &sys) != 0)
+		return;
+	CopyMem(info.machine_vendor, sys.manufacturer, sizeof(info.machine_vendor));
+	CopyMem(info.machine_product, sys.product, sizeof(info.machine_product));
+	CopyMem(info.machine_serial, sys.serial, sizeof(info.machine_serial));
 }
 
 static void collect_framebuffer(void)
@@ -336,6 +365,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	if (LibGetSystemConfigurationTable(&acpi20, &rsdp) != EFI_SUCCESS)
 		LibGetSystemConfigurationTable(&AcpiTableGuid, &rsdp);
 	info.rsdp = (uint64_t)(uintptr_t)rsdp;
+	collect_smbios();
 	collect_framebuffer();
 	collect_font();
 	collect_clock();

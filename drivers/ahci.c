@@ -697,18 +697,18 @@ static int64_t smart_attr(const uint8_t *data, uint8_t id)
 	return -1;
 }
 
-static void smart_show(struct ahci_port *p)
+/* SMART as two lines: the health verdict and the attributes a rescue cares about. -E_BUSY
+ * while the port has commands of its own in flight (internal commands need it idle). */
+static int smart_text(struct ahci_port *p, char *health, char *line, int n)
 {
-	if (p->busy || p->ncq_mask || p->nredo) {
-		kprintf("SMART: port busy, try again\n");
-		return;
-	}
+	if (p->busy || p->ncq_mask || p->nredo)
+		return -E_BUSY;
 	int failing = 0;
 	int rc = smart_health(p, &failing);
 	if (rc < 0)
-		kprintf("SMART health: unknown (%s)\n", err_str(rc));
+		fmt_snprintf(health, (size_t)n, "SMART health: unknown (%s)", err_str(rc));
 	else
-		kprintf("SMART health: %s\n", failing ? "FAILING (threshold exceeded)" : "ok");
+		fmt_snprintf(health, (size_t)n, "SMART health: %s", failing ? "FAILING (threshold exceeded)" : "ok");
 	uint8_t *data = p->smart;
 	rc = run_internal_feat(p, ATA_SMART, SMART_READ_DATA, SMART_KEY_LBA, data, 512);
 	uint8_t sum = 0;
@@ -717,29 +717,54 @@ static void smart_show(struct ahci_port *p)
 	if (rc == 0 && sum)
 		rc = -E_CRC;
 	if (rc < 0) {
-		kprintf("SMART data: unreadable (%s)\n", err_str(rc));
-		return;
+		fmt_snprintf(line, (size_t)n, "SMART data: unreadable (%s)", err_str(rc));
+		return 0;
 	}
-	char line[160];
-	int n = fmt_snprintf(line, sizeof(line), "SMART data:");
+	int k = fmt_snprintf(line, (size_t)n, "SMART data:");
 	int64_t v = smart_attr(data, 194);      /* temperature */
 	if (v < 0)
 		v = smart_attr(data, 190);      /* airflow temperature */
 	if (v >= 0)
-		n += fmt_snprintf(line + n, sizeof(line) - n, " temperature %d C,", (int)(v & 0xff));
+		k += fmt_snprintf(line + k, (size_t)(n - k), " temperature %d C,", (int)(v & 0xff));
 	if ((v = smart_attr(data, 9)) >= 0)
-		n += fmt_snprintf(line + n, sizeof(line) - n, " power-on hours %u,", (unsigned)(v & 0xffffffff));
+		k += fmt_snprintf(line + k, (size_t)(n - k), " power-on hours %u,", (unsigned)(v & 0xffffffff));
 	if ((v = smart_attr(data, 5)) >= 0)
-		n += fmt_snprintf(line + n, sizeof(line) - n, " reallocated %u,", (unsigned)(v & 0xffffffff));
+		k += fmt_snprintf(line + k, (size_t)(n - k), " reallocated %u,", (unsigned)(v & 0xffffffff));
 	if ((v = smart_attr(data, 197)) >= 0)
-		n += fmt_snprintf(line + n, sizeof(line) - n, " pending %u,", (unsigned)(v & 0xffffffff));
+		k += fmt_snprintf(line + k, (size_t)(n - k), " pending %u,", (unsigned)(v & 0xffffffff));
 	if ((v = smart_attr(data, 198)) >= 0)
-		n += fmt_snprintf(line + n, sizeof(line) - n, " offline uncorrectable %u,", (unsigned)(v & 0xffffffff));
-	if (line[n - 1] == ',')
-		line[n - 1] = '\0';
+		k += fmt_snprintf(line + k, (size_t)(n - k), " offline uncorrectable %u,", (unsigned)(v & 0xffffffff));
+	if (line[k - 1] == ',')
+		line[k - 1] = '\0';
 	else
-		fmt_snprintf(line + n, sizeof(line) - n, " no known attributes");
-	kprintf("%s\n", line);
+		fmt_snprintf(line + k, (size_t)(n - k), " no known attributes");
+	return 0;
+}
+
+static void smart_show(struct ahci_port *p)
+{
+	char health[160], line[160];
+	if (smart_text(p, health, line, sizeof(line)) < 0) {
+		kprintf("SMART: port busy, try again\n");
+		return;
+	}
+	kprintf("%s\n%s\n", health, line);
+}
+
+static int ahci_health(struct blk_dev *d, char *out, int n)
+{
+	struct ahci_port *p = d->drv;
+	if (!(p->ident[82] & 1)) {
+		fmt_snprintf(out, (size_t)n, "SMART: not supported by the drive");
+		return 0;
+	}
+	if (d->flags & BLK_F_GONE)
+		return -E_GONE;
+	char health[160], line[160];
+	int rc = smart_text(p, health, line, sizeof(line));
+	if (rc == 0)
+		fmt_snprintf(out, (size_t)n, "%s; %s", health, line);
+	return rc;
 }
 
 static void ahci_info(struct blk_dev *d)
@@ -763,6 +788,7 @@ static void ahci_info(struct blk_dev *d)
 
 static const struct blk_driver_ops ahci_ops = {
 	.start = ahci_start, .poll = ahci_poll, .recover = ahci_recover, .info = ahci_info,
+	.health = ahci_health,
 };
 
 static int port_init(struct ahci_ctrl *c, unsigned port)

@@ -57,6 +57,9 @@ struct blk_driver_ops {
 	int (*recover)(struct blk_dev *d, struct blk_req *overdue);
 	/* Prints the driver's identify/health details for `info` (may be NULL). */
 	void (*info)(struct blk_dev *d);
+	/* The device's health (SMART, the NVMe health log) as one line into out, for the report
+	 * (may be NULL: none offered). -E_BUSY when it cannot be asked now. */
+	int (*health)(struct blk_dev *d, char *out, int n);
 };
 
 #define BLK_F_RO      0x01u   /* refuses writes and flushes before any driver sees them */

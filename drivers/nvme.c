@@ -3,6 +3,7 @@
  * recovery by Abort then controller reset with the identity re-checked. Command ids carry a
  * generation so stale completions are dropped. */
 #include "blk.h"
+#include "../boot/bootinfo.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -506,6 +507,27 @@ static int nvme_recover(struct blk_dev *d, struct blk_req *overdue)
 	return rc;
 }
 
+/* The SMART / Health Information log page (02h) as one line. */
+static int nvme_health(struct blk_dev *d, char *out, int n)
+{
+	struct nvme_ns *ns = d->drv;
+	struct nvme_ctrl *c = ns->c;
+	if (d->flags & BLK_F_GONE)
+		return -E_GONE;
+	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
+			 .cdw10 = (512 / 4 - 1) << 16 | 0x02 };
+	if (admin(c, &e, HEALTH_TIMEOUT_MS, NULL) != 0)
+		return -E_IO;
+	const uint8_t *h = c->scratch;
+	uint64_t media_errors, hours;
+	memcpy(&media_errors, h + 160, 8);
+	memcpy(&hours, h + 128, 8);
+	fmt_snprintf(out, (size_t)n, "health: warnings 0x%02x, temperature %d C, spare %u%%, used %u%%, media errors %llu, power-on hours %llu",
+		     h[0], (int)(h[1] | h[2] << 8) - 273, h[3], h[5], (unsigned long long)media_errors,
+		     (unsigned long long)hours);
+	return 0;
+}
+
 static void nvme_info(struct blk_dev *d)
 {
 	struct nvme_ns *ns = d->drv;
@@ -520,19 +542,12 @@ static void nvme_info(struct blk_dev *d)
 			n += fmt_snprintf(hex + n, sizeof(hex) - (size_t)n, "%02x", d->wwn[i]);
 		kprintf("namespace id: %s %s\n", d->wwn_len == 16 ? "NGUID" : "EUI-64", hex);
 	}
-	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
-			 .cdw10 = (512 / 4 - 1) << 16 | 0x02 };
-	if (admin(c, &e, HEALTH_TIMEOUT_MS, NULL) != 0) {
+	char health[200];
+	if (nvme_health(d, health, sizeof(health)) < 0) {
 		kprintf("health log unavailable\n");
 		return;
 	}
-	const uint8_t *h = c->scratch;
-	uint64_t media_errors, hours;
-	memcpy(&media_errors, h + 160, 8);
-	memcpy(&hours, h + 128, 8);
-	kprintf("health: warnings 0x%02x, temperature %d C, spare %u%%, used %u%%, media errors %llu, power-on hours %llu\n",
-		h[0], (int)(h[1] | h[2] << 8) - 273, h[3], h[5], (unsigned long long)media_errors,
-		(unsigned long long)hours);
+	kprintf("%s\n", health);
 	if (c->last_step) {
 		kprintf("last recovery: %s, ready %llu ms after the timeout, ", c->last_step,
 			(unsigned long long)(c->t_ready_us - c->t_overdue_us) / 1000);
@@ -545,7 +560,7 @@ static void nvme_info(struct blk_dev *d)
 }
 
 static const struct blk_driver_ops nvme_ops = {
-	.start = nvme_start, .poll = nvme_poll, .recover = nvme_recover, .info = nvme_info,
+	.start = nvme_start, .poll = nvme_poll, .recover = nvme_recover, .info = nvme_info, .health = nvme_health,
 };
 
 static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
@@ -593,6 +608,10 @@ static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
 	d->max_sectors = c->max_bytes / d->lsize;
 	d->queue_depth = c->ioq_entries - 1u;
 	d->flags |= BLK_F_FUA | (c->vwc ? BLK_F_FLUSH : 0);
+	const struct boot_info *bi = boot_info_get();   /* the namespace cowboot was loaded from */
+	if (bi->boot_pci_bus == c->pci->bus && bi->boot_pci_dev == c->pci->dev && bi->boot_pci_fn == c->pci->fn &&
+	    bi->boot_port == nsid)
+		d->flags |= BLK_F_BOOT;
 	if (blk_register(d) < 0) {
 		kfree(ns);
 		return;

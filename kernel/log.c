@@ -19,6 +19,7 @@ void log_set_sink(void (*fn)(enum log_level lvl, const char *msg))
 {
 	sink = fn;
 }
+static unsigned long long total;
 
 void log_event(enum log_level lvl, const char *fmt, ...)
 {
@@ -33,12 +34,25 @@ void log_event(enum log_level lvl, const char *fmt, ...)
 	fmt_snprintf(line, LOG_WIDTH, "[%5llu.%03llu] %s%s", (unsigned long long)(us / 1000000),
 		     (unsigned long long)(us / 1000 % 1000), tags[lvl], msg);
 	head = (head + 1) % LOG_LINES;
+	total++;
 	if (count < LOG_LINES)
 		count++;
 	if ((uint64_t)lvl <= setting_loglevel())
 		shell_print_event(line);
 	if (sink)
 		sink(lvl, msg);
+}
+
+unsigned long long log_seq(void)
+{
+	return total;
+}
+
+const char *log_line(unsigned long long seq)
+{
+	if (seq >= total || total - seq > count)
+		return NULL;
+	return ring[(head + LOG_LINES - (unsigned)(total - seq)) % LOG_LINES];
 }
 
 static int cmd_log(int argc, char **argv)

@@ -7,4 +7,9 @@ void log_event(enum log_level lvl, const char *fmt, ...) __attribute__((format(p
 /* Every event also goes to fn (the syslog forwarder of kernel/net_cmds.c); NULL: none. */
 void log_set_sink(void (*fn)(enum log_level lvl, const char *msg));
 
+/* Lines ever logged (a sequence number), and line `seq` while the ring still holds it (else
+ * NULL): for saving the log elsewhere (the report on the boot volume). */
+unsigned long long log_seq(void);
+const char *log_line(unsigned long long seq);
+
 #endif

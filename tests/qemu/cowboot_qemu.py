@@ -49,7 +49,7 @@ class Machine:
     passed through the UEFI shell (startup.nsh launches cowboot.efi with it)."""
 
     def __init__(self, disks=(), cfg=None, load_options=None, memory=256, extra_args=(),
-                 name="qemu", controllers=(), pxe_dir=None, pxe_rom=None, boot_usb=None):
+                 name="qemu", controllers=(), pxe_dir=None, pxe_rom=None, boot_usb=None, boot="virtio"):
         self.tmp = tempfile.mkdtemp(prefix=f"cowboot-{name}-")
         self.disks = list(disks)
         self.cfg = cfg
@@ -64,6 +64,7 @@ class Machine:
         # boot_usb: a stick image (made by the test) to boot from on a usb-storage of its own
         # qemu-xhci (id bootxhci) instead of build/boot.img on virtio.
         self.boot_usb = boot_usb
+        self.boot = boot   # the boot disk's transport: virtio, sata (port 5) or nvme
         self.proc = None
         self.sock = None
         self.buf = ""
@@ -152,8 +153,10 @@ class Machine:
                      "-drive", f"if=none,id=boot,file={self.boot_usb},format=raw,cache=none",
                      "-device", "usb-storage,bus=bootxhci.0,port=2,drive=boot,serial=BOOT-STICK,bootindex=1"]
         else:
+            dev = {"virtio": "virtio-blk-pci,drive=boot", "sata": "ide-hd,drive=boot,bus=ide.5",
+                   "nvme": "nvme,drive=boot,serial=BOOTNVME"}[self.boot]
             argv += ["-drive", f"if=none,id=boot,file={img},format=raw",
-                     "-device", "virtio-blk-pci,drive=boot,bootindex=1"]
+                     "-device", f"{dev},bootindex=1"]
         argv += self.controllers
         for i, d in enumerate(self.disks):
             argv += self._disk_args(i, d)
