@@ -84,8 +84,10 @@ struct cow_extent {
 	uint8_t state, written;
 };
 
-/* Chunks of extents in sector order (cow/map.c); read it through the functions below. */
+/* Chunks of extents in sector order (cow/map.c), each a 4 KiB page of packed extents grouped
+ * under index pages (cow/mappage.h); read it through the functions below. */
 struct cow_map_chunk;
+struct cow_map_index;
 struct cow_map {
 	struct cow_map_chunk **chunk;  /* nchunks of them, none empty */
 	uint64_t *first;               /* each chunk's first sector: what lookups search */
@@ -94,16 +96,22 @@ struct cow_map {
 	uint64_t nchunks, cap;         /* cap: entries in the four arrays */
 	struct cow_map_chunk *spare[2];/* allocated ahead: an update never fails half done */
 	uint64_t hint;                 /* the chunk used last: walks and nearby lookups skip the search */
-	uint64_t n, max;               /* extents; max: the most a checkpoint holds */
+	uint64_t n, max;               /* extents; max: the most the cow's metadata holds */
 	uint64_t sectors;
 	const struct cow_env *env;
+	struct cow_map_index *idx;     /* the chunks' groups and what changed since the last commit */
+	/* Extents are stored packed; the functions below hand out decoded copies from this ring. */
+	struct cow_extent view[8];
+	uint64_t view_k[8], view_chg[8];
+	uint32_t view_i[8], view_next;
 };
 
 int cow_map_init(struct cow_map *m, const struct cow_env *env, uint64_t sectors, uint64_t max);
 void cow_map_free(struct cow_map *m);
 /* Index of the extent holding `sector` (sector < m->sectors). */
 uint64_t cow_map_lookup(const struct cow_map *m, uint64_t sector);
-/* Extents by position, valid until the next change to the map: the one holding `sector`
+/* Extents by position, valid until the next change to the map (and for the next seven calls
+ * that return one; the same extent asked for twice is the same pointer): the one holding `sector`
  * (sector < m->sectors); the i-th in sector order (NULL from i == m->n); the one after x (NULL
  * after the last). Walk: for (x = cow_map_get(m, 0); x; x = cow_map_next(m, x)). */
 const struct cow_extent *cow_map_at(const struct cow_map *m, uint64_t sector);
