@@ -148,6 +148,10 @@ struct cow;
  * logical sector the cow device cannot address. why: a sentence for the user. */
 int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 	       uint32_t unit, char *why, size_t whylen);
+/* The same in a given format version: 2 (what cow_format writes) or 1, the checkpoint-and-journal
+ * format, kept to test that old cows still open and upgrade. */
+int cow_format_version(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
+		       uint32_t unit, uint32_t version, char *why, size_t whylen);
 /* Opens a cow. With src, its identity must match (the differing field is named in why, and
  * -E_IDENTITY returned); without src, only host tools' metadata work is possible. */
 int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
@@ -156,6 +160,10 @@ int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const str
 int cow_sync(struct cow *c);
 /* Commits and frees. */
 int cow_close(struct cow *c);
+/* Rewrites a version-1 cow's map as version 2 in its own metadata area (crash-safe: the new
+ * pages go where the version-1 state does not lie, and one superblock write switches). 0 when
+ * upgraded, 1 when it already was version 2, -E_NOSPC when its map is too large for the area. */
+int cow_upgrade(const struct cow_env *env, const struct cow_bdev *cowdev, char *why, size_t whylen);
 /* Frees without committing (read-only inspection, or a device that is gone). */
 void cow_discard(struct cow *c);
 /* For `cowtool check`: looks at each superblock, checkpoint slot and the journal on its own and
@@ -207,8 +215,10 @@ int cow_write_mapfile(const struct cow *c, const char *version, const char *comm
 		      const char *start_time, const char *current_time, const struct cow_progress *progress,
 		      int (*emit)(void *ctx, const char *text, size_t len), void *emit_ctx);
 void cow_get_counters(const struct cow *c, struct cow_counters *out);
+/* Version 1 has checkpoints and a journal; version 2 a page area (the others are 0). */
 struct cow_geometry {
 	uint64_t source_size, data_offset, journal_offset, journal_bytes, checkpoint_bytes, max_extents;
+	uint64_t page_offset, page_slots, pages_free;
 	uint32_t unit, src_lsize, src_psize, version;
 	uint8_t uuid[16];
 	char model[48], serial[32];

@@ -112,14 +112,13 @@ out=$("$C" export cow other.img x 2>&1); rc=$?
 check "a different source is refused, naming the field" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'contents differ'"
 out=$("$C" check cow); rc=$?
 check "check passes a good cow" "[ $rc = 0 ]"
-check "check describes each superblock and checkpoint slot" "[ \$(echo \"\$out\" | grep -c 'superblock [AB] (byte [0-9]*): valid') = 2 ] && echo \"\$out\" | grep -q 'checkpoint slot 1 .* is consistent'"
-# The checkpoint the newest superblock names is damaged: check says the older state is what opens.
+check "check describes each superblock and the map each opens" "[ \$(echo \"\$out\" | grep -c 'superblock [AB] (byte [0-9]*): valid, version 2') = 2 ] && echo \"\$out\" | grep -q 'the newest superblock . opens (map root at slot'"
+# The map root the newest superblock names is damaged: check names the page and says the older state opens.
 cp cow damaged
-seq_slot=$(echo "$out" | sed -n 's/.*valid, sequence \([0-9]*\), .*checkpoint slot \([01]\)/\1 \2/p' | sort -n | tail -1 | cut -d' ' -f2)
-ckb=$("$C" info cow | sed -n 's/.*checkpoints 2 x \([0-9]*\) bytes.*/\1/p')
-printf 'xx' | dd of=damaged bs=1 seek=$((8192 + seq_slot * ckb + 70)) conv=notrunc status=none
+rootb=$(echo "$out" | sed -n 's/.*the newest superblock . opens (map root at slot [0-9]*, byte \([0-9]*\);.*/\1/p')
+printf 'xx' | dd of=damaged bs=1 seek=$((rootb + 100)) conv=notrunc status=none
 out=$("$C" check damaged 2>&1); rc=$?
-check "a damaged active checkpoint: check exits 1, names it and what still opens" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'checkpoint $seq_slot is corrupt' && echo \"\$out\" | grep -q 'opens from the older one'"
+check "a damaged map root: check exits 1, names the page and what still opens" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'map root at slot [0-9]* (byte $rootb) has a bad checksum' && echo \"\$out\" | grep -q 'opens from the older one'"
 out=$("$C" info cow)
 check "info shows identity, geometry and totals" "echo \"\$out\" | grep -q 'source: 3145728 bytes' && echo \"\$out\" | grep -q 'rescued  *1114112 bytes'"
 printf 'x' | dd of=cow bs=1 seek=40 conv=notrunc status=none
@@ -127,7 +126,7 @@ check "a corrupt superblock A falls back to B" "\"$C\" check cow >/dev/null"
 printf 'x' | dd of=cow bs=1 seek=4136 conv=notrunc status=none
 out=$("$C" check cow 2>&1); rc=$?
 check "two corrupt superblocks: check exits 1 with the reason" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'no valid superblock'"
-check "and lists the checkpoint that can still be salvaged" "echo \"\$out\" | grep -q 'checkpoint slot [01] .* is consistent' && echo \"\$out\" | grep -q 'can still be recovered'"
+check "and finds the newest map root, which gives the layout and what can be salvaged" "echo \"\$out\" | grep -q 'the newest map root (slot [0-9]*, commit [0-9]*) gives the layout' && echo \"\$out\" | grep -q 'can still be recovered'"
 out=$("$C" info src.img 2>&1); rc=$?
 check "a file that is not a cow is named as such" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'not a cow partition'"
 "$C" format cow2 src.img >/dev/null
