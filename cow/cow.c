@@ -369,6 +369,14 @@ static void v2_layout(struct superblock *sb, uint64_t src_size)
 	sb->data_off = align_up(sb->page_off + sb->page_slots * MAP_PAGE, 1024 * 1024);
 }
 
+uint64_t cow_metadata_bytes(uint64_t src_size)
+{
+	struct superblock sb;
+	memset(&sb, 0, sizeof(sb));
+	v2_layout(&sb, src_size);
+	return sb.data_off;
+}
+
 static bool slot_busy(const struct cow *c, uint64_t s)
 {
 	return c->busy[s / 64] >> (s % 64) & 1;

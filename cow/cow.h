@@ -148,6 +148,9 @@ struct cow;
  * logical sector the cow device cannot address. why: a sentence for the user. */
 int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 	       uint32_t unit, char *why, size_t whylen);
+/* Bytes before the data area that cow_format lays out for a source of src_size bytes: a cow
+ * must hold this plus the source. */
+uint64_t cow_metadata_bytes(uint64_t src_size);
 /* The same in a given format version: 2 (what cow_format writes) or 1, the checkpoint-and-journal
  * format, kept to test that old cows still open and upgrade. */
 int cow_format_version(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,

@@ -103,9 +103,9 @@ static int cmd_format(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!exists) {
-		/* A new file, sparse, just large enough: the source plus 64 MiB of metadata room. */
+		/* A new file, sparse, just large enough: the source plus the metadata area. */
 		int fd = open(cow, O_RDWR | O_CREAT | O_EXCL, 0644);
-		if (fd < 0 || ftruncate(fd, (off_t)(sd.bdev.size + (64u << 20))) < 0) {
+		if (fd < 0 || ftruncate(fd, (off_t)(sd.bdev.size + cow_metadata_bytes(sd.bdev.size))) < 0) {
 			fprintf(stderr, "cowtool: %s: cannot create: %s\n", cow, strerror(errno));
 			return EXIT_USAGE;
 		}
