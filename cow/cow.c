@@ -1140,6 +1140,85 @@ static void say_map(struct cow *c, void (*say)(void *, const char *), void *ctx,
 	     (unsigned long long)t.sectors[0], (unsigned long long)t.written);
 }
 
+/* No map loads whole: each map page of sb's tree on its own. The damaged ones are named with
+ * the sectors they covered (between their intact neighbours); what the intact ones call
+ * finished or written can still be taken from the data area. */
+static void v2_salvage(struct cow *c, const struct superblock *sb, void (*say)(void *, const char *), void *ctx)
+{
+	char why[200] = "";
+	c->sb = *sb;
+	struct v2_tree t;
+	int rc = busy_init(c);
+	if (rc == 0)
+		rc = v2_read_tree(c, sb, &t, why, sizeof(why));
+	if (rc < 0) {
+		sayf(say, ctx, "no map loads, and its pages cannot be found from the newest root: %s; the data area at "
+		     "byte %llu is still a raw image of the source", why[0] ? why : err_str(rc),
+		     (unsigned long long)sb->data_off);
+		return;
+	}
+	struct cow_map_chunk *p = c->env->alloc(sizeof(*p));
+	if (!p) {
+		tree_free(c->env, &t);
+		return;
+	}
+	uint64_t sectors = sb->src_size / (sb->src_lsize ? sb->src_lsize : 512), good = 0, named = 0;
+	uint64_t fin = 0, wr = 0, lost_from = 0, prev_last = 0;
+	bool in_lost = false, have_prev = false;
+	for (uint64_t i = 0; i <= t.nl; i++) {
+		bool ok = false;
+		if (i < t.nl) {
+			why[0] = '\0';
+			rc = cow_bdev_read(c->dev, slot_byte(c, t.lslot[i]), MAP_PAGE, p, NULL);
+			if (rc < 0)
+				fmt_snprintf(why, sizeof(why), "map page at slot %u (byte %llu) is unreadable", t.lslot[i],
+					     (unsigned long long)slot_byte(c, t.lslot[i]));
+			else
+				rc = page_check(c, p, PAGE_LEAF, t.lslot[i], t.lcrc[i], CHUNK_MAX, "map page", why, sizeof(why));
+			ok = rc == 0;
+			for (uint32_t j = 0; ok && j < p->h.n; j++) {
+				uint64_t st = ENT_START(p->e[j]);
+				ok = (p->e[j] & 7) <= 4 && st < sectors && (!j || st > ENT_START(p->e[j - 1])) &&
+				     (!have_prev || in_lost || st > prev_last);
+			}
+			if (rc == 0 && !ok)
+				fmt_snprintf(why, sizeof(why), "map page at slot %u (byte %llu): its extents are out of order",
+					     t.lslot[i], (unsigned long long)slot_byte(c, t.lslot[i]));
+		}
+		uint64_t first = i < t.nl && ok ? ENT_START(p->e[0]) : sectors;
+		if (in_lost && (ok || i == t.nl)) {
+			if (named <= 20)
+					sayf(say, ctx, "  the map of sectors %llu to %llu is lost with it", (unsigned long long)lost_from,
+				     (unsigned long long)first);
+			in_lost = false;
+		}
+		if (i == t.nl)
+			break;
+		if (!ok) {
+			if (named++ < 20)
+				sayf(say, ctx, "%s", why);
+			if (!in_lost)
+				lost_from = have_prev ? prev_last : 0;
+			in_lost = true;
+			continue;
+		}
+		good++;
+		for (uint32_t j = 0; j + 1 < p->h.n; j++) {
+			uint64_t len = ENT_START(p->e[j + 1]) - ENT_START(p->e[j]);
+			fin += (p->e[j] & 7) == 4 ? len : 0;
+			wr += (p->e[j] & 8) ? len : 0;
+		}
+		prev_last = ENT_START(p->e[p->h.n - 1]);
+		have_prev = true;
+	}
+	sayf(say, ctx, "%llu of %llu map pages are intact; they call %llu sectors finished and %llu written (their "
+	     "last extents not counted): that data can still be recovered from the data area at byte %llu",
+	     (unsigned long long)good, (unsigned long long)t.nl, (unsigned long long)fin, (unsigned long long)wr,
+	     (unsigned long long)sb->data_off);
+	c->env->free(p);
+	tree_free(c->env, &t);
+}
+
 /* Both superblocks lost: the newest valid map root in the page area gives the layout (its
  * header holds the source's size) and its map says what the data area holds. 0 if one was found. */
 static int salvage_v2(struct cow *c, void (*say)(void *, const char *), void *ctx)
@@ -1260,9 +1339,7 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 			sayf(say, ctx, "the newest superblock's map is damaged: the cow opens from the older one, "
 			     "without the changes of its last commit");
 		else if (opens < 0)
-			sayf(say, ctx, "no map loads: the data area at byte %llu is still a raw image of the source, and "
-			     "every sector an intact map page calls finished or written there can be recovered",
-			     (unsigned long long)g2->data_off);
+			v2_salvage(c, g2, say, ctx);
 		rc = opens >= 0 && opens == newest ? 0 : 1;
 		goto free_c;
 	}

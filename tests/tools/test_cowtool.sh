@@ -119,6 +119,21 @@ rootb=$(echo "$out" | sed -n 's/.*the newest superblock . opens (map root at slo
 printf 'xx' | dd of=damaged bs=1 seek=$((rootb + 100)) conv=notrunc status=none
 out=$("$C" check damaged 2>&1); rc=$?
 check "a damaged map root: check exits 1, names the page and what still opens" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'map root at slot [0-9]* (byte $rootb) has a bad checksum' && echo \"\$out\" | grep -q 'opens from the older one'"
+# A map page both superblocks name is damaged: nothing opens; check names the page, the sectors
+# whose map is lost with it, and what the intact pages still say.
+cp cow shared
+"$C" reset shared '*' >/dev/null   # changes nothing: both superblocks now name the same pages
+hit=0
+for off in $(python3 -c "
+d = open('shared', 'rb').read(8 << 20)
+print(' '.join(str(o) for o in range(8192, len(d) - 4096, 4096) if d[o:o + 4] == b'CMLF'))"); do
+	cp shared damaged
+	printf 'zz' | dd of=damaged bs=1 seek=$((off + 300)) conv=notrunc status=none
+	out=$("$C" check damaged 2>&1); rc=$?
+	if [ $rc = 1 ] && echo "$out" | grep -q 'lost with it'; then hit=1; break; fi
+done
+rm -f shared
+check "a damaged map page both superblocks name: check exits 1, names it and what is lost and salvageable" "[ $hit = 1 ] && echo \"\$out\" | grep -q 'map page at slot [0-9]* (byte $off) has a bad checksum' && echo \"\$out\" | grep -q 'the map of sectors [0-9]* to [0-9]* is lost with it' && echo \"\$out\" | grep -q 'map pages are intact'"
 out=$("$C" info cow)
 check "info shows identity, geometry and totals" "echo \"\$out\" | grep -q 'source: 3145728 bytes' && echo \"\$out\" | grep -q 'rescued  *1114112 bytes'"
 printf 'x' | dd of=cow bs=1 seek=40 conv=notrunc status=none
