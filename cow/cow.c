@@ -969,13 +969,20 @@ static int check_identity(struct cow *c, const struct superblock *sb, const stru
 	return rc;
 }
 
+/* A version-2 superblock's layout fits the device (checked before anything is sized by it). */
+static bool v2_geometry_ok(const struct cow *c, const struct superblock *sb)
+{
+	return sb->src_lsize >= 512 && sb->src_lsize <= META_BLOCK && !(sb->src_size % sb->src_lsize) &&
+	       sb->page_off == 2 * META_BLOCK && sb->page_slots >= 8 && sb->page_slots < SLOT_NONE &&
+	       sb->page_slots <= c->dev->size / MAP_PAGE && sb->data_off >= sb->page_off + sb->page_slots * MAP_PAGE &&
+	       sb->data_off <= c->dev->size && sb->src_size <= c->dev->size - sb->data_off && sb->max_extents &&
+	       sb->max_extents <= 4 * EXTENTS_MAX;
+}
+
 static int load_v2(struct cow *c, const struct superblock *sb, int which, const struct cow_bdev *src, char *why,
 		   size_t whylen)
 {
-	if (sb->src_lsize < 512 || sb->src_lsize > META_BLOCK || sb->src_size % sb->src_lsize ||
-	    sb->page_off != 2 * META_BLOCK || sb->page_slots < 8 || sb->page_slots >= SLOT_NONE ||
-	    sb->data_off < sb->page_off + sb->page_slots * MAP_PAGE || sb->data_off > c->dev->size ||
-	    sb->src_size > c->dev->size - sb->data_off || !sb->max_extents || sb->max_extents > 4 * EXTENTS_MAX) {
+	if (!v2_geometry_ok(c, sb)) {
 		set_why(why, whylen, "superblock %c describes an impossible geometry", 'A' + which);
 		return -E_CORRUPT;
 	}
@@ -1146,6 +1153,10 @@ static void say_map(struct cow *c, void (*say)(void *, const char *), void *ctx,
 static void v2_salvage(struct cow *c, const struct superblock *sb, void (*say)(void *, const char *), void *ctx)
 {
 	char why[200] = "";
+	if (!v2_geometry_ok(c, sb)) {
+		sayf(say, ctx, "no map loads, and the newest superblock's layout is impossible: nothing to salvage from it");
+		return;
+	}
 	c->sb = *sb;
 	struct v2_tree t;
 	int rc = busy_init(c);
