@@ -4,6 +4,7 @@
 #include "../kernel/console.h"
 #include "../lib/args.h"
 #include "../kernel/log.h"
+#include "../kernel/mem.h"
 #include "overlay.h"
 #include "report.h"
 #include "../kernel/settings.h"
@@ -434,6 +435,16 @@ static int start_job(int argc, char **argv, int clone)
 	if (drc < 0) {
 		kprintf("%s: %s\n", argv[0], dspec ? why : err_str(drc));
 		return drc;
+	}
+	if (!clone) {
+		/* Before it starts: how far the map can grow here (at worst 16 bytes an extent in
+		 * memory, cow/map.c) and in the cow's metadata. */
+		struct mem_stats ms;
+		mem_get_stats(&ms);
+		const struct cow_map *m = cow_get_map(o->cow);
+		uint64_t mem_ext = m->n + (ms.free_bytes + (ms.heap_size - ms.heap_used)) / 16;
+		kprintf("%s: the map holds %llu extents; memory allows about %llu, the cow %llu\n", argv[0],
+			(unsigned long long)m->n, (unsigned long long)mem_ext, (unsigned long long)m->max);
 	}
 	if (j->alive) {
 		if (j->state == JOB_RUNNING || j->state == JOB_WAITING) {

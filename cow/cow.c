@@ -6,9 +6,11 @@
 #include "../lib/crc32c.h"
 #include "../lib/errors.h"
 #include "../rescue/mapfile.h"
+#include "mappage.h"
 #include "../lib/sha256.h"
 
-#define COW_VERSION   1
+#define COW_VERSION   2          /* what cow_format writes: the paged map */
+#define COW_V1        1          /* checkpoints plus a journal: still opened and committed */
 #define META_BLOCK    4096u
 #define SB_SIZE       512u
 #define CKPT_HDR      64u
@@ -29,8 +31,16 @@ struct __attribute__((packed)) superblock {
 	uint64_t self_off, seq;
 	uint32_t unit, src_lsize, src_psize, cow_lsize;
 	uint64_t src_size;
-	uint64_t ckpt_off[2], ckpt_bytes, max_extents;
-	uint64_t journal_off, journal_bytes, journal_epoch;
+	/* Version 1 and version 2 name these differently (docs/cow-format.md). */
+	union {
+		struct __attribute__((packed)) { uint64_t ckpt_off[2], ckpt_bytes; };
+		struct __attribute__((packed)) { uint64_t page_off, page_slots, root_slot; };
+	};
+	uint64_t max_extents;
+	union {
+		struct __attribute__((packed)) { uint64_t journal_off, journal_bytes, journal_epoch; };
+		struct __attribute__((packed)) { uint64_t root_crc, map_extents, map_pages; };
+	};
 	uint32_t active_ckpt, sampled;
 	uint64_t data_off;
 	uint64_t ctr[7];
@@ -69,6 +79,13 @@ struct cow {
 	bool fresh_epoch;        /* the next commit checkpoints: no stale record can follow ours */
 	uint32_t lsize;          /* the source's logical sector: the map's unit */
 	uint8_t *iobuf;          /* one metadata block */
+	/* Version 2: the page slots referenced by the newest or the other superblock's map (or
+	 * written by the commit under way) are busy; slots dropped by the last commit stay busy
+	 * until the next one is durable, because the other superblock still names them. */
+	uint64_t *busy;
+	uint64_t nfree, cursor;
+	uint32_t *freed_prev;
+	uint64_t nfreed_prev, freed_prev_cap;
 	struct cow_batch store;  /* copy-on-read writes in flight (cow_store_begin) */
 	uint64_t store_off, store_len;
 	bool storing;
@@ -109,7 +126,7 @@ static int sb_valid(const uint8_t *block, struct superblock *sb)
 		return -E_FOREIGN;
 	if (crc32c(0, block, SB_SIZE - 4) != crc)
 		return -E_CRC;
-	if (sb->version != COW_VERSION)
+	if (sb->version != COW_VERSION && sb->version != COW_V1)
 		return -E_VERSION;
 	return 0;
 }
@@ -316,6 +333,523 @@ static int journal_replay(struct cow *c)
 	return 0;
 }
 
+/* ---- version 2: the paged map ------------------------------------------------------------- */
+
+#define EXTENTS_MAX   (16ull << 20)   /* every source of 64 GiB or more */
+#define SLOT_SPARE    16u
+#define BATCH_PAGES   COW_BATCH
+
+/* Pages a map of `max` extents can need at worst (chunks and groups half full), three times
+ * over: the newest state, the other superblock's, and the commit being written. */
+static uint64_t v2_slots_for(uint64_t max)
+{
+	uint64_t pages = max / CHUNK_MIN + 2, groups = pages / IDX_MIN + 2;
+	return 3 * (pages + groups + 1) + SLOT_SPARE;
+}
+
+/* The most extents `slots` page slots can hold (the inverse of v2_slots_for). */
+static uint64_t v2_extents_for(uint64_t slots)
+{
+	if (slots < SLOT_SPARE + 3 * 8)
+		return 0;
+	uint64_t per = (slots - SLOT_SPARE) / 3;   /* pages + groups + 1 */
+	uint64_t pages = (per - 3) * IDX_MIN / (IDX_MIN + 1);
+	return pages > 2 ? (pages - 2) * CHUNK_MIN : 0;
+}
+
+/* One extent per 4 KiB of source, at least 4096 and at most 16 M: the map never outgrows its
+ * metadata area short of a bad sector in every 4 KiB of a source up to 64 GiB. */
+static void v2_layout(struct superblock *sb, uint64_t src_size)
+{
+	uint64_t max = src_size / 4096;
+	sb->max_extents = max < 4096 ? 4096 : max > EXTENTS_MAX ? EXTENTS_MAX : max;
+	sb->page_off = 2 * META_BLOCK;
+	sb->page_slots = v2_slots_for(sb->max_extents);
+	sb->root_slot = SLOT_NONE;
+	sb->data_off = align_up(sb->page_off + sb->page_slots * MAP_PAGE, 1024 * 1024);
+}
+
+uint64_t cow_metadata_bytes(uint64_t src_size)
+{
+	struct superblock sb;
+	memset(&sb, 0, sizeof(sb));
+	v2_layout(&sb, src_size);
+	return sb.data_off;
+}
+
+static bool slot_busy(const struct cow *c, uint64_t s)
+{
+	return c->busy[s / 64] >> (s % 64) & 1;
+}
+
+static void slot_mark(struct cow *c, uint64_t s)
+{
+	if (!slot_busy(c, s)) {
+		c->busy[s / 64] |= 1ull << (s % 64);
+		c->nfree--;
+	}
+}
+
+static void slot_release(struct cow *c, uint64_t s)
+{
+	if (s < c->sb.page_slots && slot_busy(c, s)) {
+		c->busy[s / 64] &= ~(1ull << (s % 64));
+		c->nfree++;
+	}
+}
+
+/* The lowest free slot from the cursor on: the map's pages stay packed at the start of the
+ * page area. Each commit starts the search again from slot 0. */
+static uint32_t slot_alloc(struct cow *c)
+{
+	uint64_t n = c->sb.page_slots;
+	for (uint64_t s = c->cursor; s < n;) {
+		if (s % 64 == 0 && c->busy[s / 64] == ~0ull) {
+			s += 64;
+			continue;
+		}
+		if (!slot_busy(c, s)) {
+			slot_mark(c, s);
+			c->cursor = s + 1;
+			return (uint32_t)s;
+		}
+		s++;
+	}
+	return SLOT_NONE;
+}
+
+static int busy_init(struct cow *c)
+{
+	uint64_t words = (c->sb.page_slots + 63) / 64;
+	if (c->busy)
+		c->env->free(c->busy);
+	c->busy = c->env->alloc(words * 8);
+	if (!c->busy)
+		return -E_NOMEM;
+	memset(c->busy, 0, words * 8);
+	c->nfree = c->sb.page_slots;
+	c->cursor = 0;
+	c->nfreed_prev = 0;
+	return 0;
+}
+
+static uint64_t slot_byte(const struct cow *c, uint64_t slot)
+{
+	return c->sb.page_off + slot * MAP_PAGE;
+}
+
+/* Remembers a slot to release once the next commit is durable. */
+static void keep_freed(struct cow *c, uint32_t **list, uint64_t *n, uint64_t *cap, uint32_t slot)
+{
+	if (slot == SLOT_NONE)
+		return;
+	if (*n == *cap) {
+		uint64_t nc = *cap ? *cap * 2 : 256;
+		uint32_t *t = c->env->alloc(nc * sizeof(*t));
+		if (!t)
+			return;   /* the slot stays busy until the cow is opened again: never reused early */
+		if (*n)
+			memcpy(t, *list, *n * sizeof(*t));
+		if (*list)
+			c->env->free(*list);
+		*list = t;
+		*cap = nc;
+	}
+	(*list)[(*n)++] = slot;
+}
+
+struct undo { void *page; uint32_t old, new; bool group; uint64_t g; };
+
+/* Writes the pages that changed since the last commit into free slots: leaves, then the
+ * index pages of their groups, then a root; flushes. The superblock (the caller's) makes them
+ * the map. On failure nothing on disk that a superblock names was touched and the map is
+ * marked changed again. */
+static int v2_write_pages(struct cow *c, uint32_t **freed, uint64_t *nfreed, uint64_t *freedcap)
+{
+	struct cow_map *m = &c->map;
+	struct cow_map_index *x = m->idx;
+	uint64_t seq = c->sb.seq + 1, need = 0;
+	bool any = c->sb.root_slot == SLOT_NONE || x->nfreed;
+	for (uint64_t g = 0; g < x->n; g++) {
+		if (!x->dirty[g])
+			continue;
+		any = true;
+		need++;
+		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
+		for (uint64_t k = x->first[g]; k < end; k++)
+			need += m->chunk[k]->h.gen == 0;
+	}
+	if (!any)
+		return 0;
+	need++;
+	if (x->n > IDX_MAX || need > c->nfree)
+		return -E_NOSPC;
+	c->cursor = 0;
+	struct undo *u = c->env->alloc(need * sizeof(*u));
+	uint8_t *ibuf = c->env->alloc((BATCH_PAGES + 1) * MAP_PAGE);
+	if (!u || !ibuf) {
+		if (u)
+			c->env->free(u);
+		if (ibuf)
+			c->env->free(ibuf);
+		return -E_NOMEM;
+	}
+	uint64_t nu = 0;
+	int rc = 0;
+	struct cow_batch b;
+	cow_batch_init(&b);
+	/* 1. Leaves. */
+	for (uint64_t g = 0; g < x->n && rc == 0; g++) {
+		if (!x->dirty[g])
+			continue;
+		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
+		for (uint64_t k = x->first[g]; k < end && rc == 0; k++) {
+			struct cow_map_chunk *ch = m->chunk[k];
+			if (ch->h.gen)
+				continue;
+			uint32_t s = slot_alloc(c);
+			u[nu++] = (struct undo){ ch, ch->h.slot, s, false, 0 };
+			ch->h.magic = PAGE_LEAF;
+			ch->h.slot = s;
+			ch->h.gen = seq;
+			ch->h.first = m->first[k];
+			ch->h.crc = map_page_crc(ch);
+			if (b.n == COW_BATCH)
+				rc = cow_batch_wait(&b, NULL), cow_batch_init(&b);
+			cow_batch_add(&b, c->dev, COW_IO_WRITE, slot_byte(c, s), MAP_PAGE, ch);
+		}
+	}
+	int brc = cow_batch_wait(&b, NULL);
+	rc = rc < 0 ? rc : brc;
+	/* 2. Index pages of the changed groups, BATCH_PAGES at a time from ibuf. */
+	cow_batch_init(&b);
+	for (uint64_t g = 0; g < x->n && rc == 0; g++) {
+		if (!x->dirty[g])
+			continue;
+		if (b.n == COW_BATCH) {
+			rc = cow_batch_wait(&b, NULL);
+			cow_batch_init(&b);
+			if (rc < 0)
+				break;
+		}
+		struct map_idx_page *p = (struct map_idx_page *)(ibuf + b.n * MAP_PAGE);
+		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
+		memset(p, 0, MAP_PAGE);
+		uint32_t s = slot_alloc(c);
+		u[nu++] = (struct undo){ NULL, x->slot[g], s, true, g };
+		p->h = (struct map_page_hdr){ PAGE_INDEX, 0, (uint32_t)(end - x->first[g]), s, seq, m->first[x->first[g]] };
+		for (uint64_t k = x->first[g]; k < end; k++)
+			p->e[k - x->first[g]] = (struct map_idx_ent){ m->chunk[k]->h.slot, m->chunk[k]->h.crc };
+		p->h.crc = map_page_crc(p);
+		x->slot[g] = s;
+		x->crc[g] = p->h.crc;
+		cow_batch_add(&b, c->dev, COW_IO_WRITE, slot_byte(c, s), MAP_PAGE, p);
+	}
+	brc = cow_batch_wait(&b, NULL);
+	rc = rc < 0 ? rc : brc;
+	/* 3. The root. */
+	uint32_t root = SLOT_NONE;
+	struct map_idx_page *r = (struct map_idx_page *)(ibuf + BATCH_PAGES * MAP_PAGE);
+	if (rc == 0) {
+		root = slot_alloc(c);
+		memset(r, 0, MAP_PAGE);
+		/* (a root's "first" is the source's size: with both superblocks lost, it gives the layout) */
+		r->h = (struct map_page_hdr){ PAGE_ROOT, 0, (uint32_t)x->n, root, seq, c->sb.src_size };
+		for (uint64_t g = 0; g < x->n; g++)
+			r->e[g] = (struct map_idx_ent){ x->slot[g], x->crc[g] };
+		r->h.crc = map_page_crc(r);
+		rc = cow_bdev_write(c->dev, slot_byte(c, root), MAP_PAGE, r);
+	}
+	if (rc == 0)
+		rc = cow_bdev_flush(c->dev);
+	if (rc < 0) {
+		/* Nothing a superblock names was written: the new slots go back, the pages are marked
+		 * changed again and keep their old places. */
+		for (uint64_t i = 0; i < nu; i++) {
+			slot_release(c, u[i].new);
+			if (u[i].group) {
+				x->slot[u[i].g] = u[i].old;
+			} else {
+				((struct cow_map_chunk *)u[i].page)->h.slot = u[i].old;
+				((struct cow_map_chunk *)u[i].page)->h.gen = 0;
+			}
+		}
+		if (root != SLOT_NONE)
+			slot_release(c, root);
+		c->env->free(u);
+		c->env->free(ibuf);
+		return rc;
+	}
+	/* The slots this commit replaced or the map dropped: free once the next one is durable. */
+	for (uint64_t i = 0; i < nu; i++)
+		keep_freed(c, freed, nfreed, freedcap, u[i].old);
+	for (uint64_t i = 0; i < x->nfreed; i++)
+		keep_freed(c, freed, nfreed, freedcap, x->freed[i]);
+	keep_freed(c, freed, nfreed, freedcap, (uint32_t)c->sb.root_slot);
+	x->nfreed = 0;
+	memset(x->dirty, 0, x->n);
+	c->sb.root_slot = root;
+	c->sb.root_crc = r->h.crc;
+	c->sb.map_extents = m->n;
+	c->sb.map_pages = m->nchunks;
+	c->env->free(u);
+	c->env->free(ibuf);
+	return 0;
+}
+
+/* After the superblock naming the new map is durable: what the commit before it dropped is
+ * named by no superblock any more. */
+static void v2_committed(struct cow *c, uint32_t *freed, uint64_t nfreed, uint64_t cap)
+{
+	for (uint64_t i = 0; i < c->nfreed_prev; i++)
+		slot_release(c, c->freed_prev[i]);
+	if (c->freed_prev)
+		c->env->free(c->freed_prev);
+	c->freed_prev = freed;
+	c->nfreed_prev = nfreed;
+	c->freed_prev_cap = cap;
+}
+
+struct v2_tree {
+	uint32_t *gslot, *gcrc, *gcount, *lslot, *lcrc;
+	uint64_t ng, nl;
+};
+
+static void tree_free(const struct cow_env *env, struct v2_tree *t)
+{
+	uint32_t *p[] = { t->gslot, t->gcrc, t->gcount, t->lslot, t->lcrc };
+	for (int i = 0; i < 5; i++)
+		if (p[i])
+			env->free(p[i]);
+	memset(t, 0, sizeof(*t));
+}
+
+/* A page read from `slot` is what its parent says: magic, place, checksums, a sane count. */
+static int page_check(const struct cow *c, const void *page, uint32_t magic, uint32_t slot, uint32_t crc,
+		      uint32_t maxn, const char *what, char *why, size_t whylen)
+{
+	struct map_page_hdr h;
+	memcpy(&h, page, sizeof(h));
+	uint64_t at = slot_byte(c, slot);
+	if (h.magic != magic) {
+		set_why(why, whylen, "%s at slot %u (byte %llu) is not one (magic %08x)", what, slot,
+			(unsigned long long)at, h.magic);
+		return -E_CORRUPT;
+	}
+	if (h.crc != map_page_crc(page)) {
+		set_why(why, whylen, "%s at slot %u (byte %llu) has a bad checksum", what, slot, (unsigned long long)at);
+		return -E_CRC;
+	}
+	if (h.crc != crc || h.slot != slot) {
+		set_why(why, whylen, "%s at slot %u (byte %llu) is not the one its parent names (stale)", what, slot,
+			(unsigned long long)at);
+		return -E_CORRUPT;
+	}
+	if (!h.n || h.n > maxn) {
+		set_why(why, whylen, "%s at slot %u (byte %llu) claims %u entries", what, slot, (unsigned long long)at, h.n);
+		return -E_CORRUPT;
+	}
+	return 0;
+}
+
+/* A child's slot: inside the page area, and named only once in the whole tree. */
+static int child_ok(struct cow *c, uint32_t slot, const char *what, uint32_t parent, char *why, size_t whylen)
+{
+	if (slot >= c->sb.page_slots) {
+		set_why(why, whylen, "the page at slot %u names a %s at slot %u, outside the metadata area (%llu slots)",
+			parent, what, slot, (unsigned long long)c->sb.page_slots);
+		return -E_CORRUPT;
+	}
+	if (slot_busy(c, slot)) {
+		set_why(why, whylen, "the page at slot %u names a %s at slot %u, which is already in the map (a loop or a shared page)",
+			parent, what, slot);
+		return -E_CORRUPT;
+	}
+	slot_mark(c, slot);
+	return 0;
+}
+
+/* Reads the root and index pages of sb's map: the slots of its groups and leaves, each marked
+ * busy. */
+static int v2_read_tree(struct cow *c, const struct superblock *sb, struct v2_tree *t, char *why, size_t whylen)
+{
+	memset(t, 0, sizeof(*t));
+	uint32_t root = (uint32_t)sb->root_slot;
+	if (sb->root_slot >= sb->page_slots) {
+		set_why(why, whylen, "the superblock names a map root at slot %llu, outside the metadata area",
+			(unsigned long long)sb->root_slot);
+		return -E_CORRUPT;
+	}
+	slot_mark(c, root);
+	uint8_t *pg = c->env->alloc(MAP_PAGE);
+	if (!pg)
+		return -E_NOMEM;
+	int rc = cow_bdev_read(c->dev, slot_byte(c, root), MAP_PAGE, pg, NULL);
+	if (rc < 0)
+		set_why(why, whylen, "the map root at slot %u is unreadable: %s", root, err_str(rc));
+	if (rc == 0)
+		rc = page_check(c, pg, PAGE_ROOT, root, (uint32_t)sb->root_crc, IDX_MAX, "the map root", why, whylen);
+	const struct map_idx_page *p = (const struct map_idx_page *)pg;
+	uint64_t ng = rc == 0 ? p->h.n : 0;
+	if (rc == 0) {
+		t->gslot = c->env->alloc(ng * 4);
+		t->gcrc = c->env->alloc(ng * 4);
+		t->gcount = c->env->alloc(ng * 4);
+		t->lslot = c->env->alloc(ng * IDX_MAX * 4);
+		t->lcrc = c->env->alloc(ng * IDX_MAX * 4);
+		if (!t->gslot || !t->gcrc || !t->gcount || !t->lslot || !t->lcrc)
+			rc = -E_NOMEM;
+	}
+	for (uint64_t g = 0; g < ng && rc == 0; g++) {
+		t->gslot[g] = p->e[g].slot;
+		t->gcrc[g] = p->e[g].crc;
+		rc = child_ok(c, t->gslot[g], "index page", root, why, whylen);
+	}
+	t->ng = ng;
+	for (uint64_t g = 0; g < ng && rc == 0; g++) {
+		rc = cow_bdev_read(c->dev, slot_byte(c, t->gslot[g]), MAP_PAGE, pg, NULL);
+		if (rc < 0) {
+			set_why(why, whylen, "index page %llu at slot %u is unreadable: %s", (unsigned long long)g,
+				t->gslot[g], err_str(rc));
+			break;
+		}
+		rc = page_check(c, pg, PAGE_INDEX, t->gslot[g], t->gcrc[g], IDX_MAX, "index page", why, whylen);
+		t->gcount[g] = rc == 0 ? p->h.n : 0;
+		for (uint32_t i = 0; i < t->gcount[g] && rc == 0; i++) {
+			t->lslot[t->nl] = p->e[i].slot;
+			t->lcrc[t->nl] = p->e[i].crc;
+			rc = child_ok(c, p->e[i].slot, "map page", t->gslot[g], why, whylen);
+			t->nl++;
+		}
+	}
+	c->env->free(pg);
+	if (rc < 0)
+		tree_free(c->env, t);
+	return rc;
+}
+
+/* Loads sb's map: every leaf checked on its own (magic, checksum, place) and against its
+ * neighbours (the extents tile the source in order, neighbours differ). */
+static int v2_load(struct cow *c, const struct superblock *sb, char *why, size_t whylen)
+{
+	int rc = busy_init(c);
+	if (rc < 0)
+		return rc;
+	struct v2_tree t;
+	if ((rc = v2_read_tree(c, sb, &t, why, whylen)) < 0)
+		return rc;
+	struct cow_map_chunk **ch = c->env->alloc((t.nl ? t.nl : 1) * sizeof(*ch));
+	if (!ch) {
+		tree_free(c->env, &t);
+		return -E_NOMEM;
+	}
+	uint64_t got = 0, n = 0, sectors = c->map.sectors, next_min = 0;
+	unsigned prev = 0xff;
+	for (uint64_t base = 0; base < t.nl && rc == 0; base += COW_BATCH) {
+		struct cow_batch b;
+		cow_batch_init(&b);
+		for (uint64_t i = base; i < t.nl && i < base + COW_BATCH; i++) {
+			if (!(ch[i] = c->env->alloc(sizeof(struct cow_map_chunk)))) {
+				rc = -E_NOMEM;
+				break;
+			}
+			got = i + 1;
+			cow_batch_add(&b, c->dev, COW_IO_READ, slot_byte(c, t.lslot[i]), MAP_PAGE, ch[i]);
+		}
+		int brc = cow_batch_wait(&b, NULL);
+		if (rc == 0 && brc < 0) {
+			set_why(why, whylen, "a map page among slots %u.. is unreadable: %s", t.lslot[base], err_str(brc));
+			rc = brc;
+		}
+		for (uint64_t i = base; i < got && rc == 0; i++) {
+			struct cow_map_chunk *p = ch[i];
+			rc = page_check(c, p, PAGE_LEAF, t.lslot[i], t.lcrc[i], CHUNK_MAX, "map page", why, whylen);
+			for (uint32_t j = 0; j < p->h.n && rc == 0; j++) {
+				uint64_t s = ENT_START(p->e[j]);
+				unsigned f = ENT_FLAGS(p->e[j]);
+				if (s < next_min || s >= sectors || (i == 0 && j == 0 && s != 0) || (f & 7) > 4 || f == prev) {
+					set_why(why, whylen, "map page at slot %u (byte %llu), extent %u (sector %llu): %s",
+						t.lslot[i], (unsigned long long)slot_byte(c, t.lslot[i]), j, (unsigned long long)s,
+						s < next_min ? "overlaps the extents before it (two pages claim one range)" :
+						s >= sectors ? "lies past the source's end" : f == prev ? "equals the extent before it" :
+						(f & 7) > 4 ? "has a bad state" : "does not start the map at sector 0");
+					rc = -E_CORRUPT;
+				}
+				next_min = s + 1;
+				prev = f;
+			}
+			if (rc == 0 && p->h.first != ENT_START(p->e[0])) {
+				set_why(why, whylen, "map page at slot %u: its header's first sector disagrees with its extents",
+					t.lslot[i]);
+				rc = -E_CORRUPT;
+			}
+			n += p->h.n;
+		}
+	}
+	if (rc == 0 && ((sb->map_extents != UINT64_MAX && n != sb->map_extents) || n > sb->max_extents)) {
+		set_why(why, whylen, "the map holds %llu extents, the superblock says %llu (at most %llu)",
+			(unsigned long long)n, (unsigned long long)sb->map_extents, (unsigned long long)sb->max_extents);
+		rc = -E_CORRUPT;
+	}
+	if (rc < 0) {
+		for (uint64_t i = 0; i < got; i++)
+			c->env->free(ch[i]);
+	} else {
+		rc = map_adopt(&c->map, ch, t.nl, n, t.gcount, t.gslot, t.gcrc, t.ng);
+	}
+	c->env->free(ch);
+	tree_free(c->env, &t);
+	return rc;
+}
+
+/* The other superblock's pages stay untouched until the next commit replaces it: they are
+ * marked busy and released by that commit. Its map is only walked, never loaded. */
+static void v2_protect_other(struct cow *c, const struct superblock *o)
+{
+	uint64_t *mine = c->busy, words = (c->sb.page_slots + 63) / 64, nfree = c->nfree;
+	uint64_t *seen = c->env->alloc(words * 8);
+	if (!seen)
+		return;
+	if (o->version == COW_V1) {
+		/* An upgraded cow: the old checkpoint and journal, where they overlap the page area. */
+		uint64_t lo[2] = { o->ckpt_off[o->active_ckpt & 1], o->journal_off };
+		uint64_t len[2] = { o->ckpt_bytes, o->journal_bytes };
+		memcpy(seen, mine, words * 8);
+		c->busy = seen;
+		for (int r = 0; r < 2; r++)
+			for (uint64_t b = lo[r]; b < lo[r] + len[r] && b < slot_byte(c, c->sb.page_slots); b += MAP_PAGE)
+				if (b >= c->sb.page_off && !slot_busy(c, (b - c->sb.page_off) / MAP_PAGE)) {
+					slot_mark(c, (b - c->sb.page_off) / MAP_PAGE);
+					keep_freed(c, &c->freed_prev, &c->nfreed_prev, &c->freed_prev_cap,
+						   (uint32_t)((b - c->sb.page_off) / MAP_PAGE));
+				}
+		c->env->free(mine);
+		return;
+	}
+	if (o->version != COW_VERSION || o->page_off != c->sb.page_off || o->page_slots != c->sb.page_slots) {
+		c->env->free(seen);
+		return;
+	}
+	/* Walk the other tree with a scratch bitmap, then add what only it names. */
+	memset(seen, 0, words * 8);
+	c->busy = seen;
+	c->nfree = c->sb.page_slots;
+	struct v2_tree t;
+	char why[8];
+	int rc = v2_read_tree(c, o, &t, why, sizeof(why));
+	c->busy = mine;
+	c->nfree = nfree;
+	if (rc == 0) {
+		for (uint64_t s = 0; s < c->sb.page_slots; s++)
+			if ((seen[s / 64] >> (s % 64) & 1) && !slot_busy(c, s)) {
+				slot_mark(c, s);
+				keep_freed(c, &c->freed_prev, &c->nfreed_prev, &c->freed_prev_cap, (uint32_t)s);
+			}
+		tree_free(c->env, &t);
+	}
+	c->env->free(seen);
+}
+
 /* ---- format / open / commit -------------------------------------------------------------- */
 
 /* Where everything lies for a source of `sectors`: fixed by the format, so a checkpoint's
@@ -334,6 +868,14 @@ static void layout(struct superblock *sb, uint64_t sectors)
 int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 	       uint32_t unit, char *why, size_t whylen)
 {
+	return cow_format_version(env, cowdev, src, unit, COW_VERSION, why, whylen);
+}
+
+int cow_format_version(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
+		       uint32_t unit, uint32_t version, char *why, size_t whylen)
+{
+	if (version != COW_VERSION && version != COW_V1)
+		return -E_VERSION;
 	if (!unit)
 		unit = 4096;
 	if ((unit & (unit - 1)) || unit < src->lsize || src->lsize < 512 || src->lsize > META_BLOCK ||
@@ -345,13 +887,16 @@ int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const s
 	struct superblock sb;
 	memset(&sb, 0, sizeof(sb));
 	memcpy(sb.magic, SB_MAGIC, 8);
-	sb.version = COW_VERSION;
+	sb.version = version;
 	sb.sb_size = SB_SIZE;
 	env->random(sb.uuid, sizeof(sb.uuid));
 	sb.unit = unit;
 	sb.cow_lsize = cowdev->lsize;
 	uint64_t sectors = src->size / src->lsize;
-	layout(&sb, sectors);
+	if (version == COW_V1)
+		layout(&sb, sectors);
+	else
+		v2_layout(&sb, src->size);
 	if (cowdev->size < sb.data_off || cowdev->size - sb.data_off < src->size) {
 		set_why(why, whylen, "the cow needs %llu bytes (source %llu + metadata %llu), the device has %llu",
 			(unsigned long long)(sb.data_off + src->size), (unsigned long long)src->size,
@@ -369,18 +914,29 @@ int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const s
 	rc = cow_map_init(&c.map, env, sectors, sb.max_extents);
 	if (rc < 0)
 		goto free_buf;
-	/* A fresh epoch's empty journal: zeroed so no stale record of an old cow can replay. */
-	memset(c.iobuf, 0, META_BLOCK);
-	struct cow_batch b;
-	cow_batch_init(&b);
-	for (uint64_t off = 0; off < sb.journal_bytes; off += META_BLOCK)
-		cow_batch_add(&b, cowdev, COW_IO_WRITE, sb.journal_off + off, META_BLOCK, c.iobuf);
-	rc = cow_batch_wait(&b, NULL);
-	c.sb.journal_epoch = 1;
-	if (rc == 0)
-		rc = ckpt_write(&c, 0, 1);
-	if (rc == 0)
-		rc = cow_bdev_flush(cowdev);
+	/* The first map (one page, its index page, the root) into the empty page area. */
+	uint32_t *freed = NULL;
+	uint64_t nfreed = 0, freedcap = 0;
+	if (version == COW_V1) {
+		/* A fresh epoch's empty journal: zeroed so no stale record of an old cow can replay. */
+		memset(c.iobuf, 0, META_BLOCK);
+		struct cow_batch b;
+		cow_batch_init(&b);
+		for (uint64_t off = 0; off < sb.journal_bytes; off += META_BLOCK)
+			cow_batch_add(&b, cowdev, COW_IO_WRITE, sb.journal_off + off, META_BLOCK, c.iobuf);
+		rc = cow_batch_wait(&b, NULL);
+		c.sb.journal_epoch = 1;
+		if (rc == 0)
+			rc = ckpt_write(&c, 0, 1);
+		if (rc == 0)
+			rc = cow_bdev_flush(cowdev);
+	} else {
+		rc = busy_init(&c);
+		if (rc == 0)
+			rc = v2_write_pages(&c, &freed, &nfreed, &freedcap);
+		if (freed)
+			env->free(freed);
+	}
 	/* Both superblocks, B first: a cut in between leaves A invalid or old and B valid. */
 	for (int i = 1; i >= 0 && rc == 0; i--) {
 		c.sb.self_off = (uint64_t)i * META_BLOCK;
@@ -393,17 +949,65 @@ int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const s
 	if (rc < 0)
 		set_why(why, whylen, "writing the cow metadata failed: %s", err_str(rc));
 	cow_map_free(&c.map);
+	if (c.busy)
+		env->free(c.busy);
 free_buf:
 	env->free(c.iobuf);
 	return rc;
 }
 
-/* Checks one superblock's geometry and the source's identity, then loads its checkpoint and
- * replays the journal into c->map. */
+static int check_identity(struct cow *c, const struct superblock *sb, const struct cow_bdev *src, char *why,
+			  size_t whylen)
+{
+	if (!src)
+		return 0;
+	struct superblock now;
+	memset(&now, 0, sizeof(now));
+	int rc = read_identity(c->env, src, &now);
+	if (rc == 0)
+		rc = identity_differs(sb, &now, why, whylen);
+	return rc;
+}
+
+/* A version-2 superblock's layout fits the device (checked before anything is sized by it). */
+static bool v2_geometry_ok(const struct cow *c, const struct superblock *sb)
+{
+	return sb->src_lsize >= 512 && sb->src_lsize <= META_BLOCK && !(sb->src_size % sb->src_lsize) &&
+	       sb->page_off == 2 * META_BLOCK && sb->page_slots >= 8 && sb->page_slots < SLOT_NONE &&
+	       sb->page_slots <= c->dev->size / MAP_PAGE && sb->data_off >= sb->page_off + sb->page_slots * MAP_PAGE &&
+	       sb->data_off <= c->dev->size && sb->src_size <= c->dev->size - sb->data_off && sb->max_extents &&
+	       sb->max_extents <= 4 * EXTENTS_MAX;
+}
+
+static int load_v2(struct cow *c, const struct superblock *sb, int which, const struct cow_bdev *src, char *why,
+		   size_t whylen)
+{
+	if (!v2_geometry_ok(c, sb)) {
+		set_why(why, whylen, "superblock %c describes an impossible geometry", 'A' + which);
+		return -E_CORRUPT;
+	}
+	int rc = check_identity(c, sb, src, why, whylen);
+	if (rc < 0)
+		return rc;
+	c->lsize = sb->src_lsize;
+	c->fresh_epoch = false;
+	cow_map_free(&c->map);
+	rc = cow_map_init(&c->map, c->env, sb->src_size / sb->src_lsize, sb->max_extents);
+	if (rc == 0)
+		rc = v2_load(c, sb, why, whylen);
+	if (rc < 0)
+		cow_map_free(&c->map);
+	return rc;
+}
+
+/* Checks one superblock's geometry and the source's identity, then loads its map: version 2's
+ * pages, or version 1's checkpoint with the journal replayed. */
 static int load_from(struct cow *c, const struct superblock *sb, int which,
 		     const struct cow_bdev *src, char *why, size_t whylen)
 {
 	c->sb = *sb;
+	if (sb->version == COW_VERSION)
+		return load_v2(c, sb, which, src, why, whylen);
 	if (sb->src_lsize < 512 || sb->src_lsize > META_BLOCK || sb->src_size % sb->src_lsize ||
 	    sb->ckpt_off[0] != 2 * META_BLOCK || sb->ckpt_off[1] != sb->ckpt_off[0] + sb->ckpt_bytes ||
 	    sb->journal_off != sb->ckpt_off[1] + sb->ckpt_bytes || sb->data_off < sb->journal_off + sb->journal_bytes ||
@@ -449,6 +1053,15 @@ static void read_superblocks(const struct cow_bdev *cowdev, uint8_t *iobuf, stru
 	}
 }
 
+static void cow_free(struct cow *c);
+
+/* The superblock that did not open is older than the one that did (or it would have been tried
+ * first): its pages are the fallback worth keeping. */
+static bool attempt_other(const struct superblock sbs[2], int pick)
+{
+	return sbs[pick ^ 1].seq < sbs[pick].seq;
+}
+
 int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 	     struct cow **out, char *why, size_t whylen)
 {
@@ -487,16 +1100,28 @@ int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const str
 	}
 	if (rc < 0)
 		goto free_c;
+	if (c->sb.version == COW_VERSION && st[pick ^ 1] == 0 && attempt_other(sbs, pick))
+		v2_protect_other(c, &sbs[pick ^ 1]);
 	*out = c;
 	return 0;
 
 free_c:
-	if (c->pending)
-		env->free(c->pending);
-	if (c->iobuf)
-		env->free(c->iobuf);
-	env->free(c);
+	cow_free(c);
 	return rc;
+}
+
+static void cow_free(struct cow *c)
+{
+	cow_map_free(&c->map);
+	if (c->pending)
+		c->env->free(c->pending);
+	if (c->iobuf)
+		c->env->free(c->iobuf);
+	if (c->busy)
+		c->env->free(c->busy);
+	if (c->freed_prev)
+		c->env->free(c->freed_prev);
+	c->env->free(c);
 }
 
 /* ---- check: every structure on its own, and what can be salvaged --------------------------- */
@@ -522,6 +1147,141 @@ static void say_map(struct cow *c, void (*say)(void *, const char *), void *ctx,
 	     (unsigned long long)t.sectors[0], (unsigned long long)t.written);
 }
 
+/* No map loads whole: each map page of sb's tree on its own. The damaged ones are named with
+ * the sectors they covered (between their intact neighbours); what the intact ones call
+ * finished or written can still be taken from the data area. */
+static void v2_salvage(struct cow *c, const struct superblock *sb, void (*say)(void *, const char *), void *ctx)
+{
+	char why[200] = "";
+	if (!v2_geometry_ok(c, sb)) {
+		sayf(say, ctx, "no map loads, and the newest superblock's layout is impossible: nothing to salvage from it");
+		return;
+	}
+	c->sb = *sb;
+	struct v2_tree t;
+	int rc = busy_init(c);
+	if (rc == 0)
+		rc = v2_read_tree(c, sb, &t, why, sizeof(why));
+	if (rc < 0) {
+		sayf(say, ctx, "no map loads, and its pages cannot be found from the newest root: %s; the data area at "
+		     "byte %llu is still a raw image of the source", why[0] ? why : err_str(rc),
+		     (unsigned long long)sb->data_off);
+		return;
+	}
+	struct cow_map_chunk *p = c->env->alloc(sizeof(*p));
+	if (!p) {
+		tree_free(c->env, &t);
+		return;
+	}
+	uint64_t sectors = sb->src_size / (sb->src_lsize ? sb->src_lsize : 512), good = 0, named = 0;
+	uint64_t fin = 0, wr = 0, lost_from = 0, prev_last = 0;
+	bool in_lost = false, have_prev = false;
+	for (uint64_t i = 0; i <= t.nl; i++) {
+		bool ok = false;
+		if (i < t.nl) {
+			why[0] = '\0';
+			rc = cow_bdev_read(c->dev, slot_byte(c, t.lslot[i]), MAP_PAGE, p, NULL);
+			if (rc < 0)
+				fmt_snprintf(why, sizeof(why), "map page at slot %u (byte %llu) is unreadable", t.lslot[i],
+					     (unsigned long long)slot_byte(c, t.lslot[i]));
+			else
+				rc = page_check(c, p, PAGE_LEAF, t.lslot[i], t.lcrc[i], CHUNK_MAX, "map page", why, sizeof(why));
+			ok = rc == 0;
+			for (uint32_t j = 0; ok && j < p->h.n; j++) {
+				uint64_t st = ENT_START(p->e[j]);
+				ok = (p->e[j] & 7) <= 4 && st < sectors && (!j || st > ENT_START(p->e[j - 1])) &&
+				     (!have_prev || in_lost || st > prev_last);
+			}
+			if (rc == 0 && !ok)
+				fmt_snprintf(why, sizeof(why), "map page at slot %u (byte %llu): its extents are out of order",
+					     t.lslot[i], (unsigned long long)slot_byte(c, t.lslot[i]));
+		}
+		uint64_t first = i < t.nl && ok ? ENT_START(p->e[0]) : sectors;
+		if (in_lost && (ok || i == t.nl)) {
+			if (named <= 20)
+					sayf(say, ctx, "  the map of sectors %llu to %llu is lost with it", (unsigned long long)lost_from,
+				     (unsigned long long)first);
+			in_lost = false;
+		}
+		if (i == t.nl)
+			break;
+		if (!ok) {
+			if (named++ < 20)
+				sayf(say, ctx, "%s", why);
+			if (!in_lost)
+				lost_from = have_prev ? prev_last : 0;
+			in_lost = true;
+			continue;
+		}
+		good++;
+		for (uint32_t j = 0; j + 1 < p->h.n; j++) {
+			uint64_t len = ENT_START(p->e[j + 1]) - ENT_START(p->e[j]);
+			fin += (p->e[j] & 7) == 4 ? len : 0;
+			wr += (p->e[j] & 8) ? len : 0;
+		}
+		prev_last = ENT_START(p->e[p->h.n - 1]);
+		have_prev = true;
+	}
+	sayf(say, ctx, "%llu of %llu map pages are intact; they call %llu sectors finished and %llu written (their "
+	     "last extents not counted): that data can still be recovered from the data area at byte %llu",
+	     (unsigned long long)good, (unsigned long long)t.nl, (unsigned long long)fin, (unsigned long long)wr,
+	     (unsigned long long)sb->data_off);
+	c->env->free(p);
+	tree_free(c->env, &t);
+}
+
+/* Both superblocks lost: the newest valid map root in the page area gives the layout (its
+ * header holds the source's size) and its map says what the data area holds. 0 if one was found. */
+static int salvage_v2(struct cow *c, void (*say)(void *, const char *), void *ctx)
+{
+	struct superblock g;
+	memset(&g, 0, sizeof(g));
+	g.page_off = 2 * META_BLOCK;
+	struct map_page_hdr best = { 0 };
+	uint64_t best_slot = 0;
+	uint8_t *pg = c->env->alloc(MAP_PAGE);
+	if (!pg)
+		return -E_NOMEM;
+	uint64_t limit = v2_slots_for(EXTENTS_MAX);
+	for (uint64_t s = 0; s < limit && g.page_off + (s + 1) * MAP_PAGE <= c->dev->size; s++) {
+		if (cow_bdev_read(c->dev, g.page_off + s * MAP_PAGE, MAP_PAGE, pg, NULL) < 0)
+			continue;
+		struct map_page_hdr h;
+		memcpy(&h, pg, sizeof(h));
+		if (h.magic != PAGE_ROOT || h.crc != map_page_crc(pg) || h.slot != s || !h.first || h.gen <= best.gen)
+			continue;
+		best = h;
+		best_slot = s;
+	}
+	c->env->free(pg);
+	if (!best.gen)
+		return -E_NOENT;
+	v2_layout(&g, best.first);
+	g.version = COW_VERSION;
+	g.src_lsize = 512;   /* unknown without a superblock; the map counts sectors either way */
+	g.src_size = best.first;
+	g.root_slot = best_slot;
+	g.root_crc = best.crc;
+	g.map_extents = UINT64_MAX;
+	sayf(say, ctx, "no valid superblock: the newest map root (slot %llu, commit %llu) gives the layout "
+	     "(source %llu bytes, data area at byte %llu)", (unsigned long long)best_slot,
+	     (unsigned long long)best.gen, (unsigned long long)g.src_size, (unsigned long long)g.data_off);
+	c->sb = g;
+	cow_map_free(&c->map);
+	char why[200] = "";
+	int rc = cow_map_init(&c->map, c->env, g.src_size / 512, g.max_extents);
+	if (rc == 0)
+		rc = v2_load(c, &g, why, sizeof(why));
+	if (rc < 0) {
+		sayf(say, ctx, "its map cannot be loaded: %s", why[0] ? why : err_str(rc));
+		return 0;
+	}
+	say_map(c, say, ctx, "its map");
+	sayf(say, ctx, "nothing opens, but that map of the data area at byte %llu is consistent: the data it calls "
+	     "finished or written there can still be recovered", (unsigned long long)g.data_off);
+	return 0;
+}
+
 int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 		void (*say)(void *ctx, const char *line), void *ctx)
 {
@@ -541,9 +1301,14 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	read_superblocks(cowdev, c->iobuf, sbs, st);
 	for (int i = 0; i < 2; i++) {
 		if (st[i] == 0)
-			sayf(say, ctx, "superblock %c (byte %u): valid, sequence %llu, journal epoch %llu, checkpoint slot %u",
-			     'A' + i, i * META_BLOCK, (unsigned long long)sbs[i].seq,
-			     (unsigned long long)sbs[i].journal_epoch, sbs[i].active_ckpt);
+			if (sbs[i].version == COW_VERSION)
+				sayf(say, ctx, "superblock %c (byte %u): valid, version 2, sequence %llu, %llu extents in %llu pages",
+				     'A' + i, i * META_BLOCK, (unsigned long long)sbs[i].seq,
+				     (unsigned long long)sbs[i].map_extents, (unsigned long long)sbs[i].map_pages);
+			else
+				sayf(say, ctx, "superblock %c (byte %u): valid, version 1, sequence %llu, journal epoch %llu, checkpoint slot %u",
+				     'A' + i, i * META_BLOCK, (unsigned long long)sbs[i].seq,
+				     (unsigned long long)sbs[i].journal_epoch, sbs[i].active_ckpt);
 		else
 			sayf(say, ctx, "superblock %c (byte %u): not usable: %s", 'A' + i, i * META_BLOCK, err_str(st[i]));
 	}
@@ -561,13 +1326,37 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 			sayf(say, ctx, "superblock %c's state cannot be loaded: %s", 'A' + i, why[0] ? why : err_str(rc));
 			continue;
 		}
-		fmt_snprintf(what, sizeof(what), "%s superblock %c opens (checkpoint %u + %llu journal records)",
-			     i == newest ? "the newest" : "the older", 'A' + i, sbs[i].active_ckpt,
-			     (unsigned long long)c->jnext);
+		if (sbs[i].version == COW_VERSION)
+			fmt_snprintf(what, sizeof(what), "%s superblock %c opens (map root at slot %llu, byte %llu; %llu pages)",
+				     i == newest ? "the newest" : "the older", 'A' + i, (unsigned long long)sbs[i].root_slot,
+				     (unsigned long long)(sbs[i].page_off + sbs[i].root_slot * MAP_PAGE),
+				     (unsigned long long)c->map.nchunks);
+		else
+			fmt_snprintf(what, sizeof(what), "%s superblock %c opens (version 1: checkpoint %u + %llu journal records)",
+				     i == newest ? "the newest" : "the older", 'A' + i, sbs[i].active_ckpt,
+				     (unsigned long long)c->jnext);
 		say_map(c, say, ctx, what);
 		if (opens < 0)
 			opens = i;
 		cow_map_free(&c->map);
+	}
+	if (newest >= 0 && sbs[newest].version == COW_VERSION) {
+		/* Version 2: each superblock's map was checked page by page above. */
+		struct superblock *g2 = &sbs[newest];
+		sayf(say, ctx, "page area: %llu slots of %u bytes at byte %llu; data area at byte %llu",
+		     (unsigned long long)g2->page_slots, MAP_PAGE, (unsigned long long)g2->page_off,
+		     (unsigned long long)g2->data_off);
+		if (opens >= 0 && opens != newest)
+			sayf(say, ctx, "the newest superblock's map is damaged: the cow opens from the older one, "
+			     "without the changes of its last commit");
+		else if (opens < 0)
+			v2_salvage(c, g2, say, ctx);
+		rc = opens >= 0 && opens == newest ? 0 : 1;
+		goto free_c;
+	}
+	if (newest < 0 && salvage_v2(c, say, ctx) == 0) {
+		rc = 1;
+		goto free_c;
 	}
 	/* The checkpoint slots, found through the newest superblock or, with none left, through a
 	 * checkpoint header in either slot: the layout follows from the source's size, and the
@@ -653,9 +1442,7 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	rc = opens >= 0 && opens == newest ? 0 : 1;
 
 free_c:
-	if (c->iobuf)
-		env->free(c->iobuf);
-	env->free(c);
+	cow_free(c);
 	return rc;
 }
 
@@ -678,6 +1465,22 @@ int cow_sync(struct cow *c)
 	rc = cow_bdev_flush(c->dev);   /* 1. the data the records describe */
 	if (rc < 0)
 		return rc;
+	if (c->sb.version == COW_VERSION) {
+		/* 2. The changed pages into free slots, flushed; 3. the superblock naming them. */
+		uint32_t *freed = NULL;
+		uint64_t nfreed = 0, cap = 0;
+		rc = v2_write_pages(c, &freed, &nfreed, &cap);
+		if (rc == 0)
+			rc = sb_write(c);
+		if (rc < 0) {
+			/* The superblock may or may not have landed: what it replaced stays busy. */
+			if (freed)
+				c->env->free(freed);
+			return rc;
+		}
+		v2_committed(c, freed, nfreed, cap);
+		return 0;
+	}
 	uint64_t per = META_BLOCK / JREC;
 	uint64_t need_blocks = (c->npending + per - 1) / per;
 	if (c->fresh_epoch || (c->jblocks + need_blocks) * META_BLOCK > c->sb.journal_bytes) {
@@ -724,19 +1527,13 @@ void cow_discard(struct cow *c)
 {
 	if (c->storing)   /* its buffers are the devices' until then; nothing is recorded */
 		cow_batch_wait(&c->store, NULL);
-	cow_map_free(&c->map);
-	c->env->free(c->pending);
-	c->env->free(c->iobuf);
-	c->env->free(c);
+	cow_free(c);
 }
 
 int cow_close(struct cow *c)
 {
 	int rc = cow_sync(c);
-	cow_map_free(&c->map);
-	c->env->free(c->pending);
-	c->env->free(c->iobuf);
-	c->env->free(c);
+	cow_free(c);
 	return rc;
 }
 
@@ -744,6 +1541,8 @@ int cow_close(struct cow *c)
 
 static int record(struct cow *c, uint64_t start, uint64_t count, uint8_t state, int written)
 {
+	if (c->sb.version == COW_VERSION)
+		return cow_map_set(&c->map, start, count, state, written);   /* its pages are marked */
 	if (c->npending == PENDING_MAX) {
 		int rc = cow_sync(c);
 		if (rc < 0)
@@ -1098,6 +1897,14 @@ void cow_get_geometry(const struct cow *c, struct cow_geometry *g)
 	g->journal_bytes = c->sb.journal_bytes;
 	g->checkpoint_bytes = c->sb.ckpt_bytes;
 	g->max_extents = c->sb.max_extents;
+	if (c->sb.version == COW_VERSION) {
+		g->journal_offset = g->journal_bytes = g->checkpoint_bytes = 0;
+		g->page_offset = c->sb.page_off;
+		g->page_slots = c->sb.page_slots;
+		g->pages_free = c->nfree;
+	} else {
+		g->page_offset = g->page_slots = g->pages_free = 0;
+	}
 	g->unit = c->sb.unit;
 	g->src_lsize = c->sb.src_lsize;
 	g->src_psize = c->sb.src_psize;
@@ -1106,4 +1913,49 @@ void cow_get_geometry(const struct cow *c, struct cow_geometry *g)
 	memcpy(g->model, c->sb.model, sizeof(g->model));
 	memcpy(g->serial, c->sb.serial, sizeof(g->serial));
 	g->sb_seq = c->sb.seq;
+}
+
+int cow_upgrade(const struct cow_env *env, const struct cow_bdev *cowdev, char *why, size_t whylen)
+{
+	struct cow *c;
+	int rc = cow_open(env, cowdev, NULL, &c, why, whylen);
+	if (rc < 0)
+		return rc;
+	if (c->sb.version == COW_VERSION) {
+		cow_discard(c);
+		return 1;
+	}
+	/* The whole metadata area between the superblocks and the data becomes the page area; the
+	 * version-1 checkpoint and journal in use stay untouched (busy) until a later commit. */
+	struct superblock old = c->sb;
+	uint64_t slots = (old.data_off - 2 * META_BLOCK) / MAP_PAGE, max = v2_extents_for(slots);
+	if (max > 4 * EXTENTS_MAX)
+		max = 4 * EXTENTS_MAX;
+	if (max < c->map.n || slots >= SLOT_NONE) {
+		set_why(why, whylen, "the metadata area (%llu bytes) holds at most %llu extents as version 2; the map has %llu",
+			(unsigned long long)(old.data_off - 2 * META_BLOCK), (unsigned long long)max,
+			(unsigned long long)c->map.n);
+		cow_discard(c);
+		return -E_NOSPC;
+	}
+	c->sb.version = COW_VERSION;
+	c->sb.page_off = 2 * META_BLOCK;
+	c->sb.page_slots = slots;
+	c->sb.root_slot = SLOT_NONE;
+	c->sb.max_extents = max;
+	c->sb.root_crc = c->sb.map_extents = c->sb.map_pages = 0;
+	c->sb.active_ckpt = 0;
+	c->map.max = max;
+	c->npending = 0;
+	c->fresh_epoch = false;
+	rc = busy_init(c);
+	if (rc == 0) {
+		v2_protect_other(c, &old);
+		map_forget_slots(&c->map);
+		rc = cow_sync(c);
+	}
+	if (rc < 0)
+		set_why(why, whylen, "writing the version-2 map failed: %s (the cow is still version 1)", err_str(rc));
+	cow_discard(c);
+	return rc;
 }

@@ -84,8 +84,10 @@ struct cow_extent {
 	uint8_t state, written;
 };
 
-/* Chunks of extents in sector order (cow/map.c); read it through the functions below. */
+/* Chunks of extents in sector order (cow/map.c), each a 4 KiB page of packed extents grouped
+ * under index pages (cow/mappage.h); read it through the functions below. */
 struct cow_map_chunk;
+struct cow_map_index;
 struct cow_map {
 	struct cow_map_chunk **chunk;  /* nchunks of them, none empty */
 	uint64_t *first;               /* each chunk's first sector: what lookups search */
@@ -94,16 +96,22 @@ struct cow_map {
 	uint64_t nchunks, cap;         /* cap: entries in the four arrays */
 	struct cow_map_chunk *spare[2];/* allocated ahead: an update never fails half done */
 	uint64_t hint;                 /* the chunk used last: walks and nearby lookups skip the search */
-	uint64_t n, max;               /* extents; max: the most a checkpoint holds */
+	uint64_t n, max;               /* extents; max: the most the cow's metadata holds */
 	uint64_t sectors;
 	const struct cow_env *env;
+	struct cow_map_index *idx;     /* the chunks' groups and what changed since the last commit */
+	/* Extents are stored packed; the functions below hand out decoded copies from this ring. */
+	struct cow_extent view[8];
+	uint64_t view_k[8], view_chg[8];
+	uint32_t view_i[8], view_next;
 };
 
 int cow_map_init(struct cow_map *m, const struct cow_env *env, uint64_t sectors, uint64_t max);
 void cow_map_free(struct cow_map *m);
 /* Index of the extent holding `sector` (sector < m->sectors). */
 uint64_t cow_map_lookup(const struct cow_map *m, uint64_t sector);
-/* Extents by position, valid until the next change to the map: the one holding `sector`
+/* Extents by position, valid until the next change to the map (and for the next seven calls
+ * that return one; the same extent asked for twice is the same pointer): the one holding `sector`
  * (sector < m->sectors); the i-th in sector order (NULL from i == m->n); the one after x (NULL
  * after the last). Walk: for (x = cow_map_get(m, 0); x; x = cow_map_next(m, x)). */
 const struct cow_extent *cow_map_at(const struct cow_map *m, uint64_t sector);
@@ -140,6 +148,13 @@ struct cow;
  * logical sector the cow device cannot address. why: a sentence for the user. */
 int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 	       uint32_t unit, char *why, size_t whylen);
+/* Bytes before the data area that cow_format lays out for a source of src_size bytes: a cow
+ * must hold this plus the source. */
+uint64_t cow_metadata_bytes(uint64_t src_size);
+/* The same in a given format version: 2 (what cow_format writes) or 1, the checkpoint-and-journal
+ * format, kept to test that old cows still open and upgrade. */
+int cow_format_version(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
+		       uint32_t unit, uint32_t version, char *why, size_t whylen);
 /* Opens a cow. With src, its identity must match (the differing field is named in why, and
  * -E_IDENTITY returned); without src, only host tools' metadata work is possible. */
 int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
@@ -148,6 +163,10 @@ int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const str
 int cow_sync(struct cow *c);
 /* Commits and frees. */
 int cow_close(struct cow *c);
+/* Rewrites a version-1 cow's map as version 2 in its own metadata area (crash-safe: the new
+ * pages go where the version-1 state does not lie, and one superblock write switches). 0 when
+ * upgraded, 1 when it already was version 2, -E_NOSPC when its map is too large for the area. */
+int cow_upgrade(const struct cow_env *env, const struct cow_bdev *cowdev, char *why, size_t whylen);
 /* Frees without committing (read-only inspection, or a device that is gone). */
 void cow_discard(struct cow *c);
 /* For `cowtool check`: looks at each superblock, checkpoint slot and the journal on its own and
@@ -206,8 +225,10 @@ int cow_write_mapfile(const struct cow *c, const char *version, const char *comm
 		      const char *start_time, const char *current_time, const struct cow_progress *progress,
 		      int (*emit)(void *ctx, const char *text, size_t len), void *emit_ctx);
 void cow_get_counters(const struct cow *c, struct cow_counters *out);
+/* Version 1 has checkpoints and a journal; version 2 a page area (the others are 0). */
 struct cow_geometry {
 	uint64_t source_size, data_offset, journal_offset, journal_bytes, checkpoint_bytes, max_extents;
+	uint64_t page_offset, page_slots, pages_free;
 	uint32_t unit, src_lsize, src_psize, version;
 	uint8_t uuid[16];
 	char model[48], serial[32];

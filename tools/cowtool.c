@@ -1,6 +1,7 @@
 /* cowtool: the host side of a cow partition (cow-partition.md, "Host side"): format, inspect,
- * check, print the ddrescue mapfile, import a ddrescue run, export the merged image, reset, and
- * serve the overlay over NBD (nbdkit with build/nbdkit-cowboot-plugin.so). */
+ * check, print the ddrescue mapfile, import a ddrescue run, export the merged image, reset,
+ * upgrade a version-1 cow, and serve the overlay over NBD (nbdkit with
+ * build/nbdkit-cowboot-plugin.so). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,6 +32,7 @@ static const char *const usage_text =
 	"  reset <cow> [TYPES]                           bad (and non-scraped) back to non-tried\n"
 	"  serve <cow> [<source>] [--readonly] [--holes=eio|zero] [-U SOCK | -p PORT] [-- NBDKIT-OPTIONS]\n"
 	"                                                the overlay as a read-write NBD disk (nbdkit)\n"
+	"  upgrade <cow>                                 rewrite a version-1 cow's map as version 2\n"
 	"Exit status: 0 success, 1 check found problems, 2 usage or I/O error.\n";
 
 static int usage(const char *msg)
@@ -105,9 +107,9 @@ static int cmd_format(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!exists) {
-		/* A new file, sparse, just large enough: the source plus 64 MiB of metadata room. */
+		/* A new file, sparse, just large enough: the source plus the metadata area. */
 		int fd = open(cow, O_RDWR | O_CREAT | O_EXCL, 0644);
-		if (fd < 0 || ftruncate(fd, (off_t)(sd.bdev.size + (64u << 20))) < 0) {
+		if (fd < 0 || ftruncate(fd, (off_t)(sd.bdev.size + cow_metadata_bytes(sd.bdev.size))) < 0) {
 			fprintf(stderr, "cowtool: %s: cannot create: %s\n", cow, strerror(errno));
 			return EXIT_USAGE;
 		}
@@ -202,10 +204,16 @@ static int cmd_info(int argc, char **argv, int check_only)
 			printf("%02x%s", g.uuid[i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
 		printf("\nsource: %llu bytes, sectors %u/%u, model '%s', serial '%s'\n",
 		       (unsigned long long)g.source_size, g.src_lsize, g.src_psize, g.model, g.serial);
-		printf("geometry: unit %u, checkpoints 2 x %llu bytes (%llu extents), journal %llu bytes at %llu, data at %llu\n",
-		       g.unit, (unsigned long long)g.checkpoint_bytes, (unsigned long long)g.max_extents,
-		       (unsigned long long)g.journal_bytes, (unsigned long long)g.journal_offset,
-		       (unsigned long long)g.data_offset);
+		if (g.version >= 2)
+			printf("geometry: unit %u, map pages: %llu slots of 4096 bytes at %llu (%llu free; %llu extents), data at %llu\n",
+			       g.unit, (unsigned long long)g.page_slots, (unsigned long long)g.page_offset,
+			       (unsigned long long)g.pages_free, (unsigned long long)g.max_extents,
+			       (unsigned long long)g.data_offset);
+		else
+			printf("geometry: unit %u, checkpoints 2 x %llu bytes (%llu extents), journal %llu bytes at %llu, data at %llu\n",
+			       g.unit, (unsigned long long)g.checkpoint_bytes, (unsigned long long)g.max_extents,
+			       (unsigned long long)g.journal_bytes, (unsigned long long)g.journal_offset,
+			       (unsigned long long)g.data_offset);
 		printf("counters: source reads %llu, cow reads %llu, cow writes %llu, rescued %llu bytes, bad %llu bytes, commits %llu, units present %llu\n",
 		       (unsigned long long)ct.source_reads, (unsigned long long)ct.cow_reads,
 		       (unsigned long long)ct.cow_writes, (unsigned long long)ct.bytes_rescued,
@@ -884,6 +892,22 @@ static int cmd_serve(int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+static int cmd_upgrade(int argc, char **argv)
+{
+	if (argc != 1)
+		return usage("upgrade needs <cow>");
+	struct filedev cd;
+	if (open_dev(&cd, argv[0], 1) < 0)
+		return EXIT_USAGE;
+	char why[200] = "";
+	int rc = cow_upgrade(&host_env, &cd.bdev, why, sizeof(why));
+	filedev_close(&cd);
+	if (rc < 0)
+		return fail(argv[0], "upgrade", rc, why);
+	printf(rc == 1 ? "%s: already version 2\n" : "%s: upgraded to version 2\n", argv[0]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
@@ -909,6 +933,8 @@ int main(int argc, char **argv)
 		return cmd_reset(argc, argv);
 	if (!strcmp(cmd, "serve"))
 		return cmd_serve(argc, argv);
+	if (!strcmp(cmd, "upgrade"))
+		return cmd_upgrade(argc, argv);
 	fprintf(stderr, "cowtool: unknown command '%s'\n", cmd);
 	return usage(NULL);
 }

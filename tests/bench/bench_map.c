@@ -1,7 +1,9 @@
-/* Map and commit costs at 1K, 100K and 1M scattered extents on a 16 TiB source: lookups and
- * updates of the chunked map (cow/map.c) beside a flat sorted array (the map's first design)
- * measured in the same run, memory, and what a commit costs per MiB rescued beside a memcpy of
- * that MiB. Built and run by bench_map.sh; prints figures, asserts nothing about time. */
+/* Map and commit costs on a 16 TiB source: lookups, updates and memory of the paged map
+ * (cow/map.c) at 1 M and 10 M scattered extents, beside a flat sorted array (the map's first
+ * design) measured in the same run up to 1 M; what a commit writes and costs after 100 changes
+ * at 10 K, 1 M and 10 M extents (version 2) beside the whole-checkpoint commit of version 1
+ * (up to its 1 M limit). `bench_map genmap N` prints a ddrescue mapfile of N areas of an 8 TiB
+ * source for bench_map.sh's import figures. Prints figures, asserts nothing about time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +108,7 @@ static void map_bench(uint64_t want)
 	for (uint64_t i = 0; i < npts; i++)
 		pts[i] = rnd() % (SECTORS - 16);
 	struct cow_map m;
-	cow_map_init(&m, &env, SECTORS, 1 << 20);
+	cow_map_init(&m, &env, SECTORS, 16u << 20);
 	double t0 = now_s();
 	for (uint64_t i = 0; i < npts; i++)
 		cow_map_set(&m, pts[i], 1 + pts[i] % 8, "*/-+"[pts[i] % 4], -1);
@@ -115,7 +117,8 @@ static void map_bench(uint64_t want)
 	qsort(pts, npts, sizeof(*pts), cmp_u64);
 	struct flat f = { malloc(64 * sizeof(struct cow_extent)), 1, 64 };
 	f.e[0] = (struct cow_extent){ 0, SECTORS, '?', 0 };
-	for (uint64_t i = 0; i < npts; i++)
+	bool flat = want <= 1000000;   /* 10 M extents of it would take 240 MiB more */
+	for (uint64_t i = 0; flat && i < npts; i++)
 		flat_set(&f, pts[i], 1 + pts[i] % 8, "*/-+"[pts[i] % 4]);
 	free(pts);
 
@@ -125,11 +128,11 @@ static void map_bench(uint64_t want)
 		sink += cow_map_at(&m, rnd() % SECTORS)->count;
 	double look = (now_s() - t0) / (double)nlook;
 	t0 = now_s();
-	for (uint64_t i = 0; i < nlook; i++)
+	for (uint64_t i = 0; flat && i < nlook; i++)
 		sink += f.e[flat_lookup(&f, rnd() % SECTORS)].count;
 	double flook = (now_s() - t0) / (double)nlook;
 
-	uint64_t nupd = 400000, nflat = want >= 1000000 ? 400 : want >= 100000 ? 4000 : 100000;
+	uint64_t nupd = 400000, nflat = !flat ? 0 : want >= 1000000 ? 400 : want >= 100000 ? 4000 : 100000;
 	t0 = now_s();
 	for (uint64_t i = 0; i < nupd; i++) {
 		uint64_t s = rnd() % (SECTORS - 16);
@@ -149,7 +152,7 @@ static void map_bench(uint64_t want)
 			k = k + 1 < f.n ? k + 1 : f.n - 2;
 		flat_set(&f, f.e[k].start, f.e[k].count, '?');
 	}
-	double fupd = (now_s() - t0) / (double)(2 * nflat);
+	double fupd = nflat ? (now_s() - t0) / (double)(2 * nflat) : 0;
 
 	/* A walk in sector order, as a checkpoint, a mapfile or the totals make one. */
 	t0 = now_s();
@@ -158,8 +161,13 @@ static void map_bench(uint64_t want)
 		walked += x->count != 0;
 	double walk = (now_s() - t0) / (double)walked;
 	double mib = (double)cow_map_bytes(&m) / 1048576.0, fmib = (double)f.cap * sizeof(*f.e) / 1048576.0;
-	printf("%8llu extents (%llu after): lookup %5.0f ns/op (flat %5.0f, ratio %.2f)  update %6.0f ns/op (flat %9.0f, ratio %.4f)\n",
-	       (unsigned long long)n_before, (unsigned long long)m.n, look * 1e9, flook * 1e9, look / flook, upd * 1e9, fupd * 1e9, upd / fupd);
+	if (flat)
+		printf("%8llu extents (%llu after): lookup %5.0f ns/op (flat %5.0f, ratio %.2f)  update %6.0f ns/op (flat %9.0f, ratio %.4f)\n",
+		       (unsigned long long)n_before, (unsigned long long)m.n, look * 1e9, flook * 1e9, look / flook, upd * 1e9,
+		       fupd * 1e9, upd / fupd);
+	else
+		printf("%8llu extents (%llu after): lookup %5.0f ns/op  update %6.0f ns/op (no flat array at this size)\n",
+		       (unsigned long long)n_before, (unsigned long long)m.n, look * 1e9, upd * 1e9);
 	printf("                  memory %.1f MiB (%.1f bytes/extent; flat array %.1f MiB); built in %.2f s (%.0f ns per insert); "
 	       "walk %.1f ns/extent\n",
 	       mib, (double)cow_map_bytes(&m) / (double)m.n, fmib, build, build / (double)npts * 1e9, walk * 1e9);
@@ -173,7 +181,7 @@ static void map_bench(uint64_t want)
 
 /* The source reads as zeros; the cow keeps its metadata in memory and drops data writes, so
  * the figures are the engine's own CPU and memory cost, not a disk's. */
-struct memdev { uint8_t *meta; uint64_t meta_bytes; };
+struct memdev { uint8_t *meta; uint64_t meta_bytes, written; };
 
 /* Both answer at once, inside submit. */
 static void src_submit(void *ctx, struct cow_io *io)
@@ -193,6 +201,7 @@ static void cow_submit(void *ctx, struct cow_io *io)
 		memset((uint8_t *)io->buf + n, 0, len - n);
 	} else if (io->op == COW_IO_WRITE) {
 		memcpy(d->meta + (n ? off : 0), io->buf, n);
+		d->written += len;
 	}
 	io->status = 0;
 }
@@ -202,77 +211,106 @@ static int dev_wait(void *ctx, struct cow_io *io)
 	return io->status;
 }
 
-static void commit_bench(uint64_t want)
+/* A cow of `want` scattered extents in format `version`; then 100 changes one after the other
+ * (a rescue's progress) and 100 scattered ones, each followed by a commit: bytes and time. */
+static void commit_bench(uint64_t want, uint32_t version)
 {
 	static struct memdev md;
-	md.meta_bytes = 64ull << 20;
-	md.meta = calloc(1, md.meta_bytes);
+	md.meta_bytes = 1ull << 30;
+	md.meta = calloc(1, md.meta_bytes);   /* only what is written is ever touched */
 	struct cow_bdev src = { NULL, SECTORS * LS, LS, 4096, "bench", "1", { 0 }, 0, src_submit, dev_wait };
 	struct cow_bdev cd = { &md, SECTORS * LS + md.meta_bytes, 512, 4096, "", "", { 0 }, 0, cow_submit, dev_wait };
 	char why[200];
 	struct cow *c;
-	if (cow_format(&env, &cd, &src, 4096, why, sizeof(why)) < 0 || cow_open(&env, &cd, &src, &c, why, sizeof(why)) < 0) {
+	if (cow_format_version(&env, &cd, &src, 4096, version, why, sizeof(why)) < 0 ||
+	    cow_open(&env, &cd, &src, &c, why, sizeof(why)) < 0) {
 		printf("commit bench: %s\n", why);
 		exit(1);
 	}
-	/* Scattered bad-sector extents up to the size wanted, committed as a rescue would. */
 	while (cow_get_map(c)->n + 2 <= want)
 		if (cow_set_state(c, (rnd() % (SECTORS - 8)) * LS, 4096, '-') < 0)
 			break;
 	cow_sync(c);
+	cow_sync(c);   /* (version 1: past the checkpoint every first commit writes) */
 	uint64_t n0 = cow_get_map(c)->n;
-
-	/* A rescue's pace: 1 MiB in 64 KiB clusters at scattered places, then a commit. */
-	static uint8_t data[64 << 10];
-	memset(data, 0x5a, sizeof(data));
-	int rounds = 256;
-	double t_store = 0, t_commit = 0, worst = 0;
-	for (int r = 0; r < rounds; r++) {
+	double t[2];
+	uint64_t bytes[2];
+	for (int kind = 0; kind < 2; kind++) {
+		uint64_t base = rnd() % (SECTORS / 2);
+		double sum = 0;
+		uint64_t b = 0;
+		int rounds = 20;
+		for (int r = 0; r < rounds; r++) {
+			for (int i = 0; i < 100; i++) {
+				uint64_t s = kind == 0 ? base + (uint64_t)(r * 100 + i) * 16 : rnd() % (SECTORS - 8);
+				cow_set_state(c, s * LS, LS, i % 2 ? '/' : '*');
+			}
+			uint64_t w0 = md.written;
+			double t0 = now_s();
+			cow_sync(c);
+			sum += now_s() - t0;
+			b += md.written - w0;
+		}
+		t[kind] = sum / rounds;
+		bytes[kind] = b / (uint64_t)rounds;
+	}
+	/* Version 1's checkpoint commit: what its first commit after an open, or a full journal, writes. */
+	double ckpt = 0;
+	uint64_t ckb = 0;
+	if (version == 1) {
+		cow_close(c);
+		cow_open(&env, &cd, &src, &c, why, sizeof(why));
+		uint64_t w0 = md.written;
 		double t0 = now_s();
-		for (int k = 0; k < 16; k++)
-			cow_store_rescued(c, (rnd() % (SECTORS / 128 - 1)) * 65536, sizeof(data), data);
-		double t1 = now_s();
 		cow_sync(c);
-		double t2 = now_s();
-		t_store += t1 - t0;
-		t_commit += t2 - t1;
-		worst = t2 - t1 > worst ? t2 - t1 : worst;
+		ckpt = now_s() - t0;
+		ckb = md.written - w0;
 	}
-	/* A checkpoint commit: what the first commit after an open, or a full journal, costs. */
-	cow_close(c);
-	cow_open(&env, &cd, &src, &c, why, sizeof(why));
-	double t0 = now_s();
-	cow_sync(c);
-	double ckpt = now_s() - t0;
-	/* The baseline: copying the MiB itself. */
-	static uint8_t a[1 << 20], b[1 << 20];
-	memset(a, 1, sizeof(a));
-	t0 = now_s();
-	for (int r = 0; r < 200; r++) {
-		a[r] = (uint8_t)r;
-		memcpy(b, a, sizeof(a));
-	}
-	double cp = (now_s() - t0) / 200;
-	printf("%8llu extents: commit per MiB rescued %7.1f us (ratio %.1f to a memcpy of the MiB, %.1f us); "
-	       "storing it (map, counters) %.1f us; worst commit %.2f ms; checkpoint commit %.2f ms\n",
-	       (unsigned long long)n0, t_commit / rounds * 1e6, t_commit / rounds / cp, cp * 1e6,
-	       t_store / rounds * 1e6, worst * 1e3, ckpt * 1e3);
-	if (b[7] == 42)
-		printf(" ");
+	printf("%8llu extents, version %u: commit after 100 changes in a row %8.1f KiB %8.2f ms; after 100 scattered %8.1f KiB %8.2f ms",
+	       (unsigned long long)n0, version, (double)bytes[0] / 1024, t[0] * 1e3, (double)bytes[1] / 1024, t[1] * 1e3);
+	if (version == 1)
+		printf("; checkpoint commit %.1f KiB %.2f ms", (double)ckb / 1024, ckpt * 1e3);
+	printf("\n");
 	cow_close(c);
 	free(md.meta);
 }
 
+/* A ddrescue mapfile of n areas over an 8 TiB source, no two neighbours alike: a dead head's
+ * bad bands every few MiB. */
+static void genmap(uint64_t n)
+{
+	uint64_t size = 8ull << 40, pos = 0, step = size / n / 512;
+	static const char st[] = "?-/-*-";
+	printf("# Mapfile. Created by GNU ddrescue version 1.27\n# current_pos  current_status  current_pass\n"
+	       "0x00000000     ?               1\n#      pos        size  status\n");
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t len = i + 1 == n ? size - pos : (1 + rnd() % (2 * step - 1)) * 512;
+		if (i + 1 < n && pos + len > size - (n - i - 1) * 512)
+			len = 512;
+		printf("0x%08llX  0x%08llX  %c\n", (unsigned long long)pos, (unsigned long long)len, st[i % 6]);
+		pos += len;
+	}
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t sizes[] = { 1000, 100000, 1000000 };
-	int n = argc > 1 ? atoi(argv[1]) : 3;
+	if (argc > 2 && !strcmp(argv[1], "genmap")) {
+		genmap(strtoull(argv[2], NULL, 0));
+		return 0;
+	}
+	uint64_t sizes[] = { 1000000, 10000000 };
+	int n = argc > 1 ? atoi(argv[1]) : 2;
 	printf("map on a 16 TiB source (ns per operation; flat = one sorted array, the map's first design):\n");
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n && i < 2; i++)
 		map_bench(sizes[i]);
-	printf("commit (cow_sync) on in-memory devices, 16 x 64 KiB rescued per commit:\n");
-	uint64_t csizes[] = { 1000, 100000, 1000000 - 20000 };
-	for (int i = 0; i < n; i++)
-		commit_bench(csizes[i]);
+	printf("commit (cow_sync) on in-memory devices: bytes written and time, 20 rounds each:\n");
+	uint64_t csizes[] = { 10000, 1000000 - 20000, 10000000 };
+	for (int i = 0; i < 3 && i < n + 1; i++) {
+		commit_bench(csizes[i], 2);
+		if (csizes[i] < 1000000)
+			commit_bench(csizes[i], 1);
+	}
+	printf("  (version 1 holds at most 1 M extents; its checkpoint of 10 M would be %.0f MiB)\n",
+	       (64.0 + 24.0 * 1e7) / 1048576.0);
 	return 0;
 }

@@ -88,6 +88,9 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         m.cmd("set progress=lines")
         m.cmd("rescue ov0 commit=1000 max-read=64K")
         out = m.cmd("rescue ov1")
+        mm = re.search(r"rescue: the map holds (\d+) extents; memory allows about (\d+), the cow (\d+)", out)
+        check("before it starts, a rescue says how many extents memory and the cow allow",
+              mm and int(mm.group(2)) > 1000000 and int(mm.group(3)) >= 4096, out)
         out += m.cmd("status")
         check("two jobs run at once on two overlays", "ov1: rescue started" in out and
               re.search(r"ov0 rescue: running", out) and re.search(r"ov1 rescue: (running|finished)", out), out)

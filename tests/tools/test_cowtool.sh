@@ -112,14 +112,28 @@ out=$("$C" export cow other.img x 2>&1); rc=$?
 check "a different source is refused, naming the field" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'contents differ'"
 out=$("$C" check cow); rc=$?
 check "check passes a good cow" "[ $rc = 0 ]"
-check "check describes each superblock and checkpoint slot" "[ \$(echo \"\$out\" | grep -c 'superblock [AB] (byte [0-9]*): valid') = 2 ] && echo \"\$out\" | grep -q 'checkpoint slot 1 .* is consistent'"
-# The checkpoint the newest superblock names is damaged: check says the older state is what opens.
+check "check describes each superblock and the map each opens" "[ \$(echo \"\$out\" | grep -c 'superblock [AB] (byte [0-9]*): valid, version 2') = 2 ] && echo \"\$out\" | grep -q 'the newest superblock . opens (map root at slot'"
+# The map root the newest superblock names is damaged: check names the page and says the older state opens.
 cp cow damaged
-seq_slot=$(echo "$out" | sed -n 's/.*valid, sequence \([0-9]*\), .*checkpoint slot \([01]\)/\1 \2/p' | sort -n | tail -1 | cut -d' ' -f2)
-ckb=$("$C" info cow | sed -n 's/.*checkpoints 2 x \([0-9]*\) bytes.*/\1/p')
-printf 'xx' | dd of=damaged bs=1 seek=$((8192 + seq_slot * ckb + 70)) conv=notrunc status=none
+rootb=$(echo "$out" | sed -n 's/.*the newest superblock . opens (map root at slot [0-9]*, byte \([0-9]*\);.*/\1/p')
+printf 'xx' | dd of=damaged bs=1 seek=$((rootb + 100)) conv=notrunc status=none
 out=$("$C" check damaged 2>&1); rc=$?
-check "a damaged active checkpoint: check exits 1, names it and what still opens" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'checkpoint $seq_slot is corrupt' && echo \"\$out\" | grep -q 'opens from the older one'"
+check "a damaged map root: check exits 1, names the page and what still opens" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'map root at slot [0-9]* (byte $rootb) has a bad checksum' && echo \"\$out\" | grep -q 'opens from the older one'"
+# A map page both superblocks name is damaged: nothing opens; check names the page, the sectors
+# whose map is lost with it, and what the intact pages still say.
+cp cow shared
+"$C" reset shared '*' >/dev/null   # changes nothing: both superblocks now name the same pages
+hit=0
+for off in $(python3 -c "
+d = open('shared', 'rb').read(8 << 20)
+print(' '.join(str(o) for o in range(8192, len(d) - 4096, 4096) if d[o:o + 4] == b'CMLF'))"); do
+	cp shared damaged
+	printf 'zz' | dd of=damaged bs=1 seek=$((off + 300)) conv=notrunc status=none
+	out=$("$C" check damaged 2>&1); rc=$?
+	if [ $rc = 1 ] && echo "$out" | grep -q 'lost with it'; then hit=1; break; fi
+done
+rm -f shared
+check "a damaged map page both superblocks name: check exits 1, names it and what is lost and salvageable" "[ $hit = 1 ] && echo \"\$out\" | grep -q 'map page at slot [0-9]* (byte $off) has a bad checksum' && echo \"\$out\" | grep -q 'the map of sectors [0-9]* to [0-9]* is lost with it' && echo \"\$out\" | grep -q 'map pages are intact'"
 out=$("$C" info cow)
 check "info shows identity, geometry and totals" "echo \"\$out\" | grep -q 'source: 3145728 bytes' && echo \"\$out\" | grep -q 'rescued  *1114112 bytes'"
 printf 'x' | dd of=cow bs=1 seek=40 conv=notrunc status=none
@@ -127,7 +141,26 @@ check "a corrupt superblock A falls back to B" "\"$C\" check cow >/dev/null"
 printf 'x' | dd of=cow bs=1 seek=4136 conv=notrunc status=none
 out=$("$C" check cow 2>&1); rc=$?
 check "two corrupt superblocks: check exits 1 with the reason" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'no valid superblock'"
-check "and lists the checkpoint that can still be salvaged" "echo \"\$out\" | grep -q 'checkpoint slot [01] .* is consistent' && echo \"\$out\" | grep -q 'can still be recovered'"
+check "and finds the newest map root, which gives the layout and what can be salvaged" "echo \"\$out\" | grep -q 'the newest map root (slot [0-9]*, commit [0-9]*) gives the layout' && echo \"\$out\" | grep -q 'can still be recovered'"
+# A dead head's mapfile: 3,000,000 areas over an 8 TiB source (sparse files), imported and
+# printed back: ddrescuelog -t must give the same totals; info and check read the big map.
+awk 'BEGIN { srand(5); n = 3000000; size = 8 * 2^40; step = int(size / n / 512); pos = 0; st = "?-/-*-"
+	print "# Mapfile. Created by GNU ddrescue version 1.27"; print "0x00000000     ?               1"
+	for (i = 0; i < n; i++) {
+		len = (i == n - 1) ? size - pos : (1 + int(rand() * (2 * step - 1))) * 512
+		if (i < n - 1 && pos + len > size - (n - i - 1) * 512) len = 512
+		printf "%.0f  %.0f  %s\n", pos, len, substr(st, i % 6 + 1, 1); pos += len } }' > big.map
+truncate -s 8T big.img
+"$C" format bigcow big.img >/dev/null 2>&1
+out=$("$C" import-map bigcow big.map 2>&1); rc=$?
+check "import-map takes a 3,000,000-area mapfile of an 8 TiB source" "[ $rc = 0 ]"
+"$C" map bigcow > big.ours
+check "and cowtool map gives it back with the same totals (ddrescuelog -t)" "ddrescuelog -t big.map | grep -q 'in 3000000 area' && diff <(ddrescuelog -t big.map | grep -v 'current pos') <(ddrescuelog -t big.ours | grep -v 'current pos') >/dev/null"
+out=$("$C" check bigcow 2>&1); rc=$?
+check "check passes the 3,000,000-extent cow" "[ $rc = 0 ] && echo \"\$out\" | grep -q 'opens (map root at slot [0-9]*, byte [0-9]*; [0-9]* pages): 3000000 extents'"
+out=$("$C" info bigcow 2>&1)
+check "info shows its map and room for 16 M extents" "echo \"\$out\" | grep -q 'map: 3000000 extents of at most 16777216' && echo \"\$out\" | grep -q 'version 2'"
+rm -f big.img bigcow big.map big.ours
 out=$("$C" info src.img 2>&1); rc=$?
 check "a file that is not a cow is named as such" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'not a cow partition'"
 "$C" format cow2 src.img >/dev/null

@@ -1,4 +1,4 @@
-/* The chunked rescue map (cow/map.c) against a per-sector reference model: random updates that
+/* The chunked rescue map (cow/map.c: packed extents in 4 KiB pages) against a per-sector reference model: random updates that
  * build and collapse many chunks, walks, indexes, totals, loads, the extent limit, memory bounds
  * and allocation failures that must leave the map as it was. */
 #include <stdio.h>
@@ -200,7 +200,7 @@ static void test_memory_bound(void)
 	bytes = cow_map_bytes(&m);
 	printf("  after merging: %llu extents in %.1f MiB (%.1f bytes per extent)\n", (unsigned long long)m.n,
 	       (double)bytes / 1048576.0, (double)bytes / (double)m.n);
-	CHECK("chunks stay at least half full (<= 50 bytes per extent)", bytes <= 50 * m.n + 4 * 8192);
+	CHECK("chunks stay at least half full (<= 17 bytes per extent)", bytes <= 17 * m.n + 64 * 1024);
 	cow_map_free(&m);
 }
 
