@@ -47,8 +47,8 @@ void kernel_main(struct boot_info *bi)
 	serial_init();
 	interrupts_init();
 	time_init();
-	fbcon_init();
 	mem_init();
+	fbcon_init();   /* its text grid and scroll-back come from mem */
 	acpi_init();
 	time_calibrate_pm(acpi_get()->pm_timer_port);
 

@@ -117,3 +117,8 @@ int task_is_shell(void)
 {
 	return current == 0;
 }
+
+int task_in_pollers(void)
+{
+	return in_pollers;
+}

@@ -21,5 +21,6 @@ struct task;
 struct task *task_spawn(const char *name, void (*fn)(void *arg), void *arg);
 int task_count(void);                 /* live tasks other than the shell */
 int task_is_shell(void);              /* the running task is the shell (task 0) */
+int task_in_pollers(void);            /* running inside a poller: task_yield would only spin */
 
 #endif

@@ -1,0 +1,31 @@
+/* `screen`: what the screen and the console's output queue are doing (mode, cells, scroll-back,
+ * frames drawn; bytes queued, sent, dropped). */
+#include "console.h"
+#include "fbcon.h"
+#include "shell.h"
+#include "../cow/errors.h"
+
+static int cmd_screen(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -E_USAGE;
+	struct fbcon_info fi;
+	fbcon_get_info(&fi);
+	if (fi.width)
+		kprintf("screen: %ux%u, %ux%u cells (glyphs x%u), %u lines of scroll-back; %llu lines, %llu frames, "
+			"%llu cells drawn in %llu ms\n", fi.width, fi.height, fi.cols, fi.rows, fi.scale, fi.history,
+			(unsigned long long)fi.lines, (unsigned long long)fi.frames,
+			(unsigned long long)fi.cells_drawn, (unsigned long long)(fi.draw_us / 1000));
+	else
+		kprintf("screen: none (no framebuffer or no firmware font)\n");
+	struct console_stats st;
+	console_get_stats(&st);
+	kprintf("output: %llu bytes queued, %llu sent, %u waiting (queue %u), %llu lines dropped (%llu bytes), "
+		"%llu progress lines coalesced, the shell waited %llu times\n",
+		(unsigned long long)st.queued, (unsigned long long)st.sent, st.pending, st.size,
+		(unsigned long long)st.dropped_lines, (unsigned long long)st.dropped_bytes,
+		(unsigned long long)st.coalesced, (unsigned long long)st.shell_waits);
+	return 0;
+}
+COMMAND(screen, "screen", "the screen's mode and the console output queue's counters", NULL, cmd_screen);
