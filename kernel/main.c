@@ -6,6 +6,7 @@
 #include "pci.h"
 #include "shell.h"
 #include "time.h"
+#include "welcome.h"
 #include "../boot/bootinfo.h"
 #include "../cow/port.h"
 #include "../drivers/blk.h"
@@ -69,6 +70,7 @@ void kernel_main(struct boot_info *bi)
 	pci_bind_drivers();
 	part_scan_all();
 	kprintf("boot: entry-to-prompt %llu ms\n", (unsigned long long)(time_now_us() / 1000));
+	welcome_print();
 	shell_run_boot_script(kinfo.load_options, kinfo.cfg);
 	shell_loop();
 }
