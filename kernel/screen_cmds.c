@@ -4,14 +4,25 @@
 #include "fbcon.h"
 #include "shell.h"
 #include "../cow/errors.h"
+#include "../cow/port.h"
 
 static int cmd_screen(int argc, char **argv)
 {
-	(void)argv;
-	if (argc != 1)
+	if (argc > 2)
 		return -E_USAGE;
 	struct fbcon_info fi;
 	fbcon_get_info(&fi);
+	if (argc == 2) {
+		/* `screen WxH` in cowboot.cfg: the loader set the mode before boot services ended. */
+		char want[32];
+		fmt_snprintf(want, sizeof(want), "%ux%u", fi.width, fi.height);
+		if (strcmp(want, argv[1])) {
+			kprintf("screen: %s is not the mode in use (%s); the mode is chosen at boot by a "
+				"'screen %s' line in cowboot.cfg, when the firmware offers it\n", argv[1],
+				fi.width ? want : "none", argv[1]);
+			return -E_UNSUPP;
+		}
+	}
 	if (fi.width)
 		kprintf("screen: %ux%u, %ux%u cells (glyphs x%u), %u lines of scroll-back; %llu lines, %llu frames, "
 			"%llu cells drawn in %llu ms\n", fi.width, fi.height, fi.cols, fi.rows, fi.scale, fi.history,
@@ -28,4 +39,4 @@ static int cmd_screen(int argc, char **argv)
 		(unsigned long long)st.coalesced, (unsigned long long)st.shell_waits);
 	return 0;
 }
-COMMAND(screen, "screen", "the screen's mode and the console output queue's counters", NULL, cmd_screen);
+COMMAND(screen, "screen [<W>x<H>]", "the screen's mode and the console output queue's counters", NULL, cmd_screen);
