@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import (FailingNbd, Machine, ROOT, check, finish, make_pattern_disk,  # noqa: E402
                           sha256_file)
 
-GW, GH = 8, 19   # OVMF's glyphs (1x below 2000 pixels)
+GW, GH = 8, 19   # OVMF's glyphs (1x below 2000 pixels); the 2x boot sets 16, 38
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;@%/()+-_=|<>[]*#!?"
 SIZE = 16 << 20
 
@@ -178,4 +178,25 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         m.cmd("quit", 60)
         m.poweroff_and_wait(60)
 check("the source image is unchanged", sha256_file(src) == src_hash)
+
+# A screen wider than 2000 pixels: the glyphs are doubled (mode asked for in cowboot.cfg).
+with Machine(name="screen2x", extra_args=["-device", "VGA,vgamem_mb=32"], cfg="screen 2560x1600\n") as m:
+    m.wait_prompt(90)
+    out = m.cmd("screen")
+    check("cowboot.cfg's screen line sets the 2560x1600 mode and the glyphs are doubled",
+          "screen: 2560x1600, 160x42 cells (glyphs x2)" in out, out)
+    out = m.cmd("screen 1024x768")
+    check("screen WxH at the prompt refuses a mode that is not the one in use",
+          "is not the mode in use (2560x1600)" in out and "error:" in out, out)
+    m.cmd("echo " + ALPHABET)
+    GW, GH = 16, 38
+    img = shot(m, "boot2x")
+    glyphs2 = learn(img)
+    check("at 2x the typed line and its echo are drawn in 16x38 cells", glyphs2, "no echo row")
+    s = Screen(img, glyphs2 or {})
+    check("at 2x the status line sits on the bottom row", s.row(s.rows - 1).startswith(" no jobs running"),
+          s.row(s.rows - 1))
+    check("at 2x every doubled glyph is the 1x glyph scaled", glyphs2 and all(
+        any(tuple(mask[(y // 2) * 8 + x // 2] for y in range(38) for x in range(16)) == big
+            for big, c2 in glyphs2.items() if c2 == c) for mask, c in glyphs.items()), "scaled glyphs differ")
 finish()
