@@ -158,16 +158,17 @@ void fbcon_write(const char *s, size_t n)
 			cx = 0;
 		} else if (c == '\b') {
 			cx = cx ? cx - 1 : 0;
-		} else if (c == '\t') {
-			do
-				line_text(nlines - 1)[cx++] = ' ';
-			while (cx % 8 && cx < cols);
-		} else if (c >= 32 && c < 127) {
-			if (cx == cols) {
+		} else if (c == '\t' || (c >= 32 && c < 127)) {
+			if (cx >= cols) {   /* a long line wraps */
 				line_attr[(nlines - 1) % HISTORY_LINES] = classify(line_text(nlines - 1));
 				new_line();
 			}
-			line_text(nlines - 1)[cx++] = (uint8_t)c;
+			if (c != '\t')
+				line_text(nlines - 1)[cx++] = (uint8_t)c;
+			else
+				do
+					line_text(nlines - 1)[cx++] = ' ';
+				while (cx % 8 && cx < cols);
 		}
 		if (cx > cols)
 			cx = cols;
