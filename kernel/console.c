@@ -6,76 +6,32 @@
 #include "task.h"
 #include "time.h"
 #include "io.h"
+#include "lib_outq.h"
 #include "../cow/port.h"
 #include "../drivers/serial.h"
 
-#define OUT_QUEUE (64 * 1024)      /* a power of two: indices run free and wrap cheaply */
+#define OUT_QUEUE (64 * 1024)      /* a power of two (lib_outq) */
 #define SHELL_RESERVE 4096         /* the shell's output leaves this much for job events */
 #define SHELL_YIELD_BYTES 4096     /* a long listing gives the jobs a turn this often */
 #define DRAIN_BURSTS 64            /* FIFO loads a poll sends at most (1 KiB on a 16550A) */
 #define PANIC_FLUSH_TIMEOUT_MS 2000
-#define PROGRESS_MAX 256
 
-static char out_q[OUT_QUEUE];
-static unsigned out_head, out_tail;
-static char progress[PROGRESS_MAX];
-static size_t progress_len;        /* a coalesced progress line waiting for the queue to empty */
-static uint64_t drop_bytes, drop_lines;   /* since the last note */
-static struct console_stats st;
+static char out_buf[OUT_QUEUE];
+static struct outq q = { .buf = out_buf, .size = OUT_QUEUE };
+static uint64_t shell_waits;
 static unsigned since_yield;
 static int panic_mode;
 
-static unsigned out_used(void) { return out_head - out_tail; }
-static unsigned out_free(void) { return OUT_QUEUE - out_used(); }
-
-/* Bytes on the wire: the serial line gets CR LF for every LF. */
-static size_t wire_len(const char *s, size_t n)
+static void console_drain(void)
 {
-	size_t w = n;
-	for (size_t i = 0; i < n; i++)
-		w += s[i] == '\n';
-	return w;
-}
-
-static void enqueue(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '\n')
-			out_q[out_head++ % OUT_QUEUE] = '\r';
-		out_q[out_head++ % OUT_QUEUE] = s[i];
-	}
-	st.queued += wire_len(s, n);
-}
-
-static void drain_serial(void)
-{
-	for (int b = 0; b < DRAIN_BURSTS && out_head != out_tail; b++) {
+	for (int b = 0; b < DRAIN_BURSTS && outq_pending(&q); b++) {
 		int room = serial_tx_room();
 		if (!room)
 			return;
-		for (; room > 0 && out_head != out_tail; room--, st.sent++)
-			serial_tx(out_q[out_tail++ % OUT_QUEUE]);
+		int c;
+		for (; room > 0 && (c = outq_get(&q)) >= 0; room--)
+			serial_tx((char)c);
 	}
-}
-
-/* Once the queue has emptied: first the note on what was dropped, then the newest progress. */
-static void console_drain(void)
-{
-	drain_serial();
-	if (out_head != out_tail)
-		return;
-	if (drop_lines) {
-		char note[128];
-		int n = fmt_snprintf(note, sizeof(note),
-				     "\n(console: %llu lines, %llu bytes not sent while the serial line was slow; log has the events)\n",
-				     (unsigned long long)drop_lines, (unsigned long long)drop_bytes);
-		enqueue(note, (size_t)n);
-		drop_lines = drop_bytes = 0;
-	} else if (progress_len) {
-		enqueue(progress, progress_len);
-		progress_len = 0;
-	}
-	drain_serial();
 }
 POLLER(console, console_drain);
 
@@ -99,28 +55,19 @@ void console_write(const char *s, size_t n)
 		return;
 	}
 	if (!task_is_shell() || task_in_pollers()) {
-		/* A job or a poller: never wait for the line. */
-		size_t w = wire_len(s, n);
-		if (w > out_free()) {
-			drop_bytes += w;
-			drop_lines++;
-			st.dropped_bytes += w;
-			st.dropped_lines++;
-			return;
-		}
-		enqueue(s, n);
+		outq_put_or_drop(&q, s, n);   /* a job or a poller never waits for the line */
 		return;
 	}
 	/* The shell: each piece goes in whole (no job event splits it), waiting for room while
 	 * the jobs run. */
 	while (n) {
 		size_t piece = n < OUT_QUEUE / 4 ? n : OUT_QUEUE / 4;
-		size_t w = wire_len(s, piece);
-		while (out_free() < w + SHELL_RESERVE) {
-			st.shell_waits++;
+		size_t w = outq_wire_len(s, piece);
+		while (outq_free(&q) < w + SHELL_RESERVE) {
+			shell_waits++;
 			task_yield();
 		}
-		enqueue(s, piece);
+		outq_put(&q, s, piece);
 		s += piece;
 		n -= piece;
 		since_yield += (unsigned)w;
@@ -134,24 +81,16 @@ void console_write(const char *s, size_t n)
 void console_progress(const char *s, size_t n)
 {
 	fbcon_write(s, n);
-	if (panic_mode) {
+	if (panic_mode)
 		write_direct(s, n);
-		return;
-	}
-	if (!progress_len && out_used() < OUT_QUEUE / 4 && wire_len(s, n) <= out_free()) {
-		enqueue(s, n);
-		return;
-	}
-	if (progress_len)
-		st.coalesced++;
-	progress_len = n < PROGRESS_MAX ? n : PROGRESS_MAX;
-	memcpy(progress, s, progress_len);
+	else
+		outq_progress(&q, s, n);
 }
 
 void console_flush(unsigned timeout_ms)
 {
 	deadline_t d = deadline_in_ms(timeout_ms);
-	while ((out_head != out_tail || progress_len || drop_lines) && !deadline_passed(d)) {
+	while (outq_pending(&q) && !deadline_passed(d)) {
 		console_drain();
 		cpu_pause();
 	}
@@ -168,9 +107,8 @@ void console_panic(void)
 
 void console_get_stats(struct console_stats *out)
 {
-	*out = st;
-	out->pending = out_used();
-	out->size = OUT_QUEUE;
+	*out = (struct console_stats){ q.queued, q.sent, q.dropped_bytes, q.dropped_lines, q.coalesced,
+				       shell_waits, outq_used(&q), OUT_QUEUE };
 }
 
 void console_puts(const char *s)
