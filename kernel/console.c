@@ -22,6 +22,9 @@ static uint64_t shell_waits;
 static unsigned since_yield;
 static int panic_mode;
 
+/* Sends what the UART takes now, never waiting: called by the poller and after every write, so
+ * output goes out at once while the line keeps up (an event logged just before something that
+ * may hold the CPU, such as a device reset, is on the wire) and is queued only when it does not. */
 static void console_drain(void)
 {
 	for (int b = 0; b < DRAIN_BURSTS && outq_pending(&q); b++) {
@@ -56,6 +59,7 @@ void console_write(const char *s, size_t n)
 	}
 	if (!task_is_shell() || task_in_pollers()) {
 		outq_put_or_drop(&q, s, n);   /* a job or a poller never waits for the line */
+		console_drain();
 		return;
 	}
 	/* The shell: each piece goes in whole (no job event splits it), waiting for room while
@@ -68,6 +72,7 @@ void console_write(const char *s, size_t n)
 			task_yield();
 		}
 		outq_put(&q, s, piece);
+		console_drain();
 		s += piece;
 		n -= piece;
 		since_yield += (unsigned)w;
@@ -85,6 +90,7 @@ void console_progress(const char *s, size_t n)
 		write_direct(s, n);
 	else
 		outq_progress(&q, s, n);
+	console_drain();
 }
 
 void console_flush(unsigned timeout_ms)
