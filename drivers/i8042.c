@@ -18,6 +18,7 @@
 #define ST_OBF 0x01
 #define ST_IBF 0x02
 #define ST_AUX 0x20
+#define ST_ERR 0xc0                /* timeout or parity error on the byte */
 #define CCB_IRQS 0x03              /* keyboard and aux interrupts */
 #define CCB_KBD_OFF 0x10
 #define CCB_XLAT 0x40
@@ -147,8 +148,10 @@ static void i8042_poll(void)
 		if (!(st & ST_OBF))
 			return;
 		uint8_t b = inb(DATA);
-		if (st & ST_AUX)
-			continue;   /* a mouse: not ours */
+		if (st & (ST_AUX | ST_ERR))
+			continue;   /* a mouse's byte, or one garbled on the wire */
+		/* A keyboard plugged back in sends its self-test result (0xAA) and starts in set 2
+		 * with scanning on: what was set up, so nothing needs doing again. */
 		kbd.keymap = keyboard_keymap();
 		char out[8];
 		int n = kbd_feed(&kbd, b, out);
