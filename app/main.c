@@ -8,6 +8,7 @@
 #include "../kernel/shell.h"
 #include "../kernel/task.h"
 #include "../kernel/time.h"
+#include "welcome.h"
 #include "../boot/bootinfo.h"
 #include "../lib/port.h"
 #include "../drivers/blk.h"
@@ -48,8 +49,8 @@ void kernel_main(struct boot_info *bi)
 	serial_init();
 	interrupts_init();
 	time_init();
-	fbcon_init();
 	mem_init();
+	fbcon_init();   /* its text grid and scroll-back come from mem */
 	acpi_init();
 	time_calibrate_pm(acpi_get()->pm_timer_port);
 
@@ -70,6 +71,7 @@ void kernel_main(struct boot_info *bi)
 	pci_bind_drivers();
 	part_scan_all();
 	kprintf("boot: entry-to-prompt %llu ms\n", (unsigned long long)(time_now_us() / 1000));
+	welcome_print();
 	shell_run_boot_script(kinfo.load_options, kinfo.cfg);
 	shell_loop();
 }

@@ -5,6 +5,7 @@
 #include "../lib/args.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
+#include "../kernel/fbcon.h"
 #include "overlay.h"
 #include "report.h"
 #include "../kernel/settings.h"
@@ -543,6 +544,18 @@ static void progress_line(const struct job *j, char *out, size_t n)
 		     (unsigned long long)run_s, eta);
 }
 
+/* The screen's status line: one a job, running or not yet forgotten. */
+int job_status_line(int k, char *out, size_t n, int *alarm)
+{
+	if (k < 0 || k >= MAX_OV || !jobs[k].used || !jobs[k].o)
+		return 0;
+	uint64_t b[5], a[5];
+	rescue_domain_totals(&jobs[k].r, b, a);
+	*alarm = jobs[k].state == JOB_FAILED || a[3] > 0;
+	progress_line(&jobs[k], out, n);
+	return 1;
+}
+
 static void print_status(const struct job *j)
 {
 	uint64_t b[5], a[5];
@@ -629,7 +642,9 @@ static int cmd_wait(int argc, char **argv)
 			for (int i = 0; i < MAX_OV; i++)
 				if (jobs[i].alive && (!only || &jobs[i] == only)) {
 					progress_line(&jobs[i], line, sizeof(line));
-					kprintf(live ? "\r%-100.100s" : "%s\n", line);
+					char text[210];
+					int len = fmt_snprintf(text, sizeof(text), live ? "\r%-100.100s" : "%s\n", line);
+					console_progress(text, (size_t)len);
 				}
 		}
 		task_sleep_us(20000);

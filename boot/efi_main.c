@@ -228,12 +228,50 @@ static void collect_smbios(void)
 	CopyMem(info.machine_serial, sys.serial, sizeof(info.machine_serial));
 }
 
+/* A `screen <W>x<H>` line in cowboot.cfg asks for that GOP mode: it can only be set while boot
+ * services run, so the loader looks for it here (the shell's `screen` command then checks it). */
+static void pick_mode(EFI_GRAPHICS_OUTPUT_PROTOCOL *gop)
+{
+	const char *p = info.cfg;
+	while (p && *p) {
+		if (!strncmpa((const CHAR8 *)p, (const CHAR8 *)"screen ", 7))
+			break;
+		while (*p && *p != '\n')
+			p++;
+		if (*p)
+			p++;
+	}
+	if (!p || !*p)
+		return;
+	UINT32 w = 0, h = 0;
+	for (p += 7; *p >= '0' && *p <= '9'; p++)
+		w = w * 10 + (UINT32)(*p - '0');
+	if (*p++ != 'x')
+		return;
+	for (; *p >= '0' && *p <= '9'; p++)
+		h = h * 10 + (UINT32)(*p - '0');
+	for (UINT32 m = 0; m < gop->Mode->MaxMode; m++) {
+		EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *mi;
+		UINTN size;
+		if (uefi_call_wrapper(gop->QueryMode, 4, gop, m, &size, &mi) != EFI_SUCCESS)
+			continue;
+		int match = mi->HorizontalResolution == w && mi->VerticalResolution == h;
+		FreePool(mi);
+		if (match) {
+			uefi_call_wrapper(gop->SetMode, 2, gop, m);
+			return;
+		}
+	}
+	Print(L"cowboot: the firmware offers no %ux%u screen mode\n", w, h);
+}
+
 static void collect_framebuffer(void)
 {
 	EFI_GUID gop_guid = EFI_GRAPHICS_OUTPUT_PROTOCOL_GUID;
 	EFI_GRAPHICS_OUTPUT_PROTOCOL *gop;
 	if (LibLocateProtocol(&gop_guid, (void **)&gop) != EFI_SUCCESS || !gop || !gop->Mode)
 		return;
+	pick_mode(gop);
 	EFI_GRAPHICS_OUTPUT_MODE_INFORMATION *mi = gop->Mode->Info;
 	if (mi->PixelFormat != PixelBlueGreenRedReserved8BitPerColor &&
 	    mi->PixelFormat != PixelRedGreenBlueReserved8BitPerColor)

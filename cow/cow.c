@@ -1831,16 +1831,19 @@ const struct cow_map *cow_get_map(const struct cow *c)
 	return &c->map;
 }
 
-struct map_iter { const struct cow_map *m; const struct cow_extent *x; uint32_t lsize; };
+/* The walk goes by sector, not by extent pointer: emit may yield (the appliance's console lets
+ * the jobs run while a long map prints), and a job may change the map between two lines. */
+struct map_iter { const struct cow_map *m; uint64_t next; uint32_t lsize; };
 
 static int next_block(void *ctx, struct mapfile_block *b)
 {
 	struct map_iter *it = ctx;
-	const struct cow_extent *e = it->x ? cow_map_next(it->m, it->x) : cow_map_get(it->m, 0);
-	if (!e)
+	if (it->next >= it->m->sectors)
 		return 0;
-	it->x = e;
-	*b = (struct mapfile_block){ e->start * it->lsize, e->count * it->lsize, (char)e->state };
+	const struct cow_extent *e = cow_map_at(it->m, it->next);
+	uint64_t end = e->start + e->count;
+	*b = (struct mapfile_block){ it->next * it->lsize, (end - it->next) * it->lsize, (char)e->state };
+	it->next = end;
 	return 1;
 }
 
@@ -1860,7 +1863,7 @@ int cow_write_mapfile(const struct cow *c, const char *version, const char *comm
 		h.current_status = progress->status;
 		h.current_pass = progress->pass;
 	}
-	struct map_iter it = { &c->map, NULL, c->lsize };
+	struct map_iter it = { &c->map, 0, c->lsize };
 	return mapfile_write(&h, next_block, &it, emit, emit_ctx);
 }
 

@@ -96,6 +96,7 @@ void exception_handler(struct exc_frame *f)
 	uint64_t base = boot_info_get()->image_base, cr2;
 	__asm__ __volatile__("mov %%cr2, %0" : "=r"(cr2));
 	const char *name = f->vector < 32 && vec_names[f->vector] ? vec_names[f->vector] : "exception";
+	console_panic();   /* what was queued goes out first; the report itself is written directly */
 	kprintf("\n*** CPU EXCEPTION %llu (%s) error code 0x%llx\n", (unsigned long long)f->vector,
 		name, (unsigned long long)f->error);
 	kprintf("RIP %016llx (image+0x%llx)  CS %04llx  RFLAGS %016llx\n",

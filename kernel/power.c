@@ -7,6 +7,8 @@
 #include "log.h"
 #include "../boot/bootinfo.h"
 
+#define OUTPUT_FLUSH_TIMEOUT_MS 3000   /* a stalled serial line must not keep the machine on */
+
 void shutdown_hooks_run(void)
 {
 	for_each_table_entry(h, shutdown, const struct shutdown_hook)
@@ -23,12 +25,14 @@ void power_reboot(void)
 {
 	shutdown_hooks_run();
 	kprintf("rebooting\n");
+	console_flush(OUTPUT_FLUSH_TIMEOUT_MS);
 	EFI_RUNTIME_SERVICES *rt = boot_info_get()->runtime_services;
 	if (rt)
 		uefi_call_wrapper(rt->ResetSystem, 4, EfiResetCold, EFI_SUCCESS, 0, NULL);
 	outb(0xCF9, 0x02);
 	outb(0xCF9, 0x06);
 	kprintf("reboot failed: system halted\n");
+	console_flush(OUTPUT_FLUSH_TIMEOUT_MS);
 	halt_forever();
 }
 
@@ -36,9 +40,11 @@ void power_off(void)
 {
 	shutdown_hooks_run();
 	kprintf("powering off\n");
+	console_flush(OUTPUT_FLUSH_TIMEOUT_MS);
 	EFI_RUNTIME_SERVICES *rt = boot_info_get()->runtime_services;
 	if (rt)
 		uefi_call_wrapper(rt->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
 	kprintf("power off failed: system halted, it is safe to switch off\n");
+	console_flush(OUTPUT_FLUSH_TIMEOUT_MS);
 	halt_forever();
 }

@@ -1,6 +1,7 @@
 /* Accessors for the shell's own runtime settings (`set`). */
 #ifndef KERNEL_SETTINGS_H
 #define KERNEL_SETTINGS_H
+#include <stddef.h>
 #include <stdint.h>
 #include "table.h"
 

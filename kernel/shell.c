@@ -2,6 +2,7 @@
  * boot script (load options or cowboot.cfg) that runs before the prompt. */
 #include "shell.h"
 #include "console.h"
+#include "fbcon.h"
 #include "../lib/args.h"
 #include "../lib/lineedit.h"
 #include "log.h"
@@ -145,6 +146,7 @@ void shell_loop(void)
 	for (;;) {
 		le_start(&le);
 		kprintf(PROMPT);
+		fbcon_flush();   /* the screen is whole before the prompt goes out on the serial line */
 		enum le_result r = LE_MORE;
 		editing = &le;
 		while (r == LE_MORE) {

@@ -134,3 +134,8 @@ void task_stack_range(uintptr_t *lo, uintptr_t *hi)
 	*lo = (uintptr_t)tasks[current].stack;
 	*hi = *lo + STACK_PAGES * PAGE_SIZE;
 }
+
+int task_in_pollers(void)
+{
+	return in_pollers;
+}

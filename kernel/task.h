@@ -26,5 +26,6 @@ int task_is_shell(void);              /* the running task is the shell (task 0) 
  * its bottom unknown (*lo = 0). */
 void task_stack_range(uintptr_t *lo, uintptr_t *hi);
 void task_set_boot_frame(uintptr_t frame);
+int task_in_pollers(void);            /* running inside a poller: task_yield would only spin */
 
 #endif

@@ -1,4 +1,5 @@
-/* Line editing: insert, backspace, Ctrl-U, Ctrl-C, left/right, history with up/down. Terminal
+/* Line editing: insert, backspace, Delete, Ctrl-U, Ctrl-C, left/right, Home/End, history with
+ * up/down. Terminal
  * output is plain VT100: backspaces to move left, rewriting the tail after an edit. */
 #include "lineedit.h"
 #include "port.h"
@@ -68,16 +69,40 @@ enum le_result le_feed(struct lineedit *le, int c, char *out, int cap)
 		out[0] = '\0';
 
 	if (le->esc == 1) {
-		le->esc = c == '[' ? 2 : 0;
+		/* CSI (ESC [) or SS3 (ESC O, which some terminals send for Home/End and arrows). */
+		le->esc = c == '[' ? 2 : c == 'O' ? 3 : 0;
+		le->esc_arg = 0;
 		return LE_MORE;
 	}
-	if (le->esc == 2) {
+	if (le->esc == 2 && ((c >= '0' && c <= '9') || c == ';')) {
+		if (c == ';')
+			le->esc = 4;   /* modifiers after the first number: ignored */
+		else
+			le->esc_arg = le->esc_arg * 10 + (c - '0');
+		return LE_MORE;
+	}
+	if (le->esc == 4 && ((c >= '0' && c <= '9') || c == ';'))
+		return LE_MORE;
+	if (le->esc) {
 		le->esc = 0;
+		if (c == '~')
+			c = le->esc_arg == 1 || le->esc_arg == 7 ? 'H' : le->esc_arg == 4 || le->esc_arg == 8 ? 'F'
+			  : le->esc_arg == 3 ? 'P' : 0;
 		if (c == 'D' && le->pos > 0) {
 			le->pos--;
 			emit_c(&s, '\b');
 		} else if (c == 'C' && le->pos < le->len) {
 			emit_c(&s, le->buf[le->pos++]);
+		} else if (c == 'H') {
+			for (; le->pos > 0; le->pos--)
+				emit_c(&s, '\b');
+		} else if (c == 'F') {
+			emit(&s, le->buf + le->pos, le->len - le->pos);
+			le->pos = le->len;
+		} else if (c == 'P' && le->pos < le->len) {
+			memmove(le->buf + le->pos, le->buf + le->pos + 1, (size_t)(le->len - le->pos));
+			le->len--;
+			redraw_tail(le, &s, 1);
 		} else if (c == 'A' && le->browse < le->nhist) {
 			le->browse++;
 			replace_line(le, &s, hist_entry(le, le->browse));

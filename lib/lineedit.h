@@ -14,6 +14,7 @@ struct lineedit {
 	int head;
 	int browse;      /* 0 = editing a new line, k = showing the k-th newest entry */
 	int esc;         /* escape-sequence state */
+	int esc_arg;     /* the first number of a CSI sequence (ESC [ 3 ~ is Delete) */
 };
 
 enum le_result { LE_MORE, LE_ENTER, LE_CANCEL };

@@ -283,6 +283,32 @@ class Machine:
                 s.close()
                 return r
 
+    def send_keys(self, chords, hold_ms=30, gap_s=0.03):
+        """Presses keys on the machine's keyboard through QMP send-key (the q35 PS/2 keyboard
+        unless another has focus): each chord is a list of QEMU qcodes held together, e.g.
+        [["shift", "a"], ["ret"]]. One QMP connection for them all."""
+        import json
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.qmp_path)
+        f = s.makefile("rw")
+        json.loads(f.readline())
+        for cmd in [{"execute": "qmp_capabilities"}] + [
+                {"execute": "send-key", "arguments": {
+                    "keys": [{"type": "qcode", "data": k} for k in chord], "hold-time": hold_ms}}
+                for chord in chords]:
+            f.write(json.dumps(cmd) + "\n")
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "error" in r:
+                    s.close()
+                    raise BootError(f"QMP {cmd}: {r['error']}")
+                if "return" in r:
+                    break
+            if cmd["execute"] == "send-key":
+                time.sleep(hold_ms / 1000 + gap_s)
+        s.close()
+
     # -- teardown --------------------------------------------------------------------------
     def close(self, failed=False):
         self.kill()

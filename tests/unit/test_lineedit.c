@@ -60,5 +60,14 @@ int main(void)
 	le_start(&le);
 	le_feed(&le, 'q', out, sizeof(out));
 	CHECK("typing echoes the character", !strcmp(out, "q"));
+	le_start(&le);
+	type(&le, "bc\x1b[Ha\x1b[Fd");
+	CHECK("Home and End (ESC [H, ESC [F) move to the ends", !strcmp(le.buf, "abcd"));
+	le_start(&le);
+	type(&le, "xbc\x1b[1~\x1b[3~a\x1b[4~d\x1bOHz");
+	CHECK("ESC [1~ Home, ESC [3~ Delete, ESC [4~ End, ESC O H", !strcmp(le.buf, "zabcd"));
+	le_start(&le);
+	type(&le, "ab\x1b[5~\x1b[6~\x1b[5;2~");
+	CHECK("PgUp/PgDn, also with Shift, insert nothing", !strcmp(le.buf, "ab") && le.pos == 2);
 	return CHECK_DONE();
 }
