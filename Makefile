@@ -1,7 +1,7 @@
 # cowboot: the EFI image (boot/ kernel/ drivers/ cow/), host tools (tools/ + cow/), tests.
 # Sources are picked up by directory, so adding a file needs no edit here:
 #   image:       boot/*.c boot/*.asm kernel/*.c kernel/*.asm drivers/*.c cow/*.c
-#   host lib:    cow/*.c kernel/lib_*.c tools/lib_*.c   (pure code, also linked into tests)
+#   host lib:    cow/*.c kernel/lib_*.c drivers/lib_*.c tools/lib_*.c   (pure code, also in tests)
 #   host tools:  tools/<name>.c (not lib_*) -> build/<name>
 #   unit tests:  tests/unit/test_*.c -> build/tests/test_*  (+ tests/lib/*.c fakes)
 #   fuzzers:     tests/fuzz/fuzz_*.c -> build/fuzz/fuzz_*   (clang libFuzzer)
@@ -34,7 +34,7 @@ IMG_C    := $(wildcard boot/*.c kernel/*.c drivers/*.c cow/*.c)
 IMG_ASM  := $(wildcard boot/*.asm kernel/*.asm)
 IMG_OBJS := $(IMG_C:%.c=$(BUILD)/img/%.o) $(IMG_ASM:%.asm=$(BUILD)/img/%.asm.o)
 
-HOSTLIB_C    := $(wildcard cow/*.c kernel/lib_*.c tools/lib_*.c)
+HOSTLIB_C    := $(wildcard cow/*.c kernel/lib_*.c drivers/lib_*.c tools/lib_*.c)
 HOSTLIB_OBJS := $(HOSTLIB_C:%.c=$(BUILD)/host/%.o)
 HOSTLIB      := $(BUILD)/host/libcowboot.a
 TESTLIB_C    := $(wildcard tests/lib/*.c)
