@@ -349,6 +349,7 @@ def ata_seeds():
     b = bytearray(real_sata_identify())
     b[2 * 106:2 * 106 + 2] = struct.pack("<H", 0x5000)       # logical sector size in words 117-118
     b[2 * 117:2 * 119] = struct.pack("<I", 0)                # ... of zero
+    b[511] = (-sum(b[:511])) & 0xff                          # with its checksum right
     put("ata_identify", "lsize-zero", b)
 
 
