@@ -42,3 +42,8 @@ uint8_t pci_caps_find(pci_cfg_read8_fn rd, void *ctx, uint8_t cap_id, uint8_t af
 			return offs[i];
 	return 0;
 }
+
+bool pci_cap_window_ok(uint64_t bar_size, uint32_t off, uint32_t len, uint64_t need)
+{
+	return need <= len && need <= bar_size && off <= bar_size - need;
+}

@@ -1,6 +1,7 @@
 /* libFuzzer target: the PCI capability walk over a 256-byte configuration space from the input
  * (shorter inputs read as 0xff beyond their end, as an absent device does). Every id is looked
- * for in turn, as drivers do, and each search must end within the chain's bound. */
+ * for in turn, as drivers do, and each search must end within the chain's bound. Bytes past
+ * 256 test the vendor-capability window check against exact arithmetic. */
 #include <stdlib.h>
 #include <string.h>
 #include "../../kernel/lib_pci_caps.h"
@@ -38,6 +39,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (++found > PCI_CAPS_MAX)
 				abort();   /* the repeated search went round a loop */
 		if (!found)
+			abort();
+	}
+	/* Bytes past the config space: a virtio-style window (BAR size, offset, length, need). */
+	if (size >= 256 + 24) {
+		uint64_t bar, need;
+		uint32_t off, len;
+		memcpy(&bar, data + 256, 8);
+		memcpy(&off, data + 264, 4);
+		memcpy(&len, data + 268, 4);
+		memcpy(&need, data + 272, 8);
+		need &= 0x1ffffffffull;
+		bool ok = pci_cap_window_ok(bar, off, len, need);
+		unsigned __int128 end = (unsigned __int128)off + need;
+		if (ok != (need <= len && end <= bar))
 			abort();
 	}
 	return 0;

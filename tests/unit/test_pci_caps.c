@@ -78,5 +78,9 @@ int main(void)
 		cs[p] = 0x09, cs[p + 1] = (uint8_t)(p + 4 < 0x100 ? p + 4 : 0x40);
 	CHECK("48 capabilities filling the space, the last looping: all listed, none twice",
 	      pci_caps_list(rd, NULL, offs) == PCI_CAPS_MAX && vendor_walk(types, 64) == PCI_CAPS_MAX);
+	CHECK("a virtio window inside its BAR and length fits", pci_cap_window_ok(0x4000, 0x3000, 0x1000, 0x38));
+	CHECK("a window running past the BAR does not", !pci_cap_window_ok(0x4000, 0x3fd0, 0x1000, 0x38));
+	CHECK("a structure longer than the capability says does not", !pci_cap_window_ok(0x4000, 0, 0x10, 0x38));
+	CHECK("an offset near 4 GiB does not wrap", !pci_cap_window_ok(0x4000, 0xfffffff0u, 0x1000, 0x38));
 	return CHECK_DONE();
 }
