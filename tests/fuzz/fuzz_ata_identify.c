@@ -1,6 +1,7 @@
 /* libFuzzer target: an ATA IDENTIFY page (the input's first 512 bytes) and a SMART READ DATA
  * page (the next 512), each copied into a buffer of exactly that size. What the parser accepts
- * must be something the AHCI driver can size its transfers by. */
+ * must be something the AHCI driver can size its transfers by. An odd byte 1023 re-seals the
+ * SMART page's checksum (byte 511 of it), so mutated attribute tables are parsed too. */
 #include <stdlib.h>
 #include <string.h>
 #include "../../drivers/lib_ata_id.h"
@@ -37,6 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = size - 512 < 512 ? size - 512 : 512;
 		memset(page, 0, 512);
 		memcpy(page, data + 512, n);
+		if (size >= 1024 && (data[1023] & 1)) {
+			uint8_t sum = 0;
+			for (int i = 0; i < 511; i++)
+				sum = (uint8_t)(sum + page[i]);
+			page[511] = (uint8_t)-sum;
+		}
 		struct ata_smart s;
 		if (ata_smart_parse(page, &s) == 0) {
 			if (s.n > ATA_SMART_ATTRS)
