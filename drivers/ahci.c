@@ -2,6 +2,7 @@
  * polled completion, ATA error decoding with the failing LBA, and a reset ladder (port restart
  * with CLO, COMRESET, HBA reset) after which IDENTIFY must answer with the same identity. */
 #include "blk.h"
+#include "../lib/ata_id.h"
 #include "../boot/bootinfo.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
@@ -104,6 +105,7 @@ struct ahci_port {
 	uint8_t *fis;
 	struct cmd_table *ct;
 	uint16_t *ident;                 /* 512-byte IDENTIFY buffer */
+	struct ata_identity id;          /* what the last IDENTIFY said */
 	uint8_t *smart;                  /* 512-byte SMART READ DATA buffer */
 	struct blk_req *busy;            /* the one non-NCQ command, in slot 0 */
 	struct blk_req *slot_req[NSLOTS];/* NCQ commands in flight, by tag */
@@ -285,50 +287,34 @@ static int run_internal(struct ahci_port *p, uint8_t cmd, void *buf, uint32_t by
 	return run_internal_feat(p, cmd, 0, 0, buf, bytes);
 }
 
-static void ata_string(char *out, const uint16_t *w, int words)
-{
-	int n = 0;
-	for (int i = 0; i < words; i++) {
-		out[n++] = (char)(w[i] >> 8);
-		out[n++] = (char)w[i];
-	}
-	out[n] = '\0';
-	while (n > 0 && out[n - 1] == ' ')
-		out[--n] = '\0';
-	char *s = out;
-	while (*s == ' ')
-		s++;
-	memmove(out, s, strlen(s) + 1);
-}
-
-/* IDENTIFY into p->ident and parse it into `d`. */
-static int identify(struct ahci_port *p, struct blk_dev *d)
+/* IDENTIFY into p->ident, parsed (lib/ata_id.c) into `d`; `why` says what was wrong. */
+static int identify(struct ahci_port *p, struct blk_dev *d, char *why, size_t whylen)
 {
 	int rc = run_internal(p, ATA_IDENTIFY, p->ident, 512);
+	if (rc < 0) {
+		fmt_snprintf(why, whylen, "IDENTIFY failed (%s)", err_str(rc));
+		return rc;
+	}
+	struct ata_identity id;
+	rc = ata_identify_parse((const uint8_t *)p->ident, &id, why, whylen);
 	if (rc < 0)
 		return rc;
-	const uint16_t *w = p->ident;
-	ata_string(d->model, w + 27, 20);
-	ata_string(d->serial, w + 10, 10);
-	ata_string(d->firmware, w + 23, 4);
-	if (!(w[83] & (1u << 10)))
-		return -E_UNSUPP;   /* no LBA48: not a disk worth rescuing with this driver */
-	d->sectors = (uint64_t)w[100] | (uint64_t)w[101] << 16 | (uint64_t)w[102] << 32 |
-		     (uint64_t)w[103] << 48;
-	d->lsize = 512;
-	if ((w[106] & 0xc000) == 0x4000 && (w[106] & (1u << 12)))
-		d->lsize = 2 * ((uint32_t)w[117] | (uint32_t)w[118] << 16);
-	d->psize = d->lsize;
-	if ((w[106] & 0xc000) == 0x4000 && (w[106] & (1u << 13)))
-		d->psize = d->lsize << (w[106] & 0xf);
-	if (w[84] & (1u << 6))
+	memcpy(d->model, id.model, sizeof(id.model));
+	memcpy(d->serial, id.serial, sizeof(id.serial));
+	memcpy(d->firmware, id.firmware, sizeof(id.firmware));
+	d->sectors = id.sectors;
+	d->lsize = id.lsize;
+	d->psize = id.psize;
+	if (id.fua)
 		d->flags |= BLK_F_FUA;
-	if (w[82] & (1u << 5))
+	if (id.volatile_cache)
 		d->flags |= BLK_F_FLUSH;
+	if (d == &p->dev)
+		p->id = id;
 	p->ncq_depth = 0;
-	if ((p->cap & CAP_SNCQ) && (w[76] & (1u << 8))) {
-		uint32_t hba_slots = ((p->cap >> 8) & 0x1f) + 1, drive = (w[75] & 0x1f) + 1u;
-		p->ncq_depth = hba_slots < drive ? hba_slots : drive;
+	if ((p->cap & CAP_SNCQ) && id.ncq_depth) {
+		uint32_t hba_slots = ((p->cap >> 8) & 0x1f) + 1;
+		p->ncq_depth = hba_slots < id.ncq_depth ? hba_slots : id.ncq_depth;
 	}
 	return 0;
 }
@@ -510,7 +496,8 @@ static void ahci_poll(struct blk_dev *d)
 static int same_identity(struct ahci_port *p)
 {
 	struct blk_dev now = { 0 };
-	if (identify(p, &now) < 0)
+	char why[96];
+	if (identify(p, &now, why, sizeof(why)) < 0)
 		return 0;
 	return !strcmp(now.model, p->dev.model) && !strcmp(now.serial, p->dev.serial) &&
 	       now.sectors == p->dev.sectors;
@@ -673,28 +660,11 @@ static int smart_health(struct ahci_port *p, int *failing)
 	if (rc < 0)
 		return rc;
 	const uint8_t *d2h = p->fis + 0x40;
-	if (d2h[5] == 0x4f && d2h[6] == 0xc2)
-		*failing = 0;
-	else if (d2h[5] == 0xf4 && d2h[6] == 0x2c)
-		*failing = 1;
-	else
-		return -E_IO;
+	rc = ata_smart_status(d2h[5], d2h[6]);
+	if (rc < 0)
+		return rc;
+	*failing = rc;
 	return 0;
-}
-
-/* Raw value of one attribute (the low 6 bytes), or -1 when the drive does not report it. */
-static int64_t smart_attr(const uint8_t *data, uint8_t id)
-{
-	for (int i = 0; i < 30; i++) {
-		const uint8_t *a = data + 2 + 12 * i;
-		if (a[0] != id)
-			continue;
-		uint64_t raw = 0;
-		for (int b = 5; b >= 0; b--)
-			raw = raw << 8 | a[5 + b];
-		return (int64_t)raw;
-	}
-	return -1;
 }
 
 /* SMART as two lines: the health verdict and the attributes a rescue cares about. -E_BUSY
@@ -709,30 +679,27 @@ static int smart_text(struct ahci_port *p, char *health, char *line, int n)
 		fmt_snprintf(health, (size_t)n, "SMART health: unknown (%s)", err_str(rc));
 	else
 		fmt_snprintf(health, (size_t)n, "SMART health: %s", failing ? "FAILING (threshold exceeded)" : "ok");
-	uint8_t *data = p->smart;
-	rc = run_internal_feat(p, ATA_SMART, SMART_READ_DATA, SMART_KEY_LBA, data, 512);
-	uint8_t sum = 0;
-	for (int i = 0; rc == 0 && i < 512; i++)
-		sum += data[i];
-	if (rc == 0 && sum)
-		rc = -E_CRC;
+	struct ata_smart data;
+	rc = run_internal_feat(p, ATA_SMART, SMART_READ_DATA, SMART_KEY_LBA, p->smart, 512);
+	if (rc == 0)
+		rc = ata_smart_parse(p->smart, &data);
 	if (rc < 0) {
 		fmt_snprintf(line, (size_t)n, "SMART data: unreadable (%s)", err_str(rc));
 		return 0;
 	}
 	int k = fmt_snprintf(line, (size_t)n, "SMART data:");
-	int64_t v = smart_attr(data, 194);      /* temperature */
+	int64_t v = ata_smart_raw(&data, 194);      /* temperature */
 	if (v < 0)
-		v = smart_attr(data, 190);      /* airflow temperature */
+		v = ata_smart_raw(&data, 190);      /* airflow temperature */
 	if (v >= 0)
 		k += fmt_snprintf(line + k, (size_t)(n - k), " temperature %d C,", (int)(v & 0xff));
-	if ((v = smart_attr(data, 9)) >= 0)
+	if ((v = ata_smart_raw(&data, 9)) >= 0)
 		k += fmt_snprintf(line + k, (size_t)(n - k), " power-on hours %u,", (unsigned)(v & 0xffffffff));
-	if ((v = smart_attr(data, 5)) >= 0)
+	if ((v = ata_smart_raw(&data, 5)) >= 0)
 		k += fmt_snprintf(line + k, (size_t)(n - k), " reallocated %u,", (unsigned)(v & 0xffffffff));
-	if ((v = smart_attr(data, 197)) >= 0)
+	if ((v = ata_smart_raw(&data, 197)) >= 0)
 		k += fmt_snprintf(line + k, (size_t)(n - k), " pending %u,", (unsigned)(v & 0xffffffff));
-	if ((v = smart_attr(data, 198)) >= 0)
+	if ((v = ata_smart_raw(&data, 198)) >= 0)
 		k += fmt_snprintf(line + k, (size_t)(n - k), " offline uncorrectable %u,", (unsigned)(v & 0xffffffff));
 	if (line[k - 1] == ',')
 		line[k - 1] = '\0';
@@ -770,11 +737,10 @@ static int ahci_health(struct blk_dev *d, char *out, int n)
 static void ahci_info(struct blk_dev *d)
 {
 	struct ahci_port *p = d->drv;
-	const uint16_t *w = p->ident;
 	kprintf("ahci: pci %02x:%02x.%x port %u, firmware '%s', link %s, SMART %s, write cache %s, FUA %s\n",
 		p->pci->bus, p->pci->dev, p->pci->fn, p->port, d->firmware,
-		link_up(p) ? "up" : "down", w[82] & 1 ? "supported" : "no",
-		w[85] & (1u << 5) ? "on" : "off", d->flags & BLK_F_FUA ? "yes" : "no");
+		link_up(p) ? "up" : "down", p->id.smart ? "supported" : "no",
+		p->id.cache_on ? "on" : "off", d->flags & BLK_F_FUA ? "yes" : "no");
 	if (p->ncq_depth)
 		kprintf("NCQ: depth %u, %s, most in flight %u, errors %llu (%u not repeated without NCQ)\n",
 			p->ncq_depth, ncq_on(p) ? "on" : p->ncq_given_up ? "off (after NCQ-only errors)" :
@@ -782,7 +748,7 @@ static void ahci_info(struct blk_dev *d)
 			p->ncq_unexplained);
 	else
 		kprintf("NCQ: not supported by the %s\n", p->cap & CAP_SNCQ ? "drive" : "controller");
-	if ((w[82] & 1) && !(d->flags & BLK_F_GONE))
+	if (p->id.smart && !(d->flags & BLK_F_GONE))
 		smart_show(p);
 }
 
@@ -818,9 +784,13 @@ static int port_init(struct ahci_ctrl *c, unsigned port)
 	rc = -E_NOENT;
 	if (prd_rd(p, PxSIG) != 0x00000101)   /* ATAPI or a port multiplier: not a disk */
 		goto stop;
-	rc = identify(p, &p->dev);
-	if (rc < 0)
+	char why[96];
+	rc = identify(p, &p->dev, why, sizeof(why));
+	if (rc < 0) {
+		log_event(LOG_WARN, "ahci: pci %02x:%02x.%x port %u: %s: disk not used", pci->bus, pci->dev,
+			  pci->fn, port, why);
 		goto stop;
+	}
 	struct blk_dev *bd = &p->dev;
 	fmt_snprintf(bd->name, sizeof(bd->name), "sata%d", nsata);
 	bd->transport = "ahci";

@@ -3,6 +3,7 @@
  * recovery by Abort then controller reset with the identity re-checked. Command ids carry a
  * generation so stale completions are dropped. */
 #include "blk.h"
+#include "../lib/nvme_id.h"
 #include "../boot/bootinfo.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
@@ -186,14 +187,6 @@ static int identify(struct nvme_ctrl *c, uint32_t cns, uint32_t nsid)
 	struct sqe e = { .cdw0 = ADM_IDENTIFY, .nsid = nsid, .prp1 = dma_addr(c->scratch), .cdw10 = cns };
 	int st = admin(c, &e, IDENTIFY_TIMEOUT_MS, NULL);
 	return st == 0 ? 0 : st < 0 ? st : -E_IO;
-}
-
-static void copy_str(char *out, const uint8_t *in, int n)
-{
-	memcpy(out, in, (size_t)n);
-	out[n] = '\0';
-	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0'))
-		out[--n] = '\0';
 }
 
 /* Disable, admin queue, enable, I/O queue pair. Used at probe and by the reset step. */
@@ -423,12 +416,10 @@ static bool ns_same(struct nvme_ns *ns)
 {
 	if (identify(ns->c, 0, ns->nsid) < 0)
 		return false;
-	const uint8_t *id = ns->c->scratch;
-	uint64_t nsze;
-	uint32_t lbaf;
-	memcpy(&nsze, id, 8);
-	memcpy(&lbaf, id + 128 + 4 * (id[26] & 0xf), 4);
-	return nsze == ns->nsze && ((lbaf >> 16) & 0xff) < 32 && 1u << ((lbaf >> 16) & 0xff) == ns->dev.lsize;
+	struct nvme_ns_id id;
+	char why[96];
+	return nvme_ns_id_parse(ns->c->scratch, &id, why, sizeof(why)) == 0 && id.nsze == ns->nsze &&
+	       id.lsize == ns->dev.lsize;
 }
 
 /* CC.EN off/on, queues rebuilt, identity compared. Commands of the other namespaces (which
@@ -449,12 +440,11 @@ static int ctrl_reset(struct nvme_ctrl *c, struct nvme_ns *ns)
 	c->gen++;
 	memset(c->slot_req, 0, sizeof(c->slot_req));
 	uint64_t t0 = time_now_us();
-	char serial[21], model[41];
 	bool up = ctrl_enable(c) == 0 && identify(c, 1, 0) == 0;
 	if (up) {
-		copy_str(serial, (uint8_t *)c->scratch + 4, 20);
-		copy_str(model, (uint8_t *)c->scratch + 24, 40);
-		up = !strcmp(serial, c->serial) && !strcmp(model, c->model);
+		struct nvme_ctrl_id now;
+		nvme_ctrl_id_parse(c->scratch, 12, MAX_BYTES, &now);
+		up = !strcmp(now.serial, c->serial) && !strcmp(now.model, c->model);
 	}
 	for (int i = 0; i < c->nns; i++) {
 		struct nvme_ns *o = c->ns[i];
@@ -518,13 +508,16 @@ static int nvme_health(struct blk_dev *d, char *out, int n)
 			 .cdw10 = (512 / 4 - 1) << 16 | 0x02 };
 	if (admin(c, &e, HEALTH_TIMEOUT_MS, NULL) != 0)
 		return -E_IO;
-	const uint8_t *h = c->scratch;
-	uint64_t media_errors, hours;
-	memcpy(&media_errors, h + 160, 8);
-	memcpy(&hours, h + 128, 8);
-	fmt_snprintf(out, (size_t)n, "health: warnings 0x%02x, temperature %d C, spare %u%%, used %u%%, media errors %llu, power-on hours %llu",
-		     h[0], (int)(h[1] | h[2] << 8) - 273, h[3], h[5], (unsigned long long)media_errors,
-		     (unsigned long long)hours);
+	struct nvme_health h;
+	nvme_health_parse(c->scratch, &h);
+	char temp[16];
+	if (h.temperature_c == -1000)
+		fmt_snprintf(temp, sizeof(temp), "unknown");
+	else
+		fmt_snprintf(temp, sizeof(temp), "%d C", h.temperature_c);
+	fmt_snprintf(out, (size_t)n, "health: warnings 0x%02x, temperature %s, spare %u%%, used %u%%, media errors %llu, power-on hours %llu",
+		     h.warnings, temp, h.spare, h.used, (unsigned long long)h.media_errors,
+		     (unsigned long long)h.power_on_hours);
 	return 0;
 }
 
@@ -567,18 +560,13 @@ static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
 {
 	if (c->nns == MAX_NS || identify(c, 0, nsid) < 0)
 		return;
-	const uint8_t *id = c->scratch;
-	uint64_t nsze;
-	memcpy(&nsze, id, 8);
-	if (!nsze)
+	struct nvme_ns_id id;
+	char why[96];
+	int rc = nvme_ns_id_parse(c->scratch, &id, why, sizeof(why));
+	if (rc == 1)
 		return;   /* inactive */
-	uint8_t fmt = id[26] & 0xf;
-	uint32_t lbaf;
-	memcpy(&lbaf, id + 128 + 4 * fmt, 4);
-	unsigned ms = lbaf & 0xffff, lbads = (lbaf >> 16) & 0xff;
-	if (ms || lbads < 9 || lbads > 16) {
-		log_event(LOG_WARN, "nvme%d: namespace %u has %u-byte metadata or %u-bit sectors: skipped",
-			  c->index, nsid, ms, lbads);
+	if (rc < 0) {
+		log_event(LOG_WARN, "nvme%d: namespace %u: %s: not used", c->index, nsid, why);
 		return;
 	}
 	struct nvme_ns *ns = kzalloc(sizeof(*ns));
@@ -586,25 +574,19 @@ static void add_namespace(struct nvme_ctrl *c, uint32_t nsid)
 		return;
 	ns->c = c;
 	ns->nsid = nsid;
-	ns->nsze = nsze;
+	ns->nsze = id.nsze;
 	struct blk_dev *d = &ns->dev;
 	fmt_snprintf(d->name, sizeof(d->name), "nvme%dn%u", c->index, nsid);
 	d->transport = "nvme";
 	d->ops = &nvme_ops;
 	d->drv = ns;
-	d->sectors = nsze;
-	d->lsize = d->psize = 1u << lbads;
+	d->sectors = id.nsze;
+	d->lsize = d->psize = id.lsize;
 	memcpy(d->model, c->model, sizeof(c->model));
 	memcpy(d->serial, c->serial, sizeof(c->serial));
 	memcpy(d->firmware, c->firmware, sizeof(c->firmware));
-	static const uint8_t zero[16];
-	if (memcmp(id + 104, zero, 16)) {
-		memcpy(d->wwn, id + 104, 16);
-		d->wwn_len = 16;
-	} else if (memcmp(id + 120, zero, 8)) {
-		memcpy(d->wwn, id + 120, 8);
-		d->wwn_len = 8;
-	}
+	memcpy(d->wwn, id.wwn, sizeof(id.wwn));
+	d->wwn_len = id.wwn_len;
 	d->max_sectors = c->max_bytes / d->lsize;
 	d->queue_depth = c->ioq_entries - 1u;
 	d->flags |= BLK_F_FUA | (c->vwc ? BLK_F_FLUSH : 0);
@@ -660,28 +642,23 @@ static int nvme_probe(struct pci_dev *pci)
 	rc = identify(c, 1, 0);
 	if (rc < 0)
 		goto disable;
-	const uint8_t *id = c->scratch;
-	copy_str(c->serial, id + 4, 20);
-	copy_str(c->model, id + 24, 40);
-	copy_str(c->firmware, id + 64, 8);
-	c->max_bytes = MAX_BYTES;
-	uint64_t mps_min = 4096ULL << ((c->cap >> 48) & 0xf);
-	if (id[77] && (mps_min << id[77]) < c->max_bytes)
-		c->max_bytes = (uint32_t)(mps_min << id[77]);
-	c->vwc = id[525] & 1;
-	c->err_entries = id[262] + 1u < PAGE_SIZE / 64 ? id[262] + 1u : PAGE_SIZE / 64;
-	uint32_t rtd3e;
-	memcpy(&rtd3e, id + 88, 4);
-	c->shutdown_ms = rtd3e / 1000 > 5000 ? rtd3e / 1000 : 5000;
+	struct nvme_ctrl_id cid;
+	nvme_ctrl_id_parse(c->scratch, 12, MAX_BYTES, &cid);   /* MPSMIN is 4 KiB, checked above */
+	memcpy(c->serial, cid.serial, sizeof(c->serial));
+	memcpy(c->model, cid.model, sizeof(c->model));
+	memcpy(c->firmware, cid.firmware, sizeof(c->firmware));
+	c->max_bytes = cid.max_bytes;
+	c->vwc = cid.vwc;
+	c->err_entries = cid.err_entries;
+	c->shutdown_ms = cid.shutdown_ms;
 	c->index = nctrl++;
-	uint32_t nn, list[64];
-	memcpy(&nn, id + 516, 4);
+	uint32_t list[64];
 	if (identify(c, 2, 0) == 0) {   /* active namespace list (NVMe 1.1 and later) */
-		memcpy(list, c->scratch, sizeof(list));
-		for (int i = 0; i < 64 && list[i]; i++)
+		int n = nvme_ns_list_parse(c->scratch, list, 64);
+		for (int i = 0; i < n; i++)
 			add_namespace(c, list[i]);
 	} else {   /* NVMe 1.0: every id up to NN; inactive ones read as size 0 */
-		for (uint32_t i = 1; i <= nn && i <= 64; i++)
+		for (uint32_t i = 1; i <= cid.nn && i <= 64; i++)
 			add_namespace(c, i);
 	}
 	log_event(LOG_INFO, "nvme%d: '%s' serial '%s', %d namespace(s)", c->index, c->model, c->serial, c->nns);

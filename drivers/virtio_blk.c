@@ -6,6 +6,7 @@
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/io.h"
+#include "../lib/pci_caps.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
@@ -49,6 +50,9 @@ struct blk_cfg {
 	uint32_t opt_io;
 } __attribute__((packed));
 
+/* The device configuration bytes read: up to phys_exp (capacity, size_max, blk_size, topology). */
+#define CFG_READ_BYTES 25u
+
 struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 #define D_NEXT  1
 #define D_WRITE 2
@@ -67,7 +71,7 @@ struct vblk {
 	volatile struct common_cfg *common;
 	volatile struct blk_cfg *cfg;
 	volatile uint8_t *notify_base;
-	uint32_t notify_mult;
+	uint32_t notify_mult, notify_len;
 	volatile uint16_t *notify;     /* queue 0's doorbell */
 	volatile uint8_t *isr;
 	uint16_t io;                   /* legacy: the I/O port base; 0 for a modern device */
@@ -85,12 +89,22 @@ struct vblk {
 
 static int nvblk;
 
-static void *cap_ptr(struct pci_dev *p, uint8_t cap)
+/* The structure a vendor capability points at, when `need` bytes of it lie inside both the
+ * capability's length and its BAR: a window past the BAR would be someone else's MMIO. */
+static void *cap_ptr(struct pci_dev *p, uint8_t cap, uint32_t need, uint32_t *len_out)
 {
 	uint8_t bar = pci_read8(p, cap + 4);
-	uint32_t off = pci_read32(p, cap + 8);
+	uint32_t off = pci_read32(p, cap + 8), len = pci_read32(p, cap + 12);
 	volatile uint8_t *base = pci_bar_ptr(p, bar);
-	return base ? (void *)(base + off) : NULL;
+	if (!base || !pci_cap_window_ok(p->bar_size[bar], off, len, need)) {
+		log_event(LOG_WARN, "virtio-blk: pci %02x:%02x.%x: capability at 0x%02x (type %u) describes "
+			  "%u bytes at 0x%x of BAR %u, not its %u: ignored", p->bus, p->dev, p->fn, cap,
+			  pci_read8(p, cap + 3), len, off, bar, need);
+		return NULL;
+	}
+	if (len_out)
+		*len_out = len;
+	return (void *)(base + off);
 }
 
 static int find_caps(struct vblk *v)
@@ -98,14 +112,14 @@ static int find_caps(struct vblk *v)
 	for (uint8_t cap = pci_find_cap(v->pci, 0x09, 0); cap; cap = pci_find_cap(v->pci, 0x09, cap)) {
 		uint8_t type = pci_read8(v->pci, cap + 3);
 		if (type == CAP_COMMON && !v->common)
-			v->common = cap_ptr(v->pci, cap);
+			v->common = cap_ptr(v->pci, cap, sizeof(struct common_cfg), NULL);
 		else if (type == CAP_NOTIFY && !v->notify_base) {
-			v->notify_base = cap_ptr(v->pci, cap);
+			v->notify_base = cap_ptr(v->pci, cap, 2, &v->notify_len);
 			v->notify_mult = pci_read32(v->pci, cap + 16);
 		} else if (type == CAP_ISR && !v->isr)
-			v->isr = cap_ptr(v->pci, cap);
+			v->isr = cap_ptr(v->pci, cap, 1, NULL);
 		else if (type == CAP_DEVICE && !v->cfg)
-			v->cfg = cap_ptr(v->pci, cap);
+			v->cfg = cap_ptr(v->pci, cap, CFG_READ_BYTES, NULL);
 	}
 	if (!v->common || !v->notify_base || !v->cfg)
 		return -E_UNSUPP;   /* a legacy-only device: not driven */
@@ -251,7 +265,13 @@ static int vblk_init_device(struct vblk *v)
 	c->qdesc = dma_addr(v->desc);
 	c->qavail = dma_addr((const void *)v->avail);
 	c->qused = dma_addr((const void *)v->used);
-	v->notify = (volatile uint16_t *)(v->notify_base + (uint64_t)c->qnotify_off * v->notify_mult);
+	uint64_t at = (uint64_t)c->qnotify_off * v->notify_mult;
+	if (at + 2 > v->notify_len) {
+		log_event(LOG_WARN, "virtio-blk: queue 0's doorbell at %llu is past the %u-byte notify window",
+			  (unsigned long long)at, v->notify_len);
+		return -E_DEVICE;
+	}
+	v->notify = (volatile uint16_t *)(v->notify_base + at);
 	c->qenable = 1;
 	c->status = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
 	if (c->status & S_FAILED)
@@ -403,8 +423,15 @@ static int vblk_probe(struct pci_dev *p)
 	d->transport = "virtio";
 	d->ops = &vblk_ops;
 	uint32_t blk_size = cfg32(v, 20);
-	d->lsize = (v->features & F_BLK_SIZE) && blk_size >= 512 ? blk_size : 512;
-	d->psize = (v->features & F_TOPOLOGY) ? d->lsize << cfg8(v, 24) : d->lsize;
+	d->lsize = 512;
+	if ((v->features & F_BLK_SIZE) && blk_size != 512) {
+		if (blk_size >= 512 && blk_size <= 65536 && !(blk_size & (blk_size - 1)))
+			d->lsize = blk_size;
+		else
+			log_event(LOG_WARN, "%s: block size %u is not a sector size, 512 used", d->name, blk_size);
+	}
+	uint8_t phys_exp = (v->features & F_TOPOLOGY) ? cfg8(v, 24) : 0;
+	d->psize = phys_exp <= 7 ? d->lsize << phys_exp : d->lsize;   /* beyond 2^7: noise */
 	d->sectors = cfg_capacity(v) / (d->lsize / 512);
 	fmt_snprintf(d->model, sizeof(d->model), v->io ? "virtio-blk (legacy)" : "virtio-blk");
 	/* One data descriptor per request: bounded by SIZE_MAX, and 1 MiB at most. */

@@ -1,93 +1,62 @@
-/* Walks RSDP -> XSDT (or RSDT) once at boot and keeps the few facts the kernel needs. Every
- * table is checksummed first: a corrupt table is ignored, not trusted. */
+/* ACPI at boot: the firmware's tables are reached through physical memory (identity-mapped)
+ * and parsed by lib/acpi_parse.c, which checks everything before use; here only the
+ * question of which addresses are memory at all, and the few facts the kernel keeps. */
 #include "acpi.h"
+#include "../lib/acpi_parse.h"
 #include "log.h"
 #include "../boot/bootinfo.h"
 #include "../lib/port.h"
 
-struct __attribute__((packed)) sdt_header {
-	char sig[4];
-	uint32_t length;
-	uint8_t revision, checksum;
-	char oem[6], oem_table[8];
-	uint32_t oem_rev, creator, creator_rev;
-};
+/* Legacy BIOS area: firmware may put the RSDP and tables there without listing it. */
+#define BIOS_AREA_START 0xE0000ull
+#define BIOS_AREA_END   0x100000ull
 
 static struct acpi_info info;
 
-static int checksum_ok(const void *p, uint32_t len)
+/* Inside ranges of the UEFI memory map (any type: the tables sit in ACPI reclaim/NVS, some
+ * firmware puts them in reserved memory), contiguous ranges joined. A pointer into a hole
+ * could be MMIO, where a read is not harmless. */
+static const void *map_phys(void *ctx, uint64_t addr, uint32_t len)
 {
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-	for (uint32_t i = 0; i < len; i++)
-		sum += b[i];
-	return sum == 0;
-}
-
-static void parse_mcfg(const struct sdt_header *h)
-{
-	/* 8 reserved bytes after the header, then 16-byte allocation entries. */
-	const uint8_t *p = (const uint8_t *)h + sizeof(*h) + 8;
-	const uint8_t *end = (const uint8_t *)h + h->length;
-	for (; p + 16 <= end; p += 16) {
-		uint64_t base;
-		uint16_t seg;
-		memcpy(&base, p, 8);
-		memcpy(&seg, p + 8, 2);
-		if (seg == 0 && !info.ecam_base) {
-			info.ecam_base = base;
-			info.ecam_bus_start = p[10];
-			info.ecam_bus_end = p[11];
+	(void)ctx;
+	uint64_t end = addr + len;
+	if (end < addr)
+		return NULL;
+	if (addr >= BIOS_AREA_START && end <= BIOS_AREA_END)
+		return (const void *)(uintptr_t)addr;
+	const struct boot_info *bi = boot_info_get();
+	uint64_t at = addr;
+	while (at < end) {
+		uint32_t i;
+		for (i = 0; i < bi->mem_count; i++) {
+			const struct boot_mem_range *r = &bi->mem[i];
+			if (at >= r->base && at - r->base < r->pages * 4096ull) {
+				at = r->base + r->pages * 4096ull;
+				break;
+			}
 		}
+		if (i == bi->mem_count)
+			return NULL;
 	}
+	return (const void *)(uintptr_t)addr;
 }
 
-static void parse_fadt(const struct sdt_header *h)
+static void note(void *ctx, const char *msg)
 {
-	const uint8_t *p = (const uint8_t *)h;
-	if (h->length >= 80) {
-		uint32_t port;
-		memcpy(&port, p + 76, 4);   /* PM_TMR_BLK */
-		info.pm_timer_port = port;
-	}
-}
-
-static void visit(uint64_t addr)
-{
-	const struct sdt_header *h = (const struct sdt_header *)(uintptr_t)addr;
-	if (!h || h->length < sizeof(*h) || h->length > (1u << 20) || !checksum_ok(h, h->length))
-		return;
-	info.tables++;
-	if (!memcmp(h->sig, "MCFG", 4))
-		parse_mcfg(h);
-	else if (!memcmp(h->sig, "FACP", 4))
-		parse_fadt(h);
+	(void)ctx;
+	log_event(LOG_WARN, "acpi: %s", msg);
 }
 
 void acpi_init(void)
 {
-	const uint8_t *rsdp = (const uint8_t *)(uintptr_t)boot_info_get()->rsdp;
-	if (!rsdp || memcmp(rsdp, "RSD PTR ", 8) || !checksum_ok(rsdp, 20)) {
-		log_event(LOG_WARN, "acpi: no valid RSDP");
-		return;
-	}
-	uint32_t rsdt;
-	uint64_t xsdt = 0;
-	memcpy(&rsdt, rsdp + 16, 4);
-	if (rsdp[15] >= 2)
-		memcpy(&xsdt, rsdp + 24, 8);
-	const struct sdt_header *root = (const struct sdt_header *)(uintptr_t)(xsdt ? xsdt : rsdt);
-	if (!root || !checksum_ok(root, root->length)) {
-		log_event(LOG_WARN, "acpi: root table checksum is wrong");
-		return;
-	}
-	unsigned width = xsdt ? 8 : 4;
-	const uint8_t *e = (const uint8_t *)root + sizeof(*root);
-	for (uint32_t off = 0; off + width <= root->length - sizeof(*root); off += width) {
-		uint64_t a = 0;
-		memcpy(&a, e + off, width);
-		visit(a);
-	}
+	struct acpi_mem m = { map_phys, NULL, note };
+	struct acpi_facts f;
+	acpi_parse(&m, boot_info_get()->rsdp, &f);
+	info.ecam_base = f.ecam_base;
+	info.ecam_bus_start = f.ecam_bus_start;
+	info.ecam_bus_end = f.ecam_bus_end;
+	info.pm_timer_port = f.pm_timer_port;
+	info.tables = f.tables;
 }
 
 const struct acpi_info *acpi_get(void)

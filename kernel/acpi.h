@@ -1,4 +1,4 @@
-/* The ACPI tables the kernel uses: MCFG (PCI ECAM) and FADT (PM timer, reset register). */
+/* The ACPI facts the kernel uses: MCFG (PCI ECAM) and FADT (PM timer); parsed by lib_acpi_parse.c. */
 #ifndef KERNEL_ACPI_H
 #define KERNEL_ACPI_H
 #include <stdint.h>

@@ -5,6 +5,7 @@
 #include "acpi.h"
 #include "console.h"
 #include "io.h"
+#include "../lib/pci_caps.h"
 #include "mem.h"
 #include "shell.h"
 #include "../lib/errors.h"
@@ -92,17 +93,14 @@ void pci_enable(struct pci_dev *d, bool mem, bool io, bool master)
 	pci_write16(d, 0x04, cmd);
 }
 
+static uint8_t cfg_read8(void *ctx, uint16_t off)
+{
+	return pci_read8(ctx, off);
+}
+
 uint8_t pci_find_cap(struct pci_dev *d, uint8_t cap_id, uint8_t after)
 {
-	if (!(pci_read16(d, 0x06) & 0x10))
-		return 0;
-	uint8_t p = after ? pci_read8(d, after + 1) : pci_read8(d, 0x34);
-	for (int guard = 0; p >= 0x40 && guard < 48; guard++) {
-		if (pci_read8(d, p) == cap_id)
-			return p;
-		p = pci_read8(d, p + 1);
-	}
-	return 0;
+	return pci_caps_find(cfg_read8, d, cap_id, after);
 }
 
 volatile void *pci_bar_ptr(struct pci_dev *d, int bar)

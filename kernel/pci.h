@@ -29,7 +29,8 @@ void pci_write32(struct pci_dev *d, uint16_t off, uint32_t v);
 
 /* Sets memory/I/O decoding and bus mastering in the command register; disables INTx. */
 void pci_enable(struct pci_dev *d, bool mem, bool io, bool master);
-/* Offset of the first capability with this id at or after `after` (0 = from the start); 0 if none. */
+/* Offset of the first capability with this id after the one at `after` (0 = from the start), 0 if
+ * none; the walk is bounded (lib/pci_caps.c), so a looping chain still ends. */
 uint8_t pci_find_cap(struct pci_dev *d, uint8_t cap_id, uint8_t after);
 /* A pointer to a memory BAR (identity-mapped); NULL for an absent or I/O BAR. */
 volatile void *pci_bar_ptr(struct pci_dev *d, int bar);

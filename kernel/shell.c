@@ -5,6 +5,7 @@
 #include "fbcon.h"
 #include "../lib/args.h"
 #include "../lib/lineedit.h"
+#include "../lib/script.h"
 #include "log.h"
 #include "power.h"
 #include "script_vars.h"
@@ -53,10 +54,6 @@ int shell_run_line(char *line)
 
 static int script_line(char *line, int lineno)
 {
-	while (*line == ' ' || *line == '\t')
-		line++;
-	if (!*line || *line == '#')
-		return 0;
 	kprintf("script: %s\n", line);
 	char copy[LE_LINE], expanded[LE_LINE];
 	fmt_snprintf(copy, sizeof(copy), "%s", line);
@@ -80,18 +77,11 @@ static void run_script(const char *text, char sep, const char *what)
 	static char buf[64 * 1024 + 1];   /* the boot loader's limit for cowboot.cfg */
 	fmt_snprintf(buf, sizeof(buf), "%s", text);
 	kprintf("running boot script from %s\n", what);
-	char *p = buf;
-	for (int lineno = 1; p; lineno++) {
-		char *end = strchr(p, sep);
-		if (end)
-			*end = '\0';
-		char *cr = strchr(p, '\r');
-		if (cr)
-			*cr = '\0';
-		if (script_line(p, lineno) < 0)
+	struct script sc;
+	script_init(&sc, buf, sep);
+	for (char *line; (line = script_next(&sc));)
+		if (script_line(line, sc.lineno) < 0)
 			return;
-		p = end ? end + 1 : NULL;
-	}
 	kprintf("script finished\n");
 }
 

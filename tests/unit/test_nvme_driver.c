@@ -30,6 +30,12 @@ static struct {
 	uint64_t hang_lba;        /* reads covering it are held */
 	uint32_t hang_nsid;
 	bool abort_works;
+	/* Hostile identify data: per namespace LBA format 0 and FLBAS/NLBAF, MDTS, the list. */
+	uint32_t lbaf[4];         /* when lbaf_set; else 512-byte sectors */
+	bool lbaf_set[4];
+	uint8_t flbas[4], nlbaf[4];
+	uint8_t mdts;
+	uint32_t list[4];         /* the active namespace list as given, when list[0] */
 	struct held held[64];
 	int resets, aborts_done;
 } F;
@@ -74,15 +80,19 @@ static void do_admin(const struct sqe *e)
 			memcpy(buf + 4, F.serial, strlen(F.serial));
 			memcpy(buf + 24, "Fake NVMe", 9);
 			memcpy(buf + 64, "1.0", 3);
-			buf[77] = 5;
+			buf[77] = F.mdts;
 			buf[262] = F.elpe;
 			memcpy(buf + 516, &F.nn, 4);
 			buf[525] = 1;
 		} else if (e->cdw10 == 0 && e->nsid < 4 && F.nsze[e->nsid]) {
 			memcpy(buf, &F.nsze[e->nsid], 8);
 			memcpy(buf + 8, &F.nsze[e->nsid], 8);
-			uint32_t lbaf = 9u << 16;
+			uint32_t lbaf = F.lbaf_set[e->nsid] ? F.lbaf[e->nsid] : 9u << 16;
 			memcpy(buf + 128, &lbaf, 4);
+			buf[25] = F.nlbaf[e->nsid];
+			buf[26] = F.flbas[e->nsid];
+		} else if (e->cdw10 == 2 && F.list[0]) {
+			memcpy(buf, F.list, sizeof(F.list));
 		} else if (e->cdw10 == 2) {
 			uint32_t *list = (uint32_t *)buf;
 			for (uint32_t i = 1, n = 0; i < 4; i++)
@@ -190,12 +200,17 @@ uint64_t time_now_us(void)
 }
 int kprintf(const char *fmt, ...) { (void)fmt; return 0; }
 static char last_log[512];
+static char refusals[8192];   /* every warning, one a line */
 void log_event(enum log_level lvl, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	fmt_vsnprintf(last_log, sizeof(last_log), fmt, ap);
 	va_end(ap);
+	if (lvl == LOG_WARN && strlen(refusals) + strlen(last_log) + 2 < sizeof(refusals)) {
+		strcat(refusals, last_log);
+		strcat(refusals, "\n");
+	}
 	if (getenv("NVME_TEST_VERBOSE"))
 		printf("  [%d] %s\n", lvl, last_log);
 }
@@ -207,7 +222,7 @@ void kfree(void *p) { free(p); }
 volatile void *pci_bar_ptr(struct pci_dev *d, int bar) { (void)d; (void)bar; return F.regs; }
 void pci_enable(struct pci_dev *d, bool mem, bool io, bool master) { (void)d; (void)mem; (void)io; (void)master; }
 
-static struct blk_dev *devs[16];
+static struct blk_dev *devs[64];
 static int ndevs;
 int blk_register(struct blk_dev *d) { devs[ndevs++] = d; return 0; }
 void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err_lba)
@@ -252,6 +267,7 @@ static void fake_init(void)
 	F.nsze[1] = 8192;
 	F.nsze[2] = 4096;
 	F.elpe = 7;
+	F.mdts = 5;
 	F.bad_lba = F.hang_lba = UINT64_MAX;
 	strcpy(F.serial, "FAKE-1");
 	setreg(REG_CAP, (uint32_t)F.mqes | 1u << 24);   /* TO 500 ms */
@@ -391,5 +407,57 @@ int main(void)
 		CHECK("no more commands than the queue holds", busy == 5);
 		settle(m1);
 	}
+
+	/* Hostile Identify data: each bad namespace is refused with the reason, the good one beside
+	 * it still works; nothing is sized from the nonsense. */
+	static const struct { uint32_t lbaf; uint8_t flbas, nlbaf; const char *why; } bad[] = {
+		{ 0u << 16, 0, 0, "namespace 1: LBADS 0 (sectors must be 512 B..64 KiB): not used" },
+		{ 40u << 16, 0, 0, "namespace 1: LBADS 40 (sectors must be 512 B..64 KiB): not used" },
+		{ 8u << 16, 0, 0, "LBADS 8" },
+		{ 17u << 16, 0, 0, "LBADS 17" },
+		{ 9u << 16, 5, 0, "namespace 1: FLBAS selects LBA format 5 of 1: not used" },
+		{ 9u << 16, 15, 3, "FLBAS selects LBA format 15 of 4" },
+		{ 9u << 16 | 8, 0, 0, "8 bytes of metadata per sector" },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fake_init();
+		F.lbaf[1] = bad[i].lbaf;
+		F.lbaf_set[1] = true;
+		F.flbas[1] = bad[i].flbas;
+		F.nlbaf[1] = bad[i].nlbaf;
+		char name[32], msg[160];
+		snprintf(name, sizeof(name), "nvme%dn1", nctrl);
+		refusals[0] = '\0';
+		int probed = nvme_probe(&pci);
+		snprintf(msg, sizeof(msg), "%s is refused, named, its sibling kept", bad[i].why);
+		char sibling[32];
+		snprintf(sibling, sizeof(sibling), "nvme%dn2", nctrl - 1);
+		bool logged = strstr(refusals, bad[i].why) != NULL;
+		CHECK(msg, probed == 0 && !dev_named(name) && dev_named(sibling) && logged);
+	}
+	struct blk_dev *sib = dev_named("nvme8n2");
+	if (sib) {
+		struct blk_req q1;
+		start(sib, &q1, 0, 8, buf);
+		settle(sib);
+		CHECK("the sibling of a refused namespace reads", q1.complete && q1.status == 0);
+	}
+
+	fake_init();
+	F.mdts = 200;   /* 4 KiB << 200 would be undefined */
+	CHECK("an MDTS of 200 probes", nvme_probe(&pci) == 0);
+	struct blk_dev *mx = dev_named("nvme9n1");
+	CHECK("... and leaves the driver's own transfer limit", mx && mx->max_sectors == MAX_BYTES / 512);
+	fake_init();
+	F.mdts = 1;
+	nvme_probe(&pci);
+	mx = dev_named("nvme10n1");
+	CHECK("MDTS 1 limits transfers to 8 KiB", mx && mx->max_sectors == 16);
+
+	fake_init();
+	F.list[0] = 2, F.list[1] = 1, F.list[2] = 2;   /* out of order: the list ends at 1 */
+	nvme_probe(&pci);
+	CHECK("an active namespace list out of order is cut where it breaks",
+	      dev_named("nvme11n2") && !dev_named("nvme11n1"));
 	return CHECK_DONE();
 }
