@@ -24,7 +24,7 @@ struct ov_disk {
 	int rc[OV_DISK_DEPTH];
 	uint64_t err_lba[OV_DISK_DEPTH];
 	uint32_t nqueue, nended;
-	bool registered, attached, running, busy, warned;
+	bool registered, attached, running, warned;
 	char name[8];
 };
 static struct ov_disk disks[MAX_OV];
@@ -115,10 +115,8 @@ static void ovd_worker(void *arg)
 			continue;
 		}
 		struct blk_req *r = v->queue[0];
-		v->busy = true;
 		uint64_t err_lba = BLK_NO_LBA;
 		int rc = run_one(v, r, &err_lba);
-		v->busy = false;
 		memmove(v->queue, v->queue + 1, sizeof(v->queue[0]) * --v->nqueue);
 		v->ended[v->nended] = r;
 		v->rc[v->nended] = rc;

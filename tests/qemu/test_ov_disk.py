@@ -4,6 +4,7 @@ ov0 (disks, read, sum, bench, info, writes landing in the cow, wipe refused, clo
 again) while ls ov0 and the other overlay commands keep working. From the host: a cow served by
 `cowtool serve` (the nbdkit plugin) is a virtio disk of the appliance, read and written. Both
 cows are checked afterwards with cowtool; both sources are unchanged."""
+import atexit
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ r = run(cowtool, "import-map", ncow, mapf, "--image", nsrc)
 check("a partially rescued cow to serve", r.returncode == 0, r.stdout)
 serve_log = open(os.path.join(tmp, "serve.log"), "w")
 server = subprocess.Popen([cowtool, "serve", ncow, "-U", sock], stdout=serve_log, stderr=subprocess.STDOUT)
+atexit.register(lambda: server.poll() is None and server.kill())   # also when the boot fails
 for _ in range(200):
     if os.path.exists(sock):
         break

@@ -91,6 +91,13 @@ check "a rescued range (the GPT) reads" "echo \"\$out\" | grep -q 'read 17408/17
 out=$(qemu-io -f raw "$U" -c "write -P 0x5a $((DOFF + 100)) 200" 2>&1)
 check "a partial-sector write into a hole is EIO (the rest of the sector is unknown)" "echo \"\$out\" | grep -q 'write failed: Input/output error'"
 
+stop
+rm -f serve.log
+serve cow --holes=zero
+out=$(qemu-io -r -f raw "$U" -c "read -P 0 $DOFF 4096" 2>&1)
+check "--holes=zero: the never-rescued range reads as zeros" "echo \"\$out\" | grep -q 'read 4096/4096'"
+check "--holes=zero is said loudly: at start and in the export's description" "grep -q 'WARNING: holes=zero' serve.log && grep -q 'read as ZEROS' serve.log && nbdinfo '$U' | grep -q 'never-rescued ranges read as ZEROS'"
+
 # ---- with the source: holes read from it; identity; read-only --------------------------------
 stop
 serve cow disk.img --readonly
