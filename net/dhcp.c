@@ -181,7 +181,7 @@ void dhcp_tick(void)
 			continue;
 		if (d->state == DHCP_SELECTING || d->state == DHCP_REQUESTING) {
 			if (++d->tries >= DHCP_TRIES) {
-				net_log(0, "%s: no DHCP answer after %d tries", ifc->name, DHCP_TRIES);
+				net_log(1, "%s: no DHCP answer after %d tries", ifc->name, DHCP_TRIES);
 				d->state = DHCP_FAILED;
 				d->result = -E_TIMEOUT;
 				continue;

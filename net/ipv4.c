@@ -3,9 +3,24 @@
  * this host talks to needs them (TCP stays under the MSS, DHCP under 576 bytes). */
 #include "net.h"
 
+/* RFC 1071: the one's complement sum does not care about byte order, so 32-bit words are
+ * added as the machine loads them and the folded 16 bits read back in memory order, which is
+ * network order on either kind of machine (a per-segment cost that shows under emulation). */
 uint32_t inet_sum(uint32_t sum, const void *data, uint32_t len)
 {
 	const uint8_t *p = data;
+	uint64_t acc = 0;
+	for (; len >= 4; p += 4, len -= 4) {
+		uint32_t w;
+		memcpy(&w, p, 4);
+		acc += w;
+	}
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	uint16_t h = (uint16_t)acc;
+	uint8_t b[2];
+	memcpy(b, &h, 2);
+	sum += (uint32_t)(b[0] << 8 | b[1]);
 	for (; len > 1; p += 2, len -= 2)
 		sum += (uint32_t)(p[0] << 8 | p[1]);
 	if (len)

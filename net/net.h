@@ -173,6 +173,7 @@ int dhcp_parse(const uint8_t *p, uint32_t len, struct dhcp_msg *m);
 #define TCP_CONNS          8
 #define TCP_BUF       262144u    /* send and receive buffers per connection */
 #define TCP_WSCALE          3    /* our window scale (RFC 7323): TCP_BUF >> 3 fits in 16 bits */
+#define TCP_OOO_RANGES     64    /* out-of-order ranges (holes) kept per connection */
 #define TCP_MSS_DEFAULT   536u
 #define TCP_RTO_MIN_MS    200u
 #define TCP_RTO_INIT_MS  1000u

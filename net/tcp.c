@@ -2,8 +2,9 @@
  * option, send and receive buffers, the receive window, retransmission on a timer with RFC 6298
  * estimates, Karn's rule and exponential back-off, fast retransmit on three duplicate ACKs, slow
  * start and congestion avoidance, zero-window probes, keepalive, FIN and RST, window scaling
- * (RFC 7323) when the peer offers it. Out-of-order
- * segments are not kept: they are answered with a duplicate ACK and the sender repeats them. */
+ * (RFC 7323) when the peer offers it, NewReno fast recovery (RFC 6582), and out-of-order
+ * segments kept in the receive buffer where they belong (a few ranges) so that a loss costs
+ * the sender only the hole. */
 #include "net.h"
 
 struct tcb {
@@ -17,12 +18,19 @@ struct tcb {
 	uint8_t *tx;
 	uint32_t tx_head, tx_len;
 	uint32_t iss, snd_una, snd_nxt, snd_wnd, mss;
+	uint32_t snd_max;            /* the highest sequence sent: snd_nxt goes back on a timeout */
+	uint32_t recover;            /* fast recovery (RFC 6582) lasts until this is acknowledged */
+	bool in_recovery;
 	uint8_t snd_shift, rcv_shift;   /* window scales: the peer's, ours (0 without the option) */
 	bool fin_queued, fin_sent;
 	uint32_t fin_seq;
 	/* Receive side. */
 	uint8_t *rx;
 	uint32_t rx_head, rx_len, rcv_nxt, adv_wnd;
+	/* Data that came early, already in the ring at its place beyond rx_len: sequence ranges,
+	 * sorted, apart, all past rcv_nxt. */
+	uint32_t ooo_start[TCP_OOO_RANGES], ooo_end[TCP_OOO_RANGES];
+	int nooo;
 	bool fin_rcvd, ack_now;
 	/* Timers and estimates (us). */
 	uint64_t rto_at;             /* 0: not running */
@@ -160,6 +168,8 @@ static void output(struct tcb *t)
 		}
 		send_segment(t, t->snd_nxt, fl, off, n);
 		t->snd_nxt += n;
+		if (seq_lt(t->snd_max, t->snd_nxt))
+			t->snd_max = t->snd_nxt;
 		if (!t->rto_at)
 			timer_start(t);
 	}
@@ -169,6 +179,8 @@ static void output(struct tcb *t)
 		t->fin_seq = t->snd_nxt;
 		send_segment(t, t->snd_nxt, F_FIN | F_ACK, 0, 0);
 		t->snd_nxt++;
+		if (seq_lt(t->snd_max, t->snd_nxt))
+			t->snd_max = t->snd_nxt;
 		t->fin_sent = true;
 		if (t->state == TCP_ESTABLISHED)
 			t->state = TCP_FIN_WAIT_1;
@@ -227,7 +239,7 @@ int tcp_connect(uint32_t dst, uint16_t port)
 	t->rport = port;
 	t->iss = e->random();
 	t->snd_una = t->iss;
-	t->snd_nxt = t->iss + 1;
+	t->snd_nxt = t->snd_max = t->iss + 1;
 	t->mss = TCP_MSS_DEFAULT;
 	t->rto_us = TCP_RTO_INIT_MS * 1000;
 	t->state = TCP_SYN_SENT;
@@ -352,6 +364,71 @@ void tcp_release(int c)
 		tcp_close(c);
 }
 
+/* Copies segment bytes into the receive ring at the place of sequence number seq (>= rcv_nxt;
+ * the ring index of rcv_nxt is rx_head + rx_len). */
+static void ring_put(struct tcb *t, uint32_t seq, const uint8_t *data, uint32_t n)
+{
+	uint32_t at = (t->rx_head + t->rx_len + (seq - t->rcv_nxt)) % TCP_BUF;
+	for (uint32_t i = 0; i < n; ) {
+		uint32_t k = n - i;
+		if (k > TCP_BUF - at)
+			k = TCP_BUF - at;
+		memcpy(t->rx + at, data + i, k);
+		at = (at + k) % TCP_BUF;
+		i += k;
+	}
+}
+
+/* Keeps an early segment [seq, seq + n) (within the window) as a range; false when the
+ * ranges are all taken and it touches none of them. */
+static bool ooo_add(struct tcb *t, uint32_t seq, const uint8_t *data, uint32_t n)
+{
+	uint32_t s = seq, e = seq + n;
+	int i = 0;
+	while (i < t->nooo && seq_lt(t->ooo_end[i], s))
+		i++;
+	if (i < t->nooo && seq_le(t->ooo_start[i], e)) {
+		/* Overlaps or touches range i: grow it, then swallow the ranges it now reaches. */
+		if (seq_lt(s, t->ooo_start[i]))
+			t->ooo_start[i] = s;
+		if (seq_lt(t->ooo_end[i], e))
+			t->ooo_end[i] = e;
+		while (i + 1 < t->nooo && seq_le(t->ooo_start[i + 1], t->ooo_end[i])) {
+			if (seq_lt(t->ooo_end[i], t->ooo_end[i + 1]))
+				t->ooo_end[i] = t->ooo_end[i + 1];
+			memmove(&t->ooo_start[i + 1], &t->ooo_start[i + 2], sizeof(uint32_t) * (size_t)(t->nooo - i - 2));
+			memmove(&t->ooo_end[i + 1], &t->ooo_end[i + 2], sizeof(uint32_t) * (size_t)(t->nooo - i - 2));
+			t->nooo--;
+		}
+	} else {
+		if (t->nooo == TCP_OOO_RANGES)
+			return false;
+		memmove(&t->ooo_start[i + 1], &t->ooo_start[i], sizeof(uint32_t) * (size_t)(t->nooo - i));
+		memmove(&t->ooo_end[i + 1], &t->ooo_end[i], sizeof(uint32_t) * (size_t)(t->nooo - i));
+		t->ooo_start[i] = s;
+		t->ooo_end[i] = e;
+		t->nooo++;
+	}
+	ring_put(t, seq, data, n);
+	return true;
+}
+
+/* rcv_nxt moved: early ranges it reached become received data. */
+static void ooo_advance(struct tcb *t)
+{
+	while (t->nooo && seq_le(t->ooo_start[0], t->rcv_nxt)) {
+		if (seq_lt(t->rcv_nxt, t->ooo_end[0])) {
+			uint32_t more = t->ooo_end[0] - t->rcv_nxt;
+			t->rx_len += more;
+			t->bytes_in += more;
+			t->rcv_nxt = t->ooo_end[0];
+		}
+		t->nooo--;
+		memmove(&t->ooo_start[0], &t->ooo_start[1], sizeof(uint32_t) * (size_t)t->nooo);
+		memmove(&t->ooo_end[0], &t->ooo_end[1], sizeof(uint32_t) * (size_t)t->nooo);
+	}
+}
+
 static void rst_reply(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, uint32_t dlen)
 {
 	/* RFC 9293 3.10.7.1: answer a segment for no connection with a reset. */
@@ -400,17 +477,21 @@ static void rtt_sample(struct tcb *t, uint32_t r)
 /* An acceptable ACK: frees acknowledged bytes, samples the RTT, grows the congestion window. */
 static void process_ack(struct tcb *t, uint32_t ack, uint32_t wnd, bool has_payload)
 {
-	if (seq_lt(t->snd_nxt, ack)) {
+	if (seq_lt(t->snd_max, ack)) {
 		t->ack_now = true;   /* acknowledges what we never sent */
 		return;
 	}
+	if (seq_lt(t->snd_nxt, ack))
+		t->snd_nxt = ack;    /* data sent before a timeout went back arrived after all */
 	if (seq_le(ack, t->snd_una)) {
 		bool dup = ack == t->snd_una && !has_payload && wnd == t->snd_wnd && t->snd_nxt != t->snd_una;
 		if (ack == t->snd_una)
 			t->snd_wnd = wnd;
-		if (dup && ++t->dupacks == 3) {
-			/* Fast retransmit of the first unacknowledged segment. */
+		if (dup && ++t->dupacks == 3 && !t->in_recovery) {
+			/* Fast retransmit of the first unacknowledged segment, then fast recovery. */
 			uint32_t flight = t->snd_nxt - t->snd_una;
+			t->in_recovery = true;
+			t->recover = t->snd_max;
 			t->ssthresh = flight / 2 > 2 * t->mss ? flight / 2 : 2 * t->mss;
 			t->cwnd = t->ssthresh;
 			uint32_t n = t->tx_len < t->mss ? t->tx_len : t->mss;
@@ -447,6 +528,21 @@ static void process_ack(struct tcb *t, uint32_t ack, uint32_t wnd, bool has_payl
 	if (t->cwnd > 4 * TCP_BUF)
 		t->cwnd = 4 * TCP_BUF;
 	t->rto_at = t->snd_nxt == t->snd_una ? 0 : net_now_us() + t->rto_us;
+	if (t->in_recovery) {
+		if (seq_lt(ack, t->recover)) {
+			/* A partial ACK: the next hole is the segment it names; repeat it at once
+			 * rather than wait for the timer (NewReno). */
+			uint32_t n = t->tx_len < t->mss ? t->tx_len : t->mss;
+			if (n) {
+				send_segment(t, t->snd_una, F_ACK, 0, n);
+				t->rexmits++;
+				t->ifc->ctr.tcp_rexmit++;
+			}
+		} else {
+			t->in_recovery = false;
+			t->cwnd = t->ssthresh;
+		}
+	}
 	if (fin_acked) {
 		if (t->state == TCP_FIN_WAIT_1)
 			t->state = TCP_FIN_WAIT_2;
@@ -577,7 +673,7 @@ void tcp_input(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, 
 	if (!t->used || t->state == TCP_CLOSED)
 		return;
 
-	/* In-order data only; what is already here is trimmed off a repeat. */
+	/* What is already here is trimmed off a repeat; early data is kept at its place. */
 	if (dlen || (fl & F_FIN)) {
 		if (seq_lt(seq, t->rcv_nxt)) {
 			uint32_t skip = t->rcv_nxt - seq;
@@ -589,7 +685,12 @@ void tcp_input(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, 
 			seq += skip;
 		}
 		if (seq != t->rcv_nxt) {
-			t->ack_now = true;   /* a gap: the duplicate ACK asks for what is missing */
+			/* A gap: the duplicate ACK asks for what is missing; the data waits in place
+			 * when it fits the window (a FIN past a gap is not kept: it comes again). */
+			if (dlen && seq_lt(t->rcv_nxt, seq) && seq - t->rcv_nxt + dlen <= rx_free(t) &&
+			    (t->state == TCP_ESTABLISHED || t->state == TCP_FIN_WAIT_1 || t->state == TCP_FIN_WAIT_2))
+				ooo_add(t, seq, data, dlen);
+			t->ack_now = true;
 		} else {
 			bool can_take = t->state == TCP_ESTABLISHED || t->state == TCP_FIN_WAIT_1 ||
 					t->state == TCP_FIN_WAIT_2;
@@ -604,9 +705,10 @@ void tcp_input(struct netif *ifc, uint32_t src, uint32_t dst, const uint8_t *p, 
 			}
 			t->rcv_nxt += take;
 			t->bytes_in += take;
+			ooo_advance(t);
 			if (dlen)
 				t->ack_now = true;
-			if ((fl & F_FIN) && take == dlen && !t->fin_rcvd) {
+			if ((fl & F_FIN) && take == dlen && !t->fin_rcvd && seq + dlen == t->rcv_nxt) {
 				t->rcv_nxt++;
 				t->fin_rcvd = true;
 				t->ack_now = true;
@@ -661,6 +763,8 @@ static void on_rto(struct tcb *t)
 	t->rto_us = t->rto_us * 2 > TCP_RTO_MAX_MS * 1000 ? TCP_RTO_MAX_MS * 1000 : t->rto_us * 2;
 	t->rtt_active = false;
 	t->snd_nxt = t->snd_una;
+	t->in_recovery = false;
+	t->recover = t->snd_max;
 	if (t->fin_sent) {
 		t->fin_sent = false;   /* sent again after the data */
 		if (t->state == TCP_FIN_WAIT_1)
