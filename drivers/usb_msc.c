@@ -62,7 +62,7 @@ struct msc {
 	struct msc_lun *lun[MSC_MAX_LUNS];
 	uint32_t tag;
 	/* The one command in flight. */
-	bool busy, has_data, csw_queued;
+	bool busy, has_data, csw_queued, streams;
 	uint32_t data_len;
 	struct blk_req *cur;
 	struct msc_lun *cur_lun;
@@ -191,9 +191,10 @@ static int bot_finish(struct msc *m)
 
 static const struct msc_xport bot_xport = { "BOT", bot_issue, bot_done, bot_finish, bot_reset };
 
-/* ---- UAS (USB Attached SCSI) without streams: command IU on the command pipe; the status pipe
- * answers READ READY / WRITE READY before the data stage, then the Sense IU. One tag, one
- * command at a time, as with BOT. Streams (USB3) are not used: see docs/drivers-usb.md. ---- */
+/* ---- UAS (USB Attached SCSI). Without streams (USB2): command IU on the command pipe; the
+ * status pipe answers READ READY / WRITE READY before the data stage, then the Sense IU. With
+ * streams (USB3): status and data are queued on the tag's stream before the command IU. One tag,
+ * one command at a time, as with BOT. ---- */
 enum { UAS_CMD_IU = 0x01, UAS_SENSE_IU = 0x03, UAS_RESPONSE_IU = 0x04, UAS_READ_READY = 0x06,
        UAS_WRITE_READY = 0x07 };
 enum { UAS_WAIT_READY, UAS_WAIT_DATA, UAS_WAIT_SENSE, UAS_OVER };
@@ -202,7 +203,8 @@ enum { UAS_WAIT_READY, UAS_WAIT_DATA, UAS_WAIT_SENSE, UAS_OVER };
 static void uas_read_status(struct msc *m)
 {
 	memset(m->csw, 0, 128);
-	m->x_csw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_stat, .buf = m->csw, .len = 96 };
+	m->x_csw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_stat, .buf = m->csw, .len = 96,
+				      .stream = m->streams ? UAS_TAG : 0 };
 	if (usb_hc_submit(&m->x_csw) < 0) {
 		m->x_csw.done = true;
 		m->x_csw.status = -E_GONE;
@@ -220,14 +222,26 @@ static int uas_issue(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdb
 	memcpy(c + 16, cdb, cdblen);
 	memcpy(m->cdb, cdb, cdblen);
 	m->x_cbw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_cmd, .buf = c, .len = 32 };
-	m->x_data = (struct usb_xfer){ .dev = m->ud, .ep = in ? m->ep_in : m->ep_out, .buf = buf, .len = len };
+	m->x_data = (struct usb_xfer){ .dev = m->ud, .ep = in ? m->ep_in : m->ep_out, .buf = buf, .len = len,
+				       .stream = m->streams ? UAS_TAG : 0 };
 	m->has_data = len != 0;
 	m->data_len = len;
 	m->sense_len = 0;
 	m->uas_state = UAS_WAIT_READY;
-	int rc = usb_hc_submit(&m->x_cbw);
-	if (rc == 0)
+	int rc = 0;
+	if (m->streams) {   /* the device answers on the tag's streams: be listening first */
+		m->uas_state = UAS_WAIT_SENSE;
 		uas_read_status(m);
+		rc = m->x_csw.status;
+		if (rc == 0 && len)
+			rc = usb_hc_submit(&m->x_data);
+		if (rc == 0)
+			rc = usb_hc_submit(&m->x_cbw);
+	} else {
+		rc = usb_hc_submit(&m->x_cbw);
+		if (rc == 0)
+			uas_read_status(m);
+	}
 	m->busy = rc == 0;
 	return rc;
 }
@@ -245,6 +259,10 @@ static bool uas_done(struct msc *m)
 		return false;
 	}
 	if (!m->x_csw.done)
+		return false;
+	/* With streams the data stage runs beside the status: a good status waits for it. */
+	if (m->streams && m->has_data && !m->x_data.done && m->x_csw.status == 0 && m->csw[0] == UAS_SENSE_IU &&
+	    m->csw[6] == 0)
 		return false;
 	if (m->x_csw.status == 0 && m->uas_state == UAS_WAIT_READY && m->x_csw.actual >= 4 && m->has_data &&
 	    (m->csw[0] == UAS_READ_READY || m->csw[0] == UAS_WRITE_READY) && m->csw[3] == UAS_TAG) {
@@ -584,7 +602,7 @@ static void msc_info(struct blk_dev *d)
 	struct msc *m = l->m;
 	kprintf("usb: %04x:%04x, USB serial '%s', LUN %u, SCSI '%s' '%s' rev '%s', %s\n",
 		l->vid, l->pid, l->usb_serial, l->lun, l->inq.vendor, l->inq.product, l->inq.rev,
-		!m ? "-" : m->x == &bot_xport ? "Bulk-Only Transport" : "UAS");
+		!m ? "-" : m->x == &bot_xport ? "Bulk-Only Transport" : m->streams ? "UAS (streams)" : "UAS");
 	if (m)
 		kprintf("port %s on %s, %s speed, max transfer %u KiB\n", m->ud->path, xhci_name(m->ud->hc),
 			usb_speed_name(m->ud->speed), MSC_MAX_BYTES / 1024);
@@ -710,11 +728,7 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 	}
 	if (m->x == &uas_xport && (!m->ep_cmd || !m->ep_stat))
 		m->ep_in = 0;   /* no pipe usage descriptors: not a UAS interface we can drive */
-	if (m->x == &uas_xport && ud->speed >= USB_SPEED_SUPER) {
-		log_event(LOG_WARN, "usb: port %s: UAS at SuperSpeed needs bulk streams, not supported", ud->path);
-		kfree(m);
-		return -E_UNSUPP;
-	}
+
 	m->cbw = dma_alloc(32, 32);
 	m->csw = dma_alloc(128, 64);
 	m->sense = dma_alloc(256, 64);
@@ -722,6 +736,14 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 	int rc = !m->ep_in || !m->ep_out ? -E_UNSUPP : !m->cbw || !m->csw || !m->sense || !m->scratch ? -E_NOMEM : 0;
 	if (rc == 0)
 		rc = usb_hc_configure(ud, ifc);
+	if (rc == 0 && m->x == &uas_xport && ud->speed >= USB_SPEED_SUPER) {
+		m->streams = usb_hc_has_streams(ud, m->ep_stat) && usb_hc_has_streams(ud, m->ep_in) &&
+			     usb_hc_has_streams(ud, m->ep_out);
+		if (!m->streams) {
+			log_event(LOG_WARN, "usb: port %s: UAS at SuperSpeed without bulk streams: not driven", ud->path);
+			rc = -E_UNSUPP;
+		}
+	}
 	if (rc < 0) {
 		msc_free(m);
 		return rc;
