@@ -127,6 +127,8 @@ int blk_reprobe(struct blk_dev *d);
 void blk_protect_tree(struct blk_dev *d, uint32_t flag, bool on);
 /* Registers the GPT (or MBR) partitions of every disk as <disk>p<N> (drivers/part.c). */
 void part_scan_all(void);
+/* The same for one disk found after boot (a hot-plugged USB disk); from a task, not a poller. */
+void part_scan_disk(struct blk_dev *d);
 
 /* Synchronous helpers: submit and wait (yielding to other tasks). Return 0 or the status;
  * *err_lba (may be NULL) receives the failing LBA when known. */

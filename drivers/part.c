@@ -122,6 +122,12 @@ out:
 	kfree(sector);
 }
 
+void part_scan_disk(struct blk_dev *d)
+{
+	if (!d->parent && !(d->flags & BLK_F_GONE))
+		scan_disk(d);
+}
+
 void part_scan_all(void)
 {
 	int n = blk_count();

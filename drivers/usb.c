@@ -19,6 +19,7 @@ enum { HUB_PORT_CONNECTION = 0, HUB_PORT_ENABLE = 1, HUB_PORT_RESET = 4, HUB_POR
        HUB_C_PORT_CONNECTION = 16, HUB_C_PORT_ENABLE = 17, HUB_C_PORT_RESET = 20,
        HUB_BH_PORT_RESET = 28, HUB_C_BH_PORT_RESET = 29 };
 
+bool usb_hotplug_running;
 static struct usb_dev *devs[USB_MAX_DEVS];
 static int ndevs;
 
@@ -315,10 +316,12 @@ static void usb_hub_poll(void)
 				continue;
 			hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_CONNECTION, p);
 			struct usb_dev *old = child_at(hub->hc, hub, p);
+			usb_hotplug_running = true;
 			if (old)
 				detach(old);
 			if (st & 1)
 				enumerate(hub->hc, hub, p);
+			usb_hotplug_running = false;
 			return;   /* the device list changed under the loop */
 		}
 	}

@@ -114,6 +114,9 @@ struct xhci *xhci_get(int i);
 void xhci_pci_addr(struct xhci *hc, uint8_t *bus, uint8_t *dev, uint8_t *fn);
 
 /* USB core (drivers/usb.c). */
+/* Set while a poller handles a connect after boot: class drivers then defer what must wait
+ * (a new disk's partition scan runs on a task of its own). */
+extern bool usb_hotplug_running;
 /* A root port of a new controller: enumerate what is connected (called by xhci's probe). */
 void usb_root_port_changed(struct xhci *hc, int port);
 /* Re-enumerates a device in place (port reset, new address, same configuration): the last rung

@@ -10,6 +10,7 @@
 #include "../kernel/console.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
+#include "../kernel/task.h"
 #include "../kernel/time.h"
 
 #define MSC_PROBE_TIMEOUT_MS  5000   /* INQUIRY, READ CAPACITY, REQUEST SENSE, MODE SENSE */
@@ -629,6 +630,13 @@ static bool is_boot_disk(struct usb_dev *ud, uint8_t lun)
 	return true;
 }
 
+/* A disk plugged in after boot: its partitions are read on a task (blk_read yields, which a
+ * poller may not). */
+static void scan_task(void *arg)
+{
+	part_scan_disk(arg);
+}
+
 static void add_lun(struct msc *m, uint8_t lun)
 {
 	struct scsi_inquiry inq;
@@ -696,6 +704,8 @@ static void add_lun(struct msc *m, uint8_t lun)
 	}
 	all_luns[nluns_all++] = l;
 	m->lun[lun] = l;
+	if (usb_hotplug_running && !task_spawn("usb-parts", scan_task, d))
+		log_event(LOG_WARN, "%s: no task for its partition scan", d->name);
 }
 
 static void msc_free(struct msc *m)

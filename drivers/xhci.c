@@ -924,9 +924,11 @@ static void xhci_hotplug_poll(void)
 		if (hc->dead)
 			continue;
 		uint32_t changes = xhci_port_changes(hc);
+		usb_hotplug_running = true;
 		for (unsigned p = 1; p <= hc->nports; p++)
 			if (changes & (1u << p))
 				usb_root_port_changed(hc, (int)p);
+		usb_hotplug_running = false;
 	}
 }
 POLLER(xhci_hotplug, xhci_hotplug_poll);

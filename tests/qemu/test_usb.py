@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import (Machine, PausedNbd, check, check_hung_read, finish, host_crc,  # noqa: E402
                           make_pattern_disk, sha256_file)
+from mkdemo import gpt_disk  # noqa: E402
 
 tmp = tempfile.mkdtemp(prefix="cowboot-usb-")
 atexit.register(shutil.rmtree, tmp, True)
@@ -36,7 +37,7 @@ make_pattern_disk(HUBD, 4 << 20, "usbHub")
 make_pattern_disk(L0, 4 << 20, "lunZero")
 make_pattern_disk(L1, 4 << 20, "lunOne")
 make_pattern_disk(NEC, 2 << 20, "usbNec")
-make_pattern_disk(OTHER, 4 << 20, "usbOther")
+gpt_disk(OTHER, 4 << 20)   # a GPT with one partition: found when plugged in after boot
 subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", BIG, "3T"], check=True)
 src_hash = sha256_file(SRC)
 BAD = 777
@@ -167,7 +168,11 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     r = m.qmp("device_add", driver="usb-storage", id="stick2", bus="xhci.0", port="1", drive="other",
               serial="USB-OTHER")
     check("QMP device_add of another drive", "return" in r, r)
-    m.wait_for(r"disk (usb\d+): \d+ sectors of 512 bytes, model 'QEMU QEMU HARDDISK', serial 'USB-OTHER'", 30)
+    new = m.wait_for(r"disk (usb\d+): \d+ sectors of 512 bytes, model 'QEMU QEMU HARDDISK', serial 'USB-OTHER'", 30).group(1)
+    m.wait_for(rf"disk {new}p1: ", 30)
+    check("a disk plugged in after boot has its GPT partition scanned", True)
+    o = m.cmd(f"read {new}p1 3")
+    check("and the partition reads", "|cowboot demo sou|" in o and "lba 2051" in o, o[:300])
     out = m.cmd("disks")
     check("another drive on the same port is a new disk; the old one stays gone",
           re.search(rf"^{src}\s.*gone", out, re.M) and "USB-OTHER" in out, out)
