@@ -29,6 +29,9 @@ SRC, HUBD, L0, L1, NEC, OTHER, BIG, HANG = (os.path.join(tmp, n) for n in
 make_pattern_disk(HANG, 2 << 20, "usbHang")
 U0, U1, U3, UN = (os.path.join(tmp, n) for n in ("uas0.img", "uas1.img", "uas3.img", "uasn.img"))
 make_pattern_disk(UN, 1 << 20, "uasNec")
+DEEP, HP = os.path.join(tmp, "deep.img"), os.path.join(tmp, "hp.img")
+make_pattern_disk(DEEP, 1 << 20, "usbDeep")
+make_pattern_disk(HP, 1 << 20, "usbHubPlug")
 make_pattern_disk(U0, 4 << 20, "uasZero")
 make_pattern_disk(U1, 4 << 20, "uasOne")
 make_pattern_disk(U3, 1 << 20, "uasSuper")
@@ -54,6 +57,11 @@ ctrl = ["-device", "qemu-xhci,id=xhci",
         "-device", "usb-hub,id=hub,bus=xhci.0,port=2",
         "-drive", f"if=none,id=hubd,file={HUBD},format=raw,cache=none",
         "-device", "usb-storage,bus=xhci.0,port=2.2,drive=hubd,serial=USB-HUB-1",
+        # A second tier: a hub on the hub, a disk on that.
+        "-device", "usb-hub,id=hub2,bus=xhci.0,port=2.4",
+        "-drive", f"if=none,id=deep,file={DEEP},format=raw,cache=none",
+        "-device", "usb-storage,bus=xhci.0,port=2.4.1,drive=deep,serial=USB-DEEP",
+        "-blockdev", json.dumps({"driver": "raw", "node-name": "hp", "file": {"driver": "file", "filename": HP}}),
         "-device", "usb-bot,id=bot,bus=xhci.0,port=3",
         "-drive", f"if=none,id=l0,file={L0},format=raw,cache=none",
         "-device", "scsi-hd,bus=bot.0,scsi-id=0,lun=0,drive=l0,serial=BOT-L0",
@@ -118,10 +126,13 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     check("a SuperSpeed UAS device on a controller without streams is listed, not driven",
           re.search(r"super\s+46f4:0003.*class 08/06/62, no driver", tree) and "UAS-NEC" not in out and
           "UAS at SuperSpeed without bulk streams: not driven" in boot_log, tree)
+    check("usb shows the second-tier hub and the disk on it",
+          re.search(r"6\.4\s+full\s+.*hub, \d+ ports", tree) and re.search(r"6\.4\.1\s+full\s+.*USB-DEEP.*driver usb-msc", tree), tree)
     check("usb shows speeds and classes", re.search(r"1\s+super\s+46f4:0001.*USB-SRC-1\s+class 08/06/50, driver usb-msc", tree), tree)
     for name, path, lba, count, ls in ((src, SRC, 0, BAD, 512), (src, SRC, BAD + 1, 30000, 512), (hubd, HUBD, 3, 8000, 512),
                                        (l0, L0, 0, 8192, 512), (l1, L1, 1, 1000, 4096), (nec, NEC, 0, 4096, 512),
-                                       (u0, U0, 0, 8192, 512), (u1, U1, 2, 1000, 4096), (uss, U3, 0, 2048, 512)):
+                                       (u0, U0, 0, 8192, 512), (u1, U1, 2, 1000, 4096), (uss, U3, 0, 2048, 512),
+                                       (rows.get("USB-DEEP"), DEEP, 0, 2048, 512)):
         o = m.cmd(f"sum {name} {lba} {count}", 120)
         check(f"{name}: sum of {count} sectors at {lba} matches the host", crc_of(o) == host_crc(path, lba, count, ls), o)
     o = m.cmd(f"read {src} {BAD}")
@@ -156,6 +167,16 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     o = m.cmd(f"info {hang}")
     check("info counts the timeout and the reset", "timeouts 1, resets 1" in o, o)
     m.cmd("set io-timeout=30000")
+
+    # A disk plugged into a hub port while running, then unplugged.
+    r = m.qmp("device_add", driver="usb-storage", id="hp", bus="xhci.0", port="2.6", drive="hp", serial="USB-HUBPLUG")
+    check("QMP device_add behind the hub", "return" in r, r)
+    hp = m.wait_for(r"disk (usb\d+): 2048 sectors of 512 bytes, model '[^']*', serial 'USB-HUBPLUG'", 30).group(1)
+    o = m.cmd(f"read {hp} 9")
+    check("a disk plugged into a hub port while running is found and reads", "usbHubPlug lba 9" in o, o[:200])
+    m.qmp("device_del", id="hp")
+    m.wait_for(rf"disk {hp} is gone", 30)
+    check("and unplugged from the hub it is gone", True)
 
     # Unplug, then the same drive again on the same port: gone, then back with its old name.
     r = m.qmp("device_del", id="stick")
