@@ -51,6 +51,8 @@ static struct {
 	bool bad_csw_once;
 	uint64_t stall_lba, hang_lba;
 	bool hanging;
+	bool deaf_to_bot_reset;      /* a bridge that only a port reset brings back */
+	bool dead;                   /* stalls every request, even after a port reset */
 	int bot_resets, clear_halts, port_resets;
 } F;
 
@@ -201,6 +203,8 @@ static void put_str(uint8_t *b, const char *s)
 /* A control request: bytes of the data stage in buf (IN) and their count; -1 stalls. */
 static int control(const uint8_t *setup, uint8_t *buf)
 {
+	if (F.dead)
+		return -1;
 	uint16_t value = (uint16_t)(setup[2] | setup[3] << 8);
 	static const uint8_t dev[18] = { 18, 1, 0x00, 0x02, 0, 0, 0, 64, 0x34, 0x12, 0x78, 0x56, 0, 1, 1, 2, 3, 1 };
 	static const uint8_t cfg[32] = { 9, 2, 32, 0, 1, 1, 0, 0x80, 50, 9, 4, 0, 0, 2, 8, 6, 0x50, 0,
@@ -216,7 +220,13 @@ static int control(const uint8_t *setup, uint8_t *buf)
 	case 0x0009: return 0;
 	case 0x0201: F.clear_halts++; return 0;
 	case 0xa1fe: buf[0] = 0; return 1;
-	case 0x21ff: F.bot_resets++; F.bot = B_CBW; F.hanging = false; return 0;
+	case 0x21ff:
+		F.bot_resets++;
+		if (F.deaf_to_bot_reset)
+			return -1;
+		F.bot = B_CBW;
+		F.hanging = false;
+		return 0;
 	}
 	return -1;
 }
@@ -399,6 +409,9 @@ static void port_write(void)
 	F.port_changes &= ~(sc & PORT_CHANGES);
 	if ((sc & PORT_PR) && F.connected) {
 		F.port_resets++;
+		F.hanging = false;   /* the device starts over */
+		F.deaf_to_bot_reset = false;
+		F.bot = B_CBW;
 		F.port_enabled = true;
 		F.port_changes |= PORT_PRC;
 	}
@@ -644,6 +657,21 @@ int main(void)
 	rc = read_lba(d, &r, 1000, 4, buf, 1000);
 	CHECK("reads work after the recovery", rc == 0 && disk_matches(buf, 1000, 4));
 
+	/* A bridge that hangs and ignores the BOT reset: the port reset and re-enumeration bring it
+	 * back with the same identity. */
+	F.hang_lba = 1500;
+	F.deaf_to_bot_reset = true;
+	rc = read_lba(d, &r, 1500, 1, buf, 200);
+	CHECK("a read hung in a deaf bridge does not complete", rc == -E_BUSY);
+	int ports = F.port_resets;
+	F.hang_lba = UINT64_MAX;
+	rc = msc_recover(d, &r);
+	CHECK("recovery climbs to the port reset and re-enumeration, the same identity",
+	      rc == 0 && F.port_resets == ports + 1 && strstr(logbuf, "port reset and re-enumeration") &&
+	      strstr(logbuf, "re-enumerated: same device"));
+	rc = read_lba(d, &r, 1500, 4, buf, 1000);
+	CHECK("reads work after the port reset", rc == 0 && disk_matches(buf, 1500, 4));
+
 	/* Unplug: the disk is gone; plugged in again (same identity): it is back. */
 	F.connected = false;
 	F.port_enabled = false;
@@ -661,6 +689,14 @@ int main(void)
 	CHECK("a disk found at boot is left to the boot-time partition scan; a returning one keeps its own", scans == 0);
 	rc = read_lba(d, &r, 7, 1, buf, 1000);
 	CHECK("and reads", rc == 0 && disk_matches(buf, 7, 1));
+
+	/* A bridge dead to everything: every rung fails, the disk is to be marked gone. */
+	F.hang_lba = 50;
+	rc = read_lba(d, &r, 50, 1, buf, 200);
+	F.dead = true;
+	rc = msc_recover(d, &r);
+	CHECK("a bridge that answers nothing after every rung is gone", rc == -E_GONE &&
+	      strstr(logbuf, "no answer after the port reset"));
 
 	/* A firmware that never lets go; 32-byte contexts, no scratchpads. */
 	reset_driver_state();
