@@ -17,6 +17,7 @@
 #define MSC_READY_TIMEOUT_MS 10000   /* TEST UNIT READY until the medium is ready, at probe */
 #define MSC_CSW_TIMEOUT_MS    2000   /* the status read again after a stalled data stage */
 #define MSC_RESET_TIMEOUT_MS  2000   /* Bulk-Only Mass Storage Reset and each CLEAR_FEATURE */
+#define MSC_SAT_TIMEOUT_MS    2000   /* ATA PASS-THROUGH IDENTIFY: a bridge without SAT may not answer */
 
 #define MSC_MAX_LUNS 8
 #define MSC_MAX_BYTES (256u * 1024)
@@ -50,6 +51,7 @@ struct msc_lun {
 	char usb_serial[48];
 	uint16_t vid, pid;
 	struct blk_req *pending;       /* accepted, waiting for the device (another LUN's command runs) */
+	char ata_model[41], ata_serial[21], ata_fw[9];   /* the drive behind a SAT bridge, "" if none */
 	bool ua_retried;
 };
 
@@ -551,6 +553,26 @@ static void unit_serial(struct msc *m, uint8_t lun, char *out, size_t outlen)
 	out[k] = '\0';
 }
 
+/* The drive's own identity through SAT: ATA PASS-THROUGH (16), PIO data-in, IDENTIFY DEVICE.
+ * Bridges without SAT refuse it (or fail to answer: then a BOT reset, once, at probe). */
+static void sat_identify(struct msc *m, struct msc_lun *l)
+{
+	uint8_t cdb[16] = { 0x85, 4 << 1, 0x0e };   /* PIO data-in; length in sectors, from the device */
+	cdb[6] = 1;
+	cdb[14] = 0xec;
+	memset(m->scratch, 0, 512);
+	int rc = bot_sync(m, l->lun, cdb, 16, true, m->scratch, 512, MSC_SAT_TIMEOUT_MS);
+	if (rc == BOT_CHECK) {
+		struct scsi_sense s;
+		request_sense(m, l->lun, &s);   /* clears the condition; the answer is "no" either way */
+		return;
+	}
+	if (rc == BOT_OK && m->x_data.actual >= 512 &&
+	    ata_identify_strings(m->scratch, 512, l->ata_model, l->ata_serial, l->ata_fw) == 0)
+		log_event(LOG_INFO, "%s: SAT bridge: drive '%s' serial '%s' firmware '%s'", l->dev.name,
+			  l->ata_model, l->ata_serial, l->ata_fw);
+}
+
 static bool write_protected(struct msc *m, uint8_t lun)
 {
 	struct scsi_sense s;
@@ -604,6 +626,11 @@ static void msc_info(struct blk_dev *d)
 	kprintf("usb: %04x:%04x, USB serial '%s', LUN %u, SCSI '%s' '%s' rev '%s', %s\n",
 		l->vid, l->pid, l->usb_serial, l->lun, l->inq.vendor, l->inq.product, l->inq.rev,
 		!m ? "-" : m->x == &bot_xport ? "Bulk-Only Transport" : m->streams ? "UAS (streams)" : "UAS");
+	if (l->ata_model[0])
+		kprintf("drive (SAT ATA PASS-THROUGH IDENTIFY): '%s' serial '%s' firmware '%s'\n", l->ata_model,
+			l->ata_serial, l->ata_fw);
+	else
+		kprintf("drive identity: not available through this bridge (no SAT ATA PASS-THROUGH)\n");
 	if (m)
 		kprintf("port %s on %s, %s speed, max transfer %u KiB\n", m->ud->path, xhci_name(m->ud->hc),
 			usb_speed_name(m->ud->speed), MSC_MAX_BYTES / 1024);
@@ -704,6 +731,7 @@ static void add_lun(struct msc *m, uint8_t lun)
 	}
 	all_luns[nluns_all++] = l;
 	m->lun[lun] = l;
+	sat_identify(m, l);
 	if (usb_hotplug_running && !task_spawn("usb-parts", scan_task, d))
 		log_event(LOG_WARN, "%s: no task for its partition scan", d->name);
 }

@@ -67,4 +67,9 @@ int scsi_parse_capacity16(const uint8_t *b, size_t len, uint64_t *sectors, uint3
 struct scsi_sense { uint8_t key, asc, ascq; int info_valid; uint64_t info; };
 int scsi_parse_sense(const uint8_t *b, size_t len, struct scsi_sense *out);
 
+/* An ATA IDENTIFY DEVICE block (512 bytes, from a SAT bridge's ATA PASS-THROUGH): model, serial
+ * and firmware (byte-swapped ATA strings, trimmed). -E_CORRUPT when it is short, not an ATA
+ * device (word 0 bit 15), or its integrity word (A5h signature) does not sum to zero. */
+int ata_identify_strings(const uint8_t *id, size_t len, char model[41], char serial[21], char fw[9]);
+
 #endif

@@ -161,6 +161,8 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     o = m.cmd(f"info {src}")
     check("info names the USB side", re.search(r"usb: 46f4:0001, USB serial 'USB-SRC-1', LUN 0", o) and
           "port 1 on xhci0, super speed" in o, o)
+    check("info says when the bridge has no SAT pass-through (QEMU's has none)",
+          "drive identity: not available through this bridge" in o, o)
 
     hang = rows.get("USB-HANG")
     check_hung_read(m, hang, 50, "USB", extra_wait=rf"{hang}: BOT reset recovery")

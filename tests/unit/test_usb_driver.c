@@ -282,6 +282,27 @@ static void scsi(void)
 		break;
 	}
 	case 0x35: break;
+	case 0x85:   /* ATA PASS-THROUGH (16): IDENTIFY DEVICE as a SAT bridge answers it */
+		if (cdb[14] != 0xec) { sense(5, 0x24, UINT64_MAX); F.csw_status = 1; break; }
+		{
+			static const char model[] = "FAKE ATA DRIVE 1TB", ser[] = "ATA-SER-9";
+			memset(F.data + 20, ' ', 20);
+			memset(F.data + 46, ' ', 8);
+			memset(F.data + 54, ' ', 40);
+			for (size_t i = 0; i < sizeof(model) - 1; i++)
+				F.data[54 + (i ^ 1)] = (uint8_t)model[i];
+			for (size_t i = 0; i < sizeof(ser) - 1; i++)
+				F.data[20 + (i ^ 1)] = (uint8_t)ser[i];
+			for (size_t i = 0; i < 4; i++)
+				F.data[46 + (i ^ 1)] = (uint8_t)"01.2"[i];
+			F.data[510] = 0xa5;
+			uint8_t sum = 0;
+			for (int i = 0; i < 511; i++)
+				sum = (uint8_t)(sum + F.data[i]);
+			F.data[511] = (uint8_t)-sum;
+			F.data_len = 512;
+		}
+		break;
 	default: sense(5, 0x20, UINT64_MAX); F.csw_status = 1; break;
 	}
 	if (F.data_len > want)
@@ -621,6 +642,10 @@ int main(void)
 	      disks[0]->lsize == 512);
 	struct blk_dev *d = ndisks_reg ? disks[0] : NULL;
 	CHECK("model from INQUIRY, serial from VPD 80h", d && !strcmp(d->model, "FAKE Disk") && !strcmp(d->serial, "FK01"));
+	struct msc_lun *fl = d ? d->drv : NULL;
+	CHECK("the drive behind the SAT bridge from ATA PASS-THROUGH IDENTIFY",
+	      fl && !strcmp(fl->ata_model, "FAKE ATA DRIVE 1TB") && !strcmp(fl->ata_serial, "ATA-SER-9") &&
+	      !strcmp(fl->ata_fw, "01.2"));
 	if (!d)
 		return CHECK_DONE();
 	rc = read_lba(d, &r, 100, 16, buf, 1000);
