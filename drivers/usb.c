@@ -2,6 +2,7 @@
  * and parsed defensively, configuration), hubs and their ports, connects and disconnects, class
  * driver binding through the usbdrv table, names by port path, and the `usb` command. */
 #include "usb.h"
+#include "blk.h"
 #include "../cow/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -316,12 +317,14 @@ static void usb_hub_poll(void)
 				continue;
 			hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_CONNECTION, p);
 			struct usb_dev *old = child_at(hub->hc, hub, p);
+			uint64_t t0 = time_now_us();
 			usb_hotplug_running = true;
 			if (old)
 				detach(old);
 			if (st & 1)
 				enumerate(hub->hc, hub, p);
 			usb_hotplug_running = false;
+			blk_extend_deadlines(time_now_us() - t0);   /* as in xhci_hotplug_poll */
 			return;   /* the device list changed under the loop */
 		}
 	}

@@ -924,11 +924,16 @@ static void xhci_hotplug_poll(void)
 		if (hc->dead)
 			continue;
 		uint32_t changes = xhci_port_changes(hc);
+		if (!changes)
+			continue;
+		uint64_t t0 = time_now_us();
 		usb_hotplug_running = true;
 		for (unsigned p = 1; p <= hc->nports; p++)
 			if (changes & (1u << p))
 				usb_root_port_changed(hc, (int)p);
 		usb_hotplug_running = false;
+		/* Enumeration waits inside this poller (a drive spinning up: seconds): not on anyone's clock. */
+		blk_extend_deadlines(time_now_us() - t0);
 	}
 }
 POLLER(xhci_hotplug, xhci_hotplug_poll);
