@@ -755,6 +755,7 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 	m->ud = ud;
 	m->iface = ifc->num;
 	m->x = ifc->proto == 0x62 ? &uas_xport : &bot_xport;
+	uint8_t *by_pipe[5] = { NULL, &m->ep_cmd, &m->ep_stat, &m->ep_in, &m->ep_out };   /* UAS pipe usage ids */
 	for (unsigned i = 0; i < ifc->neps; i++) {
 		const struct usbd_ep *e = &ifc->ep[i];
 		if (e->type != 2)
@@ -762,7 +763,7 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 		if (m->x == &bot_xport)
 			*(e->addr & USB_DIR_IN ? &m->ep_in : &m->ep_out) = e->addr;
 		else if (e->pipe_id >= 1 && e->pipe_id <= 4)
-			*(uint8_t *[]){ &m->ep_cmd, &m->ep_stat, &m->ep_in, &m->ep_out }[e->pipe_id - 1] = e->addr;
+			*by_pipe[e->pipe_id] = e->addr;
 	}
 	if (m->x == &uas_xport && (!m->ep_cmd || !m->ep_stat))
 		m->ep_in = 0;   /* no pipe usage descriptors: not a UAS interface we can drive */

@@ -332,21 +332,16 @@ static bool transfer(unsigned dci)
 		memcpy(setup, t, 8);
 		e->r.deq += 16;
 		int n = control(setup, buf);
-		uint16_t wlen = (uint16_t)(setup[6] | setup[7] << 8);
 		struct trb *d;
-		uint64_t dat = 0;
 		while ((d = ring_next(&e->r, &at)) && ((d->ctl >> 10) & 0x3f) != TRB_STATUS) {
 			uint8_t *p = (uint8_t *)(uintptr_t)(d->d0 | (uint64_t)d->d1 << 32);
 			uint32_t len = d->d2 & 0x1ffff, k = n > 0 ? ((uint32_t)n < len ? (uint32_t)n : len) : 0;
 			if (setup[0] & 0x80)
 				memcpy(p, buf, k);
-			dat = at;
 			if (n >= 0 && k < len)
 				post_event(at, (uint32_t)CC_SHORT << 24 | (len - k), ev);
 			e->r.deq += 16;
 		}
-		(void)wlen;
-		(void)dat;
 		if (!d) { e->r = save; return false; }
 		e->r.deq += 16;
 		if (n < 0) {
@@ -412,7 +407,6 @@ static bool transfer(unsigned dci)
 	memcpy(p, csw, 13);
 	F.bot = B_CBW;
 	post_event(at, (uint32_t)(len > 13 ? CC_SHORT : CC_SUCCESS) << 24 | (len - 13), ev);
-	(void)len;
 	return true;
 }
 
