@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """USB HID boot keyboards (two usb-kbd on qemu-xhci) feed the console beside the serial port: keys
 sent to one keyboard with QMP input-send-event are seen as a typed command (shift included),
-Ctrl-C from the other stops a running command, a held key repeats, and both show in `usb`."""
+Ctrl-C from the other (behind a usb-hub) stops a running command, a held key repeats, and both show in `usb`."""
 import os
 import re
 import sys
@@ -35,11 +35,13 @@ def type_text(m, dev, text):
 # input-send-event targets a display's console, which delivers to the keyboard bound to it: one
 # display device per keyboard.
 ctrl = ["-device", "VGA,id=v0", "-device", "secondary-vga,id=v1", "-device", "qemu-xhci,id=xhci",
-        "-device", "usb-kbd,id=kbd1,bus=xhci.0,display=v0", "-device", "usb-kbd,id=kbd2,bus=xhci.0,display=v1"]
+        "-device", "usb-kbd,id=kbd1,bus=xhci.0,display=v0", "-device", "usb-hub,bus=xhci.0,port=2",
+        "-device", "usb-kbd,id=kbd2,bus=xhci.0,port=2.3,display=v1"]   # the second behind a hub
 with Machine(controllers=ctrl, name="usbhid") as m:
     m.wait_prompt(120)
     out = m.cmd("usb")
-    check("both keyboards are bound", len(re.findall(r"class 03/01/01, driver usb-kbd", out)) == 2, out)
+    check("both keyboards are bound, one behind the hub", len(re.findall(r"class 03/01/01, driver usb-kbd", out)) == 2
+          and re.search(r"6\.3\s+full\s+0627:0001.*driver usb-kbd", out), out)
     type_text(m, "v0", "echo Typed on USB-1.\r")
     m.wait_for(r"\nTyped on USB-1\.\n", 60)
     check("a command typed on a USB keyboard runs (shift, digits, punctuation)", True)
