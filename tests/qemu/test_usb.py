@@ -116,6 +116,9 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     check("the model comes from INQUIRY", re.search(rf"^{src}\s+16\.0 MiB\s+512/512\s+QEMU QEMU HARDDISK", out, re.M), out)
     check("the 4096-byte LUN has 4096-byte sectors", re.search(rf"^{l1}\s+4\.0 MiB\s+4096/4096", out, re.M), out)
     check("the 3 TiB disk has its size (READ CAPACITY 16)", re.search(rf"^{big}\s+3\.0 TiB\s+512/512", out, re.M), out)
+    o = m.cmd("pci")
+    check("pci shows the xHCI controllers bound", len(re.findall(r"1b36:000d.*xhci", o)) == 2 and
+          re.search(r"1033:0194.*xhci", o), o)
     tree = m.cmd("usb")
     check("usb lists both controllers", "xhci0 (pci" in tree and "xhci1 (pci" in tree and "1033:0194" in tree, tree)
     check("usb shows the hub and the disk behind it by port path",
