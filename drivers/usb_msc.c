@@ -573,6 +573,26 @@ static void sat_identify(struct msc *m, struct msc_lun *l)
 			  l->ata_model, l->ata_serial, l->ata_fw);
 }
 
+/* SMART RETURN STATUS through SAT (non-data, CK_COND: the registers come back in the sense
+ * data): 1 healthy, 0 a threshold exceeded, negative when the bridge cannot say. */
+static int sat_smart_status(struct msc *m, struct msc_lun *l)
+{
+	uint8_t cdb[16] = { 0x85, 3 << 1, 0x20 };   /* non-data, CK_COND */
+	cdb[4] = 0xda;    /* features: RETURN STATUS */
+	cdb[10] = 0x4f;   /* LBA mid */
+	cdb[12] = 0xc2;   /* LBA high */
+	cdb[14] = 0xb0;   /* SMART */
+	int rc = bot_sync(m, l->lun, cdb, 16, true, NULL, 0, MSC_SAT_TIMEOUT_MS);
+	if (rc != BOT_CHECK)
+		return rc < 0 ? rc : -E_UNSUPP;
+	struct scsi_sense s;
+	if (request_sense(m, l->lun, &s) < 0 || !s.ata_valid || (s.ata_status & 0x01))
+		return -E_UNSUPP;
+	if (s.ata_lba_mid == 0x4f && s.ata_lba_high == 0xc2)
+		return 1;
+	return s.ata_lba_mid == 0xf4 && s.ata_lba_high == 0x2c ? 0 : -E_UNSUPP;
+}
+
 static bool write_protected(struct msc *m, uint8_t lun)
 {
 	struct scsi_sense s;
@@ -626,9 +646,13 @@ static void msc_info(struct blk_dev *d)
 	kprintf("usb: %04x:%04x, USB serial '%s', LUN %u, SCSI '%s' '%s' rev '%s', %s\n",
 		l->vid, l->pid, l->usb_serial, l->lun, l->inq.vendor, l->inq.product, l->inq.rev,
 		!m ? "-" : m->x == &bot_xport ? "Bulk-Only Transport" : m->streams ? "UAS (streams)" : "UAS");
-	if (l->ata_model[0])
+	if (l->ata_model[0]) {
 		kprintf("drive (SAT ATA PASS-THROUGH IDENTIFY): '%s' serial '%s' firmware '%s'\n", l->ata_model,
 			l->ata_serial, l->ata_fw);
+		int h = m && !m->busy ? sat_smart_status(m, l) : -E_GONE;
+		kprintf("SMART: %s\n", h == 1 ? "healthy (RETURN STATUS)" : h == 0 ? "FAILING: a threshold is exceeded"
+					: "status not available through this bridge");
+	}
 	else
 		kprintf("drive identity: not available through this bridge (no SAT ATA PASS-THROUGH)\n");
 	if (m)

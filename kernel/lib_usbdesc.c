@@ -204,6 +204,13 @@ int scsi_parse_sense(const uint8_t *b, size_t len, struct scsi_sense *out)
 				out->info_valid = b[off + 2] >> 7;
 				out->info = be64(b + off + 4);
 			}
+			if (b[off] == 0x09 && dl >= 14) {   /* ATA Status Return */
+				out->ata_valid = 1;
+				out->ata_error = b[off + 3];
+				out->ata_lba_mid = b[off + 9];
+				out->ata_lba_high = b[off + 11];
+				out->ata_status = b[off + 13];
+			}
 			off += dl;
 		}
 		return 0;

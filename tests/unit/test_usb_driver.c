@@ -46,7 +46,8 @@ static struct {
 	uint8_t data[65536];
 	uint32_t data_len, data_pos;
 	uint8_t csw_status;
-	uint8_t sense[18];
+	uint8_t sense[32];
+	bool smart_failing;
 	uint64_t out_lba;
 	bool bad_csw_once;
 	uint64_t stall_lba, hang_lba;
@@ -254,7 +255,7 @@ static void scsi(void)
 	memset(F.data, 0, sizeof(F.data));
 	switch (cdb[0]) {
 	case 0x00: break;
-	case 0x03: memcpy(F.data, F.sense, 18); F.data_len = 18; break;
+	case 0x03: memcpy(F.data, F.sense, sizeof(F.sense)); F.data_len = sizeof(F.sense); break;
 	case 0x12:
 		if (cdb[1] & 1) { F.data[1] = 0x80; F.data[3] = 4; memcpy(F.data + 4, "FK01", 4); F.data_len = 8; break; }
 		F.data[4] = 31;
@@ -282,7 +283,16 @@ static void scsi(void)
 		break;
 	}
 	case 0x35: break;
-	case 0x85:   /* ATA PASS-THROUGH (16): IDENTIFY DEVICE as a SAT bridge answers it */
+	case 0x85:   /* ATA PASS-THROUGH (16): IDENTIFY DEVICE, SMART RETURN STATUS as a SAT bridge answers them */
+		if (cdb[14] == 0xb0 && cdb[4] == 0xda && (cdb[2] & 0x20)) {
+			static const uint8_t ok[] = { 0x72, 1, 0, 0x1d, 0, 0, 0, 14, 9, 12, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0, 0xc2, 0, 0x50 };
+			memset(F.sense, 0, sizeof(F.sense));
+			memcpy(F.sense, ok, sizeof(ok));
+			if (F.smart_failing)
+				F.sense[17] = 0xf4, F.sense[19] = 0x2c;
+			F.csw_status = 1;
+			break;
+		}
 		if (cdb[14] != 0xec) { sense(5, 0x24, UINT64_MAX); F.csw_status = 1; break; }
 		{
 			static const char model[] = "FAKE ATA DRIVE 1TB", ser[] = "ATA-SER-9";
@@ -641,6 +651,10 @@ int main(void)
 	CHECK("the drive behind the SAT bridge from ATA PASS-THROUGH IDENTIFY",
 	      fl && !strcmp(fl->ata_model, "FAKE ATA DRIVE 1TB") && !strcmp(fl->ata_serial, "ATA-SER-9") &&
 	      !strcmp(fl->ata_fw, "01.2"));
+	CHECK("SMART RETURN STATUS through SAT: healthy", fl && sat_smart_status(fl->m, fl) == 1);
+	F.smart_failing = true;
+	CHECK("SMART RETURN STATUS through SAT: a threshold exceeded", fl && sat_smart_status(fl->m, fl) == 0);
+	F.smart_failing = false;
 	if (!d)
 		return CHECK_DONE();
 	rc = read_lba(d, &r, 100, 16, buf, 1000);
