@@ -134,12 +134,18 @@ void blk_set_returned(struct blk_dev *d);
  * op with no request); 0 and the disk is back, else still gone. */
 int blk_reprobe(struct blk_dev *d);
 
+/* A poller held the CPU for `us` (a USB device enumerated on hot-plug): the requests in flight
+ * on every disk get that time back, so no deadline fires for a wait that was not theirs. */
+void blk_extend_deadlines(uint64_t us);
+
 /* Sets (on) or clears a protection flag (BLK_F_RO, BLK_F_SOURCE) on a disk and all its
  * partitions, or on a partition's disk and siblings: writing through another name must be
  * refused too. */
 void blk_protect_tree(struct blk_dev *d, uint32_t flag, bool on);
 /* Registers the GPT (or MBR) partitions of every disk as <disk>p<N> (drivers/part.c). */
 void part_scan_all(void);
+/* The same for one disk found after boot (a hot-plugged USB disk); from a task, not a poller. */
+void part_scan_disk(struct blk_dev *d);
 
 /* Synchronous helpers: submit and wait (yielding to other tasks). Return 0 or the status;
  * *err_lba (may be NULL) receives the failing LBA when known. */

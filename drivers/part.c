@@ -84,12 +84,15 @@ out:
 	kfree(io.bounce);
 }
 
+void part_scan_disk(struct blk_dev *d)
+{
+	if (!d->parent && !(d->flags & BLK_F_GONE))
+		scan_disk(d);
+}
+
 void part_scan_all(void)
 {
 	int n = blk_count();
-	for (int i = 0; i < n; i++) {
-		struct blk_dev *d = blk_get(i);
-		if (!d->parent && !(d->flags & BLK_F_GONE))
-			scan_disk(d);
-	}
+	for (int i = 0; i < n; i++)
+		part_scan_disk(blk_get(i));
 }

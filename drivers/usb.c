@@ -2,6 +2,7 @@
  * and parsed defensively, configuration), hubs and their ports, connects and disconnects, class
  * driver binding through the usbdrv table, names by port path, and the `usb` command. */
 #include "usb.h"
+#include "blk.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -19,6 +20,7 @@ enum { HUB_PORT_CONNECTION = 0, HUB_PORT_ENABLE = 1, HUB_PORT_RESET = 4, HUB_POR
        HUB_C_PORT_CONNECTION = 16, HUB_C_PORT_ENABLE = 17, HUB_C_PORT_RESET = 20,
        HUB_BH_PORT_RESET = 28, HUB_C_BH_PORT_RESET = 29 };
 
+bool usb_hotplug_running;
 static struct usb_dev *devs[USB_MAX_DEVS];
 static int ndevs;
 
@@ -315,10 +317,14 @@ static void usb_hub_poll(void)
 				continue;
 			hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_CONNECTION, p);
 			struct usb_dev *old = child_at(hub->hc, hub, p);
+			uint64_t t0 = time_now_us();
+			usb_hotplug_running = true;
 			if (old)
 				detach(old);
 			if (st & 1)
 				enumerate(hub->hc, hub, p);
+			usb_hotplug_running = false;
+			blk_extend_deadlines(time_now_us() - t0);   /* as in xhci_hotplug_poll */
 			return;   /* the device list changed under the loop */
 		}
 	}

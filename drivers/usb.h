@@ -23,6 +23,7 @@ struct usb_dev;
 struct usb_xfer {
 	struct usb_dev *dev;
 	uint8_t ep;               /* endpoint address (0 = control, bit 7 = IN) */
+	uint16_t stream;          /* bulk stream ID when the endpoint has streams (UAS), else 0 */
 	void *buf;
 	uint32_t len;
 	/* Results. */
@@ -79,8 +80,10 @@ int usb_hc_cancel(struct usb_dev *d, uint8_t ep);   /* stops an endpoint, drops 
 /* Control transfer with a deadline: bytes moved, or a negative error (-E_AGAIN after a stall). */
 int usb_control(struct usb_dev *d, uint8_t reqtype, uint8_t req, uint16_t value, uint16_t index,
 		void *buf, uint16_t len, uint32_t timeout_ms);
-/* Configures the interface's endpoints in the controller (after SET_CONFIGURATION). */
+/* Configures the interface's endpoints in the controller (after SET_CONFIGURATION); bulk
+ * endpoints whose SuperSpeed companion offers streams get streams 1..3 (x->stream picks one). */
 int usb_hc_configure(struct usb_dev *d, const struct usbd_iface *ifc);
+bool usb_hc_has_streams(struct usb_dev *d, uint8_t ep);
 /* Clears a halted endpoint in the controller (Reset Endpoint, Set TR Dequeue) and the device
  * (CLEAR_FEATURE ENDPOINT_HALT). */
 int usb_clear_halt(struct usb_dev *d, uint8_t ep);
@@ -111,6 +114,9 @@ struct xhci *xhci_get(int i);
 void xhci_pci_addr(struct xhci *hc, uint8_t *bus, uint8_t *dev, uint8_t *fn);
 
 /* USB core (drivers/usb.c). */
+/* Set while a poller handles a connect after boot: class drivers then defer what must wait
+ * (a new disk's partition scan runs on a task of its own). */
+extern bool usb_hotplug_running;
 /* A root port of a new controller: enumerate what is connected (called by xhci's probe). */
 void usb_root_port_changed(struct xhci *hc, int port);
 /* Re-enumerates a device in place (port reset, new address, same configuration): the last rung

@@ -10,12 +10,14 @@
 #include "../kernel/console.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
+#include "../kernel/task.h"
 #include "../kernel/time.h"
 
 #define MSC_PROBE_TIMEOUT_MS  5000   /* INQUIRY, READ CAPACITY, REQUEST SENSE, MODE SENSE */
 #define MSC_READY_TIMEOUT_MS 10000   /* TEST UNIT READY until the medium is ready, at probe */
 #define MSC_CSW_TIMEOUT_MS    2000   /* the status read again after a stalled data stage */
 #define MSC_RESET_TIMEOUT_MS  2000   /* Bulk-Only Mass Storage Reset and each CLEAR_FEATURE */
+#define MSC_SAT_TIMEOUT_MS    2000   /* ATA PASS-THROUGH IDENTIFY: a bridge without SAT may not answer */
 
 #define MSC_MAX_LUNS 8
 #define MSC_MAX_BYTES (256u * 1024)
@@ -49,6 +51,7 @@ struct msc_lun {
 	char usb_serial[48];
 	uint16_t vid, pid;
 	struct blk_req *pending;       /* accepted, waiting for the device (another LUN's command runs) */
+	char ata_model[41], ata_serial[21], ata_fw[9];   /* the drive behind a SAT bridge, "" if none */
 	bool ua_retried;
 };
 
@@ -62,7 +65,7 @@ struct msc {
 	struct msc_lun *lun[MSC_MAX_LUNS];
 	uint32_t tag;
 	/* The one command in flight. */
-	bool busy, has_data, csw_queued;
+	bool busy, has_data, csw_queued, streams;
 	uint32_t data_len;
 	struct blk_req *cur;
 	struct msc_lun *cur_lun;
@@ -191,9 +194,10 @@ static int bot_finish(struct msc *m)
 
 static const struct msc_xport bot_xport = { "BOT", bot_issue, bot_done, bot_finish, bot_reset };
 
-/* ---- UAS (USB Attached SCSI) without streams: command IU on the command pipe; the status pipe
- * answers READ READY / WRITE READY before the data stage, then the Sense IU. One tag, one
- * command at a time, as with BOT. Streams (USB3) are not used: see docs/drivers-usb.md. ---- */
+/* ---- UAS (USB Attached SCSI). Without streams (USB2): command IU on the command pipe; the
+ * status pipe answers READ READY / WRITE READY before the data stage, then the Sense IU. With
+ * streams (USB3): status and data are queued on the tag's stream before the command IU. One tag,
+ * one command at a time, as with BOT. ---- */
 enum { UAS_CMD_IU = 0x01, UAS_SENSE_IU = 0x03, UAS_RESPONSE_IU = 0x04, UAS_READ_READY = 0x06,
        UAS_WRITE_READY = 0x07 };
 enum { UAS_WAIT_READY, UAS_WAIT_DATA, UAS_WAIT_SENSE, UAS_OVER };
@@ -202,7 +206,8 @@ enum { UAS_WAIT_READY, UAS_WAIT_DATA, UAS_WAIT_SENSE, UAS_OVER };
 static void uas_read_status(struct msc *m)
 {
 	memset(m->csw, 0, 128);
-	m->x_csw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_stat, .buf = m->csw, .len = 96 };
+	m->x_csw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_stat, .buf = m->csw, .len = 96,
+				      .stream = m->streams ? UAS_TAG : 0 };
 	if (usb_hc_submit(&m->x_csw) < 0) {
 		m->x_csw.done = true;
 		m->x_csw.status = -E_GONE;
@@ -220,14 +225,26 @@ static int uas_issue(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdb
 	memcpy(c + 16, cdb, cdblen);
 	memcpy(m->cdb, cdb, cdblen);
 	m->x_cbw = (struct usb_xfer){ .dev = m->ud, .ep = m->ep_cmd, .buf = c, .len = 32 };
-	m->x_data = (struct usb_xfer){ .dev = m->ud, .ep = in ? m->ep_in : m->ep_out, .buf = buf, .len = len };
+	m->x_data = (struct usb_xfer){ .dev = m->ud, .ep = in ? m->ep_in : m->ep_out, .buf = buf, .len = len,
+				       .stream = m->streams ? UAS_TAG : 0 };
 	m->has_data = len != 0;
 	m->data_len = len;
 	m->sense_len = 0;
 	m->uas_state = UAS_WAIT_READY;
-	int rc = usb_hc_submit(&m->x_cbw);
-	if (rc == 0)
+	int rc = 0;
+	if (m->streams) {   /* the device answers on the tag's streams: be listening first */
+		m->uas_state = UAS_WAIT_SENSE;
 		uas_read_status(m);
+		rc = m->x_csw.status;
+		if (rc == 0 && len)
+			rc = usb_hc_submit(&m->x_data);
+		if (rc == 0)
+			rc = usb_hc_submit(&m->x_cbw);
+	} else {
+		rc = usb_hc_submit(&m->x_cbw);
+		if (rc == 0)
+			uas_read_status(m);
+	}
 	m->busy = rc == 0;
 	return rc;
 }
@@ -245,6 +262,10 @@ static bool uas_done(struct msc *m)
 		return false;
 	}
 	if (!m->x_csw.done)
+		return false;
+	/* With streams the data stage runs beside the status: a good status waits for it. */
+	if (m->streams && m->has_data && !m->x_data.done && m->x_csw.status == 0 && m->csw[0] == UAS_SENSE_IU &&
+	    m->csw[6] == 0)
 		return false;
 	if (m->x_csw.status == 0 && m->uas_state == UAS_WAIT_READY && m->x_csw.actual >= 4 && m->has_data &&
 	    (m->csw[0] == UAS_READ_READY || m->csw[0] == UAS_WRITE_READY) && m->csw[3] == UAS_TAG) {
@@ -532,6 +553,46 @@ static void unit_serial(struct msc *m, uint8_t lun, char *out, size_t outlen)
 	out[k] = '\0';
 }
 
+/* The drive's own identity through SAT: ATA PASS-THROUGH (16), PIO data-in, IDENTIFY DEVICE.
+ * Bridges without SAT refuse it (or fail to answer: then a BOT reset, once, at probe). */
+static void sat_identify(struct msc *m, struct msc_lun *l)
+{
+	uint8_t cdb[16] = { 0x85, 4 << 1, 0x0e };   /* PIO data-in; length in sectors, from the device */
+	cdb[6] = 1;
+	cdb[14] = 0xec;
+	memset(m->scratch, 0, 512);
+	int rc = bot_sync(m, l->lun, cdb, 16, true, m->scratch, 512, MSC_SAT_TIMEOUT_MS);
+	if (rc == BOT_CHECK) {
+		struct scsi_sense s;
+		request_sense(m, l->lun, &s);   /* clears the condition; the answer is "no" either way */
+		return;
+	}
+	if (rc == BOT_OK && m->x_data.actual >= 512 &&
+	    ata_identify_strings(m->scratch, 512, l->ata_model, l->ata_serial, l->ata_fw) == 0)
+		log_event(LOG_INFO, "%s: SAT bridge: drive '%s' serial '%s' firmware '%s'", l->dev.name,
+			  l->ata_model, l->ata_serial, l->ata_fw);
+}
+
+/* SMART RETURN STATUS through SAT (non-data, CK_COND: the registers come back in the sense
+ * data): 1 healthy, 0 a threshold exceeded, negative when the bridge cannot say. */
+static int sat_smart_status(struct msc *m, struct msc_lun *l)
+{
+	uint8_t cdb[16] = { 0x85, 3 << 1, 0x20 };   /* non-data, CK_COND */
+	cdb[4] = 0xda;    /* features: RETURN STATUS */
+	cdb[10] = 0x4f;   /* LBA mid */
+	cdb[12] = 0xc2;   /* LBA high */
+	cdb[14] = 0xb0;   /* SMART */
+	int rc = bot_sync(m, l->lun, cdb, 16, true, NULL, 0, MSC_SAT_TIMEOUT_MS);
+	if (rc != BOT_CHECK)
+		return rc < 0 ? rc : -E_UNSUPP;
+	struct scsi_sense s;
+	if (request_sense(m, l->lun, &s) < 0 || !s.ata_valid || (s.ata_status & 0x01))
+		return -E_UNSUPP;
+	if (s.ata_lba_mid == 0x4f && s.ata_lba_high == 0xc2)
+		return 1;
+	return s.ata_lba_mid == 0xf4 && s.ata_lba_high == 0x2c ? 0 : -E_UNSUPP;
+}
+
 static bool write_protected(struct msc *m, uint8_t lun)
 {
 	struct scsi_sense s;
@@ -584,7 +645,16 @@ static void msc_info(struct blk_dev *d)
 	struct msc *m = l->m;
 	kprintf("usb: %04x:%04x, USB serial '%s', LUN %u, SCSI '%s' '%s' rev '%s', %s\n",
 		l->vid, l->pid, l->usb_serial, l->lun, l->inq.vendor, l->inq.product, l->inq.rev,
-		!m ? "-" : m->x == &bot_xport ? "Bulk-Only Transport" : "UAS");
+		!m ? "-" : m->x == &bot_xport ? "Bulk-Only Transport" : m->streams ? "UAS (streams)" : "UAS");
+	if (l->ata_model[0]) {
+		kprintf("drive (SAT ATA PASS-THROUGH IDENTIFY): '%s' serial '%s' firmware '%s'\n", l->ata_model,
+			l->ata_serial, l->ata_fw);
+		int h = m && !m->busy ? sat_smart_status(m, l) : -E_GONE;
+		kprintf("SMART: %s\n", h == 1 ? "healthy (RETURN STATUS)" : h == 0 ? "FAILING: a threshold is exceeded"
+					: "status not available through this bridge");
+	}
+	else
+		kprintf("drive identity: not available through this bridge (no SAT ATA PASS-THROUGH)\n");
 	if (m)
 		kprintf("port %s on %s, %s speed, max transfer %u KiB\n", m->ud->path, xhci_name(m->ud->hc),
 			usb_speed_name(m->ud->speed), MSC_MAX_BYTES / 1024);
@@ -609,6 +679,13 @@ static bool is_boot_disk(struct usb_dev *ud, uint8_t lun)
 		if (bi->boot_usb_port[u->depth] + 1u != u->port)   /* the firmware counts ports from 0 */
 			return false;
 	return true;
+}
+
+/* A disk plugged in after boot: its partitions are read on a task (blk_read yields, which a
+ * poller may not). */
+static void scan_task(void *arg)
+{
+	part_scan_disk(arg);
 }
 
 static void add_lun(struct msc *m, uint8_t lun)
@@ -678,6 +755,9 @@ static void add_lun(struct msc *m, uint8_t lun)
 	}
 	all_luns[nluns_all++] = l;
 	m->lun[lun] = l;
+	sat_identify(m, l);
+	if (usb_hotplug_running && !task_spawn("usb-parts", scan_task, d))
+		log_event(LOG_WARN, "%s: no task for its partition scan", d->name);
 }
 
 static void msc_free(struct msc *m)
@@ -699,6 +779,7 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 	m->ud = ud;
 	m->iface = ifc->num;
 	m->x = ifc->proto == 0x62 ? &uas_xport : &bot_xport;
+	uint8_t *by_pipe[5] = { NULL, &m->ep_cmd, &m->ep_stat, &m->ep_in, &m->ep_out };   /* UAS pipe usage ids */
 	for (unsigned i = 0; i < ifc->neps; i++) {
 		const struct usbd_ep *e = &ifc->ep[i];
 		if (e->type != 2)
@@ -706,15 +787,11 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 		if (m->x == &bot_xport)
 			*(e->addr & USB_DIR_IN ? &m->ep_in : &m->ep_out) = e->addr;
 		else if (e->pipe_id >= 1 && e->pipe_id <= 4)
-			*(uint8_t *[]){ &m->ep_cmd, &m->ep_stat, &m->ep_in, &m->ep_out }[e->pipe_id - 1] = e->addr;
+			*by_pipe[e->pipe_id] = e->addr;
 	}
 	if (m->x == &uas_xport && (!m->ep_cmd || !m->ep_stat))
 		m->ep_in = 0;   /* no pipe usage descriptors: not a UAS interface we can drive */
-	if (m->x == &uas_xport && ud->speed >= USB_SPEED_SUPER) {
-		log_event(LOG_WARN, "usb: port %s: UAS at SuperSpeed needs bulk streams, not supported", ud->path);
-		kfree(m);
-		return -E_UNSUPP;
-	}
+
 	m->cbw = dma_alloc(32, 32);
 	m->csw = dma_alloc(128, 64);
 	m->sense = dma_alloc(256, 64);
@@ -722,6 +799,14 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 	int rc = !m->ep_in || !m->ep_out ? -E_UNSUPP : !m->cbw || !m->csw || !m->sense || !m->scratch ? -E_NOMEM : 0;
 	if (rc == 0)
 		rc = usb_hc_configure(ud, ifc);
+	if (rc == 0 && m->x == &uas_xport && ud->speed >= USB_SPEED_SUPER) {
+		m->streams = usb_hc_has_streams(ud, m->ep_stat) && usb_hc_has_streams(ud, m->ep_in) &&
+			     usb_hc_has_streams(ud, m->ep_out);
+		if (!m->streams) {
+			log_event(LOG_WARN, "usb: port %s: UAS at SuperSpeed without bulk streams: not driven", ud->path);
+			rc = -E_UNSUPP;
+		}
+	}
 	if (rc < 0) {
 		msc_free(m);
 		return rc;

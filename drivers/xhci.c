@@ -86,9 +86,14 @@ struct ring {
 	uint32_t cycle;
 };
 
+#define EP_STREAMS 4                     /* primary stream array entries (stream 0 is reserved) */
+
 struct xhci_ep {
 	struct ring ring;
 	struct usb_xfer *q;      /* queued, oldest first */
+	/* Bulk streams (UAS at SuperSpeed): a stream context array and a ring per stream. */
+	uint64_t *sctx;
+	struct ring stream[EP_STREAMS];
 };
 
 struct xhci_slot {
@@ -99,7 +104,7 @@ struct xhci_slot {
 struct xhci {
 	struct pci_dev *pci;
 	volatile uint8_t *cap, *op, *rt, *db;
-	unsigned csz, max_slots, nports, nscratch, index;
+	unsigned csz, max_slots, nports, nscratch, index, max_psa;
 	uint8_t proto[MAX_PORTS + 1];   /* USB major revision of each root port (2 or 3) */
 	uint64_t *dcbaa;
 	struct ring cmd;
@@ -179,6 +184,12 @@ static bool in_td(const struct usb_xfer *x, uint64_t p)
 					   : p >= x->first_trb || p <= x->last_trb;
 }
 
+/* The ring a transfer goes on: its stream's when the endpoint has streams. */
+static struct ring *ring_of(struct xhci_ep *e, uint16_t stream)
+{
+	return e->sctx ? (stream && stream < EP_STREAMS ? &e->stream[stream] : NULL) : &e->ring;
+}
+
 static void xfer_finish(struct xhci_ep *e, struct usb_xfer *x, int status)
 {
 	for (struct usb_xfer **pp = &e->q; *pp; pp = &(*pp)->next)
@@ -192,9 +203,9 @@ static void xfer_finish(struct xhci_ep *e, struct usb_xfer *x, int status)
 }
 
 /* Bytes a TD moved up to the TRB at `p`, which left `residue` untransferred. */
-static uint32_t td_bytes(const struct xhci_ep *e, const struct usb_xfer *x, uint64_t p, uint32_t residue)
+static uint32_t td_bytes(struct xhci_ep *e, const struct usb_xfer *x, uint64_t p, uint32_t residue)
 {
-	const struct ring *r = &e->ring;
+	const struct ring *r = ring_of(e, x->stream);
 	unsigned i = (unsigned)((x->first_trb - ring_addr(r, 0)) / sizeof(struct trb));
 	uint32_t sum = 0;
 	for (unsigned n = 0; n < RING_TRBS; n++, i = (i + 1) % RING_TRBS) {
@@ -337,6 +348,8 @@ static int ep_restart(struct usb_dev *d, uint8_t ep, int status)
 	uint32_t who = (uint32_t)d->slot << 24 | dci << 16;
 	int rc = 0;
 	handle_events(hc);
+	if (!e->ring.t && !e->sctx)
+		return -E_INVAL;
 	unsigned st = ep_state(d, dci);
 	if (st == EP_RUNNING)
 		rc = command(hc, 0, 0, TRB_TYPE(TRB_STOP_EP) | who, "Stop Endpoint");
@@ -347,9 +360,14 @@ static int ep_restart(struct usb_dev *d, uint8_t ep, int status)
 	handle_events(hc);
 	while (e->q)
 		xfer_finish(e, e->q, status);
-	if (rc == 0) {
+	if (rc == 0 && !e->sctx) {
 		uint64_t deq = ring_addr(&e->ring, e->ring.enq) | e->ring.cycle;
 		rc = command(hc, deq, 0, TRB_TYPE(TRB_SET_DEQ) | who, "Set TR Dequeue");
+	}
+	for (unsigned sid = 1; rc == 0 && e->sctx && sid < EP_STREAMS; sid++) {
+		/* Each stream's ring, as a primary TR ring (SCT 1). */
+		uint64_t deq = ring_addr(&e->stream[sid], e->stream[sid].enq) | e->stream[sid].cycle | 1u << 1;
+		rc = command(hc, deq, sid << 16, TRB_TYPE(TRB_SET_DEQ) | who, "Set TR Dequeue (stream)");
 	}
 	return rc;
 }
@@ -384,18 +402,19 @@ int usb_hc_submit(struct usb_xfer *x)
 	if (d->gone || !d->hcpriv || d->hc->dead)
 		return -E_GONE;
 	struct xhci_ep *e = ep_of(d, x->ep);
-	if (!e->ring.t)
+	struct ring *r = ring_of(e, x->stream);
+	if (!r || !r->t)
 		return -E_INVAL;
 	x->done = x->short_seen = false;
 	x->status = 0;
 	x->actual = 0;
 	x->next = NULL;
-	push_data(&e->ring, x, TRB_NORMAL, 0, true);
+	push_data(r, x, TRB_NORMAL, 0, true);
 	struct usb_xfer **pp = &e->q;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = x;
-	doorbell(d->hc, d->slot, dci_of(x->ep));
+	doorbell(d->hc, d->slot, dci_of(x->ep) | (e->sctx ? (uint32_t)x->stream << 16 : 0));
 	return 0;
 }
 
@@ -417,6 +436,11 @@ int usb_bulk(struct usb_dev *d, uint8_t ep, void *buf, uint32_t len, uint32_t ti
 	struct usb_xfer x = { .dev = d, .ep = ep, .buf = buf, .len = len };
 	int rc = usb_hc_submit(&x);
 	return rc < 0 ? rc : usb_xfer_wait(&x, timeout_ms);
+}
+
+bool usb_hc_has_streams(struct usb_dev *d, uint8_t ep)
+{
+	return d->hcpriv && ep_of(d, ep)->sctx;
 }
 
 int usb_hc_cancel(struct usb_dev *d, uint8_t ep)
@@ -568,6 +592,10 @@ void xhci_free_device(struct usb_dev *d)
 			xfer_finish(&s->ep[i], s->ep[i].q, -E_GONE);
 		if (s->ep[i].ring.t)
 			dma_free(s->ep[i].ring.t, RING_TRBS * sizeof(struct trb));
+		for (unsigned k = 0; k < EP_STREAMS; k++)
+			if (s->ep[i].stream[k].t)
+				dma_free(s->ep[i].stream[k].t, RING_TRBS * sizeof(struct trb));
+		dma_free(s->ep[i].sctx, EP_STREAMS * 16);
 	}
 	dma_free(s->in, PAGE_SIZE);
 	dma_free(s->out, PAGE_SIZE);
@@ -610,9 +638,28 @@ int usb_hc_configure(struct usb_dev *d, const struct usbd_iface *ifc)
 				for (interval = 3; interval < 10 && (1u << (interval + 1)) <= iv * 8u; interval++)
 					;   /* bInterval frames as a power of two of 125 us */
 		}
-		if (ring_init(&s->ep[dci].ring) < 0)
+		struct xhci_ep *e = &s->ep[dci];
+		bool streams = ep->type == 2 && ep->max_streams && d->speed >= USB_SPEED_SUPER && hc->max_psa >= 1;
+		if (streams) {
+			/* A linear primary stream array of EP_STREAMS entries (MaxPStreams 1), a ring each. */
+			if (!e->sctx && !(e->sctx = dma_alloc(EP_STREAMS * 16, 64)))
+				return -E_NOMEM;
+			for (unsigned sid = 1; sid < EP_STREAMS; sid++) {
+				if (ring_init(&e->stream[sid]) < 0)
+					return -E_NOMEM;
+				e->sctx[2 * sid] = ring_addr(&e->stream[sid], 0) | 1 | 1u << 1;
+				e->sctx[2 * sid + 1] = 0;
+			}
+		} else if (ring_init(&e->ring) < 0) {
 			return -E_NOMEM;
+		}
 		ep_ctx(hc, s, dci, type, ep->mps, ep->max_burst, interval, ep->type == 2 ? 1024 : ep->mps);
+		if (streams) {
+			uint32_t *c = in_ctx(hc, s, dci + 1);
+			c[0] |= 1u << 10 | 1u << 15;   /* MaxPStreams 1 (4 entries), linear array */
+			c[2] = (uint32_t)dma_addr(e->sctx);
+			c[3] = (uint32_t)(dma_addr(e->sctx) >> 32);
+		}
 		icc[1] |= 1u << dci;
 		if (dci > max_dci)
 			max_dci = dci;
@@ -827,6 +874,7 @@ static int xhci_probe(struct pci_dev *pci)
 	hc->nports = (sp1 >> 24) < MAX_PORTS ? sp1 >> 24 : MAX_PORTS;
 	hc->nscratch = ((sp2 >> 21) & 0x1f) << 5 | sp2 >> 27;
 	hc->csz = cp1 & 0x4 ? 64 : 32;
+	hc->max_psa = (cp1 >> 12) & 0xf;   /* primary stream array size 2^(MaxPSASize+1); 0: no streams */
 	for (unsigned p = 1; p <= hc->nports; p++)
 		hc->proto[p] = 2;
 	walk_ext_caps(hc);
@@ -876,9 +924,16 @@ static void xhci_hotplug_poll(void)
 		if (hc->dead)
 			continue;
 		uint32_t changes = xhci_port_changes(hc);
+		if (!changes)
+			continue;
+		uint64_t t0 = time_now_us();
+		usb_hotplug_running = true;
 		for (unsigned p = 1; p <= hc->nports; p++)
 			if (changes & (1u << p))
 				usb_root_port_changed(hc, (int)p);
+		usb_hotplug_running = false;
+		/* Enumeration waits inside this poller (a drive spinning up: seconds): not on anyone's clock. */
+		blk_extend_deadlines(time_now_us() - t0);
 	}
 }
 POLLER(xhci_hotplug, xhci_hotplug_poll);

@@ -204,9 +204,44 @@ int scsi_parse_sense(const uint8_t *b, size_t len, struct scsi_sense *out)
 				out->info_valid = b[off + 2] >> 7;
 				out->info = be64(b + off + 4);
 			}
+			if (b[off] == 0x09 && dl >= 14) {   /* ATA Status Return */
+				out->ata_valid = 1;
+				out->ata_error = b[off + 3];
+				out->ata_lba_mid = b[off + 9];
+				out->ata_lba_high = b[off + 11];
+				out->ata_status = b[off + 13];
+			}
 			off += dl;
 		}
 		return 0;
 	}
 	return -E_CORRUPT;
+}
+
+static void ata_str(char *out, const uint8_t *in, int words)
+{
+	uint8_t b[80];
+	for (int i = 0; i < words; i++) {
+		b[2 * i] = in[2 * i + 1];
+		b[2 * i + 1] = in[2 * i];
+	}
+	scsi_str(out, b, 2 * words);
+}
+
+int ata_identify_strings(const uint8_t *id, size_t len, char model[41], char serial[21], char fw[9])
+{
+	model[0] = serial[0] = fw[0] = '\0';
+	if (len < 512 || (id[1] & 0x80))
+		return -E_CORRUPT;
+	if (id[510] == 0xa5) {
+		uint8_t sum = 0;
+		for (int i = 0; i < 512; i++)
+			sum = (uint8_t)(sum + id[i]);
+		if (sum)
+			return -E_CORRUPT;
+	}
+	ata_str(serial, id + 20, 10);
+	ata_str(fw, id + 46, 4);
+	ata_str(model, id + 54, 20);
+	return model[0] ? 0 : -E_CORRUPT;
 }

@@ -64,7 +64,21 @@ int scsi_parse_capacity16(const uint8_t *b, size_t len, uint64_t *sectors, uint3
 			  uint32_t *psize);
 /* Fixed or descriptor sense data: key, ASC, ASCQ and the information field (the failing LBA of
  * a medium error) when the device marks it valid. -E_CORRUPT when it is not sense data. */
-struct scsi_sense { uint8_t key, asc, ascq; int info_valid; uint64_t info; };
+/* ata_valid: an ATA Status Return descriptor (SAT, after a pass-through with CK_COND) gave the
+ * drive's registers: status, error and the LBA mid/high bytes (SMART RETURN STATUS answers in
+ * those: 4Fh/C2h healthy, F4h/2Ch threshold exceeded). */
+struct scsi_sense {
+	uint8_t key, asc, ascq;
+	int info_valid;
+	uint64_t info;
+	int ata_valid;
+	uint8_t ata_status, ata_error, ata_lba_mid, ata_lba_high;
+};
 int scsi_parse_sense(const uint8_t *b, size_t len, struct scsi_sense *out);
+
+/* An ATA IDENTIFY DEVICE block (512 bytes, from a SAT bridge's ATA PASS-THROUGH): model, serial
+ * and firmware (byte-swapped ATA strings, trimmed). -E_CORRUPT when it is short, not an ATA
+ * device (word 0 bit 15), or its integrity word (A5h signature) does not sum to zero. */
+int ata_identify_strings(const uint8_t *id, size_t len, char model[41], char serial[21], char fw[9]);
 
 #endif

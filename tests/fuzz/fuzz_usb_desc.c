@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "../../lib/usbdesc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -39,6 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (scsi_parse_capacity16(b, size, &sectors, &ls, &ps) == 0 && (ps < ls || ps > 65536))
 		abort();
 	scsi_parse_sense(b, size, &sense);
+	char model[41], ser[21], fw[9];
+	if (ata_identify_strings(b, size, model, ser, fw) == 0 && (strlen(model) > 40 || strlen(ser) > 20 || strlen(fw) > 8))
+		abort();
 	free(b);
 	return 0;
 }

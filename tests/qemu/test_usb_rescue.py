@@ -18,7 +18,8 @@ from cowboot_qemu import (BUILD, Machine, check, finish, make_pattern_disk, map_
                           parse_mapfile, sha256_file)
 
 SECTOR = 512
-SIZE = 256 << 20   # about 5 s of copying at TCG speed: time to unplug it mid-run
+SIZE = 64 << 20
+RATE = 8 << 20     # bytes/s the source reads at (a throttle group): 8 s of copying, time to unplug it mid-run
 BAD = [5000, 5001, 40000, 90001]
 
 tmp = tempfile.mkdtemp(prefix="cowboot-usbrescue-")
@@ -27,7 +28,7 @@ src, other, cow = (os.path.join(tmp, n) for n in ("src.img", "other.img", "cow.i
 make_pattern_disk(src, SIZE, "usbSource")
 make_pattern_disk(other, SIZE, "impostor")
 with open(cow, "wb") as f:
-    f.truncate(320 << 20)
+    f.truncate(96 << 20)
 src_hash = sha256_file(src)
 rules = os.path.join(tmp, "bad.conf")
 with open(rules, "w") as f:
@@ -35,17 +36,22 @@ with open(rules, "w") as f:
                     f'sector = "{s}"\nonce = "off"\n\n' for s in BAD))
 
 
-def node(name, path, ro=False, debug=None):
+def node(name, path, ro=False, debug=None, throttle=None):
     image = {"driver": "file", "filename": path}
     f = {"driver": "blkdebug", "config": debug, "image": image} if debug else image
-    return ["-blockdev", json.dumps({"driver": "raw", "node-name": name, "read-only": ro, "file": f})]
+    top = {"driver": "raw", "read-only": ro, "file": f}
+    if throttle:   # above the format node: blkdebug sees the format driver's read events below it
+        top = {"driver": "throttle", "throttle-group": throttle, "read-only": ro, "file": top}
+    return ["-blockdev", json.dumps(dict(top, **{"node-name": name}))]
 
 
-ctrl = (["-device", "qemu-xhci,id=xhci"] + node("src", src, True, rules) + node("other", other, True) +
+ctrl = (["-object", f"throttle-group,id=slow,x-bps-read={RATE}", "-device", "qemu-xhci,id=xhci"] +
+        node("src", src, True, rules, "slow") + node("other", other, True) +
         node("cow", cow) +
         ["-device", "usb-storage,id=srcdev,bus=xhci.0,port=1,drive=src,serial=USB-SOURCE",
          "-device", "usb-storage,id=cowdev,bus=xhci.0,port=2,drive=cow,serial=USB-COW"])
 
+text = ""   # the map, once the rescue has finished
 with Machine(controllers=ctrl, name="usbrescue") as m:
     m.wait_prompt(120)
     out = m.cmd("disks")

@@ -46,11 +46,14 @@ static struct {
 	uint8_t data[65536];
 	uint32_t data_len, data_pos;
 	uint8_t csw_status;
-	uint8_t sense[18];
+	uint8_t sense[32];
+	bool smart_failing;
 	uint64_t out_lba;
 	bool bad_csw_once;
 	uint64_t stall_lba, hang_lba;
 	bool hanging;
+	bool deaf_to_bot_reset;      /* a bridge that only a port reset brings back */
+	bool dead;                   /* stalls every request, even after a port reset */
 	int bot_resets, clear_halts, port_resets;
 } F;
 
@@ -201,6 +204,8 @@ static void put_str(uint8_t *b, const char *s)
 /* A control request: bytes of the data stage in buf (IN) and their count; -1 stalls. */
 static int control(const uint8_t *setup, uint8_t *buf)
 {
+	if (F.dead)
+		return -1;
 	uint16_t value = (uint16_t)(setup[2] | setup[3] << 8);
 	static const uint8_t dev[18] = { 18, 1, 0x00, 0x02, 0, 0, 0, 64, 0x34, 0x12, 0x78, 0x56, 0, 1, 1, 2, 3, 1 };
 	static const uint8_t cfg[32] = { 9, 2, 32, 0, 1, 1, 0, 0x80, 50, 9, 4, 0, 0, 2, 8, 6, 0x50, 0,
@@ -216,7 +221,13 @@ static int control(const uint8_t *setup, uint8_t *buf)
 	case 0x0009: return 0;
 	case 0x0201: F.clear_halts++; return 0;
 	case 0xa1fe: buf[0] = 0; return 1;
-	case 0x21ff: F.bot_resets++; F.bot = B_CBW; F.hanging = false; return 0;
+	case 0x21ff:
+		F.bot_resets++;
+		if (F.deaf_to_bot_reset)
+			return -1;
+		F.bot = B_CBW;
+		F.hanging = false;
+		return 0;
 	}
 	return -1;
 }
@@ -244,7 +255,7 @@ static void scsi(void)
 	memset(F.data, 0, sizeof(F.data));
 	switch (cdb[0]) {
 	case 0x00: break;
-	case 0x03: memcpy(F.data, F.sense, 18); F.data_len = 18; break;
+	case 0x03: memcpy(F.data, F.sense, sizeof(F.sense)); F.data_len = sizeof(F.sense); break;
 	case 0x12:
 		if (cdb[1] & 1) { F.data[1] = 0x80; F.data[3] = 4; memcpy(F.data + 4, "FK01", 4); F.data_len = 8; break; }
 		F.data[4] = 31;
@@ -272,6 +283,36 @@ static void scsi(void)
 		break;
 	}
 	case 0x35: break;
+	case 0x85:   /* ATA PASS-THROUGH (16): IDENTIFY DEVICE, SMART RETURN STATUS as a SAT bridge answers them */
+		if (cdb[14] == 0xb0 && cdb[4] == 0xda && (cdb[2] & 0x20)) {
+			static const uint8_t ok[] = { 0x72, 1, 0, 0x1d, 0, 0, 0, 14, 9, 12, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0, 0xc2, 0, 0x50 };
+			memset(F.sense, 0, sizeof(F.sense));
+			memcpy(F.sense, ok, sizeof(ok));
+			if (F.smart_failing)
+				F.sense[17] = 0xf4, F.sense[19] = 0x2c;
+			F.csw_status = 1;
+			break;
+		}
+		if (cdb[14] != 0xec) { sense(5, 0x24, UINT64_MAX); F.csw_status = 1; break; }
+		{
+			static const char model[] = "FAKE ATA DRIVE 1TB", ser[] = "ATA-SER-9";
+			memset(F.data + 20, ' ', 20);
+			memset(F.data + 46, ' ', 8);
+			memset(F.data + 54, ' ', 40);
+			for (size_t i = 0; i < sizeof(model) - 1; i++)
+				F.data[54 + (i ^ 1)] = (uint8_t)model[i];
+			for (size_t i = 0; i < sizeof(ser) - 1; i++)
+				F.data[20 + (i ^ 1)] = (uint8_t)ser[i];
+			for (size_t i = 0; i < 4; i++)
+				F.data[46 + (i ^ 1)] = (uint8_t)"01.2"[i];
+			F.data[510] = 0xa5;
+			uint8_t sum = 0;
+			for (int i = 0; i < 511; i++)
+				sum = (uint8_t)(sum + F.data[i]);
+			F.data[511] = (uint8_t)-sum;
+			F.data_len = 512;
+		}
+		break;
 	default: sense(5, 0x20, UINT64_MAX); F.csw_status = 1; break;
 	}
 	if (F.data_len > want)
@@ -301,21 +342,16 @@ static bool transfer(unsigned dci)
 		memcpy(setup, t, 8);
 		e->r.deq += 16;
 		int n = control(setup, buf);
-		uint16_t wlen = (uint16_t)(setup[6] | setup[7] << 8);
 		struct trb *d;
-		uint64_t dat = 0;
 		while ((d = ring_next(&e->r, &at)) && ((d->ctl >> 10) & 0x3f) != TRB_STATUS) {
 			uint8_t *p = (uint8_t *)(uintptr_t)(d->d0 | (uint64_t)d->d1 << 32);
 			uint32_t len = d->d2 & 0x1ffff, k = n > 0 ? ((uint32_t)n < len ? (uint32_t)n : len) : 0;
 			if (setup[0] & 0x80)
 				memcpy(p, buf, k);
-			dat = at;
 			if (n >= 0 && k < len)
 				post_event(at, (uint32_t)CC_SHORT << 24 | (len - k), ev);
 			e->r.deq += 16;
 		}
-		(void)wlen;
-		(void)dat;
 		if (!d) { e->r = save; return false; }
 		e->r.deq += 16;
 		if (n < 0) {
@@ -381,7 +417,6 @@ static bool transfer(unsigned dci)
 	memcpy(p, csw, 13);
 	F.bot = B_CBW;
 	post_event(at, (uint32_t)(len > 13 ? CC_SHORT : CC_SUCCESS) << 24 | (len - 13), ev);
-	(void)len;
 	return true;
 }
 
@@ -399,6 +434,9 @@ static void port_write(void)
 	F.port_changes &= ~(sc & PORT_CHANGES);
 	if ((sc & PORT_PR) && F.connected) {
 		F.port_resets++;
+		F.hanging = false;   /* the device starts over */
+		F.deaf_to_bot_reset = false;
+		F.bot = B_CBW;
 		F.port_enabled = true;
 		F.port_changes |= PORT_PRC;
 	}
@@ -534,6 +572,10 @@ void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err
 }
 void blk_set_gone(struct blk_dev *d) { d->flags |= BLK_F_GONE; }
 void blk_set_returned(struct blk_dev *d) { d->flags &= ~BLK_F_GONE; }
+void blk_extend_deadlines(uint64_t us) { (void)us; }
+static int scans;
+void part_scan_disk(struct blk_dev *d) { (void)d; scans++; }
+struct task *task_spawn(const char *name, void (*fn)(void *arg), void *arg) { (void)name; fn(arg); return (struct task *)1; }
 
 /* The class driver table the linker builds in the image. */
 const struct usb_class_driver *const __tbl_usbdrv_start[1] = { &msc_driver };
@@ -597,6 +639,14 @@ int main(void)
 	      disks[0]->lsize == 512);
 	struct blk_dev *d = ndisks_reg ? disks[0] : NULL;
 	CHECK("model from INQUIRY, serial from VPD 80h", d && !strcmp(d->model, "FAKE Disk") && !strcmp(d->serial, "FK01"));
+	struct msc_lun *fl = d ? d->drv : NULL;
+	CHECK("the drive behind the SAT bridge from ATA PASS-THROUGH IDENTIFY",
+	      fl && !strcmp(fl->ata_model, "FAKE ATA DRIVE 1TB") && !strcmp(fl->ata_serial, "ATA-SER-9") &&
+	      !strcmp(fl->ata_fw, "01.2"));
+	CHECK("SMART RETURN STATUS through SAT: healthy", fl && sat_smart_status(fl->m, fl) == 1);
+	F.smart_failing = true;
+	CHECK("SMART RETURN STATUS through SAT: a threshold exceeded", fl && sat_smart_status(fl->m, fl) == 0);
+	F.smart_failing = false;
 	if (!d)
 		return CHECK_DONE();
 	rc = read_lba(d, &r, 100, 16, buf, 1000);
@@ -633,6 +683,21 @@ int main(void)
 	rc = read_lba(d, &r, 1000, 4, buf, 1000);
 	CHECK("reads work after the recovery", rc == 0 && disk_matches(buf, 1000, 4));
 
+	/* A bridge that hangs and ignores the BOT reset: the port reset and re-enumeration bring it
+	 * back with the same identity. */
+	F.hang_lba = 1500;
+	F.deaf_to_bot_reset = true;
+	rc = read_lba(d, &r, 1500, 1, buf, 200);
+	CHECK("a read hung in a deaf bridge does not complete", rc == -E_BUSY);
+	int ports = F.port_resets;
+	F.hang_lba = UINT64_MAX;
+	rc = msc_recover(d, &r);
+	CHECK("recovery climbs to the port reset and re-enumeration, the same identity",
+	      rc == 0 && F.port_resets == ports + 1 && strstr(logbuf, "port reset and re-enumeration") &&
+	      strstr(logbuf, "re-enumerated: same device"));
+	rc = read_lba(d, &r, 1500, 4, buf, 1000);
+	CHECK("reads work after the port reset", rc == 0 && disk_matches(buf, 1500, 4));
+
 	/* Unplug: the disk is gone; plugged in again (same identity): it is back. */
 	F.connected = false;
 	F.port_enabled = false;
@@ -647,8 +712,17 @@ int main(void)
 	time_now_us();
 	xhci_hotplug_poll();
 	CHECK("the same disk plugged in again is back under its name", !(d->flags & BLK_F_GONE) && ndisks_reg == 1);
+	CHECK("a disk found at boot is left to the boot-time partition scan; a returning one keeps its own", scans == 0);
 	rc = read_lba(d, &r, 7, 1, buf, 1000);
 	CHECK("and reads", rc == 0 && disk_matches(buf, 7, 1));
+
+	/* A bridge dead to everything: every rung fails, the disk is to be marked gone. */
+	F.hang_lba = 50;
+	rc = read_lba(d, &r, 50, 1, buf, 200);
+	F.dead = true;
+	rc = msc_recover(d, &r);
+	CHECK("a bridge that answers nothing after every rung is gone", rc == -E_GONE &&
+	      strstr(logbuf, "no answer after the port reset"));
 
 	/* A firmware that never lets go; 32-byte contexts, no scratchpads. */
 	reset_driver_state();
