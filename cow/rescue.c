@@ -1053,7 +1053,7 @@ static int sweep(struct rescue *r)
 				learn_push(l, ps, l->next_len, 2);
 				learn_infer(r);
 				p = pe;
-				prev_ok = 0;   /* a failure right at its end is the band going on, not a new one */
+				prev_ok = 1;   /* a failure right at its end is met as a new area: a defect, or the band going on */
 				in_band = 0;
 				size = cl;
 				good = 0;
@@ -1087,7 +1087,20 @@ static int sweep(struct rescue *r)
 					int trc = linear_down(r, floor, s, 0, &end);
 					if (trc < 0)
 						return trc;
-					learn_band(r, band_start, end - band_start, 1);
+					/* Longer than learnt after a failed skip: the skip may have met a defect
+					 * beyond a band of the learnt length. The block past that length tells. */
+					uint64_t want = band_start + l->skip;
+					int kept = 0;
+					if (learnt_skip && continued && end > want && want + r->block <= end &&
+					    state_at(r, want) != COW_FINISHED) {
+						if ((trc = attempt(r, want, want + r->block, COW_BAD, state_at(r, want))) < 0)
+							return trc;
+						kept = trc != 2;
+					}
+					if (kept)
+						learn_band(r, band_start, l->skip, 0);
+					else
+						learn_band(r, band_start, end - band_start, 1);
 				} else {
 					learn_band(r, band_start, s - band_start, 0);
 				}
@@ -1134,13 +1147,17 @@ static int sweep(struct rescue *r)
 				learn_broken(r, s);
 			}
 			uint64_t fe = f + r->block;
-			if (fe < e && (rc = set_tracked(r, fe, e - fe, COW_NONTRIMMED, COW_NONTRIED)) < 0)
+			learnt_skip = l->skip != 0;
+			/* With a learnt length the failed read's tail past it is likely good: left
+			 * non-tried, read next. */
+			uint64_t fend = learnt_skip && f + l->skip < e ? f + l->skip : e;
+			if (fe < fend && (rc = set_tracked(r, fe, fend - fe, COW_NONTRIMMED, COW_NONTRIED)) < 0)
 				return rc;
 			band_start = f;
-			last_fail_end = e > fe ? e : fe;
+			last_fail_start = s;
+			last_fail_end = fend > fe ? fend : fe;
 			in_band = 1;
 			continued = 0;
-			learnt_skip = l->skip != 0;
 			/* The learnt length from the band's start; else the minimum skip past the failed read. */
 			p = learnt_skip ? f + l->skip : last_fail_end + skip_min;
 			if (p < last_fail_end)
