@@ -74,6 +74,7 @@ def run_cowboot(img, spec, tmp, infer):
         with open(cow, "wb") as f:
             f.truncate(nbd.geo.sectors * 512 + (64 << 20))
         disks = [dict(nbd_socket=nbd.sock, serial="DEADHEAD-1", readonly=True), dict(path=cow, serial="COW-1")]
+        status, rescued, done, base, t0 = "", 0, False, nbd.stats(), time.time()
         with Machine(disks=disks, name=f"bench-deadhead-{infer}") as m:
             m.wait_prompt(60)
             m.cmd("cow format vd2 vd1 --yes", 120)

@@ -21,8 +21,9 @@ class DeadheadNbd:
         self.geo = Geometry(spec)
         self.sock = os.path.join(tmpdir, f"{name}.sock")
         self.stats_path = os.path.join(tmpdir, f"{name}.stats.json")
-        if os.path.exists(self.stats_path):
-            os.remove(self.stats_path)
+        for stale in (self.stats_path, self.sock):
+            if os.path.exists(stale):
+                os.remove(stale)
         plugin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "deadhead_disk.py")
         self.proc = start_nbdkit(self.sock, ["python", plugin, f"file={path}", f"spec={spec}",
                                              f"stats={self.stats_path}", f"bad_ms={bad_ms}"])
