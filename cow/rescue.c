@@ -1040,6 +1040,12 @@ static int sweep(struct rescue *r)
 	while (find_run(r, p, 1, COW_NONTRIED, &a, &b)) {
 		if (stop_asked(r))
 			return -E_STOPPED;
+		if (b < r->sectors && state_at(r, b) == COW_FINISHED) {
+			/* A hole an earlier run left (a band it skipped, resumed after a stop): the
+			 * edge pass reads it from the finished sides. */
+			p = b;
+			continue;
+		}
 		if (l->active) {
 			while (l->active && l->next_start + l->next_len <= a) {   /* passed: already done */
 				learn_push(l, l->next_start, l->next_len, 2);
