@@ -6,6 +6,11 @@
 #define MIB (1024ull * 1024)
 #define PROBE_FIRST 8        /* consecutive failures before checking the drive still answers */
 #define UNDO_MAX 64          /* and the most: a bad zone costs a probe per 64 failed reads */
+#define LINEAR_STOP_EVERY 128   /* single-block bursts check for a stop this often */
+#define TRAIL_MAX_BLOCKS 4096   /* a band's end is searched backwards this far at most */
+#define DEFECT_BLOCKS 16        /* a defect this short is not a band: probed past when one is met off the pattern */
+#define VERIFY_EVERY 64         /* bands skipped on a learnt length between two measured ends */
+#define DOUBT_FAILS 5           /* failed reads each side of an area longer than its neighbours */
 
 static const char *const phase_names[] = { "copying", "trimming", "scraping", "retrying", "finished" };
 
@@ -831,10 +836,6 @@ static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 
 /* ---- dead heads: bands, the skip they teach, the head map ---------------------------------- */
 
-#define LINEAR_STOP_EVERY 128   /* single-block bursts check for a stop this often */
-#define TRAIL_MAX_BLOCKS 4096   /* a band's end is searched backwards this far at most */
-#define DEFECT_BLOCKS 16        /* a defect this short is not a band: probed past when one is met off the pattern */
-#define VERIFY_EVERY 64         /* bands skipped on a learnt length between two measured ends */
 
 /* Sizes for the words of rescue.md: "8.0 MiB", "768 KiB". */
 static void fmt_bytes(char *out, size_t n, uint64_t b)
@@ -1422,7 +1423,6 @@ static int block_pass(struct rescue *r, enum rescue_phase ph, uint32_t pass, int
  * block leads on (galloping over non-tried data) to the next failure; after a failure the next
  * try jumps twice as far (a defect of a few sectors is crossed in a few reads), and the side
  * ends after DOUBT_FAILS failures. */
-#define DOUBT_FAILS 5
 static int doubtful_side(struct rescue *r, uint64_t lo, uint64_t hi, int dir)
 {
 	const struct cow_map *m = cow_get_map(r->cow);

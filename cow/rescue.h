@@ -1,5 +1,6 @@
-/* The rescue algorithm (spec rescue.md): copy with growing skips and passes both ways, trim,
- * scrape, retry, over an open cow's map. Pure C: the caller supplies the clock (cow_env), a
+/* The rescue algorithm (spec rescue.md, docs/rescue.md): copy with growing reads, learning the
+ * bad bands and their pattern (a failed head) in the first pass, edges from finished data, trim,
+ * scrape, the insides of large bad areas last, retry, over an open cow's map. Pure C: the caller supplies the clock (cow_env), a
  * stop check and an event sink, and runs it on a task of its own; the map is its whole state,
  * so a later run resumes where an earlier one (or a power cut) left off. */
 #ifndef COW_RESCUE_H

@@ -3,6 +3,8 @@ geometry spec), for the rescue scenario and the benchmark: stats() are the model
 including the moment every readable sector had been read once."""
 import json
 import os
+import socket
+import time
 
 from cowboot_qemu import start_nbdkit
 from deadhead_geometry import SECTOR, Geometry, load
@@ -27,6 +29,14 @@ class DeadheadNbd:
         plugin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "deadhead_disk.py")
         self.proc = start_nbdkit(self.sock, ["python", plugin, f"file={path}", f"spec={spec}",
                                              f"stats={self.stats_path}", f"bad_ms={bad_ms}"])
+        # The socket file exists once bound; under load the listen can come a little later.
+        for _ in range(200):
+            try:
+                with socket.socket(socket.AF_UNIX) as c:
+                    c.connect(self.sock)
+                break
+            except OSError:
+                time.sleep(0.05)
 
     def stats(self):
         try:
