@@ -1029,7 +1029,7 @@ static int sweep(struct rescue *r)
 	uint64_t cl = r->opt.cluster / r->lsize, a, b;
 	uint64_t skip_min = r->opt.skip_min / r->lsize, skip_max = r->opt.skip_max / r->lsize;
 	uint64_t maxr = r->opt.max_read > r->opt.cluster ? r->opt.max_read / r->lsize : cl;
-	uint64_t careful = 4 * cl < maxr ? 4 * cl : maxr;   /* once bad areas are about: the lead search stays short */
+	uint64_t careful = 2 * cl < maxr ? 2 * cl : maxr;   /* once bad areas are about: the lead search stays short */
 	uint64_t size = cl, good = 0, skip = skip_min, p = 0;
 	int prev_ok = 1, in_band = 0, continued = 0, learnt_skip = 0;
 	uint64_t band_start = 0, last_fail_start = 0, last_fail_end = 0;
