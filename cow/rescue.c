@@ -579,14 +579,10 @@ static int read_and_store(struct rescue *r, uint64_t off, uint64_t len, uint64_t
 	return rc;
 }
 
-/* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
- * failure when is_read_failure(), else fatal for the run). */
-static int read_block(struct rescue *r, uint64_t s, uint64_t n)
+/* The bookkeeping of one source read that took from t0 until now: counters, the rate, the
+ * probe block. Returns rc, or 1 for a good read slower than min-rate. */
+static int count_read(struct rescue *r, uint64_t off, uint64_t len, int rc, uint64_t t0)
 {
-	uint64_t off = s * r->lsize, len = n * r->lsize, bad = 0;
-	r->st.pos = off;
-	uint64_t t0 = r->env->now_us();
-	int rc = read_and_store(r, off, len, &bad);
 	uint64_t t1 = r->env->now_us();
 	r->st.reads++;
 	r->st.elapsed_us = t1 - r->st.start_us;
@@ -612,6 +608,32 @@ static int read_block(struct rescue *r, uint64_t s, uint64_t n)
 		return 1;
 	}
 	return 0;
+}
+
+/* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
+ * failure when is_read_failure(), else fatal for the run). */
+static int read_block(struct rescue *r, uint64_t s, uint64_t n)
+{
+	uint64_t off = s * r->lsize, len = n * r->lsize, bad = 0;
+	r->st.pos = off;
+	uint64_t t0 = r->env->now_us();
+	int rc = read_and_store(r, off, len, &bad);
+	return count_read(r, off, len, rc, t0);
+}
+
+/* Stores [s, e), read into r->buf already, as one block (the cow's write of the block before
+ * ends first; in the copy passes this one's runs on while the next is read). */
+static int store_run(struct rescue *r, uint64_t s, uint64_t e)
+{
+	if (e <= s)
+		return 0;
+	int rc = cow_store_end(r->cow);
+	if (rc < 0 || (rc = cow_store_begin(r->cow, s * r->lsize, (e - s) * r->lsize, r->buf)) < 0)
+		return rc;
+	uint8_t *t = r->buf;
+	r->buf = r->buf2;
+	r->buf2 = t;
+	return r->overlap ? 0 : cow_store_end(r->cow);
 }
 
 static void event(struct rescue *r, const char *text)
@@ -968,6 +990,51 @@ static void learn_band(struct rescue *r, uint64_t start, uint64_t len, uint8_t h
 static int linear_up(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, uint64_t *end)
 {
 	uint64_t n = 0;
+	if (old && !r->hooks.target) {
+		/* Good blocks gather in the buffer and are stored as one write when the run ends:
+		 * a single-sector read each, but not a cow write each. */
+		uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
+		uint64_t run = lo, s, e = lo;
+		int rc = 0;
+		while (lo < hi) {
+			if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r)) {
+				rc = -E_STOPPED;
+				break;
+			}
+			next_read(lo, hi, 1, r->block, r->block, &s, &e);
+			if (e - run > room) {
+				if ((rc = store_run(r, run, lo)) < 0)
+					return rc;
+				run = lo;
+			}
+			uint64_t bad, t0 = r->env->now_us();
+			r->st.pos = lo * r->lsize;
+			rc = cow_read_source(r->cow, lo * r->lsize, (e - lo) * r->lsize, r->buf + (lo - run) * r->lsize, &bad);
+			rc = count_read(r, lo * r->lsize, (e - lo) * r->lsize, rc, t0);
+			if (rc < 0)
+				break;
+			rc = 0;
+			lo = e;
+		}
+		int src = store_run(r, run, lo);
+		if (src < 0)
+			return src;
+		if (rc == -E_STOPPED)
+			return rc;
+		if (rc < 0 && !is_read_failure(rc))
+			return fatal(r, rc);
+		if (rc < 0) {
+			if (old != COW_BAD && (rc = set_tracked(r, lo, e - lo, COW_BAD, old)) < 0)
+				return rc;
+			r->nfail++;
+			if ((rc = after_failure(r)) < 0)
+				return rc;
+			*end = lo;
+			return 1;
+		}
+		*end = hi;
+		return 0;
+	}
 	while (lo < hi) {
 		if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r))
 			return -E_STOPPED;
