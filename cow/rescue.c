@@ -1058,6 +1058,61 @@ static int linear_up(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, ui
 static int linear_down(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, uint64_t *start)
 {
 	uint64_t n = 0;
+	if (!r->hooks.target) {
+		/* As linear_up: the good blocks are stored as one write. They arrive last first, so
+		 * they fill the buffer from its end and move to its start before the write. */
+		uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
+		uint64_t top = hi, base = hi > room ? hi - room : 0, s = hi, e = hi;
+		uint8_t was = 0;
+		int rc = 0, known = 0;
+		while (lo < hi) {
+			if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r)) {
+				rc = -E_STOPPED;
+				break;
+			}
+			next_read(lo, hi, -1, r->block, r->block, &s, &e);
+			was = old ? old : state_at(r, s);
+			if (was != COW_NONTRIED && was != COW_NONTRIMMED) {
+				known = 1;   /* something already known: the search ends there */
+				break;
+			}
+			if (s < base) {
+				memmove(r->buf, r->buf + (hi - base) * r->lsize, (top - hi) * r->lsize);
+				if ((rc = store_run(r, hi, top)) < 0)
+					return rc;
+				top = hi;
+				base = top > room ? top - room : 0;
+			}
+			uint64_t bad, t0 = r->env->now_us();
+			r->st.pos = s * r->lsize;
+			rc = cow_read_source(r->cow, s * r->lsize, (hi - s) * r->lsize, r->buf + (s - base) * r->lsize, &bad);
+			rc = count_read(r, s * r->lsize, (hi - s) * r->lsize, rc, t0);
+			if (rc < 0)
+				break;
+			rc = 0;
+			hi = s;
+		}
+		if (top > hi) {
+			memmove(r->buf, r->buf + (hi - base) * r->lsize, (top - hi) * r->lsize);
+			int src = store_run(r, hi, top);
+			if (src < 0)
+				return src;
+		}
+		if (rc == -E_STOPPED)
+			return rc;
+		if (rc < 0 && !is_read_failure(rc))
+			return fatal(r, rc);
+		if (rc < 0) {
+			if ((rc = set_tracked(r, s, hi - s, COW_BAD, was)) < 0)
+				return rc;
+			r->nfail++;
+			if ((rc = after_failure(r)) < 0)
+				return rc;
+			known = 1;
+		}
+		*start = known ? hi : lo;
+		return known;
+	}
 	while (lo < hi) {
 		if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r))
 			return -E_STOPPED;
