@@ -106,6 +106,10 @@ static void summary(struct job *j, const char *what)
 		  (unsigned long long)(all ? b[4] * 1000 / all % 10 : 0), bad, (unsigned long long)a[3],
 		  (unsigned long long)(b[0] + b[1] + b[2]), rate);
 	log_event(LOG_INFO, "%s", j->summary);
+	const struct rescue_stats *st = &j->r.st;
+	if (st->pattern[0])
+		log_event(LOG_INFO, "ov%d: head map: %s; %llu bad bands, %llu of them predicted", j->idx, st->pattern,
+			  (unsigned long long)st->bands, (unsigned long long)st->bands_predicted);
 }
 
 /* Waits for the same source to answer again: the driver re-probed while it is gone, then the
@@ -493,10 +497,11 @@ static int cmd_rescue(int argc, char **argv)
 {
 	return start_job(argc, argv, 0);
 }
-COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [max-read=B] [skip=B[,B]] [reverse] [timeout=ms] [min-rate=B] [passes=L] [commit=ms] [domain=D]",
+COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [max-read=B] [skip=B[,B]] [reverse] [timeout=ms] [min-rate=B] [passes=L] [infer=on|off] [commit=ms] [domain=D]",
 	"copy everything readable from the source into the cow, in the background",
-	"Phases (rescue.md): copy (cluster reads, skipping ahead after errors, passes 1-3),\n"
-	"  trim, scrape, retry. Options, with their defaults:\n"
+	"Phases (rescue.md): copy (pass 1 learns the bad bands and skips them, the next passes\n"
+	"  read inward from finished data), trim, scrape, the insides of large bad areas, retry.\n"
+	"  Options, with their defaults:\n"
 	"  retries=1       passes over bad sectors at the end\n"
 	"  cluster=64KiB   bytes per copy read after trouble, and the unit failures are marked in\n"
 	"  max-read=1MiB   the first pass's reads grow to this while they succeed\n"
@@ -504,7 +509,9 @@ COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [max-read=B] [skip=B[,B]] [
 	"  reverse         first copy pass backwards\n"
 	"  timeout=5000    deadline of each read, ms; an overdue read resets the drive\n"
 	"  min-rate=0      bytes/s; slower areas are skipped in the first passes\n"
-	"  passes=copy,trim,scrape,retry  which phases run\n"
+	"  passes=copy,trim,scrape,interiors,retry  which phases run (interiors: the insides\n"
+	"                  of large bad areas, read when everything else is done)\n"
+	"  infer=on        learn the bad bands' pattern (a failed head) and skip predicted ones\n"
 	"  commit=5000     ms between commits of the map\n"
 	"  domain=all|ntfs|ntfs:<glob>|lba:<start>+<count>[,...]  what to rescue (also: domain <ov> <spec>)\n"
 	"  Sizes take K/M/G suffixes or s for sectors. The map is the job's state: rescue again\n"
@@ -583,6 +590,18 @@ static void print_status(const struct job *j)
 	if (avg_bps && left && j->state == JOB_RUNNING)
 		kprintf(", ETA %llu s", (unsigned long long)(left / avg_bps));
 	kprintf("\n");
+	if (st->pattern[0])
+		kprintf("  head map: %s; %llu bad bands met, %llu predicted (skipped unread, read last)\n", st->pattern,
+			(unsigned long long)st->bands, (unsigned long long)st->bands_predicted);
+	else if (st->bands)
+		kprintf("  bad bands met: %llu (no repeating pattern yet)\n", (unsigned long long)st->bands);
+	if (st->interiors_now)
+		kprintf("  reading the insides of large bad areas now: everything else is done\n");
+	else if (st->interior_areas && !(j->opt.passes & RESCUE_PASS_INTERIORS))
+		kprintf("  the insides of large bad areas are left unread (%llu areas, %llu bytes; passes=...,interiors reads them)\n",
+			(unsigned long long)st->interior_areas, (unsigned long long)st->interior_bytes);
+	else if (st->phase < RP_RETRY && st->phase != RP_DONE)
+		kprintf("  the insides of large bad areas are read last, when everything else is done\n");
 	if (j->clone)
 		kprintf("  clone target %s: %llu bytes written%s%s\n", j->target.blk->name,
 			(unsigned long long)st->clone_bytes, j->r.target_rc ? ", failed: " : "",

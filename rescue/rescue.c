@@ -6,6 +6,11 @@
 #define MIB (1024ull * 1024)
 #define PROBE_FIRST 8        /* consecutive failures before checking the drive still answers */
 #define UNDO_MAX 64          /* and the most: a bad zone costs a probe per 64 failed reads */
+#define LINEAR_STOP_EVERY 128   /* single-block bursts check for a stop this often */
+#define TRAIL_MAX_BLOCKS 4096   /* a band's end is searched backwards this far at most */
+#define DEFECT_BLOCKS 16        /* a defect this short is not a band: probed past when one is met off the pattern */
+#define VERIFY_EVERY 64         /* bands skipped on a learnt length between two measured ends */
+#define DOUBT_FAILS 5           /* failed reads each side of an area longer than its neighbours */
 
 static const char *const phase_names[] = { "copying", "trimming", "scraping", "retrying", "finished" };
 
@@ -90,13 +95,13 @@ static int key_is(const char *arg, const char *key, const char **val)
 
 static int parse_passes(const char *v, uint32_t *out)
 {
-	static const char *const names[] = { "copy", "trim", "scrape", "retry" };
+	static const char *const names[] = { "copy", "trim", "scrape", "retry", "interiors" };
 	uint32_t mask = 0;
 	while (*v) {
 		const char *end = strchr(v, ',');
 		size_t len = end ? (size_t)(end - v) : strlen(v);
 		int hit = 0;
-		for (uint32_t i = 0; i < 4; i++)
+		for (uint32_t i = 0; i < 5; i++)
 			if (strlen(names[i]) == len && !strncmp(v, names[i], len)) {
 				mask |= 1u << i;
 				hit = 1;
@@ -163,6 +168,12 @@ int rescue_parse_opt(struct rescue_opts *o, const char *arg, uint32_t lsize, cha
 		if (parse_size(v, lsize, &x) < 0)
 			goto bad;
 		o->min_rate = x;
+		return 0;
+	}
+	if (key_is(arg, "infer", &v)) {
+		if (strcmp(v, "on") && strcmp(v, "off"))
+			goto bad;
+		o->no_infer = !strcmp(v, "off");
 		return 0;
 	}
 	if (key_is(arg, "passes", &v)) {
@@ -568,14 +579,10 @@ static int read_and_store(struct rescue *r, uint64_t off, uint64_t len, uint64_t
 	return rc;
 }
 
-/* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
- * failure when is_read_failure(), else fatal for the run). */
-static int read_block(struct rescue *r, uint64_t s, uint64_t n)
+/* The bookkeeping of one source read that took from t0 until now: counters, the rate, the
+ * probe block. Returns rc, or 1 for a good read slower than min-rate. */
+static int count_read(struct rescue *r, uint64_t off, uint64_t len, int rc, uint64_t t0)
 {
-	uint64_t off = s * r->lsize, len = n * r->lsize, bad = 0;
-	r->st.pos = off;
-	uint64_t t0 = r->env->now_us();
-	int rc = read_and_store(r, off, len, &bad);
 	uint64_t t1 = r->env->now_us();
 	r->st.reads++;
 	r->st.elapsed_us = t1 - r->st.start_us;
@@ -601,6 +608,32 @@ static int read_block(struct rescue *r, uint64_t s, uint64_t n)
 		return 1;
 	}
 	return 0;
+}
+
+/* 0: read and stored; 1: stored but slower than min-rate; <0: the read failed (a source
+ * failure when is_read_failure(), else fatal for the run). */
+static int read_block(struct rescue *r, uint64_t s, uint64_t n)
+{
+	uint64_t off = s * r->lsize, len = n * r->lsize, bad = 0;
+	r->st.pos = off;
+	uint64_t t0 = r->env->now_us();
+	int rc = read_and_store(r, off, len, &bad);
+	return count_read(r, off, len, rc, t0);
+}
+
+/* Stores [s, e), read into r->buf already, as one block (the cow's write of the block before
+ * ends first; in the copy passes this one's runs on while the next is read). */
+static int store_run(struct rescue *r, uint64_t s, uint64_t e)
+{
+	if (e <= s)
+		return 0;
+	int rc = cow_store_end(r->cow);
+	if (rc < 0 || (rc = cow_store_begin(r->cow, s * r->lsize, (e - s) * r->lsize, r->buf)) < 0)
+		return rc;
+	uint8_t *t = r->buf;
+	r->buf = r->buf2;
+	r->buf2 = t;
+	return r->overlap ? 0 : cow_store_end(r->cow);
 }
 
 static void event(struct rescue *r, const char *text)
@@ -739,8 +772,8 @@ static uint8_t state_at(const struct rescue *r, uint64_t s)
 static int sandwiched(const struct rescue *r, uint64_t a, uint64_t b, uint64_t max)
 {
 	uint8_t before = a ? state_at(r, a - 1) : 0, after = state_at(r, b);
-	return b - a <= max && (before == COW_NONTRIMMED || before == COW_BAD) &&
-	       (after == COW_NONTRIMMED || after == COW_BAD);
+	return b - a <= max && (before == COW_NONTRIMMED || before == COW_NONSCRAPED || before == COW_BAD) &&
+	       (after == COW_NONTRIMMED || after == COW_NONSCRAPED || after == COW_BAD);
 }
 
 /* Copy: reads over non-tried areas, a cluster at first and growing to max-read while reads go
@@ -810,29 +843,646 @@ static int copy_reads(struct rescue *r, uint32_t pass, int dir, int skipping)
 	return 0;
 }
 
+static int sweep(struct rescue *r);
+
 /* The copy's reads are positional, so the map may lag one block behind them: the cow's write
  * of a block runs while the next is read. Trim and scrape choose by the map, and do not. */
 static int copy_pass(struct rescue *r, uint32_t pass, int dir, int skipping)
 {
 	r->overlap = 1;
-	int rc = copy_reads(r, pass, dir, skipping);
+	int rc = pass == 1 && dir > 0 ? sweep(r) : copy_reads(r, pass, dir, skipping);
 	r->overlap = 0;
 	int erc = cow_store_end(r->cow);
 	return erc < 0 ? erc : rc;   /* a failing cow outranks the rest */
 }
 
-/* Trim: from both edges of each non-trimmed area inward, a block at a time, to the first bad
- * block (marked bad); what lies between becomes non-scraped. */
-static int trim_phase(struct rescue *r)
+/* ---- dead heads: bands, the skip they teach, the head map ---------------------------------- */
+
+
+/* Sizes for the words of rescue.md: "8.0 MiB", "768 KiB". */
+static void fmt_bytes(char *out, size_t n, uint64_t b)
+{
+	if (b >= MIB)
+		fmt_snprintf(out, n, "%llu.%llu MiB", (unsigned long long)(b / MIB),
+			     (unsigned long long)(b % MIB * 10 / MIB));
+	else
+		fmt_snprintf(out, n, "%llu KiB", (unsigned long long)(b / 1024));
+}
+
+static const char *count_word(uint64_t n)
+{
+	static const char *const w[] = { "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+					 "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen" };
+	return n <= 16 ? w[n] : "many";
+}
+
+static void learn_push(struct rescue_learn *l, uint64_t start, uint64_t len, uint8_t how)
+{
+	uint32_t i = 0;
+	while (how && i < l->nlens && l->lens[i] != len)
+		i++;
+	if (how && i == l->nlens && l->nlens < 16)
+		l->lens[l->nlens++] = len;   /* lengths read or predicted, not assumed */
+	if (l->n == RESCUE_HIST) {
+		memmove(l->h, l->h + 1, (RESCUE_HIST - 1) * sizeof(l->h[0]));
+		l->n--;
+	}
+	l->h[l->n++] = (struct rescue_band){ start, len, how };
+}
+
+/* The distance from the band before to this one equals one of the two before it: a regular
+ * layout (one dead head: one distance; two: two alternating). */
+static int learn_regular(const struct rescue_learn *l, uint64_t start)
+{
+	if (l->n < 3)
+		return 0;
+	uint64_t d = start - l->h[l->n - 1].start;
+	return d == l->h[l->n - 1].start - l->h[l->n - 2].start ||
+	       (l->n >= 4 && d == l->h[l->n - 2].start - l->h[l->n - 3].start);
+}
+
+/* The pattern: k bands a period (k = 1 or 2), the last 2k+1 starts and lengths repeating. */
+static int learn_infer(struct rescue *r)
+{
+	struct rescue_learn *l = &r->learn;
+	for (uint32_t k = 1; k <= 2; k++) {
+		uint32_t need = 2 * k + 1;
+		if (l->n < need)
+			continue;
+		const struct rescue_band *h = l->h + l->n - need;
+		uint64_t period = h[k].start - h[0].start;
+		int ok = period > 0;
+		for (uint32_t i = k; i < need && ok; i++)
+			ok = h[i].start - h[i - k].start == period && h[i].len == h[i - k].len && h[i].len &&
+			     h[i].len < period;
+		if (k == 2 && ok)
+			ok = h[1].start - h[0].start != h[2].start - h[1].start || h[1].len != h[0].len;  /* not k=1 */
+		if (!ok)
+			continue;
+		int was = l->active && l->period == period && l->k == k;
+		l->active = 1;
+		l->k = k;
+		l->period = period;
+		l->next_start = l->h[l->n - k].start + period;
+		l->next_len = l->h[l->n - k].len;
+		if (!was) {
+			char per[24], len[24], text[160];
+			uint64_t blen = l->next_len;
+			fmt_bytes(per, sizeof(per), period * r->lsize);
+			fmt_bytes(len, sizeof(len), blen * r->lsize);
+			/* Heads: the period over one band's length (the band a head reads per cycle). */
+			if (period % blen == 0 && period / blen <= 16)
+				fmt_snprintf(r->st.pattern, sizeof(r->st.pattern),
+					     "bad areas repeat every %s, %s long: likely %s failed head%s of %s (band %llu of each cycle from LBA 0)",
+					     per, len, count_word(k), k > 1 ? "s" : "", count_word(period / blen),
+					     (unsigned long long)(l->next_start % period / blen));
+			else
+				fmt_snprintf(r->st.pattern, sizeof(r->st.pattern),
+					     "bad areas repeat every %s, %s long (%s a cycle): likely a failed head", per, len,
+					     k == 1 ? "one" : "two");
+			fmt_snprintf(text, sizeof(text), "%s; the next ones are skipped unread and read last", r->st.pattern);
+			event(r, text);
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static void learn_broken(struct rescue *r, uint64_t at)
+{
+	struct rescue_learn *l = &r->learn;
+	/* The last predicted bands may have been the new pattern's good data. */
+	for (uint32_t i = l->n; i-- > 0 && l->n - i <= 2;)
+		if (l->h[i].how == 2 && l->nsuspect < 8) {
+			l->suspect[l->nsuspect][0] = l->h[i].start;
+			l->suspect[l->nsuspect++][1] = l->h[i].start + l->h[i].len;
+		}
+	if (l->active) {
+		char text[120], pos[24];
+		fmt_bytes(pos, sizeof(pos), at * r->lsize);
+		fmt_snprintf(text, sizeof(text), "the pattern of bad areas changes at %s: learning it again", pos);
+		event(r, text);
+	}
+	l->active = 0;
+	l->n = 0;
+}
+
+/* A band ends the first pass has found: its start read, its length read or assumed. */
+static void learn_band(struct rescue *r, uint64_t start, uint64_t len, uint8_t how)
+{
+	struct rescue_learn *l = &r->learn;
+	r->st.bands++;
+	if (how == 1) {
+		l->measured++;
+		l->since_verify = 0;
+		if (len >= r->opt.cluster / r->lsize && l->measured >= 2)
+			l->skip = len;
+	} else {
+		l->since_verify++;
+	}
+	learn_push(l, start, len, how);
+	if (!r->opt.no_infer)
+		learn_infer(r);
+}
+
+/* Single blocks from lo up to hi, stopping at the first that fails (marked bad). *end gets the
+ * failed block's start (hi if none failed). Returns 0, 1 when a block failed, or < 0. */
+static int linear_up(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, uint64_t *end)
+{
+	uint64_t n = 0;
+	if (old && !r->hooks.target) {
+		/* Good blocks gather in the buffer and are stored as one write when the run ends:
+		 * a single-sector read each, but not a cow write each. */
+		uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
+		uint64_t run = lo, s, e = lo;
+		int rc = 0;
+		while (lo < hi) {
+			if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r)) {
+				rc = -E_STOPPED;
+				break;
+			}
+			next_read(lo, hi, 1, r->block, r->block, &s, &e);
+			if (e - run > room) {
+				if ((rc = store_run(r, run, lo)) < 0)
+					return rc;
+				run = lo;
+			}
+			uint64_t bad, t0 = r->env->now_us();
+			r->st.pos = lo * r->lsize;
+			rc = cow_read_source(r->cow, lo * r->lsize, (e - lo) * r->lsize, r->buf + (lo - run) * r->lsize, &bad);
+			rc = count_read(r, lo * r->lsize, (e - lo) * r->lsize, rc, t0);
+			if (rc < 0)
+				break;
+			rc = 0;
+			lo = e;
+		}
+		int src = store_run(r, run, lo);
+		if (src < 0)
+			return src;
+		if (rc == -E_STOPPED)
+			return rc;
+		if (rc < 0 && !is_read_failure(rc))
+			return fatal(r, rc);
+		if (rc < 0) {
+			if (old != COW_BAD && (rc = set_tracked(r, lo, e - lo, COW_BAD, old)) < 0)
+				return rc;
+			r->nfail++;
+			if ((rc = after_failure(r)) < 0)
+				return rc;
+			*end = lo;
+			return 1;
+		}
+		*end = hi;
+		return 0;
+	}
+	while (lo < hi) {
+		if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r))
+			return -E_STOPPED;
+		uint64_t s, e;
+		next_read(lo, hi, 1, r->block, r->block, &s, &e);
+		uint8_t was = old ? old : state_at(r, lo);
+		int rc = attempt(r, lo, e, COW_BAD, was);
+		if (rc < 0)
+			return rc;
+		if (rc == 2) {
+			*end = lo;
+			return 1;
+		}
+		lo = e;
+	}
+	*end = hi;
+	return 0;
+}
+
+/* The same downwards from hi to lo: *start gets the end of the failed block (lo if none). */
+static int linear_down(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, uint64_t *start)
+{
+	uint64_t n = 0;
+	if (!r->hooks.target) {
+		/* As linear_up: the good blocks are stored as one write. They arrive last first, so
+		 * they fill the buffer from its end and move to its start before the write. */
+		uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
+		uint64_t top = hi, base = hi > room ? hi - room : 0, s = hi, e = hi;
+		uint8_t was = 0;
+		int rc = 0, known = 0;
+		while (lo < hi) {
+			if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r)) {
+				rc = -E_STOPPED;
+				break;
+			}
+			next_read(lo, hi, -1, r->block, r->block, &s, &e);
+			was = old ? old : state_at(r, s);
+			if (was != COW_NONTRIED && was != COW_NONTRIMMED) {
+				known = 1;   /* something already known: the search ends there */
+				break;
+			}
+			if (s < base) {
+				memmove(r->buf, r->buf + (hi - base) * r->lsize, (top - hi) * r->lsize);
+				if ((rc = store_run(r, hi, top)) < 0)
+					return rc;
+				top = hi;
+				base = top > room ? top - room : 0;
+			}
+			uint64_t bad, t0 = r->env->now_us();
+			r->st.pos = s * r->lsize;
+			rc = cow_read_source(r->cow, s * r->lsize, (hi - s) * r->lsize, r->buf + (s - base) * r->lsize, &bad);
+			rc = count_read(r, s * r->lsize, (hi - s) * r->lsize, rc, t0);
+			if (rc < 0)
+				break;
+			rc = 0;
+			hi = s;
+		}
+		if (top > hi) {
+			memmove(r->buf, r->buf + (hi - base) * r->lsize, (top - hi) * r->lsize);
+			int src = store_run(r, hi, top);
+			if (src < 0)
+				return src;
+		}
+		if (rc == -E_STOPPED)
+			return rc;
+		if (rc < 0 && !is_read_failure(rc))
+			return fatal(r, rc);
+		if (rc < 0) {
+			if ((rc = set_tracked(r, s, hi - s, COW_BAD, was)) < 0)
+				return rc;
+			r->nfail++;
+			if ((rc = after_failure(r)) < 0)
+				return rc;
+			known = 1;
+		}
+		*start = known ? hi : lo;
+		return known;
+	}
+	while (lo < hi) {
+		if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r))
+			return -E_STOPPED;
+		uint64_t s, e;
+		next_read(lo, hi, -1, r->block, r->block, &s, &e);
+		uint8_t was = old ? old : state_at(r, s);
+		if (was != COW_NONTRIED && was != COW_NONTRIMMED) {
+			*start = hi;   /* something already known: the search ends there */
+			return 1;
+		}
+		int rc = attempt(r, s, hi, COW_BAD, was);
+		if (rc < 0)
+			return rc;
+		if (rc == 2) {
+			*start = hi;
+			return 1;
+		}
+		hi = s;
+	}
+	*start = lo;
+	return 0;
+}
+
+/* Pass 1 (forwards): reads grow while they succeed. A failure after a good read meets a bad
+ * area: its first bad block is found at once from the good side (one more failed read), the
+ * rest of the failed read becomes non-trimmed, and the pass skips ahead: by the length the
+ * last bands had once two were measured, else by a skip that doubles while failures go on.
+ * Where it lands well, the band's end is searched backwards while the length is still being
+ * learnt (or the layout looks irregular, or every few bands as a check). Once the bands
+ * repeat, the next ones are predicted: reads stop at a predicted start and go on at its end,
+ * leaving the band non-tried for the edge pass; a failure where none was predicted drops the
+ * prediction. */
+static int sweep(struct rescue *r)
+{
+	struct rescue_learn *l = &r->learn;
+	uint64_t cl = r->opt.cluster / r->lsize, a, b;
+	uint64_t skip_min = r->opt.skip_min / r->lsize, skip_max = r->opt.skip_max / r->lsize;
+	uint64_t maxr = r->opt.max_read > r->opt.cluster ? r->opt.max_read / r->lsize : cl;
+	uint64_t careful = 2 * cl < maxr ? 2 * cl : maxr;   /* once bad areas are about: the lead search stays short */
+	uint64_t size = cl, good = 0, skip = skip_min, p = 0;
+	int prev_ok = 1, in_band = 0, continued = 0, learnt_skip = 0;
+	uint64_t band_start = 0, last_fail_start = 0, last_fail_end = 0;
+	int rc;
+	memset(l, 0, sizeof(*l));
+	if (!find_run(r, p, 1, COW_NONTRIED, &a, &b))
+		return 0;
+	announce(r, RP_COPY, 1, 1);
+	while (find_run(r, p, 1, COW_NONTRIED, &a, &b)) {
+		if (stop_asked(r))
+			return -E_STOPPED;
+		if (b < r->sectors && state_at(r, b) == COW_FINISHED) {
+			/* A hole an earlier run left (a band it skipped, resumed after a stop): the
+			 * edge pass reads it from the finished sides. */
+			p = b;
+			continue;
+		}
+		if (l->active) {
+			while (l->active && l->next_start + l->next_len <= a) {   /* passed: already done */
+				learn_push(l, l->next_start, l->next_len, 2);
+				learn_infer(r);
+			}
+			if (a >= l->next_start) {
+				/* At a predicted band: not read now. Its end is where reading goes on. */
+				uint64_t ps = l->next_start, pe = ps + l->next_len;
+				r->st.bands++;
+				r->st.bands_predicted++;
+				learn_push(l, ps, l->next_len, 2);
+				learn_infer(r);
+				p = pe;
+				prev_ok = 1;   /* a failure right at its end is met as a new area: a defect, or the band going on */
+				in_band = 0;
+				size = cl;
+				good = 0;
+				continue;
+			}
+			if (l->next_start < b)
+				b = l->next_start;
+		}
+		uint64_t s, e;
+		uint64_t lim = r->st.bands ? careful : maxr;
+		next_read(a, b, 1, cl, size < lim ? size : lim, &s, &e);
+		rc = read_block(r, s, e - s);
+		if (rc < 0 && !is_read_failure(rc))
+			return fatal(r, rc);
+		if (rc >= 0) {
+			if (in_band) {
+				/* Landed past a band. Measure its end while learning, when the layout looks
+				 * irregular, or now and then; else take the length as learnt. */
+				in_band = 0;
+				int measure = !learnt_skip || continued || !learn_regular(l, band_start) ||
+					      l->since_verify + 1 >= VERIFY_EVERY;
+				if (!learnt_skip && !continued)
+					measure = 0;   /* a small defect: the first skip cleared it; the edge pass ends it */
+				uint64_t end = s;
+				/* Down to the band's first bad block: the failed read that met it may have
+				 * been longer than the band. */
+				uint64_t floor = continued ? last_fail_start : band_start + r->block;
+				if (s - floor > TRAIL_MAX_BLOCKS * r->block)
+					floor = last_fail_end;
+				if (measure && s - floor <= TRAIL_MAX_BLOCKS * r->block) {
+					int trc = linear_down(r, floor, s, 0, &end);
+					if (trc < 0)
+						return trc;
+					/* Longer than learnt after a failed skip: the skip may have met a defect
+					 * beyond a band of the learnt length. The block past that length tells. */
+					uint64_t want = band_start + l->skip;
+					int kept = 0;
+					if (learnt_skip && continued && end > want && want + r->block <= end &&
+					    state_at(r, want) != COW_FINISHED) {
+						if ((trc = attempt(r, want, want + r->block, COW_BAD, state_at(r, want))) < 0)
+							return trc;
+						kept = trc != 2;
+					}
+					if (kept)
+						learn_band(r, band_start, l->skip, 0);
+					else
+						learn_band(r, band_start, end - band_start, 1);
+				} else {
+					learn_band(r, band_start, s - band_start, 0);
+				}
+				if (l->active && l->next_start < e) {
+					/* The prediction's next band began inside what just read well. */
+					learn_broken(r, l->next_start);
+				}
+			}
+			p = e;
+			prev_ok = 1;
+			if (rc == 0 && ++good >= 2)
+				size = size * 2 < maxr ? size * 2 : maxr;
+			else if (rc)
+				size = cl, good = 0;
+			skip = skip / 2 > skip_min ? skip / 2 : skip_min;
+		} else if (prev_ok) {
+			/* A bad area met from the good side: its first bad block, now. */
+			r->nfail++;
+			if ((rc = after_failure(r)) < 0)
+				return rc;
+			uint64_t f;
+			int trc = linear_up(r, s, e, COW_NONTRIED, &f);
+			if (trc < 0)
+				return trc;
+			prev_ok = 1;
+			size = cl;
+			good = 0;
+			if (trc == 0) {   /* it all read the second time (weak): go on */
+				p = e;
+				continue;
+			}
+			if (l->active) {
+				/* Where no band was predicted: a small defect, if a little further reads;
+				 * the prediction holds and the defect's end waits for the edge pass. */
+				uint64_t q = f + DEFECT_BLOCKS * r->block;
+				if (q + r->block <= b && state_at(r, q) == COW_NONTRIED) {
+					if ((rc = attempt(r, q, q + r->block, COW_BAD, COW_NONTRIED)) < 0)
+						return rc;
+					if (rc != 2) {
+						p = q + r->block;
+						continue;
+					}
+				}
+				learn_broken(r, s);
+			}
+			uint64_t fe = f + r->block;
+			learnt_skip = l->skip != 0;
+			/* With a learnt length the failed read's tail past it is likely good: left
+			 * non-tried, read next. */
+			uint64_t fend = learnt_skip && f + l->skip < e ? f + l->skip : e;
+			if (fe < fend && (rc = set_tracked(r, fe, fend - fe, COW_NONTRIMMED, COW_NONTRIED)) < 0)
+				return rc;
+			band_start = f;
+			last_fail_start = s;
+			last_fail_end = fend > fe ? fend : fe;
+			in_band = 1;
+			continued = 0;
+			/* The learnt length from the band's start; else the minimum skip past the failed read. */
+			p = learnt_skip ? f + l->skip : last_fail_end + skip_min;
+			if (p < last_fail_end)
+				p = last_fail_end;
+			if (p > r->sectors)
+				p = r->sectors;
+			prev_ok = 0;
+			skip = learnt_skip ? skip_min : 2 * skip_min;   /* if that lands in the band still, grow */
+		} else {
+			/* Still inside a bad area (or right after a predicted one): skip on, doubling. */
+			if ((rc = set_tracked(r, s, e - s, COW_NONTRIMMED, COW_NONTRIED)) < 0)
+				return rc;
+			r->nfail++;
+			if ((rc = after_failure(r)) < 0)
+				return rc;
+			if (!in_band) {
+				/* A predicted band that goes on past its predicted end. */
+				learn_broken(r, s);
+				band_start = s;
+				in_band = 1;
+				learnt_skip = 0;
+			}
+			continued = 1;
+			last_fail_start = s;
+			last_fail_end = e;
+			p = r->sectors - e > skip ? e + skip : r->sectors;
+			skip = skip * 2 < skip_max ? skip * 2 : skip_max;
+			size = cl;
+			good = 0;
+		}
+		if ((rc = maybe_commit(r)) < 0)
+			return rc;
+	}
+	if (in_band)
+		learn_band(r, band_start, r->sectors - band_start, 0);
+	return 0;
+}
+
+/* The non-finished area around [a, b) is longer than max: the inside of a large bad area. */
+static int large_area(const struct rescue *r, uint64_t a, uint64_t b, uint64_t max)
+{
+	const struct cow_map *m = cow_get_map(r->cow);
+	uint64_t lo = a, hi = b, xa, xb;
+	uint8_t st;
+	while (lo > 0 && hi - lo <= max) {
+		extent_at(m, lo - 1, &xa, &xb, &st);
+		if (st == COW_FINISHED)
+			break;
+		lo = xa;
+	}
+	while (hi < r->sectors && hi - lo <= max) {
+		extent_at(m, hi, &xa, &xb, &st);
+		if (st == COW_FINISHED)
+			break;
+		hi = xb;
+	}
+	return hi - lo > max;
+}
+
+/* From a finished edge into a non-tried area: a block, then reads doubling while they go well;
+ * after a failed read of more than a block, single blocks from its start to the first bad one.
+ * Upwards from lo (dir > 0) or downwards from hi. *stop gets where good data ends. */
+static int edge_gallop(struct rescue *r, uint64_t lo, uint64_t hi, int dir, uint64_t *stop)
+{
+	uint64_t bs = r->block, maxr = r->opt.max_read > r->opt.cluster ? r->opt.max_read / r->lsize : r->opt.cluster / r->lsize;
+	uint64_t size = bs;
+	int rc;
+	while (lo < hi) {
+		if (stop_asked(r))
+			return -E_STOPPED;
+		uint64_t s, e;
+		next_read(lo, hi, dir, bs, size, &s, &e);
+		if (e - s <= bs) {
+			if ((rc = attempt(r, s, e, COW_BAD, COW_NONTRIED)) < 0)
+				return rc;
+		} else {
+			rc = read_block(r, s, e - s);
+			if (rc < 0 && !is_read_failure(rc))
+				return fatal(r, rc);
+			if (rc < 0) {
+				r->nfail++;
+				if ((rc = after_failure(r)) < 0)
+					return rc;
+				uint64_t at;
+				rc = dir > 0 ? linear_up(r, s, e, COW_NONTRIED, &at) : linear_down(r, s, e, COW_NONTRIED, &at);
+				if (rc < 0)
+					return rc;
+				if (dir > 0)
+					lo = at;
+				else
+					hi = at;
+				if (rc == 1)
+					break;
+				continue;
+			}
+		}
+		if (rc == 2)
+			break;
+		if (dir > 0)
+			lo = e;
+		else
+			hi = s;
+		size = size * 2 < maxr ? size * 2 : maxr;
+	}
+	*stop = dir > 0 ? lo : hi;
+	return 0;
+}
+
+/* Pass 2, the edges: every non-tried area next to finished data is read from that side inward
+ * to its first bad block (the ends of the bands pass 1 skipped, the predicted bands, what a
+ * learnt skip jumped over). Areas with no finished neighbour are the insides of bad areas: a
+ * short one (what skipping leaves) becomes non-trimmed without a read, as in passes 2-3 of
+ * old; a long one waits for the interiors, last. */
+/* The non-finished area around [a, b) is as long as a band met in pass 1 (and is not one the
+ * pattern's change makes suspect): most likely all bad. */
+static int band_like(const struct rescue *r, uint64_t a, uint64_t b)
+{
+	const struct rescue_learn *l = &r->learn;
+	const struct cow_map *m = cow_get_map(r->cow);
+	for (uint32_t i = 0; i < l->nsuspect; i++)
+		if (a < l->suspect[i][1] && b > l->suspect[i][0])
+			return 0;
+	uint64_t lo = a, hi = b, xa, xb;
+	uint8_t st;
+	while (lo > 0) {
+		extent_at(m, lo - 1, &xa, &xb, &st);
+		if (st == COW_FINISHED)
+			break;
+		lo = xa;
+	}
+	while (hi < r->sectors) {
+		extent_at(m, hi, &xa, &xb, &st);
+		if (st == COW_FINISHED)
+			break;
+		hi = xb;
+	}
+	for (uint32_t i = 0; i < l->nlens; i++)
+		if (hi - lo == l->lens[i])
+			return 1;
+	return 0;
+}
+
+/* round 0: only the areas that do not look like bands (data a skip jumped over, a defect's
+ * surroundings); round 1: the bands' own edges too. */
+static int edge_pass(struct rescue *r, uint32_t pass, int round)
+{
+	uint64_t cl = r->opt.cluster / r->lsize, p = 0, a, b;
+	int rc, said = 0;
+	for (p = 0; find_run(r, p, 1, COW_NONTRIED, &a, &b);) {
+		if (stop_asked(r))
+			return -E_STOPPED;
+		int left = a > 0 && state_at(r, a - 1) == COW_FINISHED, right = state_at(r, b) == COW_FINISHED;
+		uint64_t lo = a, hi = b;
+		if (!said && (left || right) && !(round == 0 && r->learn.nlens && band_like(r, a, b))) {
+			announce(r, RP_COPY, pass, 1);
+			said = 1;
+		}
+		if (round == 0 && r->learn.nlens && band_like(r, a, b)) {
+			p = b;
+			continue;
+		}
+		if (!left && !right) {
+			if (sandwiched(r, a, b, 8 * cl) &&
+			    (rc = cow_set_state(r->cow, a * r->lsize, (b - a) * r->lsize, COW_NONTRIMMED)) < 0)
+				return rc;
+			p = b;
+			continue;
+		}
+		if (left && (rc = edge_gallop(r, lo, hi, 1, &lo)) < 0)
+			return rc;
+		if (lo < hi && right && state_at(r, hi - 1) == COW_NONTRIED &&
+		    (rc = edge_gallop(r, lo, hi, -1, &hi)) < 0)
+			return rc;
+		p = b;
+		if ((rc = maybe_commit(r)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Trim: each non-trimmed area from its edges inward, a block at a time, to the first bad block
+ * (marked bad); what lies between becomes non-scraped. edges_only: an edge is trimmed only
+ * next to finished data (the first trim: a failed read's end inside a band is not worth a
+ * read yet); the interiors' trim does every edge. */
+static int trim_phase(struct rescue *r, uint32_t pass, int edges_only)
 {
 	uint64_t bs = r->block, p = 0, a, b;
 	int rc;
 	if (!find_run(r, 0, 1, COW_NONTRIMMED, &a, &b))
 		return 0;
-	announce(r, RP_TRIM, 1, 1);
+	announce(r, RP_TRIM, pass, 1);
 	while (find_run(r, p, 1, COW_NONTRIMMED, &a, &b)) {
 		uint64_t lo = a, hi = b;
-		while (lo < hi) {
+		int left = !edges_only || (a > 0 && state_at(r, a - 1) == COW_FINISHED);
+		int right = !edges_only || state_at(r, b) == COW_FINISHED;
+		while (left && lo < hi) {
 			if (stop_asked(r))
 				return -E_STOPPED;
 			uint64_t s, e;
@@ -843,7 +1493,7 @@ static int trim_phase(struct rescue *r)
 			if (rc == 2)
 				break;
 		}
-		while (lo < hi) {
+		while (right && lo < hi) {
 			if (stop_asked(r))
 				return -E_STOPPED;
 			uint64_t s, e;
@@ -863,15 +1513,21 @@ static int trim_phase(struct rescue *r)
 	return 0;
 }
 
-/* Scrape (state '/', once forwards) and retry (state '-', in direction dir): every block once. */
-static int block_pass(struct rescue *r, enum rescue_phase ph, uint32_t pass, int dir, uint8_t state)
+/* Scrape (state '/', once forwards) and retry (state '-', in direction dir): every block once.
+ * small: only areas that are not the inside of a large bad area. */
+static int block_pass(struct rescue *r, enum rescue_phase ph, uint32_t pass, int dir, uint8_t state, uint64_t small)
 {
 	uint64_t bs = r->block, p = dir > 0 ? 0 : r->sectors, a, b;
-	int rc;
-	if (!find_run(r, p, dir, state, &a, &b))
-		return 0;
-	announce(r, ph, pass, dir);
+	int rc, said = 0;
 	while (find_run(r, p, dir, state, &a, &b)) {
+		if (small && large_area(r, a, b, small)) {
+			p = dir > 0 ? b : a;
+			continue;
+		}
+		if (!said) {
+			announce(r, ph, pass, dir);
+			said = 1;
+		}
 		if (stop_asked(r))
 			return -E_STOPPED;
 		uint64_t s, e;
@@ -885,24 +1541,191 @@ static int block_pass(struct rescue *r, enum rescue_phase ph, uint32_t pass, int
 	return 0;
 }
 
+/* One side of a doubtful area, from its end inward: known bad blocks are stepped over, a good
+ * block leads on (galloping over non-tried data) to the next failure; after a failure the next
+ * try jumps twice as far (a defect of a few sectors is crossed in a few reads), and the side
+ * ends after DOUBT_FAILS failures. */
+static int doubtful_side(struct rescue *r, uint64_t lo, uint64_t hi, int dir)
+{
+	const struct cow_map *m = cow_get_map(r->cow);
+	uint32_t fails = 0;
+	uint64_t jump = r->block;
+	int rc;
+	while (lo < hi && fails < DOUBT_FAILS) {
+		if (stop_asked(r))
+			return -E_STOPPED;
+		uint64_t xa, xb, q = dir > 0 ? lo : hi - 1;
+		uint8_t st;
+		extent_at(m, q, &xa, &xb, &st);
+		if (xa < lo)
+			xa = lo;
+		if (xb > hi)
+			xb = hi;
+		if (st == COW_BAD || st == COW_FINISHED) {
+			if (dir > 0)
+				lo = xb;
+			else
+				hi = xa;
+			continue;
+		}
+		uint64_t s, e, at;
+		next_read(xa, xb, dir, r->block, r->block, &s, &e);
+		if ((rc = attempt(r, s, e, COW_BAD, st)) < 0)
+			return rc;
+		if (rc == 2) {
+			fails++;
+			/* The blocks jumped over stay as they are, for the interiors. */
+			uint64_t over = jump - r->block;
+			if (dir > 0)
+				lo = e + over < hi ? e + over : hi;
+			else
+				hi = s > lo + over ? s - over : lo;
+			jump *= 2;
+			continue;
+		}
+		jump = r->block;
+		if (dir > 0)
+			lo = e;
+		else
+			hi = s;
+		/* Good data after a defect: on to the next failure. */
+		if (dir > 0 && lo < xb)
+			rc = st == COW_NONTRIED ? edge_gallop(r, lo, xb, 1, &at) : linear_up(r, lo, xb, st, &at);
+		else if (dir < 0 && xa < hi)
+			rc = st == COW_NONTRIED ? edge_gallop(r, xa, hi, -1, &at) : linear_down(r, xa, hi, st, &at);
+		else
+			continue;
+		if (rc < 0)
+			return rc;
+		if (dir > 0)
+			lo = at + (rc == 1 ? r->block : 0);
+		else
+			hi = at > xa + (rc == 1 ? r->block : 0) ? at - (rc == 1 ? r->block : 0) : xa;
+		fails += rc == 1 || (st == COW_NONTRIED && at < (dir > 0 ? xb : hi + 1));
+	}
+	return 0;
+}
+
+/* Bad areas longer than both their neighbours (bands of one zone are alike): a defect next to
+ * a band, or data a learnt skip jumped over, lies inside. They are read from both ends, a
+ * couple of failures each side, before the insides of large bad areas. */
+static int doubtful_pass(struct rescue *r)
+{
+	const struct cow_map *m = cow_get_map(r->cow);
+	uint64_t big = r->opt.cluster / r->lsize;
+	uint64_t reg[3][2] = { { 0, 0 }, { 0, 0 }, { 0, 0 } };   /* prev, cur, next: [start, end) */
+	uint64_t p = 0, xa, xb;
+	uint8_t st;
+	int n = 0, rc, said = 0;
+	if (r->opt.domain && r->opt.domain->n)
+		return 0;   /* a domain's ranges (a file system's runs) have no bands to compare */
+	for (;;) {
+		/* The next area of non-finished sectors holding something still to read. */
+		uint64_t a = 0, b = 0;
+		int todo = 0;
+		while (p < r->sectors) {
+			extent_at(m, p, &xa, &xb, &st);
+			if (st != COW_FINISHED) {
+				if (!b)
+					a = xa;
+				b = xb;
+				todo |= st != COW_BAD;
+			} else if (b) {
+				break;
+			}
+			p = xb;
+		}
+		int more = b != 0;
+		if (more && !todo)
+			continue;
+		memmove(reg[0], reg[1], sizeof(reg[0]) * 2);
+		reg[2][0] = a;
+		reg[2][1] = b;
+		if (more)
+			n++;
+		uint64_t len = reg[1][1] - reg[1][0];
+		uint64_t lp = reg[0][1] - reg[0][0], ln = more ? reg[2][1] - reg[2][0] : lp;
+		/* Its neighbours are large too (bands), and it is longer than the shorter of them. */
+		if (n >= 2 && lp > big && ln > big && len > (lp < ln ? lp : ln) + 2 * r->block) {
+			if (!said) {
+				event(r, "reading areas longer than the bad bands around them from both ends");
+				said = 1;
+			}
+			if ((rc = doubtful_side(r, reg[1][0], reg[1][1], 1)) < 0 ||
+			    (rc = doubtful_side(r, reg[1][0], reg[1][1], -1)) < 0)
+				return rc;
+			if ((rc = maybe_commit(r)) < 0)
+				return rc;
+		}
+		if (!more)
+			return 0;
+	}
+}
+
+/* What is left that is neither finished nor bad: the insides of large bad areas. */
+static void count_interiors(struct rescue *r)
+{
+	uint64_t bytes[5], areas[5];
+	rescue_domain_totals(r, bytes, areas);
+	r->st.interior_bytes = bytes[0] + bytes[1] + bytes[2];
+	r->st.interior_areas = areas[0] + areas[1] + areas[2];
+}
+
 static int run_phases(struct rescue *r)
 {
 	int d = r->opt.reverse ? -1 : 1, rc = 0;
-	if (r->opt.passes & RESCUE_PASS_COPY) {
-		if ((rc = copy_pass(r, 1, d, 1)) < 0 || (rc = copy_pass(r, 2, -d, 1)) < 0 ||
-		    (rc = copy_pass(r, 3, d, 0)) < 0)
+	uint64_t large = r->opt.cluster / r->lsize;   /* bigger bad areas: their insides wait */
+	uint32_t passes = r->opt.passes;
+	r->st.interiors_now = 0;
+	if (passes & RESCUE_PASS_COPY) {
+		/* Forwards: the sweep that learns the bands; reverse: the plain skipping passes. */
+		if (d > 0 ? (rc = copy_pass(r, 1, 1, 1)) < 0 : (rc = copy_pass(r, 1, -1, 1)) < 0 || (rc = copy_pass(r, 2, 1, 1)) < 0)
+			return rc;
+		if ((rc = edge_pass(r, d > 0 ? 2 : 3, 0)) < 0)
 			return rc;
 	}
-	if ((r->opt.passes & RESCUE_PASS_TRIM) && (rc = trim_phase(r)) < 0)
+	/* What is likely readable before the edges of what is likely a band: the failed reads'
+	 * ends next to finished data, the areas longer than their neighbours, then the bands. */
+	if ((passes & RESCUE_PASS_TRIM) && (rc = trim_phase(r, 1, 1)) < 0)
 		return rc;
-	if ((r->opt.passes & RESCUE_PASS_SCRAPE) &&
-	    (rc = block_pass(r, RP_SCRAPE, 1, 1, COW_NONSCRAPED)) < 0)
+	if ((passes & RESCUE_PASS_TRIM) && (rc = doubtful_pass(r)) < 0)
 		return rc;
-	if (r->opt.passes & RESCUE_PASS_RETRY) {
+	if ((passes & RESCUE_PASS_COPY) && (rc = edge_pass(r, d > 0 ? 3 : 4, 1)) < 0)
+		return rc;
+	if ((passes & RESCUE_PASS_TRIM) && (rc = trim_phase(r, 1, 1)) < 0)
+		return rc;
+	if ((passes & RESCUE_PASS_SCRAPE) && (rc = block_pass(r, RP_SCRAPE, 1, 1, COW_NONSCRAPED, large)) < 0)
+		return rc;
+	count_interiors(r);
+	if (r->st.interior_areas) {
+		char text[160], sz[24];
+		fmt_bytes(sz, sizeof(sz), r->st.interior_bytes);
+		if (passes & RESCUE_PASS_INTERIORS)
+			fmt_snprintf(text, sizeof(text), "everything else is done: reading the insides of large bad areas (%llu areas, %s)",
+				     (unsigned long long)r->st.interior_areas, sz);
+		else
+			fmt_snprintf(text, sizeof(text), "the insides of large bad areas are left unread (%llu areas, %s; passes=...,interiors reads them)",
+				     (unsigned long long)r->st.interior_areas, sz);
+		event(r, text);
+	}
+	if (passes & RESCUE_PASS_INTERIORS) {
+		r->st.interiors_now = 1;
+		if (passes & RESCUE_PASS_COPY) {
+			if ((rc = copy_pass(r, d > 0 ? 4 : 5, d, 0)) < 0)
+				return rc;
+		}
+		if ((passes & RESCUE_PASS_TRIM) && (rc = trim_phase(r, 2, 0)) < 0)
+			return rc;
+		if ((passes & RESCUE_PASS_SCRAPE) && (rc = block_pass(r, RP_SCRAPE, 2, 1, COW_NONSCRAPED, 0)) < 0)
+			return rc;
+		r->st.interiors_now = 0;
+		count_interiors(r);
+	}
+	if (passes & RESCUE_PASS_RETRY) {
 		/* ddrescue's habit: the first retry runs backwards, approaching bad areas from the
 		 * side the copy saw last. */
 		for (uint32_t i = 1; i <= r->opt.retries; i++)
-			if ((rc = block_pass(r, RP_RETRY, i, i % 2 ? -d : d, COW_BAD)) < 0)
+			if ((rc = block_pass(r, RP_RETRY, i, i % 2 ? -d : d, COW_BAD, 0)) < 0)
 				return rc;
 	}
 	r->st.phase = RP_DONE;

@@ -1,5 +1,6 @@
-/* The rescue algorithm (spec rescue.md): copy with growing skips and passes both ways, trim,
- * scrape, retry, over an open cow's map. Pure C: the caller supplies the clock (cow_env), a
+/* The rescue algorithm (spec rescue.md, docs/rescue.md): copy with growing reads, learning the
+ * bad bands and their pattern (a failed head) in the first pass, edges from finished data, trim,
+ * scrape, the insides of large bad areas last, retry, over an open cow's map. Pure C: the caller supplies the clock (cow_env), a
  * stop check and an event sink, and runs it on a task of its own; the map is its whole state,
  * so a later run resumes where an earlier one (or a power cut) left off. */
 #ifndef COW_RESCUE_H
@@ -13,7 +14,8 @@ enum rescue_phase { RP_COPY, RP_TRIM, RP_SCRAPE, RP_RETRY, RP_DONE };
 #define RESCUE_PASS_TRIM   0x2u
 #define RESCUE_PASS_SCRAPE 0x4u
 #define RESCUE_PASS_RETRY  0x8u
-#define RESCUE_PASS_ALL    0xfu
+#define RESCUE_PASS_INTERIORS 0x10u   /* the insides of large bad areas, read last */
+#define RESCUE_PASS_ALL    0x1fu
 
 struct rescue_range { uint64_t start, count; };   /* source logical sectors */
 
@@ -47,6 +49,7 @@ struct rescue_opts {
 	uint64_t min_rate;         /* bytes/s; slower copy reads count as failures for skipping */
 	uint32_t passes;           /* RESCUE_PASS_* */
 	int reverse;               /* first copy pass backwards */
+	int no_infer;              /* infer=off: no head map, bad bands are all found by reading */
 	uint64_t commit_ms;        /* commit interval */
 	const struct rescue_domain *domain;   /* NULL or empty: the whole source; the caller's */
 };
@@ -62,6 +65,27 @@ struct rescue_stats {
 	uint64_t start_us, last_good_us, elapsed_us;
 	uint64_t rate;             /* bytes/s over the last second or so */
 	uint64_t clone_bytes;      /* written to the clone target */
+	uint64_t bands, bands_predicted;   /* bad bands met in the first pass; skipped unread */
+	uint64_t interior_areas, interior_bytes;   /* large bad areas' insides left for last */
+	int interiors_now;         /* 1 while reading them */
+	char pattern[160];         /* the head map in words, once inferred ("" before) */
+};
+
+/* What the first pass has learnt of the bad bands (docs/rescue.md, "Dead heads"): the last
+ * few, the skip their lengths suggest, and the periodic pattern once it repeats. */
+#define RESCUE_HIST 8
+struct rescue_band { uint64_t start, len; uint8_t how; };   /* how: 0 length assumed, 1 read, 2 predicted */
+struct rescue_learn {
+	struct rescue_band h[RESCUE_HIST];
+	uint32_t n;
+	uint64_t skip;             /* sectors: the last band's length, once two were measured */
+	uint32_t measured, since_verify;
+	int active;                /* a prediction holds */
+	uint32_t k;                /* bands per period */
+	uint64_t period, next_start, next_len;
+	uint64_t lens[16];         /* the band lengths met: areas of these lengths are likely bands */
+	uint32_t nlens, nsuspect;
+	uint64_t suspect[8][2];    /* predicted bands just before the pattern changed: read early */
 };
 
 struct rescue_hooks {
@@ -91,6 +115,7 @@ struct rescue {
 	uint64_t probe_off;        /* a block that read well: re-read to tell a dead drive */
 	int have_probe;
 	uint32_t dlo, dhi;         /* the domain group's ranges being done */
+	struct rescue_learn learn;
 	int target_rc;             /* first clone target failure */
 	uint64_t target_off;
 };

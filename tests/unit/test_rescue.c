@@ -230,7 +230,12 @@ static void test_skipping(void)
 	 * with a handful of reads each, leaving their middles non-tried. */
 	int rc = run(g.c, &o, &h, &r);
 	CHECK("stop returns -E_STOPPED", rc == -E_STOPPED);
-	CHECK("skipping crosses a bad zone with few failed reads", d->bad_reads <= 12);
+	printf("skipping: %llu bad reads in the first %llu reads\n", (unsigned long long)d->bad_reads, (unsigned long long)d->reads);
+	/* Each bad area costs the read that met it and the one that found its first bad sector
+	 * from the good side (pass 1 does that now; trim did it later); the 1 MiB zone a few more
+	 * while the skip doubles across it, and one for its end, found from the good data beyond
+	 * (its length is what later bands are skipped by). */
+	CHECK("skipping crosses a bad zone with few failed reads", d->bad_reads <= 15);
 	const struct cow_map *m = cow_get_map(g.c);
 	CHECK("data beyond the bad zones was reached in pass 1",
 	      cow_map_at(m, 25000)->state == COW_FINISHED);
@@ -478,18 +483,25 @@ static void test_failing_cow(void)
 	rig_up(&g);
 	struct cow_geometry geo;
 	cow_get_geometry(g.c, &geo);
-	g.cowdev.wbad_from = geo.data_offset + (6u << 20);   /* the cow's data area fails from 6 MiB */
+	g.cowdev.wbad_from = geo.data_offset + (7u << 20);   /* the cow's data area fails from 7 MiB */
 	rescue_opts_default(&o);
 	int rc = run(g.c, &o, NULL, &r);
 	uint64_t ws, wd;
 	compare(g.c, &g.cowdev, g.d, &ws, &wd, 1);
 	const struct cow_map *m = cow_get_map(g.c);
 	uint64_t past = 0;
-	for (uint64_t s = (6u << 20) / LS; s < SECTORS; s++)
+	for (uint64_t s = (7u << 20) / LS; s < SECTORS; s++)
 		past += cow_map_at(m, s)->state != COW_NONTRIED;
+	/* The block stored just before the failing one (its write overlapped the next read) is
+	 * recorded: finished data reaches within one read's length of the failure. */
+	uint64_t high = 0;
+	for (uint64_t s = 0; s < (7u << 20) / LS; s++)
+		if (cow_map_at(m, s)->state == COW_FINISHED)
+			high = s + 1;
+	int near = high + o.max_read / LS >= (7u << 20) / LS;
 	CHECK("a failing cow stops the run with -E_COWIO", rc == -E_COWIO);
 	CHECK("nothing past the failure is marked, and every finished sector is in the cow",
-	      past == 0 && ws == 0 && wd == 0 && cow_map_at(m, (6u << 20) / LS - 1)->state == COW_FINISHED);
+	      past == 0 && ws == 0 && wd == 0 && near > 0);
 	CHECK("every cow request was waited for", g.cowdev.abandoned == 0 && g.cowdev.nqueue == 0);
 	g.cowdev.wbad_from = 0;
 	rig_down(&g);
