@@ -22,6 +22,7 @@ PYTHON   ?= python3
 
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 WARN     := -Wall -Wextra -Werror
+comma    := ,
 
 IMG_CFLAGS := -std=c11 -O2 -g $(WARN) -fno-omit-frame-pointer -ffreestanding -fno-stack-protector -fno-stack-check \
 	-fpic -fshort-wchar -mno-red-zone -maccumulate-outgoing-args -fno-strict-aliasing \
@@ -149,10 +150,22 @@ $(BUILD)/tests/%: tests/unit/%.c $(TESTLIB_OBJS) $(HOSTLIB)
 	$(call say,HOSTLD,$@)
 	$(Q)$(HOSTCC) $(HOST_CFLAGS) -MMD -MP $< $(TESTLIB_OBJS) $(HOSTLIB) -o $@
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(HOSTLIB_C) $(TESTLIB_C)
+# The fuzzers share one instrumented build of the host library (compiled once, not per fuzzer).
+FUZZLIB_OBJS := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(HOSTLIB_C) $(TESTLIB_C))
+FUZZLIB      := $(BUILD)/fuzzobj/libfuzz.a
+$(BUILD)/fuzzobj/%.o: %.c | $(BUILD)/pure.ok
+	@mkdir -p $(dir $@)
+	$(call say,FUZZCC,$<)
+	$(Q)$(CLANG) $(subst -fsanitize=fuzzer$(comma),-fsanitize=fuzzer-no-link$(comma),$(FUZZ_CFLAGS)) -MMD -MP -c $< -o $@
+
+$(FUZZLIB): $(FUZZLIB_OBJS)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZLIB)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(HOSTLIB_C) $(TESTLIB_C) -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZLIB) -o $@
 
 # ---- running -------------------------------------------------------------------------------
 # The demo: a generated source and cow disk pair, booted in QEMU+OVMF on the serial console.

@@ -2,6 +2,7 @@
  * `cow format/open/close/sync/stats/list` and `map`. Overlays are committed at shutdown. */
 #include "../kernel/console.h"
 #include "../lib/args.h"
+#include "../lib/opts.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/power.h"
@@ -122,35 +123,41 @@ void wall_text(char *out, size_t n)
 		     t.minute, t.second);
 }
 
+struct format_opts { bool yes; uint64_t unit; };
+static const struct opt format_table[] = {
+	OPT_FLAG_("--yes", struct format_opts, yes),
+	OPT_SIZE_("unit", struct format_opts, unit, 512, 1u << 20, false),
+	OPT_END,
+};
+
 static int cow_format_cmd(int argc, char **argv)
 {
-	uint64_t unit = 4096;
-	int yes = 0;
-	const char *v;
-	if (argc < 4)
-		return -E_USAGE;
-	for (int i = 4; i < argc; i++) {
-		if (!strcmp(argv[i], "--yes"))
-			yes = 1;
-		else if (args_kv(argv[i], "unit", &v) && args_size(v, &unit) == 0 && unit <= (1u << 20))
-			continue;
-		else
-			return -E_USAGE;
+	struct format_opts o = { false, 4096 };
+	int pos[2], npos;
+	char bad[120];
+	int orc = opts_parse(format_table, &o, 0, argc - 2, argv + 2, pos, 2, &npos, bad, sizeof(bad));
+	if (orc < 0) {
+		kprintf("cow format: %s\n", bad);
+		return cmd_said(orc);
 	}
-	struct blk_dev *cow = blk_find(argv[2]), *src = blk_find(argv[3]);
+	if (npos != 2)
+		return -E_USAGE;
+	uint64_t unit = o.unit;
+	bool yes = o.yes;
+	struct blk_dev *cow = blk_find(argv[2 + pos[0]]), *src = blk_find(argv[2 + pos[1]]);
 	if (!cow || !src)
 		return -E_NOENT;
 	if (blk_overlaps(cow, src)) {
 		kprintf("cow format: the cow and the source must be different disks\n");
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	if (busy_disk(cow)) {
 		kprintf("cow format: %s is in use by an open overlay\n", cow->name);
-		return -E_BUSY;
+		return cmd_said(-E_BUSY);
 	}
 	if (!yes) {
 		kprintf("cow format: this destroys what %s holds; add --yes\n", cow->name);
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	struct bdev_adapter ca, sa;
 	bdev_adapt(&ca, cow);
@@ -159,7 +166,7 @@ static int cow_format_cmd(int argc, char **argv)
 	int rc = cow_format(&kernel_env, &ca.bdev, &sa.bdev, (uint32_t)unit, why, sizeof(why));
 	if (rc < 0) {
 		kprintf("cow format: %s\n", why[0] ? why : err_str(rc));
-		return rc;
+		return cmd_said(rc);
 	}
 	log_event(LOG_INFO, "%s formatted as the cow of %s", cow->name, src->name);
 	return 0;
@@ -174,7 +181,7 @@ static int cow_open_cmd(int argc, char **argv)
 		return -E_NOENT;
 	if (busy_disk(cow) || busy_disk(src)) {
 		kprintf("cow open: %s or %s is already in an open overlay\n", src->name, cow->name);
-		return -E_BUSY;
+		return cmd_said(-E_BUSY);
 	}
 	int slot = 0;
 	while (slot < MAX_OV && overlays[slot].cow)
@@ -193,7 +200,7 @@ static int cow_open_cmd(int argc, char **argv)
 		o->cow = NULL;
 		overlay_refresh_source_flags();
 		kprintf("cow open: %s\n", why[0] ? why : err_str(rc));
-		return rc;
+		return cmd_said(rc);
 	}
 	cow->flags |= BLK_F_COW;
 	wall_text(o->start_time, sizeof(o->start_time));
@@ -259,7 +266,7 @@ static int cmd_cow(int argc, char **argv)
 		}
 		if (argc == 3 && !find_overlay(argv[2])) {
 			kprintf("no overlay '%s' (see cow list)\n", argv[2]);
-			return -E_NOENT;
+			return cmd_said(-E_NOENT);
 		}
 		return rc;
 	}
@@ -267,11 +274,11 @@ static int cmd_cow(int argc, char **argv)
 		struct overlay *o = find_overlay(argv[2]);
 		if (!o) {
 			kprintf("no overlay '%s' (see cow list)\n", argv[2]);
-			return -E_NOENT;
+			return cmd_said(-E_NOENT);
 		}
 		if (o->job) {
 			kprintf("%s has a rescue job: stop it and let it end first (quit)\n", argv[2]);
-			return -E_BUSY;
+			return cmd_said(-E_BUSY);
 		}
 		int rc = ov_disk_detach(o);   /* its disk's requests end first */
 		if (rc < 0)
@@ -292,7 +299,10 @@ COMMAND(cow, "cow format <cow> <src> [unit=<bytes>] --yes | open <src> <cow> | c
 	"format makes <cow> (a disk or partition) the cow of <src> (refused without --yes, or when too\n"
 	"  small). open checks the cow belongs to <src> and binds them as ov0..ov7; the source is\n"
 	"  read-only from then on, and ovN is also a disk (read, sum, bench: through the overlay,\n"
-	"  writes into the cow). sync commits; close commits and detaches.", cmd_cow);
+	"  writes into the cow). sync commits; close commits and detaches.\n"
+	"Why the orders differ: format names first the disk it destroys, as wipe does, so a slip of\n"
+	"  the fingers cannot format the failing source (that is refused anyway: --yes, and a source\n"
+	"  already open is read-only); open reads like the overlay it makes, source then cow.", cmd_cow);
 
 static int emit_console(void *ctx, const char *text, size_t len)
 {
@@ -308,7 +318,7 @@ static int cmd_map(int argc, char **argv)
 	struct overlay *o = find_overlay(argv[1]);
 	if (!o) {
 		kprintf("no overlay '%s' (see cow list)\n", argv[1]);
-		return -E_NOENT;
+		return cmd_said(-E_NOENT);
 	}
 	char now[24], cmdline[64], msg[64];
 	wall_text(now, sizeof(now));

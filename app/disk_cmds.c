@@ -90,8 +90,9 @@ static int parse_disk_range(char **argv, struct blk_dev **dp, uint64_t *lba, uin
 	    *count > (1ULL << 32) - 1)
 		return -E_USAGE;
 	if (*lba >= d->sectors || *count > d->sectors - *lba) {
-		kprintf("%s has %llu sectors\n", d->name, (unsigned long long)d->sectors);
-		return -E_RANGE;
+		kprintf("%s: LBA %llu+%llu is beyond the end of the device (%llu sectors)\n", d->name,
+			(unsigned long long)*lba, (unsigned long long)*count, (unsigned long long)d->sectors);
+		return cmd_said(-E_RANGE);
 	}
 	*dp = d;
 	return 0;
@@ -111,7 +112,7 @@ static int cmd_read(int argc, char **argv)
 		return rc;
 	if (count > 256) {
 		kprintf("read dumps at most 256 sectors (use sum for more)\n");
-		return -E_RANGE;
+		return cmd_said(-E_RANGE);
 	}
 	size_t bytes = (size_t)count * d->lsize;
 	uint8_t *buf = kmalloc(bytes);

@@ -204,7 +204,7 @@ static int cmd_ls(int argc, char **argv)
 		path = "/";
 	if (overlay_try_lock(o) < 0) {
 		kprintf("ls: %s has a running job; stop it first (stop %s)\n", argv[1], argv[1]);
-		return -E_BUSY;
+		return cmd_said(-E_BUSY);
 	}
 	char why[120] = "";
 	struct part parts[MAX_PARTS];

@@ -402,13 +402,13 @@ static int start_job(int argc, char **argv, int clone)
 			rc = rescue_parse_opt(&opt, argv[i], ls, why, sizeof(why));
 		if (rc < 0) {
 			kprintf("%s: %s\n", argv[0], why);
-			return rc;
+			return cmd_said(rc);
 		}
 	}
 	if (opt.cluster % o->src.blk->psize && o->src.blk->psize <= opt.cluster) {
 		kprintf("%s: cluster must be a multiple of the source's %u-byte physical sector\n", argv[0],
 			o->src.blk->psize);
-		return -E_USAGE;
+		return cmd_said(-E_USAGE);
 	}
 	struct blk_dev *target = NULL;
 	if (clone) {
@@ -424,12 +424,12 @@ static int start_job(int argc, char **argv, int clone)
 		     (BLK_F_RO | BLK_F_SOURCE | BLK_F_COW | BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_TARGET))) {
 			kprintf("clone: %s cannot be the target (it is the source, a cow, the boot disk, read-only, "
 				"or another clone's target)\n", target->name);
-			return -E_INVAL;
+			return cmd_said(-E_INVAL);
 		}
 		if (target->lsize != ls || target->sectors < o->src.blk->sectors) {
 			kprintf("clone: %s is smaller than the source or has another sector size (%u, source %u)\n",
 				target->name, target->lsize, ls);
-			return -E_TOOSMALL;
+			return cmd_said(-E_TOOSMALL);
 		}
 	}
 	/* The job's domain: domain= for this run, else the overlay's (`domain`), copied so that a
@@ -654,7 +654,7 @@ static int cmd_wait(int argc, char **argv)
 		}
 		if (console_interrupted()) {
 			kprintf("\n(the jobs go on; status shows them)\n");
-			return -E_INTR;
+			return cmd_said(-E_INTR);
 		}
 		if (deadline_passed(next)) {
 			next = deadline_in_ms(live ? 1000 : 5000);
@@ -736,11 +736,11 @@ static int cmd_disk(int argc, char **argv)
 	if (j && j->state == JOB_RUNNING) {
 		kprintf("%s: the job is running on %s; re-binding is for a source that went away\n", argv[1],
 			o->src.blk->name);
-		return -E_BUSY;
+		return cmd_said(-E_BUSY);
 	}
 	if (d == o->dst.blk || (d->flags & BLK_F_COW)) {
 		kprintf("disk: %s is a cow\n", d->name);
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	blk_reprobe(d);
 	struct bdev_adapter cand;
@@ -755,7 +755,7 @@ static int cmd_disk(int argc, char **argv)
 	ov_unlock(o);
 	if (rc < 0) {
 		kprintf("disk: %s refused: %s\n", d->name, why[0] ? why : err_str(rc));
-		return rc;
+		return cmd_said(rc);
 	}
 	log_event(LOG_INFO, "%s: source re-bound to %s", argv[1], d->name);
 	if (j)
@@ -776,7 +776,7 @@ static int cmd_domain(int argc, char **argv)
 	int rc = parse_domain_spec(o, &d, argv[2], why, sizeof(why));
 	if (rc < 0) {
 		kprintf("domain: %s\n", why);
-		return rc;
+		return cmd_said(rc);
 	}
 	rescue_domain_free(&o->next_domain);
 	o->next_domain = d;
@@ -805,14 +805,14 @@ static int cmd_reset(int argc, char **argv)
 	for (const char *t = types; *t; t++)
 		if (cow_state_index((uint8_t)*t) < 0 || *t == COW_FINISHED || *t == COW_NONTRIED) {
 			kprintf("reset: types are a set of * / - (non-trimmed, non-scraped, bad)\n");
-			return -E_USAGE;
+			return cmd_said(-E_USAGE);
 		}
 	struct overlay *o = overlay_find(argv[1]);
 	if (!o)
 		return -E_NOENT;
 	if (o->job) {
 		kprintf("reset: %s has a job; quit or let it end first\n", argv[1]);
-		return -E_BUSY;
+		return cmd_said(-E_BUSY);
 	}
 	const struct cow_map *m = cow_get_map(o->cow);
 	uint32_t ls = o->src.blk->lsize;

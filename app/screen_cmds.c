@@ -20,7 +20,7 @@ static int cmd_screen(int argc, char **argv)
 			kprintf("screen: %s is not the mode in use (%s); the mode is chosen at boot by a "
 				"'screen %s' line in cowboot.cfg, when the firmware offers it\n", argv[1],
 				fi.width ? want : "none", argv[1]);
-			return -E_UNSUPP;
+			return cmd_said(-E_UNSUPP);
 		}
 	}
 	if (fi.width)

@@ -21,7 +21,7 @@ static int cmd_help(int argc, char **argv)
 		const struct command *c = shell_find(argv[1]);
 		if (!c) {
 			kprintf("help: no command '%s'\n", argv[1]);
-			return -E_NOENT;
+			return cmd_said(-E_NOENT);
 		}
 		kprintf("usage: %s\n  %s\n", c->usage, c->summary);
 		if (c->help)

@@ -113,7 +113,7 @@ static int refuse(struct blk_dev *d)
 	if (d->flags & BLK_F_OVERLAY) {
 		kprintf("wipe: refused: %s is an overlay (%s): its writes would go into a rescued disk's cow\n",
 			d->name, d->model);
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	/* "vd1 is an overlay's source drive" or "vd1p2 is on vd1, an overlay's source drive" */
 	char where[40];
@@ -123,10 +123,10 @@ static int refuse(struct blk_dev *d)
 		if (flagged(d, BLK_F_SOURCE, true)) {
 			kprintf("wipe: refused: %s is %san overlay's source drive (cow close it first)\n",
 				d->name, where);
-			return -E_RDONLY;
+			return cmd_said(-E_RDONLY);
 		}
 		kprintf("wipe: refused: %s is %sthe boot disk cowboot runs from\n", d->name, where);
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	if ((x = flagged(d, BLK_F_COW, false))) {
 		if (x == d)
@@ -140,12 +140,12 @@ static int refuse(struct blk_dev *d)
 	if ((x = flagged(d, BLK_F_TARGET, false))) {
 		kprintf("wipe: refused: %s %s a clone job's target (stop the job and quit first)\n", d->name,
 			x == d ? "is" : x == d->parent ? "is on" : "holds");
-		return -E_BUSY;
+		return cmd_said(-E_BUSY);
 	}
 	if ((x = flagged(d, BLK_F_RO | BLK_F_DEV_RO, false))) {
 		kprintf("wipe: refused: %s is read-only (%s)\n", d->name,
 			x->flags & BLK_F_DEV_RO ? "the device is write-protected" : "protected until reboot");
-		return -E_RDONLY;
+		return cmd_said(-E_RDONLY);
 	}
 	return 0;
 }
@@ -369,7 +369,7 @@ static int wipe_run(struct wipe *w, bool verify)
 			d->name, (unsigned long long)w->next, (unsigned long long)total,
 			(unsigned long long)(w->next * 100 / total),
 			(unsigned long long)(w->next ? w->next - 1 : 0), frc ? "" : " and flushed");
-		return rc;
+		return cmd_said(rc);
 	}
 	if (rc < 0)
 		return report_failure(w, false);
@@ -388,7 +388,7 @@ static int wipe_run(struct wipe *w, bool verify)
 	if (rc == -E_INTR) {
 		kprintf("verify %s: interrupted at LBA %llu of %llu: %llu bad sectors so far\n", d->name,
 			(unsigned long long)w->next, (unsigned long long)total, (unsigned long long)w->bad);
-		return rc;
+		return cmd_said(rc);
 	}
 	if (rc < 0)
 		return report_failure(w, true);
@@ -397,7 +397,7 @@ static int wipe_run(struct wipe *w, bool verify)
 		kprintf("verify %s: %llu bad sectors, first mismatch at LBA %llu (%llu ms, %s)\n", d->name,
 			(unsigned long long)w->bad, (unsigned long long)w->first_bad,
 			(unsigned long long)(us / 1000), rate);
-		return -E_CRC;
+		return cmd_said(-E_CRC);
 	}
 	kprintf("verify %s: all %llu sectors match (%llu ms, %s)\n", d->name, (unsigned long long)total,
 		(unsigned long long)(us / 1000), rate);
@@ -459,7 +459,7 @@ static int cmd_wipe(int argc, char **argv)
 			if (parse_pattern(v, w.pat, &w.patlen) < 0) {
 				kprintf("wipe: pattern= takes 1 to %d bytes of hex (e.g. pattern=deadbeef)\n",
 					WIPE_PAT_MAX);
-				return -E_USAGE;
+				return cmd_said(-E_USAGE);
 			}
 			w.mode = WIPE_PATTERN;
 			modes++;
@@ -467,7 +467,7 @@ static int cmd_wipe(int argc, char **argv)
 			if (argv[i][6] == '=') {
 				if (args_u64(v, &w.seed) < 0) {
 					kprintf("wipe: random=<seed> takes a number (the seed a wipe printed)\n");
-					return -E_USAGE;
+					return cmd_said(-E_USAGE);
 				}
 				seeded = 1;
 			}
@@ -493,7 +493,7 @@ static int cmd_wipe(int argc, char **argv)
 		char size[24];
 		blk_format_size(size, sizeof(size), d->sectors * d->lsize);
 		kprintf("wipe: this destroys everything on %s (%s); add --yes\n", d->name, size);
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	if (d->lsize % 8 || d->sectors == 0)
 		return -E_ALIGN;

@@ -48,12 +48,12 @@ static int parse_value(const struct setting *s, const char *text, uint64_t *v)
 		for (int i = 0; s->choices[i]; i++)
 			kprintf(" %s", s->choices[i]);
 		kprintf("\n");
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	if (args_size(text, v) < 0 || *v < s->min || *v > s->max) {
 		kprintf("set: %s takes a number from %llu to %llu\n", s->key,
 			(unsigned long long)s->min, (unsigned long long)s->max);
-		return -E_INVAL;
+		return cmd_said(-E_INVAL);
 	}
 	return 0;
 }
@@ -79,7 +79,7 @@ static int cmd_set(int argc, char **argv)
 				which[i] = s;
 		if (!which[i]) {
 			kprintf("set: unknown setting '%s' (type set to list them)\n", argv[i]);
-			return -E_NOENT;
+			return cmd_said(-E_NOENT);
 		}
 		int rc = parse_value(which[i], eq + 1, &vals[i]);
 		if (rc < 0)

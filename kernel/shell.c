@@ -24,7 +24,16 @@ const struct command *shell_find(const char *name)
 	return NULL;
 }
 
-/* Runs one line; prints the usage or the error itself so callers only see the code. */
+static bool failure_said;
+
+int cmd_said(int rc)
+{
+	failure_said = rc < 0;
+	return rc;
+}
+
+/* Runs one line; prints the usage, or the error unless the command said it, so callers only
+ * see the code. */
 int shell_run_line(char *line)
 {
 	char *argv[ARGS_MAX];
@@ -44,11 +53,13 @@ int shell_run_line(char *line)
 		kprintf("unknown command '%s' (try help)\n", argv[0]);
 		return -E_NOENT;
 	}
+	failure_said = false;
 	int rc = c->run(argc, argv);
 	if (rc == -E_USAGE)
-		kprintf("usage: %s\n", c->usage);
-	else if (rc < 0)
+		kprintf("usage: %s\n", c->usage);   /* after the command's reason, if it gave one */
+	else if (rc < 0 && !failure_said)
 		kprintf("error: %s\n", err_str(rc));
+	failure_said = false;
 	return rc;
 }
 

@@ -22,6 +22,10 @@ struct command {
 		{ #id, usage_, summary_, help_, fn }
 
 const struct command *shell_find(const char *name);
+/* A command that has printed why it failed returns cmd_said(rc): the shell then adds no
+ * "error: ..." line of its own, so one failure is one line (a usage error still shows the
+ * usage after the reason). */
+int cmd_said(int rc);
 /* Runs one command line; returns the command's result. Used by scripts and the prompt. */
 int shell_run_line(char *line);
 

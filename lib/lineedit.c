@@ -77,7 +77,7 @@ enum le_result le_feed(struct lineedit *le, int c, char *out, int cap)
 	if (le->esc == 2 && ((c >= '0' && c <= '9') || c == ';')) {
 		if (c == ';')
 			le->esc = 4;   /* modifiers after the first number: ignored */
-		else
+		else if (le->esc_arg < 1000)   /* key numbers are small; a longer one is no key we know */
 			le->esc_arg = le->esc_arg * 10 + (c - '0');
 		return LE_MORE;
 	}

@@ -1,6 +1,7 @@
 /* The rescue algorithm over a cow's map: which block to read next and what a failure means.
  * Every read goes through cow_rescue_read, so the map says finished only for stored data. */
 #include "rescue.h"
+#include "../lib/args.h"
 #include "../lib/errors.h"
 
 #define MIB (1024ull * 1024)
@@ -41,47 +42,11 @@ static void say(char *why, size_t n, const char *fmt, const char *a)
 		fmt_snprintf(why, n, fmt, a);
 }
 
-/* Decimal or 0x-hex, with an optional K/M/G/T (binary) or s (sectors) suffix. */
+/* Sizes and counts as every command takes them (lib/args.h: decimal or 0x hex, the k..TiB and
+ * kB..TB suffixes, s for sectors). */
 static int parse_size(const char *t, uint32_t lsize, uint64_t *out)
 {
-	uint64_t v = 0, base = 10;
-	if (t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
-		base = 16;
-		t += 2;
-	}
-	const char *start = t;
-	for (;; t++) {
-		uint64_t d;
-		if (*t >= '0' && *t <= '9')
-			d = (uint64_t)(*t - '0');
-		else if (base == 16 && *t >= 'a' && *t <= 'f')
-			d = (uint64_t)(*t - 'a' + 10);
-		else if (base == 16 && *t >= 'A' && *t <= 'F')
-			d = (uint64_t)(*t - 'A' + 10);
-		else
-			break;
-		if (v > (UINT64_MAX - d) / base)
-			return -E_RANGE;
-		v = v * base + d;
-	}
-	if (t == start)
-		return -E_SYNTAX;
-	uint64_t mul = 1;
-	switch (*t) {
-	case 0: break;
-	case 's': mul = lsize; t++; break;
-	case 'k': case 'K': mul = 1ull << 10; t++; break;
-	case 'M': mul = 1ull << 20; t++; break;
-	case 'G': mul = 1ull << 30; t++; break;
-	case 'T': mul = 1ull << 40; t++; break;
-	default: return -E_SYNTAX;
-	}
-	if (mul > 1 && *t == 'i' && t[1] == 'B')
-		t += 2;
-	if (*t || (v && mul > UINT64_MAX / v))
-		return -E_SYNTAX;
-	*out = v * mul;
-	return 0;
+	return args_size_in(t, lsize, out) < 0 ? -E_SYNTAX : 0;
 }
 
 static int key_is(const char *arg, const char *key, const char **val)

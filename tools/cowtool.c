@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <libgen.h>
 #include "lib_filedev.h"
+#include "../lib/args.h"
 #include "../lib/errors.h"
 #include "../rescue/mapfile.h"
 
@@ -86,8 +87,10 @@ static int cmd_format(int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--yes"))
 			yes = 1;
-		else if (!strcmp(argv[i], "--unit") && i + 1 < argc)
-			unit = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--unit") && i + 1 < argc) {
+			if (args_size(argv[++i], &unit) < 0)   /* the console's size syntax: 64k, 1MiB */
+				return usage("format: --unit takes a size (4096, 64k, 1MiB)");
+		}
 		else if (!cow)
 			cow = argv[i];
 		else if (!src)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lib_ntvol.h"
+#include "../lib/args.h"
 #include "../lib/errors.h"
 
 static const char *const usage_text =
@@ -163,14 +164,17 @@ int main(int argc, char **argv)
 {
 	int fg = 0, a = 1;
 	unsigned want = 1;
+	uint64_t part;
 	for (; a < argc && argv[a][0] == '-'; a++) {
 		if (!strcmp(argv[a], "--help")) {
 			fputs(usage_text, stdout);
 			return 0;
 		} else if (!strcmp(argv[a], "-f")) {
 			fg = 1;
-		} else if (!strcmp(argv[a], "--part") && a + 1 < argc && atoi(argv[a + 1]) > 0) {
-			want = (unsigned)atoi(argv[++a]);
+		} else if (!strcmp(argv[a], "--part") && a + 1 < argc && args_u64(argv[a + 1], &part) == 0 &&
+			   part > 0 && part < 1000) {
+			want = (unsigned)part;
+			a++;
 		} else {
 			fprintf(stderr, "ntfuse: unknown option %s\n%s", argv[a], usage_text);
 			return 2;

@@ -135,7 +135,7 @@ try:
         out = m.cmd(f"wipe {vd('KEEP')} fast --yes")
         check("an unknown word is a usage error", "usage: wipe" in out, out)
         out = m.cmd("wipe boot zero --yes")
-        check("the boot disk (by `boot`) is refused", "the boot disk" in out and "error" in out, out)
+        check("the boot disk (by `boot`) is refused, in one line", "the boot disk" in out and "error:" not in out, out)
         out = m.cmd("wipe vd0 --yes")
         check("the boot disk (by name) is refused", "the boot disk" in out, out)
         out = m.cmd(f"cow format {vd('COW')} {vd('SRC')} --yes", 60)
@@ -145,7 +145,7 @@ try:
         cow_sectors = (32 << 20) // SECTOR
         sum_cow = m.cmd(f"sum {vd('COW')} 0 {cow_sectors}", 60)
         out = m.cmd(f"wipe {vd('SRC')} zero --yes")
-        check("an overlay's source is refused", f"{vd('SRC')} is an overlay's source drive" in out and "error" in out, out)
+        check("an overlay's source is refused, in one line", f"{vd('SRC')} is an overlay's source drive" in out and "error:" not in out, out)
         out = m.cmd(f"wipe {vd('SRC')}p1 random --yes")
         check("a partition of the source is refused", f"{vd('SRC')}p1 is on {vd('SRC')}, an overlay's source" in out, out)
         out = m.cmd(f"wipe {vd('COW')} zero --yes")
@@ -200,7 +200,7 @@ try:
         # A drive that loses writes: verify must find exactly the sectors it dropped.
         out = m.cmd(f"wipe {vd('LOSSY')} zero verify --yes", 60)
         check("verify finds the sectors a lying drive dropped: first LBA and count",
-              f"10 bad sectors, first mismatch at LBA {DROP[0]}" in out and "checksum mismatch" in out, out)
+              f"10 bad sectors, first mismatch at LBA {DROP[0]}" in out and "error:" not in out, out)
 
         # Errors: the failing sector found and named, the wipe stopped.
         out = m.cmd(f"wipe {vd('WERR')} zero --yes", 60)
@@ -251,7 +251,7 @@ try:
         m.wait_for(re.escape("cowboot> "), 60)
         out = m.last_before
         mm = re.search(r"interrupted at LBA (\d+) of 65536 \(\d+%\): LBA 0-\d+ written and flushed", out)
-        check("Ctrl-C stops the wipe and says how far it got", mm and "error: interrupted" in out, out)
+        check("Ctrl-C stops the wipe and says how far it got, in one line", mm and "error:" not in out, out)
         interrupted_at = int(mm.group(1)) if mm else None
         with open(os.path.join(m.tmp, "serial.log"), errors="replace", newline="") as f:
             transcript = f.read()
@@ -270,7 +270,7 @@ try:
         m.wait_for(re.escape("cowboot> "), 60)
         mm = re.search(r"verify %s: interrupted at LBA (\d+) of 65536: 0 bad sectors so far" % vd("SLOW2"), m.last_before)
         check("Ctrl-C stops the read-back, saying where",
-              mm and 0 < int(mm.group(1)) < 65536 and "error: interrupted" in m.last_before, m.last_before)
+              mm and 0 < int(mm.group(1)) < 65536 and "error:" not in m.last_before, m.last_before)
         with open(os.path.join(m.tmp, "serial.log"), errors="replace", newline="") as f:
             transcript = f.read()
         tail = transcript[transcript.rfind("set progress=lines"):]
