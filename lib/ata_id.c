@@ -4,32 +4,12 @@
 #include "ata_id.h"
 #include "errors.h"
 #include "port.h"
+#include "text.h"
 
 static uint16_t word(const uint8_t *p, unsigned i) { return (uint16_t)(p[2 * i] | p[2 * i + 1] << 8); }
 
 /* Words whose bits 15:14 are 01 carry data; 0000h or FFFFh mean "not reported". */
 static bool valid(uint16_t w) { return (w & 0xc000) == 0x4000; }
-
-/* ATA strings hold two characters a word, high byte first, padded with spaces. */
-static void ata_string(char *out, const uint8_t *p, unsigned first, unsigned words)
-{
-	unsigned n = 0;
-	for (unsigned i = 0; i < words; i++) {
-		uint16_t w = word(p, first + i);
-		out[n++] = (char)(w >> 8);
-		out[n++] = (char)w;
-	}
-	for (unsigned i = 0; i < n; i++)
-		if (out[i] < 0x20 || out[i] > 0x7e)
-			out[i] = out[i] ? '?' : ' ';   /* nothing a console would act on */
-	while (n > 0 && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
-	unsigned s = 0;
-	while (out[s] == ' ')
-		s++;
-	memmove(out, out + s, n - s + 1);
-}
 
 static int refuse(char *why, size_t whylen, int rc, const char *fmt, unsigned long long v)
 {
@@ -43,9 +23,9 @@ int ata_identify_parse(const uint8_t page[512], struct ata_identity *id, char *w
 	memset(id, 0, sizeof(*id));
 	if (whylen)
 		why[0] = '\0';
-	ata_string(id->serial, page, 10, 10);
-	ata_string(id->firmware, page, 23, 4);
-	ata_string(id->model, page, 27, 20);
+	text_field_ata(id->serial, page + 2 * 10, 10, '?');
+	text_field_ata(id->firmware, page + 2 * 23, 4, '?');
+	text_field_ata(id->model, page + 2 * 27, 20, '?');
 	/* Word 255: A5h then a checksum making the page sum to zero, when the drive keeps one. */
 	if ((word(page, 255) & 0xff) == 0xa5) {
 		uint8_t sum = 0;

@@ -5,6 +5,7 @@
 #include "nvme_id.h"
 #include "errors.h"
 #include "port.h"
+#include "text.h"
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
@@ -16,27 +17,13 @@ static uint64_t le128_sat(const uint8_t *p)
 	return le64(p + 8) ? UINT64_MAX : le64(p);
 }
 
-/* ASCII fields padded with spaces; anything a console would act on becomes '?'. */
-static void id_string(char *out, const uint8_t *in, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		out[i] = in[i] >= 0x20 && in[i] <= 0x7e ? (char)in[i] : in[i] ? '?' : ' ';
-	while (n > 0 && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
-	unsigned s = 0;
-	while (out[s] == ' ')
-		s++;
-	memmove(out, out + s, n - s + 1);
-}
-
 void nvme_ctrl_id_parse(const uint8_t id[NVME_ID_SIZE], unsigned page_shift, uint32_t limit,
 			struct nvme_ctrl_id *c)
 {
 	memset(c, 0, sizeof(*c));
-	id_string(c->serial, id + 4, 20);
-	id_string(c->model, id + 24, 40);
-	id_string(c->firmware, id + 64, 8);
+	text_field(c->serial, id + 4, 20, '?');
+	text_field(c->model, id + 24, 40, '?');
+	text_field(c->firmware, id + 64, 8, '?');
 	/* MDTS: 2^n pages; 0 is no limit. Shifts past the driver's limit are the limit. */
 	c->max_bytes = limit;
 	uint8_t mdts = id[77];

@@ -3,6 +3,7 @@
 #include "usbdesc.h"
 #include "errors.h"
 #include "port.h"
+#include "text.h"
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
@@ -118,20 +119,6 @@ int usbd_parse_hub(const uint8_t *b, size_t len, struct usbd_hub *out)
 	return 0;
 }
 
-static void scsi_str(char *out, const uint8_t *in, int n)
-{
-	int k = 0;
-	for (int i = 0; i < n; i++)
-		out[k++] = in[i] >= 0x20 && in[i] < 0x7f ? (char)in[i] : ' ';
-	while (k && out[k - 1] == ' ')
-		k--;
-	out[k] = '\0';
-	int lead = 0;
-	while (out[lead] == ' ')
-		lead++;
-	memmove(out, out + lead, (size_t)(k - lead + 1));
-}
-
 int scsi_parse_inquiry(const uint8_t *b, size_t len, struct scsi_inquiry *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -139,9 +126,9 @@ int scsi_parse_inquiry(const uint8_t *b, size_t len, struct scsi_inquiry *out)
 		return -E_CORRUPT;
 	out->type = b[0] & 0x1f;
 	out->removable = b[1] >> 7;
-	scsi_str(out->vendor, b + 8, 8);
-	scsi_str(out->product, b + 16, 16);
-	scsi_str(out->rev, b + 32, 4);
+	text_field(out->vendor, b + 8, 8, ' ');
+	text_field(out->product, b + 16, 16, ' ');
+	text_field(out->rev, b + 32, 4, ' ');
 	return (b[0] >> 5) == 0 ? 0 : -E_NOENT;   /* peripheral qualifier: no device at this LUN */
 }
 
@@ -218,16 +205,6 @@ int scsi_parse_sense(const uint8_t *b, size_t len, struct scsi_sense *out)
 	return -E_CORRUPT;
 }
 
-static void ata_str(char *out, const uint8_t *in, int words)
-{
-	uint8_t b[80];
-	for (int i = 0; i < words; i++) {
-		b[2 * i] = in[2 * i + 1];
-		b[2 * i + 1] = in[2 * i];
-	}
-	scsi_str(out, b, 2 * words);
-}
-
 int ata_identify_strings(const uint8_t *id, size_t len, char model[41], char serial[21], char fw[9])
 {
 	model[0] = serial[0] = fw[0] = '\0';
@@ -240,8 +217,8 @@ int ata_identify_strings(const uint8_t *id, size_t len, char model[41], char ser
 		if (sum)
 			return -E_CORRUPT;
 	}
-	ata_str(serial, id + 20, 10);
-	ata_str(fw, id + 46, 4);
-	ata_str(model, id + 54, 20);
+	text_field_ata(serial, id + 20, 10, ' ');
+	text_field_ata(fw, id + 46, 4, ' ');
+	text_field_ata(model, id + 54, 20, ' ');
 	return model[0] ? 0 : -E_CORRUPT;
 }
