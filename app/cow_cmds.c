@@ -133,18 +133,17 @@ static const struct opt format_table[] = {
 static int cow_format_cmd(int argc, char **argv)
 {
 	struct format_opts o = { false, 4096 };
-	int pos[2], npos;
-	char bad[120];
-	int orc = opts_parse(format_table, &o, 0, argc - 2, argv + 2, pos, 2, &npos, bad, sizeof(bad));
+	struct opts_result res;
+	int orc = opts_parse(format_table, &o, 0, argc - 2, argv + 2, 2, &res);
 	if (orc < 0) {
-		kprintf("cow format: %s\n", bad);
+		kprintf("cow format: %s\n", res.why);
 		return cmd_said(orc);
 	}
-	if (npos != 2)
+	if (res.npos != 2)
 		return -E_USAGE;
 	uint64_t unit = o.unit;
 	bool yes = o.yes;
-	struct blk_dev *cow = blk_find(argv[2 + pos[0]]), *src = blk_find(argv[2 + pos[1]]);
+	struct blk_dev *cow = blk_find(argv[2 + res.pos[0]]), *src = blk_find(argv[2 + res.pos[1]]);
 	if (!cow || !src)
 		return -E_NOENT;
 	if (blk_overlaps(cow, src)) {

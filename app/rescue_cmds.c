@@ -2,7 +2,7 @@
  * console stays usable; commands rescue, clone, status, wait, stop, wake, quit, disk, domain,
  * reset. A job pauses when its source stops answering and resumes when the same disk is back. */
 #include "../kernel/console.h"
-#include "../lib/args.h"
+#include "../rescue/rescue_args.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/fbcon.h"
@@ -380,31 +380,28 @@ static int parse_domain_spec(struct overlay *o, struct rescue_domain *d, const c
 
 static int start_job(int argc, char **argv, int clone)
 {
-	int first_opt = clone ? 3 : 2;
-	if (argc < first_opt)
+	int nfixed = clone ? 2 : 1;   /* <ov>, and the clone's <disk> */
+	if (argc < nfixed + 1)
 		return -E_USAGE;
 	struct overlay *o = overlay_find(argv[1]);
 	if (!o)
 		return -E_NOENT;
 	int idx = overlay_index(o);
 	struct job *j = &jobs[idx];
-	struct rescue_opts opt;
+	struct rescue_args args;
+	struct opts_result res;
 	char why[160] = "";
-	rescue_opts_default(&opt);
 	uint32_t ls = o->src.blk->lsize;
-	const char *dspec = NULL;
-	for (int i = first_opt; i < argc; i++) {
-		const char *v;
-		int rc = 0;
-		if (args_kv(argv[i], "domain", &v))
-			dspec = v;
-		else
-			rc = rescue_parse_opt(&opt, argv[i], ls, why, sizeof(why));
-		if (rc < 0) {
-			kprintf("%s: %s\n", argv[0], why);
-			return cmd_said(rc);
-		}
+	int orc = rescue_args_parse(&args, ls, argc - 1, argv + 1, nfixed, &res);
+	if (orc == 0 && res.npos != nfixed)
+		return -E_USAGE;
+	if (orc < 0) {
+		kprintf("%s: %s\n", argv[0], res.why);
+		return cmd_said(orc);
 	}
+	struct rescue_opts opt = args.opt;
+	const char *dspec = args.domain;
+	const char *target_name = clone ? argv[1 + res.pos[1]] : NULL;
 	if (opt.cluster % o->src.blk->psize && o->src.blk->psize <= opt.cluster) {
 		kprintf("%s: cluster must be a multiple of the source's %u-byte physical sector\n", argv[0],
 			o->src.blk->psize);
@@ -412,7 +409,7 @@ static int start_job(int argc, char **argv, int clone)
 	}
 	struct blk_dev *target = NULL;
 	if (clone) {
-		target = blk_find(argv[2]);
+		target = blk_find(target_name);
 		if (!target)
 			return -E_NOENT;
 		struct blk_dev *tt = blk_drive(target), *st = blk_drive(o->src.blk), *ct = blk_drive(o->dst.blk);
@@ -764,16 +761,26 @@ static int cmd_disk(int argc, char **argv)
 }
 COMMAND(disk, "disk <ov> <disk>", "re-bind an overlay's source after a hot-swap (identity checked)", NULL, cmd_disk);
 
+/* No options yet: the table makes a stray word or a mistyped option a precise refusal. */
+static const struct opt domain_table[] = { OPT_END };
+
 static int cmd_domain(int argc, char **argv)
 {
-	if (argc != 3)
+	struct opts_result res;
+	int rc = opts_parse(domain_table, NULL, 0, argc - 1, argv + 1, 2, &res);
+	if (rc < 0) {
+		kprintf("domain: %s\n", res.why);
+		return cmd_said(rc);
+	}
+	if (res.npos != 2)
 		return -E_USAGE;
-	struct overlay *o = overlay_find(argv[1]);
+	const char *ov = argv[1 + res.pos[0]], *spec = argv[1 + res.pos[1]];
+	struct overlay *o = overlay_find(ov);
 	if (!o)
 		return -E_NOENT;
 	char why[160] = "";
 	struct rescue_domain d;
-	int rc = parse_domain_spec(o, &d, argv[2], why, sizeof(why));
+	rc = parse_domain_spec(o, &d, spec, why, sizeof(why));
 	if (rc < 0) {
 		kprintf("domain: %s\n", why);
 		return cmd_said(rc);
@@ -781,10 +788,10 @@ static int cmd_domain(int argc, char **argv)
 	rescue_domain_free(&o->next_domain);
 	o->next_domain = d;
 	if (d.n)
-		kprintf("%s: the next rescue covers %llu sectors in %u ranges%s\n", argv[1],
+		kprintf("%s: the next rescue covers %llu sectors in %u ranges%s\n", ov,
 			(unsigned long long)rescue_domain_sectors(&d), d.n, d.ngroups > 1 ? " (in parts, by priority)" : "");
 	else
-		kprintf("%s: the next rescue covers the whole source\n", argv[1]);
+		kprintf("%s: the next rescue covers the whole source\n", ov);
 	return 0;
 }
 COMMAND(domain, "domain <ov> all|ntfs|ntfs:<glob>|lba:<start>+<count>[,...]", "restrict the next rescue to a domain",

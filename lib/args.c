@@ -103,6 +103,36 @@ int args_size(const char *s, uint64_t *out)
 	return args_size_in(s, 0, out);
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int args_hex(const char *s, uint8_t *out, uint32_t max, uint32_t *len)
+{
+	if (!s)
+		return -E_INVAL;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		s += 2;
+	size_t n = strlen(s);
+	if (n == 0 || n % 2 || n / 2 > max)
+		return -E_INVAL;
+	for (size_t i = 0; i < n; i += 2) {
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -E_INVAL;
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = (uint32_t)(n / 2);
+	return 0;
+}
+
 bool args_kv(const char *arg, const char *key, const char **val)
 {
 	size_t n = strlen(key);

@@ -18,6 +18,9 @@ int args_u64(const char *s, uint64_t *out);
 int args_size(const char *s, uint64_t *out);
 /* The same, also taking `s` (sectors of `sector` bytes) when sector is not 0. */
 int args_size_in(const char *s, uint32_t sector, uint64_t *out);
+/* Bytes written as hex digits, two a byte, `0x` optional ("deadbeef", "0x5a"): 1 to max bytes
+ * into out, their count in *len. 0 or -E_INVAL. The wipe pattern and cowtool's --fill. */
+int args_hex(const char *s, uint8_t *out, uint32_t max, uint32_t *len);
 /* When arg is "key=value", points *val at value and returns true. */
 bool args_kv(const char *arg, const char *key, const char **val);
 

@@ -46,5 +46,12 @@ int main(void)
 	CHECK("key=value found", args_kv("retries=3", "retries", &val) && !strcmp(val, "3"));
 	CHECK("key prefix is not a match", !args_kv("retriesx=3", "retries", &val));
 	CHECK("key without = is not a match", !args_kv("retries", "retries", &val));
+	uint8_t hb[4];
+	uint32_t hn;
+	CHECK("hex bytes, 0x optional", args_hex("0xA5ff", hb, 4, &hn) == 0 && hn == 2 && hb[0] == 0xa5 && hb[1] == 0xff &&
+	      args_hex("01020304", hb, 4, &hn) == 0 && hn == 4);
+	CHECK("hex bytes: odd, empty, too many or not hex refused", args_hex("abc", hb, 4, &hn) < 0 &&
+	      args_hex("", hb, 4, &hn) < 0 && args_hex("0x", hb, 4, &hn) < 0 && args_hex("0102030405", hb, 4, &hn) < 0 &&
+	      args_hex("zz", hb, 4, &hn) < 0);
 	return CHECK_DONE();
 }
