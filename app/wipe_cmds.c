@@ -2,7 +2,7 @@
  * seekable pseudo-random stream, optionally reads it all back, and refuses disks that matter. */
 #include "report.h"
 #include "../kernel/console.h"
-#include "../lib/args.h"
+#include "../lib/opts.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/settings.h"
@@ -60,34 +60,6 @@ static void random_fill(uint64_t seed, uint64_t word, uint64_t *out, size_t nwor
 	uint64_t s = seed + (word + 1) * SM_GAMMA;
 	for (size_t i = 0; i < nwords; i++, s += SM_GAMMA)
 		out[i] = sm_mix(s);   /* stored little-endian: byte 8i is the low byte of word i */
-}
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int parse_pattern(const char *s, uint8_t *pat, uint32_t *len)
-{
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		s += 2;
-	size_t n = strlen(s);
-	if (n == 0 || n % 2 || n / 2 > WIPE_PAT_MAX)
-		return -E_INVAL;
-	for (size_t i = 0; i < n; i += 2) {
-		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return -E_INVAL;
-		pat[i / 2] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = (uint32_t)(n / 2);
-	return 0;
 }
 
 /* The first disk or partition with `flag`: among those sharing bytes with d, or anywhere on
@@ -443,50 +415,40 @@ static void wipe_free(struct wipe *w)
 		kfree(w->fill);
 }
 
+/* One fill mode (group 1): zero, pattern=<hex>, random or random=<seed>. */
+struct wipe_args { bool zero, random, verify, yes; uint8_t pat[WIPE_PAT_MAX]; uint32_t patlen; uint64_t seed; };
+static const struct opt wipe_table[] = {
+	OPT_FLAG_("zero", struct wipe_args, zero, .group = 1),
+	OPT_HEX_("pattern", struct wipe_args, pat, patlen, .group = 1),
+	OPT_FLAG_("random", struct wipe_args, random, .group = 1),
+	OPT_NUM_("random", struct wipe_args, seed, 0, 0, .group = 1),
+	OPT_FLAG_("verify", struct wipe_args, verify),
+	OPT_FLAG_("--yes", struct wipe_args, yes),
+	OPT_END,
+};
+
 static int cmd_wipe(int argc, char **argv)
 {
 	static struct wipe w;   /* one wipe at a time: only the shell task runs commands */
-	int modes = 0, verify = 0, yes = 0, seeded = 0;
-	const char *v;
-	if (argc < 2)
-		return -E_USAGE;
-	memset(&w, 0, sizeof(w));
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "zero")) {
-			w.mode = WIPE_ZERO;
-			modes++;
-		} else if (args_kv(argv[i], "pattern", &v)) {
-			if (parse_pattern(v, w.pat, &w.patlen) < 0) {
-				kprintf("wipe: pattern= takes 1 to %d bytes of hex (e.g. pattern=deadbeef)\n",
-					WIPE_PAT_MAX);
-				return cmd_said(-E_USAGE);
-			}
-			w.mode = WIPE_PATTERN;
-			modes++;
-		} else if (!strcmp(argv[i], "random") || args_kv(argv[i], "random", &v)) {
-			if (argv[i][6] == '=') {
-				if (args_u64(v, &w.seed) < 0) {
-					kprintf("wipe: random=<seed> takes a number (the seed a wipe printed)\n");
-					return cmd_said(-E_USAGE);
-				}
-				seeded = 1;
-			}
-			w.mode = WIPE_RANDOM;
-			modes++;
-		} else if (!strcmp(argv[i], "verify") && !verify) {
-			verify = 1;
-		} else if (!strcmp(argv[i], "--yes") && !yes) {
-			yes = 1;
-		} else {
-			return -E_USAGE;
-		}
+	struct wipe_args a = { 0 };
+	struct opts_result res;
+	int rc = opts_parse(wipe_table, &a, 0, argc - 1, argv + 1, 1, &res);
+	if (rc < 0) {
+		kprintf("wipe: %s\n", res.why);
+		return cmd_said(rc);
 	}
-	if (modes > 1)
+	if (res.npos != 1)
 		return -E_USAGE;
-	struct blk_dev *d = blk_find(argv[1]);
+	bool verify = a.verify, yes = a.yes, seeded = opts_given(wipe_table, &res, "random=");
+	memset(&w, 0, sizeof(w));
+	w.mode = a.patlen ? WIPE_PATTERN : a.random || seeded ? WIPE_RANDOM : WIPE_ZERO;
+	memcpy(w.pat, a.pat, sizeof(w.pat));
+	w.patlen = a.patlen;
+	w.seed = a.seed;
+	struct blk_dev *d = blk_find(argv[1 + res.pos[0]]);
 	if (!d)
 		return -E_NOENT;
-	int rc = refuse(d);
+	rc = refuse(d);
 	if (rc < 0)
 		return rc;
 	if (!yes) {

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "shell.h"
 #include "../lib/args.h"
+#include "../lib/opts.h"
 #include "../lib/errors.h"
 #include "../lib/port.h"
 
@@ -34,25 +35,18 @@ static void print_setting(const struct setting *s)
 	kprintf("  %-14s = %-10s %s\n", s->key, val, s->help);
 }
 
+/* A setting with choices is an enum, one without a number within [min, max]: checked by the
+ * option parser every command uses (lib/opts.h), so `set` reads numbers as they do. */
 static int parse_value(const struct setting *s, const char *text, uint64_t *v)
 {
 	if (s->parse)
 		return s->parse(text, v);
-	if (s->choices) {
-		for (uint64_t i = 0; s->choices[i]; i++)
-			if (!strcmp(s->choices[i], text)) {
-				*v = i;
-				return 0;
-			}
-		kprintf("set: %s takes one of:", s->key);
-		for (int i = 0; s->choices[i]; i++)
-			kprintf(" %s", s->choices[i]);
-		kprintf("\n");
-		return cmd_said(-E_INVAL);
-	}
-	if (args_size(text, v) < 0 || *v < s->min || *v > s->max) {
-		kprintf("set: %s takes a number from %llu to %llu\n", s->key,
-			(unsigned long long)s->min, (unsigned long long)s->max);
+	struct opt o = { .name = s->key, .kind = s->choices ? OPT_ENUM : OPT_NUM, .width = sizeof(*v),
+			 .min = s->min, .max = s->max, .choices = s->choices };
+	char word[64], why[160];
+	fmt_snprintf(word, sizeof(word), "%s=%s", s->key, text);
+	if (opts_value(&o, v, 0, word, text, why, sizeof(why)) < 0) {
+		kprintf("set: %s\n", why);
 		return cmd_said(-E_INVAL);
 	}
 	return 0;
