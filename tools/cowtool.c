@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <libgen.h>
+#include "lib_cli.h"
 #include "lib_filedev.h"
-#include "../lib/args.h"
 #include "../lib/errors.h"
 #include "../rescue/mapfile.h"
 
@@ -42,6 +42,13 @@ static int usage(const char *msg)
 		fprintf(stderr, "cowtool: %s\n", msg);
 	fputs(usage_text, stderr);
 	return EXIT_USAGE;
+}
+
+/* --help of the tool or of any command: the usage on stdout, exit 0. */
+static int help(void)
+{
+	fputs(usage_text, stdout);
+	return 0;
 }
 
 static int fail(const char *path, const char *what, int rc, const char *why)
@@ -79,27 +86,32 @@ static int open_cow(const char *path, const char *src_path, struct filedev *cd, 
 	return rc;
 }
 
+/* Each command's options (getopt_long over the command's words, argv[0] being its name). */
+static const struct option format_options[] = {
+	{ "unit", required_argument, NULL, 'u' }, { "yes", no_argument, NULL, 'y' },
+	{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+};
+
 static int cmd_format(int argc, char **argv)
 {
-	const char *cow = NULL, *src = NULL;
 	uint64_t unit = 4096;
 	int yes = 0;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--yes"))
+	for (int c; (c = cli_getopt("cowtool format", argc, argv, "", format_options)) != -1;) {
+		if (c == 'y')
 			yes = 1;
-		else if (!strcmp(argv[i], "--unit") && i + 1 < argc) {
-			if (args_size(argv[++i], &unit) < 0)   /* the console's size syntax: 64k, 1MiB */
-				return usage("format: --unit takes a size (4096, 64k, 1MiB)");
-		}
-		else if (!cow)
-			cow = argv[i];
-		else if (!src)
-			src = argv[i];
+		else if (c == 'u') {   /* the console's size syntax: 64k, 1MiB; cow_format checks the range */
+			if (cli_size("cowtool format", "--unit", optarg, 0, 0, &unit) < 0)
+				return usage(NULL);
+		} else if (c == 'h')
+			return help();
 		else
-			return usage("format: too many arguments");
+			return usage(NULL);
 	}
-	if (!cow || !src)
+	if (argc - optind > 2)
+		return usage("format: too many arguments");
+	if (argc - optind < 2)
 		return usage("format needs <cow> <source>");
+	const char *cow = argv[optind], *src = argv[optind + 1];
 	struct filedev sd, cd;
 	if (open_dev(&sd, src, 0) < 0)
 		return EXIT_USAGE;
@@ -327,21 +339,26 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
+static const struct option import_options[] = {
+	{ "image", required_argument, NULL, 'i' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+};
+
 static int cmd_import(int argc, char **argv)
 {
-	const char *cow = NULL, *map = NULL, *img = NULL;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--image") && i + 1 < argc)
-			img = argv[++i];
-		else if (!cow)
-			cow = argv[i];
-		else if (!map)
-			map = argv[i];
+	const char *img = NULL;
+	for (int c; (c = cli_getopt("cowtool import-map", argc, argv, "", import_options)) != -1;) {
+		if (c == 'i')
+			img = optarg;
+		else if (c == 'h')
+			return help();
 		else
-			return usage("import-map: too many arguments");
+			return usage(NULL);
 	}
-	if (!cow || !map)
+	if (argc - optind > 2)
+		return usage("import-map: too many arguments");
+	if (argc - optind < 2)
 		return usage("import-map needs <cow> <mapfile>");
+	const char *cow = argv[optind], *map = argv[optind + 1];
 	size_t len;
 	char *text = slurp(map, &len);
 	if (!text) {
@@ -632,32 +649,29 @@ static const uint8_t *export_map_get(struct writer *w, uint64_t off, uint64_t le
 	return p;
 }
 
+static const struct option export_options[] = {
+	{ "fill", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+};
+
 static int cmd_export(int argc, char **argv)
 {
-	const char *pos[3] = { 0 };
-	int npos = 0, have_fill = 0;
+	int have_fill = 0;
 	uint8_t fill[64];
-	size_t fill_len = 0;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--fill") && i + 1 < argc) {
-			const char *h = argv[++i];
-			size_t n = strlen(h);
-			if (!n || n % 2 || n / 2 > sizeof(fill))
-				return usage("--fill takes 1 to 64 bytes as hex digits");
-			for (size_t k = 0; k < n / 2; k++) {
-				unsigned v;
-				if (sscanf(h + 2 * k, "%2x", &v) != 1)
-					return usage("--fill takes hex digits");
-				fill[k] = (uint8_t)v;
-			}
-			fill_len = n / 2;
+	uint32_t fill_len = 0;
+	for (int c; (c = cli_getopt("cowtool export", argc, argv, "", export_options)) != -1;) {
+		if (c == 'f') {
+			if (cli_hex("cowtool export", "--fill", optarg, fill, sizeof(fill), &fill_len) < 0)
+				return usage(NULL);
 			have_fill = 1;
-		} else if (npos < 3) {
-			pos[npos++] = argv[i];
-		} else {
-			return usage("export: too many arguments");
-		}
+		} else if (c == 'h')
+			return help();
+		else
+			return usage(NULL);
 	}
+	char **pos = argv + optind;
+	int npos = argc - optind;
+	if (npos > 3)
+		return usage("export: too many arguments");
 	if (npos < 2)
 		return usage("export needs <cow> [<source>] <out>");
 	const char *cow = pos[0], *src = npos == 3 ? pos[1] : NULL, *out = pos[npos - 1];
@@ -812,38 +826,46 @@ static void plugin_path(char *out, size_t n)
 		snprintf(out, n, "nbdkit-cowboot-plugin.so");
 }
 
+static const struct option serve_options[] = {
+	{ "readonly", no_argument, NULL, 'r' }, { "holes", required_argument, NULL, 'H' },
+	{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+};
+
 /* Runs nbdkit in the foreground with the plugin (exec: nbdkit takes over this process, so a
  * signal to it is a signal to nbdkit). The plugin opens the cow and checks the source. */
 static int cmd_serve(int argc, char **argv)
 {
-	const char *cow = NULL, *src = NULL, *sock = NULL, *port = NULL, *holes = "eio";
-	int ro = 0, extra = argc;
-	for (int i = 0; i < argc; i++) {
+	const char *sock = NULL, *port = NULL, *holes = "eio";
+	int ro = 0, dash = argc;
+	/* Ours before `--`, nbdkit's after: getopt sees only ours. */
+	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--")) {
-			extra = i + 1;
+			dash = i;
 			break;
-		} else if (!strcmp(argv[i], "--readonly") || !strcmp(argv[i], "-r")) {
+		}
+	int extra = dash < argc ? dash + 1 : argc;
+	for (int c; (c = cli_getopt("cowtool serve", dash, argv, "rU:p:", serve_options)) != -1;) {
+		if (c == 'r') {
 			ro = 1;
-		} else if (!strncmp(argv[i], "--holes=", 8)) {
-			holes = argv[i] + 8;
+		} else if (c == 'H') {
+			holes = optarg;
 			if (strcmp(holes, "eio") && strcmp(holes, "zero"))
 				return usage("--holes takes eio or zero");
-		} else if (!strcmp(argv[i], "-U") && i + 1 < argc) {
-			sock = argv[++i];
-		} else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
-			port = argv[++i];
-		} else if (argv[i][0] == '-') {
-			return usage("serve: unknown option (nbdkit's own go after --)");
-		} else if (!cow) {
-			cow = argv[i];
-		} else if (!src) {
-			src = argv[i];
+		} else if (c == 'U') {
+			sock = optarg;
+		} else if (c == 'p') {
+			port = optarg;
+		} else if (c == 'h') {
+			return help();
 		} else {
-			return usage("serve: too many arguments");
+			return usage("serve: nbdkit's own options go after --");
 		}
 	}
-	if (!cow)
+	if (dash - optind > 2)
+		return usage("serve: too many arguments");
+	if (dash - optind < 1)
 		return usage("serve needs <cow>");
+	const char *cow = argv[optind], *src = dash - optind == 2 ? argv[optind + 1] : NULL;
 	if (sock && port)
 		return usage("serve: -U SOCK or -p PORT, not both");
 	char plugin[4200], cowarg[4200], srcarg[4200], holesarg[32];
@@ -916,26 +938,36 @@ int main(int argc, char **argv)
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
 		return argc < 2 ? usage(NULL) : (fputs(usage_text, stdout), 0);
 	const char *cmd = argv[1];
-	argc -= 2;
-	argv += 2;
-	if (argc >= 1 && !strcmp(argv[0], "--help"))
-		return fputs(usage_text, stdout), 0;
+	argc -= 1;
+	argv += 1;
+	if (argc >= 2 && !strcmp(argv[1], "--help"))
+		return help();
+	/* The commands with options parse their own words; the others take only --help (before
+	 * their arguments, which may begin with '-': reset's TYPES). */
 	if (!strcmp(cmd, "format"))
 		return cmd_format(argc, argv);
+	if (!strcmp(cmd, "import-map"))
+		return cmd_import(argc, argv);
+	if (!strcmp(cmd, "export"))
+		return cmd_export(argc, argv);
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(argc, argv);
+	static const struct option none[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	char prog[40];
+	snprintf(prog, sizeof(prog), "cowtool %s", cmd);
+	int c = cli_getopt(prog, argc, argv, "+", none);
+	if (c != -1)
+		return c == 'h' ? help() : usage(NULL);
+	argc -= optind;
+	argv += optind;
 	if (!strcmp(cmd, "info"))
 		return cmd_info(argc, argv, 0);
 	if (!strcmp(cmd, "check"))
 		return cmd_info(argc, argv, 1);
 	if (!strcmp(cmd, "map"))
 		return cmd_map(argc, argv);
-	if (!strcmp(cmd, "import-map"))
-		return cmd_import(argc, argv);
-	if (!strcmp(cmd, "export"))
-		return cmd_export(argc, argv);
 	if (!strcmp(cmd, "reset"))
 		return cmd_reset(argc, argv);
-	if (!strcmp(cmd, "serve"))
-		return cmd_serve(argc, argv);
 	if (!strcmp(cmd, "upgrade"))
 		return cmd_upgrade(argc, argv);
 	fprintf(stderr, "cowtool: unknown command '%s'\n", cmd);

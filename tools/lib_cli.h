@@ -1,0 +1,19 @@
+/* The host tools' command lines: getopt_long with one way of naming a bad option, and numbers,
+ * sizes and hex bytes through lib/args.h, in the console's syntax (decimal or 0x, never octal;
+ * k/M/G/T, KiB..TiB, kB..TB). */
+#ifndef TOOLS_LIB_CLI_H
+#define TOOLS_LIB_CLI_H
+#include <getopt.h>
+#include <stdint.h>
+
+/* getopt_long (options anywhere, `--` ends them) that says what is wrong itself: on an unknown
+ * option or one missing its value it prints "<prog>: unknown option '--x'" or "<prog>: --x
+ * needs a value" on stderr and returns '?'. shortopts as getopt's; a leading '+' stops at the
+ * first word that is no option (the words after it may begin with '-'). */
+int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* An option's value as a number or a size within [min, max] (max 0: no bound), or bytes in hex
+ * (1 to max). 0, or -1 after printing "<prog>: <opt> <value>: <what would do>". */
+int cli_u64(const char *prog, const char *opt, const char *v, uint64_t min, uint64_t max, uint64_t *out);
+int cli_size(const char *prog, const char *opt, const char *v, uint64_t min, uint64_t max, uint64_t *out);
+int cli_hex(const char *prog, const char *opt, const char *v, uint8_t *out, uint32_t max, uint32_t *len);
+#endif
