@@ -127,6 +127,7 @@ struct format_opts { bool yes; uint64_t unit; };
 static const struct opt format_table[] = {
 	OPT_FLAG_("--yes", struct format_opts, yes),
 	OPT_SIZE_("unit", struct format_opts, unit, 512, 1u << 20, false),
+	OPT_POS_("serial"),   /* a disk named by its serial */
 	OPT_END,
 };
 

@@ -424,6 +424,7 @@ static const struct opt wipe_table[] = {
 	OPT_NUM_("random", struct wipe_args, seed, 0, 0, .group = 1),
 	OPT_FLAG_("verify", struct wipe_args, verify),
 	OPT_FLAG_("--yes", struct wipe_args, yes),
+	OPT_POS_("serial"),   /* the disk, named by its serial */
 	OPT_END,
 };
 

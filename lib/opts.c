@@ -61,14 +61,18 @@ static int bounds(const struct opt *o, uint8_t width, const char *word, uint64_t
 	return 0;
 }
 
-int opts_value(const struct opt *o, void *out, uint32_t sector, const char *word, const char *v, char *why,
+int opts_value(const struct opt *o, void *out, uint32_t sector, const char *typed, const char *v, char *why,
 	       size_t whylen)
 {
 	void *field = (char *)out + o->off;
-	char list[120];
+	char list[120], word[48];
 	uint64_t x = 0;
 	int rc;
+	/* The word as typed, cut short: a long one must not push the reason out of the line. */
+	fmt_snprintf(word, sizeof(word), strlen(typed) < sizeof(word) ? "%s" : "%.40s...", typed);
 	switch (o->kind) {
+	case OPT_POS:
+		return 0;
 	case OPT_FLAG:
 		store(field, o->width, 1);
 		return 0;
@@ -191,8 +195,8 @@ int opts_parse(const struct opt *tab, void *out, uint32_t sector, int argc, char
 	for (int i = 0; i < argc; i++) {
 		const char *v, *w = argv[i];
 		const struct opt *o = lookup(tab, w, &v);
-		if (!o) {
-			if (option_like(w))
+		if (!o || o->kind == OPT_POS) {
+			if (!o && option_like(w))
 				return bad("%s: no such option", w);
 			if (r->npos == maxpos)
 				return bad("%s: one word too many", w);

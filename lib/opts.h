@@ -17,6 +17,7 @@ enum opt_kind {
 	OPT_SET,        /* name=<choice>[,<choice>...]: bit i for choice i */
 	OPT_HEX,        /* name=<hex bytes> (args_hex, at most max): the bytes at the field, the count in field2 */
 	OPT_TEXT,       /* name=<anything>: a const char * into argv */
+	OPT_POS,        /* name=<anything> is a positional word, no option (a disk named serial=<serial>) */
 };
 
 struct opt {
@@ -52,6 +53,7 @@ struct opt {
 	  __VA_ARGS__ }
 #define OPT_TEXT_(name_, type, field, ...) \
 	{ .name = name_, .kind = OPT_TEXT, .off = offsetof(type, field), .width = sizeof(const char *), __VA_ARGS__ }
+#define OPT_POS_(name_) { .name = name_, .kind = OPT_POS }
 #define OPT_END { .name = NULL }
 
 #define OPTS_MAXPOS 4

@@ -20,6 +20,7 @@ const struct opt rescue_opt_table[] = {
 	OPT_ENUM_("infer", struct rescue_args, opt.no_infer, on_off),
 	OPT_NUM_("commit", struct rescue_args, opt.commit_ms, 100, 3600000),
 	OPT_TEXT_("domain", struct rescue_args, domain),
+	OPT_POS_("serial"),   /* the clone's target disk, named by its serial */
 	OPT_END,
 };
 

@@ -34,6 +34,7 @@ static const struct opt tab[] = {
 	OPT_HEX_("pattern", struct o, pat, patlen, .group = 1),
 	OPT_FLAG_("random", struct o, random, .group = 1),
 	OPT_NUM_("random", struct o, seed, 0, 0, .group = 1),
+	OPT_POS_("serial"),
 	OPT_END,
 };
 
@@ -77,6 +78,10 @@ int main(void)
 	CHECK("an unknown key=value is refused", run("retry=3", &o) == -E_USAGE && strstr(why, "no such option"));
 	CHECK("an unknown --flag is refused", run("--force", &o) == -E_USAGE && strstr(why, "no such option"));
 	CHECK("a word with = after a path is positional", run("ntfs:/a=b", &o) == 0 && res.npos == 1);
+	CHECK("serial=<x> is a positional word, as often as it comes", run("serial=A retries=2 serial=B", &o) == 0 &&
+	      res.npos == 2 && res.pos[0] == 0 && res.pos[1] == 2 && o.retries == 2);
+	CHECK("a long word is cut short in the reason", run("pattern=0102030405060708090a0b0c0d0e0f101112131415161718", &o) ==
+	      -E_USAGE && strstr(why, "...: 1 to 4 bytes of hex") && strlen(why) < 120);
 	CHECK("twice is refused", run("retries=1 retries=2", &o) == -E_USAGE && strstr(why, "given twice"));
 	CHECK("empty text is refused", run("domain=", &o) == -E_USAGE && strstr(why, "needs a value"));
 
