@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lib_cli.h"
 #include "lib_ntvol.h"
-#include "../lib/args.h"
 #include "../lib/errors.h"
 
 static const char *const usage_text =
@@ -162,24 +162,26 @@ static const struct fuse_operations ops = {
 
 int main(int argc, char **argv)
 {
-	int fg = 0, a = 1;
+	int fg = 0;
 	unsigned want = 1;
 	uint64_t part;
-	for (; a < argc && argv[a][0] == '-'; a++) {
-		if (!strcmp(argv[a], "--help")) {
+	static const struct option longs[] = {
+		{ "part", required_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	for (int c; (c = cli_getopt("ntfuse", argc, argv, "f", longs)) != -1;) {
+		if (c == 'h') {
 			fputs(usage_text, stdout);
 			return 0;
-		} else if (!strcmp(argv[a], "-f")) {
+		} else if (c == 'f') {
 			fg = 1;
-		} else if (!strcmp(argv[a], "--part") && a + 1 < argc && args_u64(argv[a + 1], &part) == 0 &&
-			   part > 0 && part < 1000) {
+		} else if (c == 'P' && cli_u64("ntfuse", "--part", optarg, 1, 999, &part) == 0) {
 			want = (unsigned)part;
-			a++;
 		} else {
-			fprintf(stderr, "ntfuse: unknown option %s\n%s", argv[a], usage_text);
+			fputs(usage_text, stderr);
 			return 2;
 		}
 	}
+	int a = optind;
 	if (argc - a < 2 || argc - a > 3) {
 		fputs(usage_text, stderr);
 		return 2;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lib_cli.h"
 #include "lib_ntvol.h"
 #include "../lib/errors.h"
 
@@ -74,21 +75,26 @@ static int add_range(void *ctx, int group, uint64_t off, uint64_t len)
 
 int main(int argc, char **argv)
 {
-	int domain = 0, a = 1;
+	int domain = 0;
 	const char *map = NULL;
-	for (; a < argc && argv[a][0] == '-' && argv[a][1] == '-'; a++) {
-		if (!strcmp(argv[a], "--help")) {
+	static const struct option longs[] = {
+		{ "domain", no_argument, NULL, 'd' }, { "map", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	for (int c; (c = cli_getopt("ntgrep", argc, argv, "", longs)) != -1;) {
+		if (c == 'h') {
 			fputs(usage_text, stdout);
 			return 0;
-		} else if (!strcmp(argv[a], "--domain")) {
+		} else if (c == 'd') {
 			domain = 1;
-		} else if (!strcmp(argv[a], "--map") && a + 1 < argc) {
-			map = argv[++a];
+		} else if (c == 'm') {
+			map = optarg;
 		} else {
-			fprintf(stderr, "ntgrep: unknown option %s\n%s", argv[a], usage_text);
+			fputs(usage_text, stderr);
 			return 2;
 		}
 	}
+	int a = optind;
 	if (argc - a < 2) {
 		fputs(usage_text, stderr);
 		return 2;

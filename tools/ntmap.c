@@ -2,6 +2,7 @@
  * partition tables, boot sectors, $MFT, indexes, file data and every cluster $Bitmap marks used. */
 #include <stdio.h>
 #include <string.h>
+#include "lib_cli.h"
 #include "lib_ntvol.h"
 #include "../lib/errors.h"
 
@@ -23,11 +24,15 @@ static int add_range(void *ctx, int group, uint64_t off, uint64_t len)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+	static const struct option longs[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	int c = cli_getopt("ntmap", argc, argv, "h", longs);
+	if (c == 'h') {
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+	argc -= optind - 1;   /* argv[1..] are the disk (and its source) from here on */
+	argv += optind - 1;
+	if (c != -1 || argc < 2 || argc > 3) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
