@@ -1,5 +1,6 @@
 /* libFuzzer target: the console's pure parsing. The first byte picks the part: 0 a command
- * line split into words and each word read as a number, a size and key=value; 1 a cowboot.cfg
+ * line split into words and each word read as a number, a size, hex bytes and key=value, the
+ * words then read against the rescue options' table (lib/opts.c); 1 a cowboot.cfg
  * script (newlines), 2 load options (';'), each command then split as the shell does; 3 keys
  * fed to the line editor; 4 numbers and sizes, one a line, checked against each other. */
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "../../lib/args.h"
 #include "../../lib/lineedit.h"
 #include "../../lib/script.h"
+#include "../../rescue/rescue_args.h"
 
 static void words(char *line, size_t cap)
 {
@@ -24,7 +26,24 @@ static void words(char *line, size_t cap)
 		args_size(argv[i], &v);
 		if (args_kv(argv[i], "size", &val) && (val < argv[i] || val > argv[i] + strlen(argv[i])))
 			abort();
+		uint8_t hex[8];
+		uint32_t hn;
+		if (args_hex(argv[i], hex, sizeof(hex), &hn) == 0 && (hn < 1 || hn > sizeof(hex)))
+			abort();
 	}
+	if (argc <= 0)
+		return;
+	struct rescue_args a;
+	struct opts_result r;
+	int rc = rescue_args_parse(&a, argc & 1 ? 512 : 4096, argc, argv, 2, &r);
+	if ((rc != 0 && rc != -E_USAGE) || strlen(r.why) >= sizeof(r.why) || r.npos > 2 || (rc == 0 && r.why[0]))
+		abort();
+	for (int i = 0; rc == 0 && i < r.npos; i++)
+		if (r.pos[i] < 0 || r.pos[i] >= argc || (i && r.pos[i] <= r.pos[i - 1]))
+			abort();
+	if (rc == 0 && (a.opt.retries > 1000 || a.opt.cluster < 512 || a.opt.cluster > (8u << 20) ||
+			(a.opt.skip_max && a.opt.skip_max < a.opt.skip_min) || !a.opt.passes))
+		abort();   /* what the table's bounds promise */
 }
 
 static void editor(const uint8_t *keys, size_t n)

@@ -475,7 +475,9 @@ def cmdline_seeds():
     """fuzz_cmdline's first byte picks the part (see the fuzzer); the rest is text or keys."""
     lines = [b"read vd1 2048 8", b'set io-timeout=5000', b'ls ov0 "/Users/ann/My Pictures"',
              b"rescue ov0 retries=3 min-rate=1MiB", b"wipe sata0 pattern=0xdeadbeef verify --yes",
-             b"cow format vd2 vd1 --yes", b"bench vd1 size=64M depth=8", b"domain ov0 ntfs:*.jpg"]
+             b"cow format vd2 vd1 --yes", b"bench vd1 size=64M depth=8", b"domain ov0 ntfs:*.jpg",
+             b"clone ov0 serial=TGT-1 skip=64k,4M passes=copy,trim,interiors infer=off cluster=8s",
+             b"rescue ov0 timeout=0x3e8 reverse commit=1000 max-read=2MiB domain=lba:0+100"]
     for i, l in enumerate(lines):
         put("cmdline", f"line{i}", b"\0" + l)
     put("cmdline", "script-cfg", b"\1# cowboot.cfg\r\nset on-error=poweroff\r\n  disks\n\ninfo vd1\nread vd1 0\n")
