@@ -172,3 +172,18 @@ check "reset turns bad and non-scraped back to non-tried" "[ $rc = 0 ] && grep -
 out=$("$C" frob 2>&1); rc=$?
 check "an unknown command prints the usage" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'usage: cowtool'"
 check "--help exits 0" "\"$C\" --help >/dev/null"
+
+# Options (getopt_long, sizes through lib/args): both spellings, anywhere; a bad one is named.
+out=$("$C" format --unit=64k --yes cow3 src.img 2>&1); rc=$?
+check "format --unit=64k before the files" "[ $rc = 0 ] && \"$C\" info cow3 | grep -q 'unit 65536,'"
+out=$("$C" format cow3 src.img --unit 1x --yes 2>&1); rc=$?
+check "a bad size is named with the syntax" "[ $rc = 2 ] && echo \"\$out\" | grep -q \"^cowtool format: --unit 1x: not a size\""
+out=$("$C" format cow3 src.img --unit 2>&1); rc=$?
+check "a missing value is named" "[ $rc = 2 ] && echo \"\$out\" | grep -q '^cowtool format: --unit needs a value'"
+out=$("$C" export cow3 x --colour 2>&1); rc=$?
+check "an unknown option is named" "[ $rc = 2 ] && echo \"\$out\" | grep -q \"^cowtool export: unknown option '--colour'\""
+out=$("$C" export cow3 x --fill=12345 2>&1); rc=$?
+check "an odd --fill is refused" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'fill 12345: 1 to 64 bytes as hex digits'"
+out=$("$C" reset cow3 -/ 2>&1); rc=$?
+check "reset's TYPES may begin with '-'" "[ $rc = 0 ]"
+check "each command takes --help" "\"$C\" export --help | grep -q 'usage: cowtool' && \"$C\" reset --help >/dev/null && \"$C\" serve --help >/dev/null"

@@ -40,6 +40,12 @@ lcns() { ntfscluster -F "$1" part.img 2>/dev/null | awk '/VCN.*LCN.*Length/ { on
 "$B/ntfind-bad" --help | grep -q 'non-tried'; check "ntfind-bad --help" "[ $? = 0 ]"
 "$B/ntmap" 2>/dev/null; check "ntmap without arguments: exit 2" "[ $? = 2 ]"
 "$B/ntgrep" disk.img 2>/dev/null; check "ntgrep without a glob: exit 2" "[ $? = 2 ]"
+out=$("$B/ntgrep" disk.img '*.jpg' --map 2>&1); rc=$?
+check "ntgrep: a missing option value is named" "[ $rc = 2 ] && echo \"\$out\" | grep -q '^ntgrep: --map needs a value'"
+if [ -x "$B/ntfuse" ]; then
+	out=$("$B/ntfuse" --part 0 disk.img mnt 2>&1); rc=$?
+	check "ntfuse: --part is a number within its range" "[ $rc = 2 ] && echo \"\$out\" | grep -q '^ntfuse: --part 0: not within 1..999'"
+fi
 out=$("$B/ntmap" nonexistent.img 2>&1); rc=$?
 check "ntmap on a missing file: exit 2 and why" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'cannot open'"
 out=$("$B/ntfind-bad" disk.img 2>&1); rc=$?
