@@ -511,7 +511,8 @@ COMMAND(rescue, "rescue <ov> [retries=N] [cluster=B] [max-read=B] [skip=B[,B]] [
 	"  infer=on        learn the bad bands' pattern (a failed head) and skip predicted ones\n"
 	"  commit=5000     ms between commits of the map\n"
 	"  domain=all|ntfs|ntfs:<glob>|lba:<start>+<count>[,...]  what to rescue (also: domain <ov> <spec>)\n"
-	"  Sizes take K/M/G suffixes or s for sectors. The map is the job's state: rescue again\n"
+	"  Sizes take k/M/G/T (KiB..) or kB/MB.. suffixes or s for sectors; retries, timeout and\n"
+	"  commit are plain numbers (decimal or 0x). The map is the job's state: rescue again\n"
 	"  after stop, quit, a reboot or a power cut continues where it left off.", cmd_rescue);
 
 static int cmd_clone(int argc, char **argv)
