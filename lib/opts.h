@@ -74,9 +74,9 @@ int opts_parse(const struct opt *tab, void *out, uint32_t sector, int argc, char
 	       struct opts_result *r);
 /* Whether the word was named: "random" a flag, "random=" the option that takes a value. */
 bool opts_given(const struct opt *tab, const struct opts_result *r, const char *word);
-/* One value v of option o (the word `word` as typed, for the message) into out: what `set`
+/* One value v of option o into out (typed: the word as typed, named in the reason): what `set`
  * uses for a single key=value. 0, or -E_USAGE with why. */
-int opts_value(const struct opt *o, void *out, uint32_t sector, const char *word, const char *v, char *why,
+int opts_value(const struct opt *o, void *out, uint32_t sector, const char *typed, const char *v, char *why,
 	       size_t whylen);
 
 #endif
