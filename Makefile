@@ -23,6 +23,7 @@ PYTHON   ?= python3
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 WARN     := -Wall -Wextra -Werror
 comma    := ,
+rparen   := )
 
 IMG_CFLAGS := -std=c11 -O2 -g $(WARN) -fno-omit-frame-pointer -ffreestanding -fno-stack-protector -fno-stack-check \
 	-fpic -fshort-wchar -mno-red-zone -maccumulate-outgoing-args -fno-strict-aliasing \
@@ -75,18 +76,33 @@ tools: $(TOOLS)
 tests: $(UNIT) $(TOOLS)
 fuzzers: $(FUZZERS)
 
-# ---- the rule of the pure code --------------------------------------------------------------
+# ---- the rooms and their arrows --------------------------------------------------------------
 # lib/ cow/ rescue/ fs/ net/ build into the image and into host tools alike: an #include of theirs
-# may only name pure code (and lib/ only itself), never kernel/, drivers/, app/ or boot/.
-$(BUILD)/pure.ok: $(wildcard $(addsuffix /*.[ch],$(PURE_DIRS))) Makefile
-	$(call say,CHECK,pure code includes)
+# may only name pure code (and lib/ only itself, cow/ only lib/), never kernel/, drivers/, app/ or
+# boot/. In the image the arrows go one way: app/ -> drivers/ -> kernel/, so kernel/ includes
+# nothing from drivers/ or app/, and drivers/ nothing from app/. A violation fails the build with
+# file:line.
+INC_OK_lib     := lib
+INC_OK_cow     := lib cow rescue   # until the mapfile join leaves cow/
+INC_OK_rescue  := lib cow rescue
+INC_OK_fs      := lib cow fs
+INC_OK_net     := lib net
+INC_OK_kernel  := kernel boot $(PURE_DIRS)
+INC_OK_drivers := drivers kernel boot $(PURE_DIRS)
+INC_ROOMS      := $(PURE_DIRS) kernel drivers
+$(BUILD)/pure.ok: $(wildcard $(addsuffix /*.[ch],$(INC_ROOMS))) Makefile
+	$(call say,CHECK,includes of $(INC_ROOMS))
 	$(Q)bad=0; for f in $(filter %.c %.h,$^); do \
-		for inc in $$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' $$f); do \
+		room=$${f%%/*}; case $$room in $(foreach r,$(INC_ROOMS),$(r)$(rparen) ok="$(INC_OK_$(r))";;) esac; \
+		for hit in $$(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' $$f | sed 's/^\([0-9]*\):[^"]*"\([^"]*\)".*/\1:\2/'); do \
+			n=$${hit%%:*}; inc=$${hit#*:}; \
 			t=$$(realpath -m --relative-to=. "$$(dirname $$f)/$$inc"); d=$${t%%/*}; \
-			case "$$f:$$d" in lib/*:lib|cow/*:lib|cow/*:cow|cow/*:rescue|rescue/*:lib|rescue/*:cow|rescue/*:rescue|fs/*:lib|fs/*:cow|fs/*:fs|net/*:lib|net/*:net) ;; \
-			*) echo "$$f: includes $$t, outside what pure code may use"; bad=1 ;; esac; \
+			case " $$ok " in *" $$d "*) ;; \
+			*) echo "$$f:$$n: error: includes $$t, but $$room/ may include only: $$ok" >&2; bad=1 ;; esac; \
 		done; \
-	done; [ $$bad = 0 ] && mkdir -p $(BUILD) && touch $@
+	done; \
+	if [ $$bad != 0 ]; then echo "include check failed: an arrow against the grain (docs/architecture.md, Layout)" >&2; exit 1; fi
+	$(Q)mkdir -p $(BUILD) && touch $@
 check-pure: $(BUILD)/pure.ok
 
 # ---- the EFI image -------------------------------------------------------------------------
