@@ -27,7 +27,8 @@ struct virtio_common_cfg {
 } __attribute__((packed));
 
 /* The structure a vendor capability points at, when `need` bytes of it lie inside both the
- * capability's length and its BAR: a window past the BAR would be someone else's MMIO. */
+ * capability's length and its BAR: a window past the BAR would be someone else's MMIO. *len_out:
+ * the bytes of the window that may be used (its length, cut at the BAR's end). */
 static void *cap_ptr(const struct virtio_dev *v, uint8_t cap, uint32_t need, uint32_t *len_out)
 {
 	struct pci_dev *p = v->pci;
@@ -41,7 +42,7 @@ static void *cap_ptr(const struct virtio_dev *v, uint8_t cap, uint32_t need, uin
 		return NULL;
 	}
 	if (len_out)
-		*len_out = len;
+		*len_out = len < p->bar_size[bar] - off ? len : (uint32_t)(p->bar_size[bar] - off);
 	return (void *)(base + off);
 }
 
@@ -60,13 +61,14 @@ int virtio_find(struct virtio_dev *v, struct pci_dev *p, const char *name, uint3
 		} else if (type == CAP_ISR && !v->isr)
 			v->isr = cap_ptr(v, cap, 1, NULL);
 		else if (type == CAP_DEVICE && !v->cfg)
-			v->cfg = cap_ptr(v, cap, cfg_need, NULL);
+			v->cfg = cap_ptr(v, cap, cfg_need, &v->cfg_len);
 	}
 	if (v->common && v->notify_base && v->cfg)
 		return 0;
 	v->common = NULL;   /* half a modern interface is none: the legacy one, if there is one */
 	if (p->bar_is_io[0] && p->bar[0]) {
 		v->io = (uint16_t)p->bar[0];
+		v->cfg_len = p->bar_size[0] > L_CONFIG ? (uint32_t)(p->bar_size[0] - L_CONFIG) : 0;
 		return 0;
 	}
 	return -E_UNSUPP;

@@ -20,6 +20,7 @@ struct virtio_dev {
 	volatile uint8_t *cfg;                     /* modern: the device-specific configuration */
 	volatile uint8_t *notify_base, *isr;
 	uint32_t notify_mult, notify_len;
+	uint32_t cfg_len;                          /* device-specific bytes that may be read (modern: >= cfg_need) */
 	uint16_t io;                               /* legacy: the I/O port base; 0 for a modern device */
 	uint64_t features;                         /* negotiated (VIRTIO_F_VERSION_1 on modern devices) */
 };
