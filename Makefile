@@ -23,6 +23,8 @@ PYTHON   ?= python3
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 WARN     := -Wall -Wextra -Werror
 comma    := ,
+empty    :=
+space    := $(empty) $(empty)
 
 IMG_CFLAGS := -std=c11 -O2 -g $(WARN) -fno-omit-frame-pointer -ffreestanding -fno-stack-protector -fno-stack-check \
 	-fpic -fshort-wchar -mno-red-zone -maccumulate-outgoing-args -fno-strict-aliasing \
@@ -75,18 +77,42 @@ tools: $(TOOLS)
 tests: $(UNIT) $(TOOLS)
 fuzzers: $(FUZZERS)
 
-# ---- the rule of the pure code --------------------------------------------------------------
+# ---- the rooms and their arrows --------------------------------------------------------------
 # lib/ cow/ rescue/ fs/ net/ build into the image and into host tools alike: an #include of theirs
-# may only name pure code (and lib/ only itself), never kernel/, drivers/, app/ or boot/.
-$(BUILD)/pure.ok: $(wildcard $(addsuffix /*.[ch],$(PURE_DIRS))) Makefile
-	$(call say,CHECK,pure code includes)
-	$(Q)bad=0; for f in $(filter %.c %.h,$^); do \
-		for inc in $$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' $$f); do \
-			t=$$(realpath -m --relative-to=. "$$(dirname $$f)/$$inc"); d=$${t%%/*}; \
-			case "$$f:$$d" in lib/*:lib|cow/*:lib|cow/*:cow|cow/*:rescue|rescue/*:lib|rescue/*:cow|rescue/*:rescue|fs/*:lib|fs/*:cow|fs/*:fs|net/*:lib|net/*:net) ;; \
-			*) echo "$$f: includes $$t, outside what pure code may use"; bad=1 ;; esac; \
-		done; \
-	done; [ $$bad = 0 ] && mkdir -p $(BUILD) && touch $@
+# may only name pure code (and lib/ only itself, cow/ only lib/), never kernel/, drivers/, app/ or
+# boot/. In the image the arrows go one way: app/ -> drivers/ -> kernel/, so kernel/ includes
+# nothing from drivers/ or app/, and drivers/ nothing from app/. A violation fails the build with
+# file:line.
+INC_OK_lib     := lib
+INC_OK_cow     := lib cow
+INC_OK_rescue  := lib cow rescue
+INC_OK_fs      := lib cow fs
+INC_OK_net     := lib net
+INC_OK_kernel  := kernel boot $(PURE_DIRS)
+INC_OK_drivers := drivers kernel boot $(PURE_DIRS)
+INC_ROOMS      := $(PURE_DIRS) kernel drivers
+# One awk pass over every file: each quoted #include resolved against its file's folder; the
+# first folder of the result must be one its room may include.
+INC_CHECK := \
+	BEGIN { n = split(rules, r, " "); for (i = 1; i <= n; i++) { split(r[i], kv, "="); ok[kv[1]] = kv[2] } } \
+	/^[ \t]*\#[ \t]*include[ \t]*"/ { \
+		inc = $$0; sub(/^[^"]*"/, "", inc); sub(/".*/, "", inc); \
+		room = FILENAME; sub(/\/.*/, "", room); dir = FILENAME; sub(/\/[^\/]*$$/, "", dir); \
+		m = split(dir "/" inc, part, "/"); k = 0; \
+		for (i = 1; i <= m; i++) \
+			if (part[i] == "..") { if (k > 0) k--; else { k = 1; st[1] = ".."; } } \
+			else if (part[i] != "." && part[i] != "") st[++k] = part[i]; \
+		t = st[1]; for (i = 2; i <= k; i++) t = t "/" st[i]; \
+		if (index("," ok[room] ",", "," st[1] ",") == 0) { \
+			allowed = ok[room]; gsub(/,/, " ", allowed); \
+			printf "%s:%d: error: includes %s, but %s/ may include only: %s\n", FILENAME, FNR, t, room, allowed > "/dev/stderr"; \
+			bad = 1; } } \
+	END { if (bad) { print "include check failed: an arrow against the grain (docs/architecture.md, Layout)" > "/dev/stderr"; exit 1 } }
+$(BUILD)/pure.ok: $(wildcard $(addsuffix /*.[ch],$(INC_ROOMS))) Makefile
+	$(call say,CHECK,includes of $(INC_ROOMS))
+	$(Q)awk -v rules='$(foreach r,$(INC_ROOMS),$(r)=$(subst $(space),$(comma),$(strip $(INC_OK_$(r)))))' \
+		'$(INC_CHECK)' $(filter %.c %.h,$^)
+	$(Q)mkdir -p $(BUILD) && touch $@
 check-pure: $(BUILD)/pure.ok
 
 # ---- the EFI image -------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #define KERNEL_OVERLAY_H
 
 #include "../cow/cow.h"
+#include "../rescue/cow_mapfile.h"
 #include "../rescue/rescue.h"
 #include "../drivers/blk.h"
 

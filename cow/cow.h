@@ -216,14 +216,6 @@ int cow_set_state(struct cow *c, uint64_t off, uint64_t len, uint8_t state);
  * why) and read at least one of the sampled regions (-E_AGAIN). */
 int cow_check_source(struct cow *c, const struct cow_bdev *src, char *why, size_t whylen);
 const struct cow_map *cow_get_map(const struct cow *c);
-/* Where a rescue is, for the mapfile's status line (ddrescue's current_pos, current_status and
- * current_pass, and its phase message). */
-struct cow_progress { uint64_t pos; char status; unsigned pass; const char *message; };
-/* The map as a GNU ddrescue mapfile, through `emit` (rescue/mapfile.h). Without `progress` the
- * status line is derived from the map: "Finished" once nothing is left to try. */
-int cow_write_mapfile(const struct cow *c, const char *version, const char *command_line,
-		      const char *start_time, const char *current_time, const struct cow_progress *progress,
-		      int (*emit)(void *ctx, const char *text, size_t len), void *emit_ctx);
 void cow_get_counters(const struct cow *c, struct cow_counters *out);
 /* Version 1 has checkpoints and a journal; version 2 a page area (the others are 0). */
 struct cow_geometry {

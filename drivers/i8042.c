@@ -11,7 +11,8 @@
 #include "../kernel/time.h"
 #include "../lib/errors.h"
 
-#define I8042_TIMEOUT_MS 50        /* one controller or keyboard byte */
+#define I8042_WRITE_TIMEOUT_MS 50  /* the controller to take a byte (input buffer empty) */
+#define I8042_READ_TIMEOUT_MS  50  /* a byte from the controller or the keyboard to arrive */
 #define I8042_POLL_BYTES 16        /* bytes taken per poll at most */
 #define DATA 0x60
 #define CMD 0x64                   /* status when read */
@@ -28,21 +29,15 @@ static struct kbd kbd;
 
 static int wait_input_empty(void)
 {
-	deadline_t d = deadline_in_ms(I8042_TIMEOUT_MS);
-	while (inb(CMD) & ST_IBF)
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
-	return 0;
+	return wait_port_bits8(CMD, ST_IBF, 0, I8042_WRITE_TIMEOUT_MS);
 }
 
 static int read_byte(uint8_t *b)
 {
-	deadline_t d = deadline_in_ms(I8042_TIMEOUT_MS);
-	while (!(inb(CMD) & ST_OBF))
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
-	*b = inb(DATA);
-	return 0;
+	int rc = wait_port_bits8(CMD, ST_OBF, ST_OBF, I8042_READ_TIMEOUT_MS);
+	if (rc == 0)
+		*b = inb(DATA);
+	return rc;
 }
 
 static int ctl(uint8_t cmd)

@@ -3,11 +3,12 @@
  * re-sends what was in flight, and a replay log of the writes the server acknowledged since its
  * last FLUSH, so that a server restart cannot lose data the cow already counts on. */
 #include "blk.h"
+#include "nbd.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
-#include "../kernel/net_cmds.h"
+#include "../kernel/netif.h"
 #include "../net/nbd.h"
 #include "../net/net.h"
 #include "../kernel/task.h"

@@ -2,20 +2,15 @@
  * registers, 0.9.5): one split virtqueue, many requests in flight, completions reaped by polling
  * the used ring. Recovery is a device reset and re-init. */
 #include "blk.h"
+#include "virtio.h"
 #include "../boot/bootinfo.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
-#include "../kernel/io.h"
-#include "../lib/pci_caps.h"
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/pci.h"
 #include "../kernel/time.h"
 
-/* PCI capability types (virtio 1.x, 4.1.4). */
-enum { CAP_COMMON = 1, CAP_NOTIFY = 2, CAP_ISR = 3, CAP_DEVICE = 4 };
-/* Device status bits. */
-enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_FAILED = 128 };
 /* Feature bits. */
 #define F_SIZE_MAX   (1ULL << 1)
 #define F_SEG_MAX    (1ULL << 2)
@@ -23,22 +18,13 @@ enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_FAILED = 1
 #define F_BLK_SIZE   (1ULL << 6)
 #define F_FLUSH      (1ULL << 9)
 #define F_TOPOLOGY   (1ULL << 10)
-#define F_VERSION_1  (1ULL << 32)
 
-#define RESET_TIMEOUT_MS   1000   /* the status to read back zero after a reset */
 #define GET_ID_TIMEOUT_MS  1000   /* the serial (GET_ID) at probe */
 /* Request types and status. */
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8 };
 enum { ST_OK = 0, ST_IOERR = 1, ST_UNSUPP = 2 };
 
-struct common_cfg {
-	uint32_t dfselect, df, gfselect, gf;
-	uint16_t msix, numq;
-	uint8_t status, cfggen;
-	uint16_t qselect, qsize, qmsix, qenable, qnotify_off;
-	uint64_t qdesc, qavail, qused;
-} __attribute__((packed));
-
+/* The device configuration: where the fields read below are. */
 struct blk_cfg {
 	uint64_t capacity;
 	uint32_t size_max, seg_max;
@@ -51,36 +37,16 @@ struct blk_cfg {
 } __attribute__((packed));
 
 /* The device configuration bytes read: up to phys_exp (capacity, size_max, blk_size, topology). */
-#define CFG_READ_BYTES 25u
-
-struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
-#define D_NEXT  1
-#define D_WRITE 2
+#define CFG_READ_BYTES (offsetof(struct blk_cfg, phys_exp) + 1)
 
 struct req_hdr { uint32_t type, reserved; uint64_t sector; };
 
-#define QSIZE_MAX 256
-#define SLOTS (QSIZE_MAX / 3)
-/* Legacy I/O registers (BAR0). */
-enum { L_HOST_FEATURES = 0x00, L_GUEST_FEATURES = 0x04, L_QUEUE_PFN = 0x08, L_QUEUE_SIZE = 0x0c,
-       L_QUEUE_SELECT = 0x0e, L_QUEUE_NOTIFY = 0x10, L_STATUS = 0x12, L_CONFIG = 0x14 };
+#define SLOTS (VIRTIO_QSIZE_MAX / 3)
 
 struct vblk {
 	struct blk_dev dev;
-	struct pci_dev *pci;
-	volatile struct common_cfg *common;
-	volatile struct blk_cfg *cfg;
-	volatile uint8_t *notify_base;
-	uint32_t notify_mult, notify_len;
-	volatile uint16_t *notify;     /* queue 0's doorbell */
-	volatile uint8_t *isr;
-	uint16_t io;                   /* legacy: the I/O port base; 0 for a modern device */
-	void *ring;                    /* desc, avail, used: one block in the legacy layout */
-	uint64_t features;
-	uint16_t qsize, last_used, avail_idx;
-	struct desc *desc;
-	volatile uint16_t *avail;      /* flags, idx, ring[qsize] */
-	volatile uint8_t *used;        /* flags, idx, ring of {id, len} */
+	struct virtio_dev vio;
+	struct virtq q;                /* queue 0: three descriptors a request */
 	struct req_hdr *hdrs;          /* one per slot, DMA */
 	volatile uint8_t *status;      /* one byte per slot, DMA */
 	struct blk_req *slot_req[SLOTS];
@@ -89,199 +55,28 @@ struct vblk {
 
 static int nvblk;
 
-/* The structure a vendor capability points at, when `need` bytes of it lie inside both the
- * capability's length and its BAR: a window past the BAR would be someone else's MMIO. */
-static void *cap_ptr(struct pci_dev *p, uint8_t cap, uint32_t need, uint32_t *len_out)
-{
-	uint8_t bar = pci_read8(p, cap + 4);
-	uint32_t off = pci_read32(p, cap + 8), len = pci_read32(p, cap + 12);
-	volatile uint8_t *base = pci_bar_ptr(p, bar);
-	if (!base || !pci_cap_window_ok(p->bar_size[bar], off, len, need)) {
-		log_event(LOG_WARN, "virtio-blk: pci %02x:%02x.%x: capability at 0x%02x (type %u) describes "
-			  "%u bytes at 0x%x of BAR %u, not its %u: ignored", p->bus, p->dev, p->fn, cap,
-			  pci_read8(p, cap + 3), len, off, bar, need);
-		return NULL;
-	}
-	if (len_out)
-		*len_out = len;
-	return (void *)(base + off);
-}
-
-static int find_caps(struct vblk *v)
-{
-	for (uint8_t cap = pci_find_cap(v->pci, 0x09, 0); cap; cap = pci_find_cap(v->pci, 0x09, cap)) {
-		uint8_t type = pci_read8(v->pci, cap + 3);
-		if (type == CAP_COMMON && !v->common)
-			v->common = cap_ptr(v->pci, cap, sizeof(struct common_cfg), NULL);
-		else if (type == CAP_NOTIFY && !v->notify_base) {
-			v->notify_base = cap_ptr(v->pci, cap, 2, &v->notify_len);
-			v->notify_mult = pci_read32(v->pci, cap + 16);
-		} else if (type == CAP_ISR && !v->isr)
-			v->isr = cap_ptr(v->pci, cap, 1, NULL);
-		else if (type == CAP_DEVICE && !v->cfg)
-			v->cfg = cap_ptr(v->pci, cap, CFG_READ_BYTES, NULL);
-	}
-	if (!v->common || !v->notify_base || !v->cfg)
-		return -E_UNSUPP;   /* a legacy-only device: not driven */
-	return 0;
-}
-
-/* The few transport differences between modern and legacy devices. */
-static uint8_t get_status(struct vblk *v)
-{
-	return v->io ? inb(v->io + L_STATUS) : v->common->status;
-}
-
-static void set_status(struct vblk *v, uint8_t st)
-{
-	if (v->io)
-		outb(v->io + L_STATUS, st);
-	else
-		v->common->status = st;
-}
-
-static uint32_t cfg32(struct vblk *v, unsigned off)
-{
-	return v->io ? inl((uint16_t)(v->io + L_CONFIG + off)) : *(volatile uint32_t *)((volatile uint8_t *)v->cfg + off);
-}
-
 static uint64_t cfg_capacity(struct vblk *v)
 {
-	return (uint64_t)cfg32(v, 0) | (uint64_t)cfg32(v, 4) << 32;
+	return (uint64_t)virtio_cfg32(&v->vio, 0) | (uint64_t)virtio_cfg32(&v->vio, 4) << 32;
 }
 
-static uint8_t cfg8(struct vblk *v, unsigned off)
-{
-	return v->io ? inb((uint16_t)(v->io + L_CONFIG + off)) : ((volatile uint8_t *)v->cfg)[off];
-}
-
-static void notify(struct vblk *v)
-{
-	if (v->io)
-		outw(v->io + L_QUEUE_NOTIFY, 0);
-	else
-		*v->notify = 0;
-}
-
-static bool status_zero(void *v)
-{
-	return get_status(v) == 0;
-}
-
-/* A device reset completes when the status reads back zero. */
-static int wait_status_zero(struct vblk *v)
-{
-	return wait_until(status_zero, v, RESET_TIMEOUT_MS);
-}
-
-/* The ring in the legacy layout (also valid for modern devices): descriptors, the available
- * ring, then the used ring on the next 4 KiB boundary. */
-static uint64_t ring_bytes(uint16_t qs)
-{
-	uint64_t used_off = (16ULL * qs + 6 + 2ULL * qs + 4095) & ~4095ULL;
-	return used_off + ((6 + 8ULL * qs + 4095) & ~4095ULL);
-}
-
-static int ring_setup(struct vblk *v, uint16_t qs)
-{
-	if (!v->ring) {
-		v->ring = dma_alloc(ring_bytes(qs), 4096);
-		v->hdrs = dma_alloc(sizeof(struct req_hdr) * SLOTS, 16);
-		v->status = dma_alloc(SLOTS, 1);
-		if (!v->ring || !v->hdrs || !v->status)
-			return -E_NOMEM;
-	}
-	v->qsize = qs;
-	memset(v->ring, 0, ring_bytes(qs));
-	v->desc = v->ring;
-	v->avail = (volatile uint16_t *)((uint8_t *)v->ring + 16ULL * qs);
-	v->used = (volatile uint8_t *)v->ring + ((16ULL * qs + 6 + 2ULL * qs + 4095) & ~4095ULL);
-	v->last_used = v->avail_idx = 0;
-	v->nslots = qs / 3 < SLOTS ? qs / 3 : SLOTS;
-	memset(v->slot_req, 0, sizeof(v->slot_req));
-	return 0;
-}
-
-/* Legacy devices: reset, 32 feature bits, the device's own queue size, the ring by page number. */
-static int vblk_init_legacy(struct vblk *v)
-{
-	set_status(v, 0);
-	if (wait_status_zero(v) < 0)
-		return -E_TIMEOUT;
-	set_status(v, S_ACK);
-	set_status(v, S_ACK | S_DRIVER);
-	uint64_t want = F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY;
-	v->features = inl(v->io + L_HOST_FEATURES) & want;
-	outl(v->io + L_GUEST_FEATURES, (uint32_t)v->features);
-	outw(v->io + L_QUEUE_SELECT, 0);
-	uint16_t qs = inw(v->io + L_QUEUE_SIZE);
-	if (qs < 3 || qs > QSIZE_MAX || (qs & (qs - 1)))
-		return -E_UNSUPP;   /* the legacy ring size cannot be changed by the driver */
-	int rc = ring_setup(v, qs);
-	if (rc < 0)
-		return rc;
-	outl(v->io + L_QUEUE_PFN, (uint32_t)(dma_addr(v->ring) >> 12));
-	set_status(v, S_ACK | S_DRIVER | S_DRIVER_OK);
-	return get_status(v) & S_FAILED ? -E_DEVICE : 0;
-}
-
-/* Reset, negotiate, set up queue 0, DRIVER_OK. Used at probe and as the recovery step. */
+/* Reset, negotiate, set up queue 0 and the request slots, DRIVER_OK. Probe and recovery. */
 static int vblk_init_device(struct vblk *v)
 {
-	if (v->io)
-		return vblk_init_legacy(v);
-	volatile struct common_cfg *c = v->common;
-	c->status = 0;
-	if (wait_status_zero(v) < 0)
-		return -E_TIMEOUT;
-	c->status = S_ACK;
-	c->status = S_ACK | S_DRIVER;
-	c->dfselect = 0;
-	uint64_t f = c->df;
-	c->dfselect = 1;
-	f |= (uint64_t)c->df << 32;
-	uint64_t want = F_VERSION_1 | F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY;
-	v->features = f & want;
-	if (!(v->features & F_VERSION_1))
-		return -E_UNSUPP;
-	c->gfselect = 0;
-	c->gf = (uint32_t)v->features;
-	c->gfselect = 1;
-	c->gf = (uint32_t)(v->features >> 32);
-	c->status = S_ACK | S_DRIVER | S_FEATURES_OK;
-	if (!(c->status & S_FEATURES_OK))
-		return -E_UNSUPP;
-
-	c->qselect = 0;
-	uint16_t qs = c->qsize;
-	if (qs < 3)
-		return -E_UNSUPP;
-	if (qs > QSIZE_MAX)
-		qs = QSIZE_MAX;
-	int rc = ring_setup(v, qs);
+	int rc = virtio_begin(&v->vio, F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY);
+	if (rc == 0)
+		rc = virtio_queue_setup(&v->vio, &v->q, 0, 3);
 	if (rc < 0)
 		return rc;
-	c->qsize = v->qsize;
-	c->qdesc = dma_addr(v->desc);
-	c->qavail = dma_addr((const void *)v->avail);
-	c->qused = dma_addr((const void *)v->used);
-	uint64_t at = (uint64_t)c->qnotify_off * v->notify_mult;
-	if (at + 2 > v->notify_len) {
-		log_event(LOG_WARN, "virtio-blk: queue 0's doorbell at %llu is past the %u-byte notify window",
-			  (unsigned long long)at, v->notify_len);
-		return -E_DEVICE;
+	if (!v->hdrs) {
+		v->hdrs = dma_alloc(sizeof(struct req_hdr) * SLOTS, 16);
+		v->status = dma_alloc(SLOTS, 1);
+		if (!v->hdrs || !v->status)
+			return -E_NOMEM;
 	}
-	v->notify = (volatile uint16_t *)(v->notify_base + at);
-	c->qenable = 1;
-	c->status = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
-	if (c->status & S_FAILED)
-		return -E_DEVICE;
-	return 0;
-}
-
-static volatile uint16_t *used_idx(struct vblk *v)
-{
-	return (volatile uint16_t *)(v->used + 2);
+	v->nslots = v->q.size / 3 < SLOTS ? v->q.size / 3 : SLOTS;
+	memset(v->slot_req, 0, sizeof(v->slot_req));
+	return virtio_ready(&v->vio);
 }
 
 /* Queues one request as header + data + status descriptors in slot s. */
@@ -291,19 +86,17 @@ static void queue_req(struct vblk *v, uint32_t s, uint32_t type, uint64_t sector
 	uint16_t d0 = (uint16_t)(3 * s);
 	v->hdrs[s] = (struct req_hdr){ type, 0, sector };
 	v->status[s] = 0xff;
-	v->desc[d0] = (struct desc){ dma_addr(&v->hdrs[s]), sizeof(struct req_hdr), D_NEXT, (uint16_t)(d0 + 1) };
+	struct virtq_desc *desc = v->q.desc;
+	desc[d0] = (struct virtq_desc){ dma_addr(&v->hdrs[s]), sizeof(struct req_hdr), VIRTQ_DESC_F_NEXT,
+					(uint16_t)(d0 + 1) };
 	if (len)
-		v->desc[d0 + 1] = (struct desc){ dma_addr(buf), len,
-			(uint16_t)(D_NEXT | (device_writes ? D_WRITE : 0)), (uint16_t)(d0 + 2) };
+		desc[d0 + 1] = (struct virtq_desc){ dma_addr(buf), len,
+			(uint16_t)(VIRTQ_DESC_F_NEXT | (device_writes ? VIRTQ_DESC_F_WRITE : 0)), (uint16_t)(d0 + 2) };
 	else
-		v->desc[d0].next = (uint16_t)(d0 + 2);
-	v->desc[d0 + 2] = (struct desc){ dma_addr((const void *)&v->status[s]), 1, D_WRITE, 0 };
-	v->avail[2 + v->avail_idx % v->qsize] = d0;
-	__asm__ __volatile__("" ::: "memory");   /* ring entry before the index (x86: stores in order) */
-	v->avail_idx++;
-	v->avail[1] = v->avail_idx;
-	mmio_barrier();
-	notify(v);
+		desc[d0].next = (uint16_t)(d0 + 2);
+	desc[d0 + 2] = (struct virtq_desc){ dma_addr((const void *)&v->status[s]), 1, VIRTQ_DESC_F_WRITE, 0 };
+	virtq_post(&v->q, d0);
+	virtq_kick(&v->vio, &v->q);
 }
 
 static int vblk_start(struct blk_dev *d, struct blk_req *r)
@@ -330,11 +123,8 @@ static int vblk_start(struct blk_dev *d, struct blk_req *r)
 static void vblk_poll(struct blk_dev *d)
 {
 	struct vblk *v = d->drv;
-	while (v->last_used != *used_idx(v)) {
-		__asm__ __volatile__("" ::: "memory");
-		volatile uint32_t *elem = (volatile uint32_t *)(v->used + 4 + 8 * (v->last_used % v->qsize));
-		uint32_t s = elem[0] / 3;
-		v->last_used++;
+	for (uint32_t id; virtq_next_used(&v->q, &id, NULL);) {
+		uint32_t s = id / 3;
 		if (s >= v->nslots || !v->slot_req[s])
 			continue;
 		struct blk_req *r = v->slot_req[s];
@@ -361,9 +151,9 @@ static void vblk_info(struct blk_dev *d)
 {
 	struct vblk *v = d->drv;
 	kprintf("virtio: pci %02x:%02x.%x, features 0x%llx%s%s%s, queue size %u (%u requests in flight)\n",
-		v->pci->bus, v->pci->dev, v->pci->fn, (unsigned long long)v->features,
-		v->features & F_FLUSH ? " flush" : "", v->features & F_RO ? " ro" : "",
-		v->features & F_TOPOLOGY ? " topology" : "", v->qsize, v->nslots);
+		v->vio.pci->bus, v->vio.pci->dev, v->vio.pci->fn, (unsigned long long)v->vio.features,
+		v->vio.features & F_FLUSH ? " flush" : "", v->vio.features & F_RO ? " ro" : "",
+		v->vio.features & F_TOPOLOGY ? " topology" : "", v->q.size, v->nslots);
 }
 
 static const struct blk_driver_ops vblk_ops = {
@@ -374,7 +164,7 @@ static const struct blk_driver_ops vblk_ops = {
 static bool used_moved(void *ctx)
 {
 	struct vblk *v = ctx;
-	return v->last_used != *used_idx(v);
+	return virtq_has_used(&v->q);
 }
 
 static void vblk_get_serial(struct vblk *v)
@@ -385,8 +175,8 @@ static void vblk_get_serial(struct vblk *v)
 	struct blk_req r = { .op = 0xff };
 	v->slot_req[0] = &r;
 	queue_req(v, 0, T_GET_ID, 0, id, 20, 1);
-	if (wait_until(used_moved, v, GET_ID_TIMEOUT_MS) == 0) {
-		v->last_used++;
+	uint32_t used;
+	if (wait_until(used_moved, v, GET_ID_TIMEOUT_MS) == 0 && virtq_next_used(&v->q, &used, NULL)) {
 		if (v->status[0] == ST_OK)
 			for (int i = 0; i < 20 && id[i]; i++)
 				v->dev.serial[i] = id[i] >= 0x20 && id[i] < 0x7f ? id[i] : '?';
@@ -405,13 +195,7 @@ static int vblk_probe(struct pci_dev *p)
 	struct vblk *v = kzalloc(sizeof(*v));
 	if (!v)
 		return -E_NOMEM;
-	v->pci = p;
-	pci_enable(p, true, true, true);
-	int rc = find_caps(v);
-	if (rc == -E_UNSUPP && p->bar_is_io[0] && p->bar[0]) {
-		v->io = (uint16_t)p->bar[0];   /* no virtio capabilities: the legacy interface */
-		rc = 0;
-	}
+	int rc = virtio_find(&v->vio, p, "virtio-blk", CFG_READ_BYTES);
 	if (rc < 0)
 		goto free_v;
 	v->dev.drv = v;
@@ -422,28 +206,30 @@ static int vblk_probe(struct pci_dev *p)
 	fmt_snprintf(d->name, sizeof(d->name), "vd%d", nvblk);
 	d->transport = "virtio";
 	d->ops = &vblk_ops;
-	uint32_t blk_size = cfg32(v, 20);
+	uint32_t blk_size = virtio_cfg32(&v->vio, offsetof(struct blk_cfg, blk_size));
 	d->lsize = 512;
-	if ((v->features & F_BLK_SIZE) && blk_size != 512) {
+	if ((v->vio.features & F_BLK_SIZE) && blk_size != 512) {
 		if (blk_size >= 512 && blk_size <= 65536 && !(blk_size & (blk_size - 1)))
 			d->lsize = blk_size;
 		else
 			log_event(LOG_WARN, "%s: block size %u is not a sector size, 512 used", d->name, blk_size);
 	}
-	uint8_t phys_exp = (v->features & F_TOPOLOGY) ? cfg8(v, 24) : 0;
+	uint8_t phys_exp = 0;
+	if (v->vio.features & F_TOPOLOGY)
+		phys_exp = virtio_cfg8(&v->vio, offsetof(struct blk_cfg, phys_exp));
 	d->psize = phys_exp <= 7 ? d->lsize << phys_exp : d->lsize;   /* beyond 2^7: noise */
 	d->sectors = cfg_capacity(v) / (d->lsize / 512);
-	fmt_snprintf(d->model, sizeof(d->model), v->io ? "virtio-blk (legacy)" : "virtio-blk");
+	fmt_snprintf(d->model, sizeof(d->model), v->vio.io ? "virtio-blk (legacy)" : "virtio-blk");
 	/* One data descriptor per request: bounded by SIZE_MAX, and 1 MiB at most. */
 	uint32_t max_bytes = 1u << 20;
-	uint32_t size_max = cfg32(v, 8);
-	if ((v->features & F_SIZE_MAX) && size_max && size_max < max_bytes)
+	uint32_t size_max = virtio_cfg32(&v->vio, offsetof(struct blk_cfg, size_max));
+	if ((v->vio.features & F_SIZE_MAX) && size_max && size_max < max_bytes)
 		max_bytes = size_max;
 	d->max_sectors = max_bytes / d->lsize ? max_bytes / d->lsize : 1;
 	d->queue_depth = v->nslots;
-	if (v->features & F_RO)
+	if (v->vio.features & F_RO)
 		d->flags |= BLK_F_DEV_RO;
-	if (v->features & F_FLUSH)
+	if (v->vio.features & F_FLUSH)
 		d->flags |= BLK_F_FLUSH;
 	const struct boot_info *bi = boot_info_get();
 	if (bi->boot_pci_bus == p->bus && bi->boot_pci_dev == p->dev && bi->boot_pci_fn == p->fn)
@@ -456,7 +242,7 @@ static int vblk_probe(struct pci_dev *p)
 	return 0;
 
 reset:
-	set_status(v, 0);
+	virtio_reset(&v->vio);
 free_v:
 	kfree(v);
 	return rc;

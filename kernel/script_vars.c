@@ -1,67 +1,74 @@
 /* Variables in boot-script lines, so that one cowboot.cfg served to a room of machines names
- * each machine's own things: ${serial:<disk>}, ${model:<disk>}, ${mac}, ${ip}, ${date}. */
+ * each machine's own things: the expander over the SCRIPT_VAR table, and the variables the core
+ * knows, ${mac}, ${ip}, ${date} (the disks' ${serial:<disk>}, ${model:<disk>} are app/disk_vars.c). */
 #include "console.h"
-#include "net_cmds.h"
+#include "netif.h"
 #include "script_vars.h"
 #include "time.h"
 #include "../net/net.h"
 #include "../lib/errors.h"
 #include "../lib/port.h"
-#include "../drivers/blk.h"
 
 #define SCRIPT_WAIT_ADDR_MS 20000u   /* ${ip} waits this long for DHCP */
 
-/* A disk's identity string as one word: trailing blanks (ATA pads them) cut, blanks, quotes and
- * slashes inside made '_'. */
-static void word(char *out, size_t n, const char *s)
+static int mac_ip_value(const char *name, char *out, size_t n)
 {
-	size_t len = strlen(s);
-	while (len && s[len - 1] == ' ')
-		len--;
-	size_t i = 0;
-	for (; i < len && i + 1 < n; i++) {
-		char c = s[i];
-		out[i] = c == ' ' || c == '\t' || c == '"' || c == '/' || c < 0x20 ? '_' : c;
+	if (name[0] == 'i')
+		net_wait_configured(SCRIPT_WAIT_ADDR_MS);   /* DHCP may still be on its way */
+	struct netif *ifc = net_get(0);
+	if (!ifc || (name[0] == 'i' && !ifc->ip)) {
+		kprintf("script: ${%s}: %s\n", name, ifc ? "eth0 has no address yet" : "no network interface");
+		return -E_NOENT;
 	}
-	out[i] = '\0';
+	if (name[0] == 'i')
+		ip_format(out, ifc->ip);
+	else
+		fmt_snprintf(out, n, "%02x:%02x:%02x:%02x:%02x:%02x", ifc->mac[0], ifc->mac[1],
+			     ifc->mac[2], ifc->mac[3], ifc->mac[4], ifc->mac[5]);
+	return 0;
 }
 
+static int mac_value(const char *arg, char *out, size_t n)
+{
+	(void)arg;
+	return mac_ip_value("mac", out, n);
+}
+
+static int ip_value(const char *arg, char *out, size_t n)
+{
+	(void)arg;
+	return mac_ip_value("ip", out, n);
+}
+
+static int date_value(const char *arg, char *out, size_t n)
+{
+	(void)arg;
+	struct wall_time t;
+	time_wall(&t);
+	fmt_snprintf(out, n, "%04d-%02d-%02d", t.year, t.month, t.day);
+	return 0;
+}
+
+SCRIPT_VAR(mac, "mac", NULL, mac_value);
+SCRIPT_VAR(ip, "ip", NULL, ip_value);
+SCRIPT_VAR(date, "date", NULL, date_value);
+
+/* ${name} or ${name:arg}, from the table. */
 static int value_of(const char *name, char *out, size_t n)
 {
-	if (!strncmp(name, "serial:", 7) || !strncmp(name, "model:", 6)) {
-		bool serial = name[0] == 's';
-		struct blk_dev *d = blk_find(name + (serial ? 7 : 6));
-		if (!d)
-			return -E_NOENT;
-		word(out, n, serial ? d->serial : d->model);
-		if (!out[0]) {
-			kprintf("script: %s has no %s\n", d->name, serial ? "serial" : "model");
-			return -E_NOENT;
-		}
-		return 0;
-	}
-	if (!strcmp(name, "mac") || !strcmp(name, "ip")) {
-		if (name[0] == 'i')
-			net_wait_configured(SCRIPT_WAIT_ADDR_MS);   /* DHCP may still be on its way */
-		struct netif *ifc = net_get(0);
-		if (!ifc || (name[0] == 'i' && !ifc->ip)) {
-			kprintf("script: ${%s}: %s\n", name, ifc ? "eth0 has no address yet" : "no network interface");
-			return -E_NOENT;
-		}
-		if (name[0] == 'i')
-			ip_format(out, ifc->ip);
-		else
-			fmt_snprintf(out, n, "%02x:%02x:%02x:%02x:%02x:%02x", ifc->mac[0], ifc->mac[1],
-				     ifc->mac[2], ifc->mac[3], ifc->mac[4], ifc->mac[5]);
-		return 0;
-	}
-	if (!strcmp(name, "date")) {
-		struct wall_time t;
-		time_wall(&t);
-		fmt_snprintf(out, n, "%04d-%02d-%02d", t.year, t.month, t.day);
-		return 0;
-	}
-	kprintf("script: unknown variable ${%s} (serial:<disk>, model:<disk>, mac, ip, date)\n", name);
+	const char *colon = strchr(name, ':');
+	size_t len = colon ? (size_t)(colon - name) : strlen(name);
+	for_each_table_entry(v, svar, const struct script_var)
+		if (strlen(v->name) == len && !strncmp(v->name, name, len) && !v->arg == !colon)
+			return v->value(colon ? colon + 1 : NULL, out, n);
+	char known[160];   /* the table's names, one line with the refusal */
+	size_t k = 0;
+	known[0] = '\0';
+	for_each_table_entry(v, svar, const struct script_var)
+		if (k < sizeof(known))
+			k += (size_t)fmt_snprintf(known + k, sizeof(known) - k, "%s%s%s%s%s", k ? ", " : "", v->name,
+						  v->arg ? ":<" : "", v->arg ? v->arg : "", v->arg ? ">" : "");
+	kprintf("script: unknown variable ${%s} (%s)\n", name, known);
 	return -E_NOENT;
 }
 

@@ -47,6 +47,21 @@ static inline int wait_bits32(volatile uint32_t *reg, uint32_t mask, uint32_t va
 	return wait_until(wait_bits_match, &w, timeout_ms);
 }
 
+struct wait_port_bits { uint16_t port; uint8_t mask, value; };
+
+static inline bool wait_port_bits_match(void *ctx)
+{
+	const struct wait_port_bits *w = ctx;
+	return (inb(w->port) & w->mask) == w->value;
+}
+
+/* wait_until for an 8-bit I/O port: (inb(port) & mask) == value. */
+static inline int wait_port_bits8(uint16_t port, uint8_t mask, uint8_t value, uint32_t timeout_ms)
+{
+	struct wait_port_bits w = { port, mask, value };
+	return wait_until(wait_port_bits_match, &w, timeout_ms);
+}
+
 /* Wall clock at boot from UEFI GetTime plus elapsed time, for mapfile headers. */
 struct wall_time { int year, month, day, hour, minute, second; };
 void time_wall(struct wall_time *t);

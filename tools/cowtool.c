@@ -17,6 +17,7 @@
 #include "lib_cli.h"
 #include "lib_filedev.h"
 #include "../lib/errors.h"
+#include "../rescue/cow_mapfile.h"
 #include "../rescue/mapfile.h"
 
 #define EXIT_FINDINGS 1
