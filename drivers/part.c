@@ -84,10 +84,21 @@ out:
 	kfree(io.bounce);
 }
 
+/* Disks whose table was read: a disk a driver adds during the boot-time scan (a USB drive that
+ * became ready meanwhile) is scanned once, by whichever comes first. */
+static struct blk_dev *scanned[128];
+static unsigned nscanned;
+
 void part_scan_disk(struct blk_dev *d)
 {
-	if (!d->parent && !(d->flags & BLK_F_GONE))
-		scan_disk(d);
+	if (d->parent || (d->flags & BLK_F_GONE))
+		return;
+	for (unsigned i = 0; i < nscanned; i++)
+		if (scanned[i] == d)
+			return;
+	if (nscanned < sizeof(scanned) / sizeof(scanned[0]))
+		scanned[nscanned++] = d;
+	scan_disk(d);
 }
 
 void part_scan_all(void)

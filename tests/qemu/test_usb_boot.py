@@ -66,10 +66,10 @@ ctrl = ["-device", "qemu-xhci,id=xhci",
 with Machine(controllers=ctrl, boot_usb=stick, name="usbboot") as m:
     m.wait_prompt(120)
     out = m.cmd("disks")
-    row = re.search(r"^(usb\d+)\s+96\.0 MiB.*BOOT-STICK\s+usb\s+boot\s*$", out, re.M)
+    row = re.search(r"^(usb\d+-[\w.]+)\s+96\.0 MiB.*BOOT-STICK\s+usb\s+boot\s*$", out, re.M)
     check("the stick cowboot was loaded from is flagged boot", row, out)
     stk = row.group(1) if row else "usb?"
-    srcn = re.search(r"^(usb\d+)\s.*USB-SRC", out, re.M)
+    srcn = re.search(r"^(usb\d+-[\w.]+)\s.*USB-SRC", out, re.M)
     srcn = srcn.group(1) if srcn else "usb?"
     check("only the stick is flagged boot", len(re.findall(r"\sboot\s*$", out, re.M)) == 3, out)
     check("the stick's GPT partitions are listed", f"{stk}p1 " in out and f"{stk}p2 " in out, out)

@@ -54,10 +54,13 @@ static struct {
 	bool hanging;
 	bool deaf_to_bot_reset;      /* a bridge that only a port reset brings back */
 	bool dead;                   /* stalls every request, even after a port reset */
+	uint64_t ready_at;           /* TEST UNIT READY says "becoming ready" until this time */
+	int turs;
 	int bot_resets, clear_halts, port_resets;
 } F;
 
 static uint64_t now_us;
+static uint64_t max_poll_us;   /* the longest single call of a poller measured */
 static uint32_t rd(unsigned o) { uint32_t v; memcpy(&v, F.mmio + o, 4); return v; }
 static void port_write(void);
 
@@ -254,7 +257,14 @@ static void scsi(void)
 	F.data_len = F.data_pos = 0;
 	memset(F.data, 0, sizeof(F.data));
 	switch (cdb[0]) {
-	case 0x00: break;
+	case 0x00:
+		F.turs++;
+		if (now_us < F.ready_at) {   /* NOT READY, logical unit is in process of becoming ready */
+			sense(2, 0x04, UINT64_MAX);
+			F.sense[13] = 0x01;
+			F.csw_status = 1;
+		}
+		break;
 	case 0x03: memcpy(F.data, F.sense, sizeof(F.sense)); F.data_len = sizeof(F.sense); break;
 	case 0x12:
 		if (cdb[1] & 1) { F.data[1] = 0x80; F.data[3] = 4; memcpy(F.data + 4, "FK01", 4); F.data_len = 8; break; }
@@ -638,6 +648,7 @@ int main(void)
 	CHECK("the disk behind the 64-byte contexts is registered", ndisks_reg == 1 && disks[0]->sectors == F_SECTORS &&
 	      disks[0]->lsize == 512);
 	struct blk_dev *d = ndisks_reg ? disks[0] : NULL;
+	CHECK("the disk is named by its port path: controller 0, root port 2", d && !strcmp(d->name, "usb0-2"));
 	CHECK("model from INQUIRY, serial from VPD 80h", d && !strcmp(d->model, "FAKE Disk") && !strcmp(d->serial, "FK01"));
 	struct msc_lun *fl = d ? d->drv : NULL;
 	CHECK("the drive behind the SAT bridge from ATA PASS-THROUGH IDENTIFY",
@@ -723,6 +734,45 @@ int main(void)
 	rc = msc_recover(d, &r);
 	CHECK("a bridge that answers nothing after every rung is gone", rc == -E_GONE &&
 	      strstr(logbuf, "no answer after the port reset"));
+
+	/* A drive spinning up: TEST UNIT READY says "becoming ready" for 3 s. Enumeration does not
+	 * wait for it; the poller adds the disk once it answers, no call of it long. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.ready_at = now_us + 3000000;
+	uint64_t t0 = now_us;
+	rc = xhci_probe(&pdev);
+	CHECK("enumeration of a drive becoming ready returns before it is ready",
+	      rc == 0 && now_us < F.ready_at && now_us - t0 < 1000000 && ndisks_reg == 0 &&
+	      strstr(logbuf, "becoming ready; it is added when it is"));
+	int scans0 = scans, turs0 = F.turs;
+	max_poll_us = 0;
+	while (ndisks_reg == 0 && now_us < F.ready_at + 2000000) {
+		now_us += 20000;
+		uint64_t p0 = now_us;
+		msc_ready_poll();
+		if (now_us - p0 > max_poll_us)
+			max_poll_us = now_us - p0;
+	}
+	CHECK("the poller adds it once ready, under its port's name", ndisks_reg == 1 && now_us >= F.ready_at &&
+	      now_us < F.ready_at + 500000 && !strcmp(disks[0]->name, "usb0-2") && disks[0]->sectors == F_SECTORS);
+	CHECK("asking it again a few times a second, each call of the poller short",
+	      F.turs - turs0 >= 10 && F.turs - turs0 <= 40 && max_poll_us < 100000);
+	printf("  spin-up: %d TEST UNIT READYs in 3 s, longest poller call %llu us (fake clock)\n", F.turs - turs0,
+	       (unsigned long long)max_poll_us);
+	CHECK("its partitions are read on a task, since the boot-time scan has run", scans == scans0 + 1);
+	/* One that never becomes ready is given up after MSC_READY_TIMEOUT_MS, said once. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.ready_at = UINT64_MAX;
+	rc = xhci_probe(&pdev);
+	for (int i = 0; i < 1000 && !strstr(logbuf, "not ready after"); i++) {
+		now_us += 20000;
+		msc_ready_poll();
+	}
+	CHECK("a drive that never becomes ready is left out after the deadline, said once",
+	      ndisks_reg == 0 && strstr(logbuf, "LUN 0 'FAKE Disk': not ready after 10000 ms: still becoming ready"));
+	F.ready_at = 0;
 
 	/* A firmware that never lets go; 32-byte contexts, no scratchpads. */
 	reset_driver_state();
