@@ -73,6 +73,7 @@ struct blk_driver_ops {
 #define BLK_F_TARGET  0x100u  /* a clone job writes it: wipe and other clones keep off */
 #define BLK_F_OVERLAY 0x200u  /* an overlay's disk (kernel/ov_disk.c): its requests end when its
                                  source's and cow's do, so it has no deadline of its own */
+#define BLK_F_COW_PART 0x400u /* a GPT partition of type "cowboot cow" (drivers/part.c) */
 
 struct blk_counters {
 	uint64_t reads, writes, flushes, errors, timeouts, resets;

@@ -28,7 +28,8 @@ static int add_part(struct blk_dev *disk, const struct part *pt)
 	p->queue_depth = disk->queue_depth;
 	p->ops = disk->ops;
 	p->drv = disk->drv;
-	p->flags = disk->flags & (BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_FUA | BLK_F_FLUSH);
+	p->flags = (disk->flags & (BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_FUA | BLK_F_FLUSH)) |
+		   (pt->cow_type ? BLK_F_COW_PART : 0);
 	int rc = blk_register(p);
 	if (rc < 0)
 		kfree(p);

@@ -18,15 +18,16 @@ from cowboot_qemu import BUILD, Machine, check, finish, make_pattern_disk, sha25
 
 SECTOR = 512
 ESP = uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
-DATA = uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7")
+COW = uuid.UUID("84024261-2707-4790-a2ef-be9e11429f11")   # "cowboot cow" (docs/cow-format.md)
 
 
 def make_stick(path, fat, size):
-    """A GPT stick: partition 1 the FAT image (EFI system partition), partition 2 the rest."""
+    """A GPT stick: partition 1 the FAT image (EFI system partition), partition 2 the rest, of the
+    "cowboot cow" type (as `sgdisk --typecode=2:84024261-2707-4790-a2ef-be9e11429f11` makes it)."""
     sectors = size // SECTOR
     fat_sectors = os.path.getsize(fat) // SECTOR
     es = 32
-    parts = [(ESP, 2048, 2048 + fat_sectors - 1, "EFI"), (DATA, 2048 + fat_sectors, sectors - 2 - es - 1, "cow")]
+    parts = [(ESP, 2048, 2048 + fat_sectors - 1, "EFI"), (COW, 2048 + fat_sectors, sectors - 2 - es - 1, "cow")]
     entries = bytearray(128 * 128)
     for i, (t, first, last, label) in enumerate(parts):
         e = t.bytes_le + uuid.uuid4().bytes_le + struct.pack("<QQQ", first, last, 0) + label.encode("utf-16-le")
@@ -71,8 +72,12 @@ with Machine(controllers=ctrl, boot_usb=stick, name="usbboot") as m:
     stk = row.group(1) if row else "usb?"
     srcn = re.search(r"^(usb\d+-[\w.]+)\s.*USB-SRC", out, re.M)
     srcn = srcn.group(1) if srcn else "usb?"
-    check("only the stick is flagged boot", len(re.findall(r"\sboot\s*$", out, re.M)) == 3, out)
+    check("only the stick is flagged boot", len(re.findall(r"\s(?:cow,)?boot\s*$", out, re.M)) == 3, out)
     check("the stick's GPT partitions are listed", f"{stk}p1 " in out and f"{stk}p2 " in out, out)
+    check("the partition of type cowboot cow is flagged cow, the EFI system partition not",
+          re.search(rf"^{stk}p2\s.*\scow,boot\s*$", out, re.M) and re.search(rf"^{stk}p1\s.*\sboot\s*$", out, re.M), out)
+    o = m.cmd(f"info {stk}p2")
+    check("info names the partition type", "partition type: cowboot cow" in o, o)
     o = m.cmd("info boot")
     check("`boot` names the stick", f"{stk}:" in o and "BOOT-STICK" in o, o)
     o = m.cmd(f"wipe {stk} --yes")
