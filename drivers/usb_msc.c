@@ -6,6 +6,7 @@
 #include "usb.h"
 #include "blk.h"
 #include "../boot/bootinfo.h"
+#include "../lib/ata_id.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -666,6 +667,66 @@ static int msc_recover(struct blk_dev *d, struct blk_req *overdue)
 	return -E_GONE;
 }
 
+/* SMART READ DATA through SAT: ATA PASS-THROUGH (16), PIO data-in, one 512-byte page, parsed
+ * (checksum first) like a SATA drive's. -E_UNSUPP when the bridge refuses it. */
+static int sat_smart_data(struct msc *m, struct msc_lun *l, struct ata_smart *out)
+{
+	uint8_t cdb[16] = { 0x85, 4 << 1, 0x0e };   /* PIO data-in; length in sectors, from the device */
+	cdb[4] = 0xd0;    /* features: READ DATA */
+	cdb[6] = 1;
+	cdb[10] = 0x4f;   /* the SMART key in LBA mid/high */
+	cdb[12] = 0xc2;
+	cdb[14] = 0xb0;
+	memset(m->scratch, 0, 512);
+	int rc = bot_sync(m, l->lun, cdb, 16, true, m->scratch, 512, MSC_SAT_TIMEOUT_MS);
+	if (rc == BOT_CHECK) {
+		struct scsi_sense s;
+		request_sense(m, l->lun, &s);
+		return -E_UNSUPP;
+	}
+	if (rc < 0)
+		return rc;
+	return m->x_data.actual < 512 ? -E_CORRUPT : ata_smart_parse(m->scratch, out);
+}
+
+/* SMART as the SATA driver words it: the verdict, then the attributes a rescue cares about.
+ * -E_BUSY while the device runs a command, -E_GONE unplugged, -E_UNSUPP without SAT. */
+static int smart_text(struct msc_lun *l, char *health, char *line, size_t n)
+{
+	struct msc *m = l->m;
+	if (!l->ata_model[0])
+		return -E_UNSUPP;
+	if (!m)
+		return -E_GONE;
+	if (m->busy)
+		return -E_BUSY;
+	int h = sat_smart_status(m, l);
+	if (h < 0)
+		fmt_snprintf(health, n, "SMART health: unknown (%s)", err_str(h));
+	else
+		fmt_snprintf(health, n, "SMART health: %s", h ? "ok" : "FAILING (threshold exceeded)");
+	struct ata_smart data;
+	int rc = sat_smart_data(m, l, &data);
+	if (rc < 0)
+		fmt_snprintf(line, n, "SMART data: %s (%s)",
+			     rc == -E_UNSUPP ? "not passed through by this bridge" : "unreadable", err_str(rc));
+	else
+		ata_smart_summary(&data, line, n);
+	return 0;
+}
+
+/* The report's health line. */
+static int msc_health(struct blk_dev *d, char *out, int n)
+{
+	char health[160], line[160];
+	int rc = smart_text(d->drv, health, line, sizeof(line));
+	if (rc == -E_UNSUPP)
+		fmt_snprintf(out, (size_t)n, "SMART: not available through this bridge (no SAT ATA PASS-THROUGH)");
+	else if (rc == 0)
+		fmt_snprintf(out, (size_t)n, "%s; %s", health, line);
+	return rc == -E_UNSUPP ? 0 : rc;
+}
+
 static void msc_info(struct blk_dev *d)
 {
 	struct msc_lun *l = d->drv;
@@ -676,9 +737,12 @@ static void msc_info(struct blk_dev *d)
 	if (l->ata_model[0]) {
 		kprintf("drive (SAT ATA PASS-THROUGH IDENTIFY): '%s' serial '%s' firmware '%s'\n", l->ata_model,
 			l->ata_serial, l->ata_fw);
-		int h = m && !m->busy ? sat_smart_status(m, l) : -E_GONE;
-		kprintf("SMART: %s\n", h == 1 ? "healthy (RETURN STATUS)" : h == 0 ? "FAILING: a threshold is exceeded"
-					: "status not available through this bridge");
+		char health[160], line[160];
+		int rc = smart_text(l, health, line, sizeof(line));
+		if (rc == 0)
+			kprintf("%s\n%s\n", health, line);
+		else
+			kprintf("SMART: %s\n", rc == -E_BUSY ? "the device is busy, try again" : err_str(rc));
 	}
 	else
 		kprintf("drive identity: not available through this bridge (no SAT ATA PASS-THROUGH)\n");
@@ -690,7 +754,7 @@ static void msc_info(struct blk_dev *d)
 }
 
 static const struct blk_driver_ops msc_ops = {
-	.start = msc_start, .poll = msc_poll, .recover = msc_recover, .info = msc_info,
+	.start = msc_start, .poll = msc_poll, .recover = msc_recover, .info = msc_info, .health = msc_health,
 };
 
 /* The firmware's device path named this USB port path and LUN. */
