@@ -108,7 +108,8 @@ struct blk_dev {
 	uint32_t ninflight;
 };
 
-/* Registry. Names are given by drivers in discovery order and never reused. */
+/* Registry. Names are given by drivers (in discovery order; USB by port path) and never held
+ * by two disks. */
 int blk_register(struct blk_dev *d);
 /* The whole drive a disk or partition lies on. */
 static inline struct blk_dev *blk_drive(struct blk_dev *d) { return d->parent ? d->parent : d; }
