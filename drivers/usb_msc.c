@@ -544,12 +544,13 @@ static bool tur_settled(void *ctx)
 	return false;
 }
 
-/* TEST UNIT READY until ready: 0, -E_TIMEOUT when still becoming ready, else the error. */
+/* TEST UNIT READY until ready: 0, -E_AGAIN when still becoming ready at the deadline, else the
+ * error (-E_TIMEOUT: a TEST UNIT READY itself went unanswered, the transport was reset). */
 static int wait_ready(struct msc *m, uint8_t lun, uint32_t timeout_ms)
 {
 	struct tur_wait w = { m, lun, -E_AGAIN };
-	int rc = wait_until(tur_settled, &w, timeout_ms);
-	return rc < 0 ? rc : w.rc;
+	wait_until(tur_settled, &w, timeout_ms);   /* its verdict is w.rc's */
+	return w.rc;
 }
 
 static int inquiry(struct msc *m, uint8_t lun, struct scsi_inquiry *inq)
@@ -889,7 +890,7 @@ static void add_lun(struct msc *m, uint8_t lun)
 		return;
 	}
 	rc = wait_ready(m, lun, MSC_READY_INLINE_MS);
-	if (rc == -E_TIMEOUT) {
+	if (rc == -E_AGAIN) {
 		m->ready_by[lun] = deadline_in_ms(MSC_READY_TIMEOUT_MS);
 		m->wait_inq[lun] = inq;
 		log_event(LOG_INFO, "usb: port %s LUN %u '%s %s': becoming ready; it is added when it is",

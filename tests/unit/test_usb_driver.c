@@ -57,6 +57,7 @@ static struct {
 	bool dead;                   /* stalls every request, even after a port reset */
 	uint64_t ready_at;           /* TEST UNIT READY says "becoming ready" until this time */
 	int turs;
+	bool tur_hangs;              /* TEST UNIT READY never answers (its CSW does not come) */
 	int bot_resets, clear_halts, port_resets;
 } F;
 
@@ -260,7 +261,9 @@ static void scsi(void)
 	switch (cdb[0]) {
 	case 0x00:
 		F.turs++;
-		if (now_us < F.ready_at) {   /* NOT READY, logical unit is in process of becoming ready */
+		if (F.tur_hangs)
+			F.hanging = true;
+		else if (now_us < F.ready_at) {   /* NOT READY, logical unit is in process of becoming ready */
 			sense(2, 0x04, UINT64_MAX);
 			F.sense[13] = 0x01;
 			F.csw_status = 1;
@@ -839,6 +842,20 @@ int main(void)
 	CHECK("a drive that never becomes ready is left out after the deadline, said once",
 	      ndisks_reg == 0 && strstr(logbuf, "LUN 0 'FAKE Disk': not ready after 10000 ms: still becoming ready"));
 	F.ready_at = 0;
+	/* One whose TEST UNIT READY goes unanswered is not waited for again and again: one
+	 * deadline, a BOT reset, left out. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.tur_hangs = true;
+	t0 = now_us;
+	rc = xhci_probe(&pdev);
+	for (int i = 0; i < 50; i++) {
+		now_us += 200000;
+		msc_ready_poll();
+	}
+	CHECK("a drive deaf to TEST UNIT READY is left out after one deadline, not retried",
+	      ndisks_reg == 0 && F.turs == 1 && F.bot_resets == 1 && strstr(logbuf, "not ready: command timed out"));
+	F.tur_hangs = false;
 
 	/* A firmware that never lets go; 32-byte contexts, no scratchpads. */
 	reset_driver_state();
