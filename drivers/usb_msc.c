@@ -58,6 +58,8 @@ struct msc_lun {
 	struct blk_req *pending;       /* accepted, waiting for the device (another LUN's command runs) */
 	char ata_model[41], ata_serial[21], ata_fw[9];   /* the drive behind a SAT bridge, "" if none */
 	bool ua_retried;
+	struct xhci *hc;               /* where it was last plugged: twins return to their own ports */
+	char path[24];
 };
 
 struct msc {
@@ -824,18 +826,27 @@ static void lun_ready(struct msc *m, uint8_t lun, const struct scsi_inquiry *inq
 	unit_serial(m, lun, serial, sizeof(serial));
 	if (!serial[0])
 		fmt_snprintf(serial, sizeof(serial), "%s", m->ud->serial);
-	/* The same drive plugged in again takes its old disk back (a paused rescue resumes). */
+	/* The same drive plugged in again takes its old disk back (a paused rescue resumes): the one
+	 * last seen on this port first, so that two drives alike in every identity field (sticks
+	 * without serial numbers) swapped between ports do not swap names. */
+	struct msc_lun *back = NULL;
 	for (unsigned i = 0; i < nluns_all; i++) {
 		struct msc_lun *o = all_luns[i];
 		if (o->m || o->lun != lun || strcmp(o->usb_serial, m->ud->serial) || strcmp(o->dev.serial, serial) ||
 		    strcmp(o->inq.vendor, inq->vendor) || strcmp(o->inq.product, inq->product) ||
 		    o->dev.sectors != sectors || o->dev.lsize != ls)
 			continue;
-		o->m = m;
-		m->lun[lun] = o;
-		log_event(LOG_INFO, "%s: the same drive is back on port %s", o->dev.name, m->ud->path);
-		if (o->dev.flags & BLK_F_GONE)
-			blk_set_returned(&o->dev);
+		if (!back || (o->hc == m->ud->hc && !strcmp(o->path, m->ud->path)))
+			back = o;
+	}
+	if (back) {
+		back->m = m;
+		back->hc = m->ud->hc;
+		memcpy(back->path, m->ud->path, sizeof(back->path));
+		m->lun[lun] = back;
+		log_event(LOG_INFO, "%s: the same drive is back on port %s", back->dev.name, m->ud->path);
+		if (back->dev.flags & BLK_F_GONE)
+			blk_set_returned(&back->dev);
 		return;
 	}
 	if (nluns_all == sizeof(all_luns) / sizeof(all_luns[0]))
@@ -849,6 +860,8 @@ static void lun_ready(struct msc *m, uint8_t lun, const struct scsi_inquiry *inq
 	l->vid = m->ud->desc.vid;
 	l->pid = m->ud->desc.pid;
 	memcpy(l->usb_serial, m->ud->serial, sizeof(l->usb_serial));
+	l->hc = m->ud->hc;
+	memcpy(l->path, m->ud->path, sizeof(l->path));
 	struct blk_dev *d = &l->dev;
 	lun_name(m->ud, lun, d->name, sizeof(d->name));
 	d->transport = "usb";

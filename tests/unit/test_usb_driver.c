@@ -786,12 +786,26 @@ int main(void)
 	time_now_us();
 	xhci_hotplug_poll();
 	CHECK("an unplugged disk is gone", d->flags & BLK_F_GONE);
+	/* Its twin (alike in every identity field, as sticks without serial numbers are), gone from
+	 * port 1, listed first: the drive on port 2 must still take its own disk back. */
+	struct msc_lun *twin = calloc(1, sizeof(*twin));
+	*twin = *(struct msc_lun *)d->drv;
+	fmt_snprintf(twin->dev.name, sizeof(twin->dev.name), "usb0-1");
+	fmt_snprintf(twin->path, sizeof(twin->path), "1");
+	twin->dev.flags |= BLK_F_GONE;
+	memmove(all_luns + 1, all_luns, nluns_all * sizeof(all_luns[0]));
+	all_luns[0] = twin;
+	nluns_all++;
 	F.connected = true;
 	F.port_changes |= PORT_CSC;
 	now_us += 1000000;
 	time_now_us();
 	xhci_hotplug_poll();
 	CHECK("the same disk plugged in again is back under its name", !(d->flags & BLK_F_GONE) && ndisks_reg == 1);
+	CHECK("its twin last seen on another port stays gone: alike drives do not swap names",
+	      (twin->dev.flags & BLK_F_GONE) && !twin->m && ((struct msc_lun *)d->drv)->m);
+	memmove(all_luns, all_luns + 1, --nluns_all * sizeof(all_luns[0]));
+	free(twin);
 	CHECK("a disk found at boot is left to the boot-time partition scan; a returning one keeps its own", scans == 0);
 	rc = read_lba(d, &r, 7, 1, buf, 1000);
 	CHECK("and reads", rc == 0 && disk_matches(buf, 7, 1));
