@@ -12,7 +12,7 @@
 static void flags_text(const struct blk_dev *d, char *out, size_t n)
 {
 	fmt_snprintf(out, n, "%s%s%s%s%s%s%s", d->flags & (BLK_F_RO | BLK_F_DEV_RO) ? "ro," : "",
-		     d->flags & BLK_F_SOURCE ? "source," : "", d->flags & BLK_F_COW ? "cow," : "",
+		     d->flags & BLK_F_SOURCE ? "source," : "", d->flags & (BLK_F_COW | BLK_F_COW_PART) ? "cow," : "",
 		     d->flags & BLK_F_GONE ? "gone," : "", d->flags & BLK_F_BOOT ? "boot," : "",
 		     d->flags & BLK_F_TARGET ? "target," : "", d->flags & BLK_F_OVERLAY ? "overlay," : "");
 	size_t len = strlen(out);
@@ -58,6 +58,8 @@ static int cmd_info(int argc, char **argv)
 		(unsigned long long)d->sectors, d->lsize, d->psize);
 	kprintf("model '%s', serial '%s', transport %s, flags %s, instance %llu\n", d->model,
 		d->serial, d->transport, fl, (unsigned long long)d->instance);
+	if (d->flags & BLK_F_COW_PART)
+		kprintf("partition type: cowboot cow (GPT 84024261-2707-4790-a2ef-be9e11429f11)\n");
 	kprintf("limits: %u sectors per command, queue depth %u, timeout %s\n", d->max_sectors,
 		d->queue_depth, d->timeout_ms ? "per device" : "io-timeout setting");
 	const struct blk_counters *c = &d->ctr;

@@ -14,6 +14,15 @@ static int has_partitions(const struct blk_dev *d)
 	return 0;
 }
 
+/* Its first partition of GPT type "cowboot cow" (docs/cow-format.md), or NULL. */
+static struct blk_dev *cow_partition(const struct blk_dev *d)
+{
+	for (int i = 0; i < blk_count(); i++)
+		if (blk_get(i)->parent == d && (blk_get(i)->flags & BLK_F_COW_PART))
+			return blk_get(i);
+	return NULL;
+}
+
 void welcome_print(void)
 {
 	struct blk_dev *src = NULL, *cow = NULL;
@@ -28,18 +37,32 @@ void welcome_print(void)
 		char size[24];
 		blk_format_size(size, sizeof(size), d->sectors * d->lsize);
 		const char *what;
+		struct blk_dev *cp = cow_partition(d);
+		char cowpart[48];
+		fmt_snprintf(cowpart, sizeof(cowpart), "%s %s is a cowboot cow partition",
+			     d->flags & BLK_F_BOOT ? "; its" : "its", cp ? cp->name : "");
 		if (d->flags & BLK_F_BOOT)
 			what = "the disk cowboot started from";
+		else if (cp)
+			what = "";
 		else if (has_partitions(d)) {
 			what = "holds partitions: looks like a source to rescue";
 			if (!src || d->sectors * d->lsize > src->sectors * src->lsize)
 				src = d;
 		} else
 			what = "no partition table: could hold a cow (check it is not needed)";
-		kprintf("  %-8s %10s  %-24.24s  %s%s\n", d->name, size, d->model[0] ? d->model : "(no model)", what,
-			d->flags & BLK_F_DEV_RO ? " (write-protected)" : "");
+		kprintf("  %-8s %10s  %-24.24s  %s%s%s\n", d->name, size, d->model[0] ? d->model : "(no model)", what,
+			cp ? cowpart : "", d->flags & BLK_F_DEV_RO ? " (write-protected)" : "");
 	}
+	/* A partition typed for a cow is the first choice for one, the boot stick's too. */
 	for (int i = 0; i < blk_count(); i++) {
+		struct blk_dev *d = blk_get(i);
+		if (!(d->flags & BLK_F_COW_PART) || (d->flags & BLK_F_DEV_RO) || !src || d->parent == src)
+			continue;
+		if (d->sectors * d->lsize >= src->sectors * src->lsize && (!cow || d->sectors < cow->sectors))
+			cow = d;
+	}
+	for (int i = 0; i < blk_count() && !(cow && (cow->flags & BLK_F_COW_PART)); i++) {
 		struct blk_dev *d = blk_get(i);
 		if (d->parent || d == src || (d->flags & (BLK_F_BOOT | BLK_F_DEV_RO)) || has_partitions(d))
 			continue;

@@ -687,24 +687,7 @@ static int smart_text(struct ahci_port *p, char *health, char *line, int n)
 		fmt_snprintf(line, (size_t)n, "SMART data: unreadable (%s)", err_str(rc));
 		return 0;
 	}
-	int k = fmt_snprintf(line, (size_t)n, "SMART data:");
-	int64_t v = ata_smart_raw(&data, 194);      /* temperature */
-	if (v < 0)
-		v = ata_smart_raw(&data, 190);      /* airflow temperature */
-	if (v >= 0)
-		k += fmt_snprintf(line + k, (size_t)(n - k), " temperature %d C,", (int)(v & 0xff));
-	if ((v = ata_smart_raw(&data, 9)) >= 0)
-		k += fmt_snprintf(line + k, (size_t)(n - k), " power-on hours %u,", (unsigned)(v & 0xffffffff));
-	if ((v = ata_smart_raw(&data, 5)) >= 0)
-		k += fmt_snprintf(line + k, (size_t)(n - k), " reallocated %u,", (unsigned)(v & 0xffffffff));
-	if ((v = ata_smart_raw(&data, 197)) >= 0)
-		k += fmt_snprintf(line + k, (size_t)(n - k), " pending %u,", (unsigned)(v & 0xffffffff));
-	if ((v = ata_smart_raw(&data, 198)) >= 0)
-		k += fmt_snprintf(line + k, (size_t)(n - k), " offline uncorrectable %u,", (unsigned)(v & 0xffffffff));
-	if (line[k - 1] == ',')
-		line[k - 1] = '\0';
-	else
-		fmt_snprintf(line + k, (size_t)(n - k), " no known attributes");
+	ata_smart_summary(&data, line, (size_t)n);
 	return 0;
 }
 

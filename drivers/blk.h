@@ -73,6 +73,7 @@ struct blk_driver_ops {
 #define BLK_F_TARGET  0x100u  /* a clone job writes it: wipe and other clones keep off */
 #define BLK_F_OVERLAY 0x200u  /* an overlay's disk (kernel/ov_disk.c): its requests end when its
                                  source's and cow's do, so it has no deadline of its own */
+#define BLK_F_COW_PART 0x400u /* a GPT partition of type "cowboot cow" (drivers/part.c) */
 
 struct blk_counters {
 	uint64_t reads, writes, flushes, errors, timeouts, resets;
@@ -107,7 +108,8 @@ struct blk_dev {
 	uint32_t ninflight;
 };
 
-/* Registry. Names are given by drivers in discovery order and never reused. */
+/* Registry. Names are given by drivers (in discovery order; USB by port path) and never held
+ * by two disks. */
 int blk_register(struct blk_dev *d);
 /* The whole drive a disk or partition lies on. */
 static inline struct blk_dev *blk_drive(struct blk_dev *d) { return d->parent ? d->parent : d; }

@@ -28,7 +28,8 @@ static int add_part(struct blk_dev *disk, const struct part *pt)
 	p->queue_depth = disk->queue_depth;
 	p->ops = disk->ops;
 	p->drv = disk->drv;
-	p->flags = disk->flags & (BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_FUA | BLK_F_FLUSH);
+	p->flags = (disk->flags & (BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_FUA | BLK_F_FLUSH)) |
+		   (pt->cow_type ? BLK_F_COW_PART : 0);
 	int rc = blk_register(p);
 	if (rc < 0)
 		kfree(p);
@@ -84,10 +85,21 @@ out:
 	kfree(io.bounce);
 }
 
+/* Disks whose table was read: a disk a driver adds during the boot-time scan (a USB drive that
+ * became ready meanwhile) is scanned once, by whichever comes first. */
+static struct blk_dev *scanned[128];
+static unsigned nscanned;
+
 void part_scan_disk(struct blk_dev *d)
 {
-	if (!d->parent && !(d->flags & BLK_F_GONE))
-		scan_disk(d);
+	if (d->parent || (d->flags & BLK_F_GONE))
+		return;
+	for (unsigned i = 0; i < nscanned; i++)
+		if (scanned[i] == d)
+			return;
+	if (nscanned < sizeof(scanned) / sizeof(scanned[0]))
+		scanned[nscanned++] = d;
+	scan_disk(d);
 }
 
 void part_scan_all(void)

@@ -14,6 +14,7 @@
 #define USB_CTRL_TIMEOUT_MS      1000   /* a descriptor read or standard request */
 #define USB_HUB_RESET_TIMEOUT_MS  500   /* a hub's port reset completes */
 #define USB_HUB_POLL_MS           500   /* hub ports are looked at this often */
+#define USB_HUB_STATUS_GAP_MS       5   /* between a resetting port's status reads */
 #define USB_CONFIG_MAX           1024   /* longest configuration descriptor read */
 
 enum { HUB_PORT_CONNECTION = 0, HUB_PORT_ENABLE = 1, HUB_PORT_RESET = 4, HUB_PORT_POWER = 8,
@@ -101,27 +102,36 @@ static int hub_feature(struct usb_dev *hub, uint8_t req, uint16_t feature, int p
 
 static bool hub_is_usb3(const struct usb_dev *hub) { return hub->speed >= USB_SPEED_SUPER; }
 
+struct hub_wait { struct usb_dev *hub; int port; int rc; uint16_t st, ch; };
+
+/* A hub port's reset has ended (C_PORT_RESET set, PORT_RESET clear), or its status is unreadable. */
+static bool hub_reset_done(void *ctx)
+{
+	struct hub_wait *w = ctx;
+	w->rc = hub_port_status(w->hub, w->port, &w->st, &w->ch);
+	if (w->rc < 0 || ((w->ch & (1u << 4)) && !(w->st & (1u << HUB_PORT_RESET))))
+		return true;
+	time_delay_us(USB_HUB_STATUS_GAP_MS * 1000u);
+	return false;
+}
+
 /* Resets a hub's port: the speed of the device on it, or a negative error. */
 static int hub_port_reset(struct usb_dev *hub, int port)
 {
 	int rc = hub_feature(hub, USB_REQ_SET_FEATURE, HUB_PORT_RESET, port);
 	if (rc < 0)
 		return rc;
-	deadline_t dl = deadline_in_ms(USB_HUB_RESET_TIMEOUT_MS);
-	uint16_t st, ch;
-	for (;;) {
-		rc = hub_port_status(hub, port, &st, &ch);
-		if (rc < 0)
-			return rc;
-		if ((ch & (1u << 4)) && !(st & (1u << HUB_PORT_RESET)))
-			break;
-		if (deadline_passed(dl)) {
+	struct hub_wait w = { hub, port, 0, 0, 0 };
+	rc = wait_until(hub_reset_done, &w, USB_HUB_RESET_TIMEOUT_MS);
+	if (rc == 0)
+		rc = w.rc;
+	if (rc < 0) {
+		if (rc == -E_TIMEOUT)
 			log_event(LOG_WARN, "usb: hub %s port %d: reset not complete in %u ms", hub->path, port,
 				  USB_HUB_RESET_TIMEOUT_MS);
-			return -E_TIMEOUT;
-		}
-		time_delay_us(5000);
+		return rc;
 	}
+	uint16_t st = w.st;
 	hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_RESET, port);
 	time_delay_us(10000);   /* TRSTRCY */
 	if (!(st & 1) || !(st & 2))
@@ -342,9 +352,13 @@ static void print_dev(const struct usb_dev *d)
 		d->serial[0] ? d->serial : "-");
 	if (d->is_hub)
 		kprintf(" hub, %u ports\n", d->hub_ports);
-	else if (d->ifc)
-		kprintf(" class %02x/%02x/%02x, driver %s\n", d->ifc->cls, d->ifc->subcls, d->ifc->proto,
+	else if (d->ifc) {
+		kprintf(" class %02x/%02x/%02x, driver %s", d->ifc->cls, d->ifc->subcls, d->ifc->proto,
 			d->driver ? d->driver->name : "-");
+		if (d->driver && d->driver->show)
+			d->driver->show((struct usb_dev *)d);
+		kprintf("\n");
+	}
 	else
 		kprintf(" class %02x/%02x/%02x, no driver\n",
 			d->cfg.niface ? d->cfg.iface[0].cls : d->desc.cls,

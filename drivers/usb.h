@@ -43,6 +43,8 @@ struct usb_class_driver {
 	int (*probe)(struct usb_dev *d, const struct usbd_iface *ifc);
 	/* The device was unplugged (or its port reset failed): stop using it. */
 	void (*gone)(struct usb_dev *d);
+	/* What the `usb` tree adds after the driver's name (its disks); may be NULL. */
+	void (*show)(struct usb_dev *d);
 };
 #define USB_DRIVER(id, drv) static const struct usb_class_driver *__usbdrv_##id TABLE_ENTRY(usbdrv, id) = &(drv)
 
@@ -106,6 +108,7 @@ int xhci_set_hub(struct usb_dev *d, uint8_t nports, bool mtt, uint8_t tt_think);
 /* Root port changes since the last call, as a bit mask (bit p = port p), cleared on read. */
 uint32_t xhci_port_changes(struct xhci *hc);
 const char *xhci_name(struct xhci *hc);
+int xhci_index(struct xhci *hc);   /* 0, 1...: PCI discovery order, the N of xhciN */
 const char *xhci_describe(struct xhci *hc);   /* "xhci0 (pci 00:04.0, 1b36:000d)" */
 int xhci_port_proto(struct xhci *hc, int port);   /* USB major revision of a root port */
 int xhci_count(void);

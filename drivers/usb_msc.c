@@ -6,6 +6,7 @@
 #include "usb.h"
 #include "blk.h"
 #include "../boot/bootinfo.h"
+#include "../lib/ata_id.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -14,12 +15,16 @@
 #include "../kernel/time.h"
 
 #define MSC_PROBE_TIMEOUT_MS  5000   /* INQUIRY, READ CAPACITY, REQUEST SENSE, MODE SENSE */
-#define MSC_READY_TIMEOUT_MS 10000   /* TEST UNIT READY until the medium is ready, at probe */
+#define MSC_READY_TIMEOUT_MS 10000   /* TEST UNIT READY until the medium is ready */
+#define MSC_READY_INLINE_MS    200   /* ... waited at probe (unit attentions); then a poller's */
+#define MSC_READY_POLL_MS      100   /* a LUN becoming ready is asked this often */
+#define MSC_READY_RETRY_MS      50   /* between TEST UNIT READYs of a synchronous wait */
 #define MSC_CSW_TIMEOUT_MS    2000   /* the status read again after a stalled data stage */
 #define MSC_RESET_TIMEOUT_MS  2000   /* Bulk-Only Mass Storage Reset and each CLEAR_FEATURE */
 #define MSC_SAT_TIMEOUT_MS    2000   /* ATA PASS-THROUGH IDENTIFY: a bridge without SAT may not answer */
 
 #define MSC_MAX_LUNS 8
+#define MSC_NAME_MAX 12          /* a disk's name, so that "p<NN>" still fits a partition's */
 #define MSC_MAX_BYTES (256u * 1024)
 #define CBW_SIG 0x43425355u
 #define CSW_SIG 0x53425355u
@@ -53,6 +58,8 @@ struct msc_lun {
 	struct blk_req *pending;       /* accepted, waiting for the device (another LUN's command runs) */
 	char ata_model[41], ata_serial[21], ata_fw[9];   /* the drive behind a SAT bridge, "" if none */
 	bool ua_retried;
+	struct xhci *hc;               /* where it was last plugged: twins return to their own ports */
+	char path[24];
 };
 
 struct msc {
@@ -73,10 +80,13 @@ struct msc {
 	uint8_t *cbw, *csw, *sense, *scratch;   /* DMA: 32, 128, 256 bytes and a 4 KiB page */
 	uint8_t cdb[16];
 	unsigned next_lun;             /* round robin over pending LUNs */
+	/* LUNs not ready at probe (a drive spinning up), asked again by msc_ready_poll. */
+	deadline_t ready_by[MSC_MAX_LUNS];   /* 0: not waiting */
+	struct scsi_inquiry wait_inq[MSC_MAX_LUNS];
 };
 
 static struct msc_lun *all_luns[32];
-static unsigned nluns_all, next_name;
+static unsigned nluns_all, next_name;   /* next_name: names of paths too long to spell */
 static const struct blk_driver_ops msc_ops;
 
 static void put_be32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
@@ -320,6 +330,12 @@ static int uas_finish(struct msc *m)
 
 static const struct msc_xport uas_xport = { "UAS", uas_issue, uas_done, uas_finish, uas_reset };
 
+static bool command_over(void *ctx)
+{
+	struct msc *m = ctx;
+	return m->x->done(m);
+}
+
 /* One command start to end, polling (probe, recovery, sense). */
 static int bot_sync(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdblen, bool in, void *buf,
 		    uint32_t len, uint32_t timeout_ms)
@@ -327,14 +343,11 @@ static int bot_sync(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdbl
 	int rc = m->x->issue(m, lun, cdb, cdblen, in, buf, len);
 	if (rc < 0)
 		return rc;
-	deadline_t dl = deadline_in_ms(timeout_ms);
-	while (!m->x->done(m)) {
-		if (!m->x->done(m) && deadline_passed(dl)) {
-			log_event(LOG_WARN, "usb: port %s: SCSI 0x%02x: no answer in %u ms; BOT reset",
-				  m->ud->path, cdb[0], timeout_ms);
-			m->x->reset(m);
-			return -E_TIMEOUT;
-		}
+	if (wait_until(command_over, m, timeout_ms) < 0) {
+		log_event(LOG_WARN, "usb: port %s: SCSI 0x%02x: no answer in %u ms; %s reset", m->ud->path, cdb[0],
+			  timeout_ms, m->x->name);
+		m->x->reset(m);
+		return -E_TIMEOUT;
 	}
 	return m->x->finish(m);
 }
@@ -508,20 +521,38 @@ static int read_capacity(struct msc *m, uint8_t lun, uint64_t *sectors, uint32_t
 	return scsi_parse_capacity16(m->scratch, m->x_data.actual, sectors, lsize, psize);
 }
 
-/* Waits for TEST UNIT READY (unit attentions and "becoming ready" pass). */
-static int wait_ready(struct msc *m, uint8_t lun)
+/* One TEST UNIT READY: 0 ready, -E_AGAIN not yet (becoming ready, a unit attention; any other
+ * sense too: QEMU's usb-bot answers its second LUN's first one with "LUN not supported"), else
+ * the error (medium not present, no sense, a transport failure). */
+static int tur_once(struct msc *m, uint8_t lun)
 {
-	deadline_t dl = deadline_in_ms(MSC_READY_TIMEOUT_MS);
-	for (;;) {
-		uint8_t cdb[6] = { SCSI_TUR };
-		struct scsi_sense s;
-		int rc = scsi_sync(m, lun, cdb, 6, NULL, 0, &s);
-		if (rc == 0)
-			return 0;
-		if (rc != -E_IO || s.key == 0 || (s.key == 2 && s.asc == 0x3a) || deadline_passed(dl))
-			return rc;
-		time_delay_us(50000);
-	}
+	uint8_t cdb[6] = { SCSI_TUR };
+	struct scsi_sense s;
+	int rc = scsi_sync(m, lun, cdb, 6, NULL, 0, &s);
+	if (rc == -E_IO && s.key != 0 && !(s.key == 2 && s.asc == 0x3a))
+		return -E_AGAIN;
+	return rc;
+}
+
+struct tur_wait { struct msc *m; uint8_t lun; int rc; };
+
+static bool tur_settled(void *ctx)
+{
+	struct tur_wait *w = ctx;
+	w->rc = tur_once(w->m, w->lun);
+	if (w->rc != -E_AGAIN)
+		return true;
+	time_delay_us(MSC_READY_RETRY_MS * 1000u);
+	return false;
+}
+
+/* TEST UNIT READY until ready: 0, -E_AGAIN when still becoming ready at the deadline, else the
+ * error (-E_TIMEOUT: a TEST UNIT READY itself went unanswered, the transport was reset). */
+static int wait_ready(struct msc *m, uint8_t lun, uint32_t timeout_ms)
+{
+	struct tur_wait w = { m, lun, -E_AGAIN };
+	wait_until(tur_settled, &w, timeout_ms);   /* its verdict is w.rc's */
+	return w.rc;
 }
 
 static int inquiry(struct msc *m, uint8_t lun, struct scsi_inquiry *inq)
@@ -608,7 +639,7 @@ static bool same_lun(struct msc *m, uint8_t lun, const struct msc_lun *l)
 	uint64_t sectors;
 	uint32_t ls, ps;
 	char serial[32];
-	if (wait_ready(m, lun) < 0 || inquiry(m, lun, &inq) < 0 || read_capacity(m, lun, &sectors, &ls, &ps) < 0)
+	if (wait_ready(m, lun, MSC_READY_TIMEOUT_MS) < 0 || inquiry(m, lun, &inq) < 0 || read_capacity(m, lun, &sectors, &ls, &ps) < 0)
 		return false;
 	unit_serial(m, lun, serial, sizeof(serial));
 	return !strcmp(inq.vendor, l->inq.vendor) && !strcmp(inq.product, l->inq.product) &&
@@ -639,6 +670,66 @@ static int msc_recover(struct blk_dev *d, struct blk_req *overdue)
 	return -E_GONE;
 }
 
+/* SMART READ DATA through SAT: ATA PASS-THROUGH (16), PIO data-in, one 512-byte page, parsed
+ * (checksum first) like a SATA drive's. -E_UNSUPP when the bridge refuses it. */
+static int sat_smart_data(struct msc *m, struct msc_lun *l, struct ata_smart *out)
+{
+	uint8_t cdb[16] = { 0x85, 4 << 1, 0x0e };   /* PIO data-in; length in sectors, from the device */
+	cdb[4] = 0xd0;    /* features: READ DATA */
+	cdb[6] = 1;
+	cdb[10] = 0x4f;   /* the SMART key in LBA mid/high */
+	cdb[12] = 0xc2;
+	cdb[14] = 0xb0;
+	memset(m->scratch, 0, 512);
+	int rc = bot_sync(m, l->lun, cdb, 16, true, m->scratch, 512, MSC_SAT_TIMEOUT_MS);
+	if (rc == BOT_CHECK) {
+		struct scsi_sense s;
+		request_sense(m, l->lun, &s);
+		return -E_UNSUPP;
+	}
+	if (rc < 0)
+		return rc;
+	return m->x_data.actual < 512 ? -E_CORRUPT : ata_smart_parse(m->scratch, out);
+}
+
+/* SMART as the SATA driver words it: the verdict, then the attributes a rescue cares about.
+ * -E_BUSY while the device runs a command, -E_GONE unplugged, -E_UNSUPP without SAT. */
+static int smart_text(struct msc_lun *l, char *health, char *line, size_t n)
+{
+	struct msc *m = l->m;
+	if (!l->ata_model[0])
+		return -E_UNSUPP;
+	if (!m)
+		return -E_GONE;
+	if (m->busy)
+		return -E_BUSY;
+	int h = sat_smart_status(m, l);
+	if (h < 0)
+		fmt_snprintf(health, n, "SMART health: unknown (%s)", err_str(h));
+	else
+		fmt_snprintf(health, n, "SMART health: %s", h ? "ok" : "FAILING (threshold exceeded)");
+	struct ata_smart data;
+	int rc = sat_smart_data(m, l, &data);
+	if (rc < 0)
+		fmt_snprintf(line, n, "SMART data: %s (%s)",
+			     rc == -E_UNSUPP ? "not passed through by this bridge" : "unreadable", err_str(rc));
+	else
+		ata_smart_summary(&data, line, n);
+	return 0;
+}
+
+/* The report's health line. */
+static int msc_health(struct blk_dev *d, char *out, int n)
+{
+	char health[160], line[160];
+	int rc = smart_text(d->drv, health, line, sizeof(line));
+	if (rc == -E_UNSUPP)
+		fmt_snprintf(out, (size_t)n, "SMART: not available through this bridge (no SAT ATA PASS-THROUGH)");
+	else if (rc == 0)
+		fmt_snprintf(out, (size_t)n, "%s; %s", health, line);
+	return rc == -E_UNSUPP ? 0 : rc;
+}
+
 static void msc_info(struct blk_dev *d)
 {
 	struct msc_lun *l = d->drv;
@@ -649,9 +740,12 @@ static void msc_info(struct blk_dev *d)
 	if (l->ata_model[0]) {
 		kprintf("drive (SAT ATA PASS-THROUGH IDENTIFY): '%s' serial '%s' firmware '%s'\n", l->ata_model,
 			l->ata_serial, l->ata_fw);
-		int h = m && !m->busy ? sat_smart_status(m, l) : -E_GONE;
-		kprintf("SMART: %s\n", h == 1 ? "healthy (RETURN STATUS)" : h == 0 ? "FAILING: a threshold is exceeded"
-					: "status not available through this bridge");
+		char health[160], line[160];
+		int rc = smart_text(l, health, line, sizeof(line));
+		if (rc == 0)
+			kprintf("%s\n%s\n", health, line);
+		else
+			kprintf("SMART: %s\n", rc == -E_BUSY ? "the device is busy, try again" : err_str(rc));
 	}
 	else
 		kprintf("drive identity: not available through this bridge (no SAT ATA PASS-THROUGH)\n");
@@ -663,7 +757,7 @@ static void msc_info(struct blk_dev *d)
 }
 
 static const struct blk_driver_ops msc_ops = {
-	.start = msc_start, .poll = msc_poll, .recover = msc_recover, .info = msc_info,
+	.start = msc_start, .poll = msc_poll, .recover = msc_recover, .info = msc_info, .health = msc_health,
 };
 
 /* The firmware's device path named this USB port path and LUN. */
@@ -681,6 +775,34 @@ static bool is_boot_disk(struct usb_dev *ud, uint8_t lun)
 	return true;
 }
 
+static bool name_taken(const char *name)
+{
+	for (unsigned i = 0; i < nluns_all; i++)
+		if (!strcmp(all_luns[i]->dev.name, name))
+			return true;
+	return false;
+}
+
+/* A disk is named by where it is plugged: usb<controller>-<port path>, then l<LUN> after LUN 0
+ * (usb0-1, usb0-6.2, usb0-3l1), so the same port gives the same name after a re-plug or a
+ * reboot, whatever order the devices enumerate in. A name another disk still holds (a gone
+ * one; a drive that came back on another port keeps its old name) gets _2, _3... A path too
+ * long to spell (deep hubs) is numbered instead: usb<controller>-x<N>. */
+static void lun_name(struct usb_dev *ud, uint8_t lun, char *out, size_t n)
+{
+	char base[40];
+	int c = xhci_index(ud->hc);
+	int len = lun ? fmt_snprintf(base, sizeof(base), "usb%d-%sl%u", c, ud->path, lun)
+		      : fmt_snprintf(base, sizeof(base), "usb%d-%s", c, ud->path);
+	if (len + 2 > MSC_NAME_MAX) {
+		fmt_snprintf(base, sizeof(base), "usb%d-x%u", c, next_name++);
+		log_event(LOG_WARN, "usb: port %s LUN %u: path too long for a disk name: %s", ud->path, lun, base);
+	}
+	fmt_snprintf(out, n, "%s", base);
+	for (unsigned k = 2; name_taken(out) && k < 100; k++)
+		fmt_snprintf(out, n, "%s_%u", base, k);
+}
+
 /* A disk plugged in after boot: its partitions are read on a task (blk_read yields, which a
  * poller may not). */
 static void scan_task(void *arg)
@@ -688,39 +810,43 @@ static void scan_task(void *arg)
 	part_scan_disk(arg);
 }
 
-static void add_lun(struct msc *m, uint8_t lun)
+/* A LUN that answers TEST UNIT READY: capacity, serials, then the disk it was (the same drive
+ * plugged in again) or a new one. `later`: found after the boot-time partition scan. */
+static void lun_ready(struct msc *m, uint8_t lun, const struct scsi_inquiry *inq, bool later)
 {
-	struct scsi_inquiry inq;
 	uint64_t sectors;
 	uint32_t ls, ps;
-	int rc = inquiry(m, lun, &inq);
-	if (rc < 0 || (inq.type != 0 && inq.type != 0x0e)) {
-		if (rc != -E_NOENT)
-			log_event(LOG_INFO, "usb: port %s LUN %u: %s", m->ud->path, lun,
-				  rc < 0 ? err_str(rc) : "not a disk (SCSI type %u)");
-		return;
-	}
-	if ((rc = wait_ready(m, lun)) < 0 || (rc = read_capacity(m, lun, &sectors, &ls, &ps)) < 0) {
-		log_event(LOG_WARN, "usb: port %s LUN %u '%s %s': not ready: %s", m->ud->path, lun, inq.vendor,
-			  inq.product, err_str(rc));
+	int rc = read_capacity(m, lun, &sectors, &ls, &ps);
+	if (rc < 0) {
+		log_event(LOG_WARN, "usb: port %s LUN %u '%s %s': no capacity: %s", m->ud->path, lun, inq->vendor,
+			  inq->product, err_str(rc));
 		return;
 	}
 	char serial[32];
 	unit_serial(m, lun, serial, sizeof(serial));
 	if (!serial[0])
 		fmt_snprintf(serial, sizeof(serial), "%s", m->ud->serial);
-	/* The same drive plugged in again takes its old disk back (a paused rescue resumes). */
+	/* The same drive plugged in again takes its old disk back (a paused rescue resumes): the one
+	 * last seen on this port first, so that two drives alike in every identity field (sticks
+	 * without serial numbers) swapped between ports do not swap names. */
+	struct msc_lun *back = NULL;
 	for (unsigned i = 0; i < nluns_all; i++) {
 		struct msc_lun *o = all_luns[i];
 		if (o->m || o->lun != lun || strcmp(o->usb_serial, m->ud->serial) || strcmp(o->dev.serial, serial) ||
-		    strcmp(o->inq.vendor, inq.vendor) || strcmp(o->inq.product, inq.product) ||
+		    strcmp(o->inq.vendor, inq->vendor) || strcmp(o->inq.product, inq->product) ||
 		    o->dev.sectors != sectors || o->dev.lsize != ls)
 			continue;
-		o->m = m;
-		m->lun[lun] = o;
-		log_event(LOG_INFO, "%s: the same drive is back on port %s", o->dev.name, m->ud->path);
-		if (o->dev.flags & BLK_F_GONE)
-			blk_set_returned(&o->dev);
+		if (!back || (o->hc == m->ud->hc && !strcmp(o->path, m->ud->path)))
+			back = o;
+	}
+	if (back) {
+		back->m = m;
+		back->hc = m->ud->hc;
+		memcpy(back->path, m->ud->path, sizeof(back->path));
+		m->lun[lun] = back;
+		log_event(LOG_INFO, "%s: the same drive is back on port %s", back->dev.name, m->ud->path);
+		if (back->dev.flags & BLK_F_GONE)
+			blk_set_returned(&back->dev);
 		return;
 	}
 	if (nluns_all == sizeof(all_luns) / sizeof(all_luns[0]))
@@ -730,21 +856,23 @@ static void add_lun(struct msc *m, uint8_t lun)
 		return;
 	l->m = m;
 	l->lun = lun;
-	l->inq = inq;
+	l->inq = *inq;
 	l->vid = m->ud->desc.vid;
 	l->pid = m->ud->desc.pid;
 	memcpy(l->usb_serial, m->ud->serial, sizeof(l->usb_serial));
+	l->hc = m->ud->hc;
+	memcpy(l->path, m->ud->path, sizeof(l->path));
 	struct blk_dev *d = &l->dev;
-	fmt_snprintf(d->name, sizeof(d->name), "usb%u", next_name++);
+	lun_name(m->ud, lun, d->name, sizeof(d->name));
 	d->transport = "usb";
 	d->ops = &msc_ops;
 	d->drv = l;
 	d->sectors = sectors;
 	d->lsize = ls;
 	d->psize = ps;
-	fmt_snprintf(d->model, sizeof(d->model), "%s%s%s", inq.vendor, inq.vendor[0] ? " " : "", inq.product);
+	fmt_snprintf(d->model, sizeof(d->model), "%s%s%s", inq->vendor, inq->vendor[0] ? " " : "", inq->product);
 	memcpy(d->serial, serial, sizeof(d->serial));
-	memcpy(d->firmware, inq.rev, sizeof(inq.rev));
+	memcpy(d->firmware, inq->rev, sizeof(inq->rev));
 	d->max_sectors = MSC_MAX_BYTES / ls;
 	d->queue_depth = 1;
 	d->flags = BLK_F_FLUSH | (write_protected(m, lun) ? BLK_F_DEV_RO : 0) |
@@ -756,8 +884,38 @@ static void add_lun(struct msc *m, uint8_t lun)
 	all_luns[nluns_all++] = l;
 	m->lun[lun] = l;
 	sat_identify(m, l);
-	if (usb_hotplug_running && !task_spawn("usb-parts", scan_task, d))
+	if (later && !task_spawn("usb-parts", scan_task, d))
 		log_event(LOG_WARN, "%s: no task for its partition scan", d->name);
+}
+
+/* INQUIRY, then TEST UNIT READY for a moment (unit attentions after the reset pass): a LUN
+ * still becoming ready then (a drive spinning up takes seconds) is left to msc_ready_poll, so
+ * that enumeration does not hold the console. */
+static void add_lun(struct msc *m, uint8_t lun)
+{
+	struct scsi_inquiry inq;
+	int rc = inquiry(m, lun, &inq);
+	if (rc < 0 || (inq.type != 0 && inq.type != 0x0e)) {
+		if (rc < 0 && rc != -E_NOENT)
+			log_event(LOG_INFO, "usb: port %s LUN %u: %s", m->ud->path, lun, err_str(rc));
+		else if (rc == 0)
+			log_event(LOG_INFO, "usb: port %s LUN %u: not a disk (SCSI type %u)", m->ud->path, lun, inq.type);
+		return;
+	}
+	rc = wait_ready(m, lun, MSC_READY_INLINE_MS);
+	if (rc == -E_AGAIN) {
+		m->ready_by[lun] = deadline_in_ms(MSC_READY_TIMEOUT_MS);
+		m->wait_inq[lun] = inq;
+		log_event(LOG_INFO, "usb: port %s LUN %u '%s %s': becoming ready; it is added when it is",
+			  m->ud->path, lun, inq.vendor, inq.product);
+		return;
+	}
+	if (rc < 0) {
+		log_event(LOG_WARN, "usb: port %s LUN %u '%s %s': not ready: %s", m->ud->path, lun, inq.vendor,
+			  inq.product, err_str(rc));
+		return;
+	}
+	lun_ready(m, lun, &inq, usb_hotplug_running);
 }
 
 static void msc_free(struct msc *m)
@@ -856,5 +1014,58 @@ static void msc_gone(struct usb_dev *ud)
 	msc_free(m);
 }
 
-static const struct usb_class_driver msc_driver = { "usb-msc", msc_probe, msc_gone };
+/* The disks of a device, for the `usb` tree. */
+static void msc_show(struct usb_dev *ud)
+{
+	struct msc *m = ud->drv;
+	const char *sep = " (";
+	for (unsigned i = 0; m && i < m->nluns; i++)
+		if (m->lun[i]) {
+			kprintf("%s%s", sep, m->lun[i]->dev.name);
+			sep = ", ";
+		}
+	for (unsigned i = 0; m && i < m->nluns; i++)
+		if (m->ready_by[i]) {
+			kprintf("%sLUN %u becoming ready", sep, i);
+			sep = ", ";
+		}
+	if (sep[0] == ',')
+		kprintf(")");
+}
+
+static const struct usb_class_driver msc_driver = { "usb-msc", msc_probe, msc_gone, msc_show };
+
+/* LUNs that were becoming ready at probe: one TEST UNIT READY each per round, while the device
+ * is idle; ready, the disk is added (the one line of blk_register) and its partitions read on
+ * a task; still not ready after MSC_READY_TIMEOUT_MS, it is left out, said once. */
+static void msc_ready_poll(void)
+{
+	static deadline_t next;
+	if (!deadline_passed(next))
+		return;
+	next = deadline_in_ms(MSC_READY_POLL_MS);
+	for (int i = 0; i < usb_dev_count(); i++) {
+		struct usb_dev *ud = usb_dev_get(i);
+		struct msc *m = ud->driver == &msc_driver ? ud->drv : NULL;
+		for (uint8_t lun = 0; m && lun < m->nluns && !m->busy; lun++) {
+			if (!m->ready_by[lun])
+				continue;
+			uint64_t t0 = time_now_us();
+			int rc = tur_once(m, lun);
+			if (rc == -E_AGAIN && !deadline_passed(m->ready_by[lun]))
+				continue;
+			m->ready_by[lun] = 0;
+			if (rc < 0)
+				log_event(LOG_WARN, "usb: port %s LUN %u '%s %s': not ready after %u ms: %s", ud->path,
+					  lun, m->wait_inq[lun].vendor, m->wait_inq[lun].product, MSC_READY_TIMEOUT_MS,
+					  rc == -E_AGAIN ? "still becoming ready" : err_str(rc));
+			else
+				lun_ready(m, lun, &m->wait_inq[lun], true);
+			/* The disk's probe ran here: not on the clock of requests elsewhere. */
+			blk_extend_deadlines(time_now_us() - t0);
+			return;   /* one disk a round: the device list may have changed */
+		}
+	}
+}
+POLLER(usb_msc_ready, msc_ready_poll);
 USB_DRIVER(msc, msc_driver);

@@ -17,6 +17,7 @@
 #define XHCI_RESET_TIMEOUT_MS     1000   /* HCRST and Controller Not Ready clear */
 #define XHCI_CMD_TIMEOUT_MS       1000   /* a command ring command completes */
 #define XHCI_PORT_RESET_TIMEOUT_MS 500   /* a port reset (or USB3 warm reset) completes */
+#define XHCI_EP0_TIMEOUT_MS       1000   /* the first 8 bytes of the device descriptor; CLEAR_FEATURE(HALT) */
 #define XHCI_POWER_ON_MS            20   /* after port power before a connect is trusted */
 #define XHCI_HOTPLUG_POLL_MS       200
 
@@ -287,6 +288,13 @@ void usb_hc_poll(struct xhci *hc)
 		handle_events(hc);
 }
 
+static bool command_done(void *ctx)
+{
+	struct xhci *hc = ctx;
+	handle_events(hc);
+	return hc->cmd_done;
+}
+
 /* Runs one command: 0, -E_IO (completion code logged) or -E_TIMEOUT. */
 static int command(struct xhci *hc, uint64_t param, uint32_t status, uint32_t ctl, const char *what)
 {
@@ -295,17 +303,13 @@ static int command(struct xhci *hc, uint64_t param, uint32_t status, uint32_t ct
 	hc->cmd_done = false;
 	hc->cmd_ptr = ring_push(&hc->cmd, param, status, ctl);
 	doorbell(hc, 0, 0);
-	deadline_t dl = deadline_in_ms(XHCI_CMD_TIMEOUT_MS);
-	while (!hc->cmd_done) {
-		handle_events(hc);
-		if (!hc->cmd_done && deadline_passed(dl)) {
-			log_event(LOG_WARN, "%s: %s: no completion in %u ms", hc->name, what, XHCI_CMD_TIMEOUT_MS);
-			if (op32(hc, OP_USBSTS) & (STS_HSE | STS_HCH)) {
-				log_event(LOG_ERR, "%s: controller halted (USBSTS 0x%x)", hc->name, op32(hc, OP_USBSTS));
-				hc->dead = true;
-			}
-			return -E_TIMEOUT;
+	if (wait_until(command_done, hc, XHCI_CMD_TIMEOUT_MS) < 0) {
+		log_event(LOG_WARN, "%s: %s: no completion in %u ms", hc->name, what, XHCI_CMD_TIMEOUT_MS);
+		if (op32(hc, OP_USBSTS) & (STS_HSE | STS_HCH)) {
+			log_event(LOG_ERR, "%s: controller halted (USBSTS 0x%x)", hc->name, op32(hc, OP_USBSTS));
+			hc->dead = true;
 		}
+		return -E_TIMEOUT;
 	}
 	if (hc->cmd_cc != CC_SUCCESS) {
 		log_event(LOG_DEBUG, "%s: %s: completion code %u", hc->name, what, hc->cmd_cc);
@@ -418,15 +422,18 @@ int usb_hc_submit(struct usb_xfer *x)
 	return 0;
 }
 
+static bool xfer_done(void *ctx)
+{
+	struct usb_xfer *x = ctx;
+	handle_events(x->dev->hc);
+	return x->done;
+}
+
 int usb_xfer_wait(struct usb_xfer *x, uint32_t timeout_ms)
 {
-	deadline_t dl = deadline_in_ms(timeout_ms);
-	while (!x->done) {
-		handle_events(x->dev->hc);
-		if (!x->done && deadline_passed(dl)) {
-			ep_restart(x->dev, x->ep, -E_TIMEOUT);
-			return -E_TIMEOUT;
-		}
+	if (wait_until(xfer_done, x, timeout_ms) < 0) {
+		ep_restart(x->dev, x->ep, -E_TIMEOUT);
+		return -E_TIMEOUT;
 	}
 	return x->status < 0 ? x->status : (int)x->actual;
 }
@@ -455,7 +462,8 @@ int usb_clear_halt(struct usb_dev *d, uint8_t ep)
 	int rc = ep_restart(d, ep, -E_IO);
 	if (rc < 0)
 		return rc;
-	rc = usb_control(d, USB_RECIP_EP, USB_REQ_CLEAR_FEATURE, 0 /* ENDPOINT_HALT */, ep, NULL, 0, 1000);
+	rc = usb_control(d, USB_RECIP_EP, USB_REQ_CLEAR_FEATURE, 0 /* ENDPOINT_HALT */, ep, NULL, 0,
+			 XHCI_EP0_TIMEOUT_MS);
 	return rc < 0 ? rc : 0;
 }
 
@@ -482,13 +490,9 @@ int usb_control(struct usb_dev *d, uint8_t reqtype, uint8_t req, uint16_t value,
 	e->q = &x;
 	x.next = NULL;
 	doorbell(d->hc, d->slot, 1);
-	deadline_t dl = deadline_in_ms(timeout_ms);
-	while (!x.done) {
-		handle_events(d->hc);
-		if (!x.done && deadline_passed(dl)) {
-			ep_restart(d, 0, -E_TIMEOUT);
-			return -E_TIMEOUT;
-		}
+	if (wait_until(xfer_done, &x, timeout_ms) < 0) {
+		ep_restart(d, 0, -E_TIMEOUT);
+		return -E_TIMEOUT;
 	}
 	if (x.status < 0) {
 		/* A stalled control endpoint only needs its ring restarted: the next SETUP clears it. */
@@ -554,7 +558,7 @@ int xhci_address_device(struct usb_dev *d)
 		rc = -E_NOMEM;
 		goto fail;
 	}
-	rc = usb_control(d, USB_DIR_IN, USB_REQ_GET_DESCRIPTOR, 0x100, 0, dd, 8, 1000);
+	rc = usb_control(d, USB_DIR_IN, USB_REQ_GET_DESCRIPTOR, 0x100, 0, dd, 8, XHCI_EP0_TIMEOUT_MS);
 	unsigned mps = d->speed >= USB_SPEED_SUPER ? (dd[7] <= 9 ? 1u << dd[7] : 0) : dd[7];
 	dma_free(dd, 64);
 	if (rc < 8 || (mps != 8 && mps != 16 && mps != 32 && mps != 64 && mps != 512)) {
@@ -689,6 +693,7 @@ int xhci_set_hub(struct usb_dev *d, uint8_t nports, bool mtt, uint8_t tt_think)
 
 int xhci_port_count(struct xhci *hc) { return (int)hc->nports; }
 const char *xhci_name(struct xhci *hc) { return hc->name; }
+int xhci_index(struct xhci *hc) { return (int)hc->index; }
 const char *xhci_describe(struct xhci *hc) { return hc->desc; }
 int xhci_port_proto(struct xhci *hc, int port) { return hc->proto[port]; }
 int xhci_count(void) { return (int)nhc; }
@@ -720,6 +725,16 @@ uint32_t xhci_port_changes(struct xhci *hc)
 	return c;
 }
 
+struct port_wait { struct xhci *hc; int port; uint32_t sc; };
+
+/* A port reset (or warm reset) has ended: its change bit set, PR clear. */
+static bool port_reset_done(void *ctx)
+{
+	struct port_wait *w = ctx;
+	w->sc = op32(w->hc, OP_PORTSC(w->port));
+	return (w->sc & (PORT_PRC | PORT_WRC)) && !(w->sc & PORT_PR);
+}
+
 int xhci_port_reset(struct xhci *hc, int port)
 {
 	uint32_t sc = op32(hc, OP_PORTSC(port));
@@ -729,16 +744,13 @@ int xhci_port_reset(struct xhci *hc, int port)
 	uint32_t bit = hc->proto[port] >= 3 ? ((sc & PORT_PED) ? 0 : PORT_WPR) : PORT_PR;
 	if (bit) {
 		opw32(hc, OP_PORTSC(port), (sc & PORT_KEEP) | bit);
-		deadline_t dl = deadline_in_ms(XHCI_PORT_RESET_TIMEOUT_MS);
-		for (;;) {
-			sc = op32(hc, OP_PORTSC(port));
-			if ((sc & (PORT_PRC | PORT_WRC)) && !(sc & PORT_PR))
-				break;
-			if (deadline_passed(dl)) {
-				log_event(LOG_WARN, "%s: port %d: reset not complete in %u ms (PORTSC 0x%x)",
-					  hc->name, port, XHCI_PORT_RESET_TIMEOUT_MS, sc);
-				return -E_TIMEOUT;
-			}
+		struct port_wait w = { hc, port, 0 };
+		int rc = wait_until(port_reset_done, &w, XHCI_PORT_RESET_TIMEOUT_MS);
+		sc = w.sc;
+		if (rc < 0) {
+			log_event(LOG_WARN, "%s: port %d: reset not complete in %u ms (PORTSC 0x%x)",
+				  hc->name, port, XHCI_PORT_RESET_TIMEOUT_MS, sc);
+			return rc;
 		}
 		opw32(hc, OP_PORTSC(port), (sc & PORT_KEEP) | (sc & PORT_CHANGES));
 		time_delay_us(10000);   /* TRSTRCY: the device may ignore us for 10 ms */
@@ -766,10 +778,7 @@ static void walk_ext_caps(struct xhci *hc)
 		if (id == 1) {
 			if (v & LEG_BIOS_OWNED) {
 				mmio_write32(c, v | LEG_OS_OWNED);
-				deadline_t dl = deadline_in_ms(XHCI_HANDOFF_TIMEOUT_MS);
-				while ((mmio_read32(c) & LEG_BIOS_OWNED) && !deadline_passed(dl))
-					;
-				if (mmio_read32(c) & LEG_BIOS_OWNED) {
+				if (wait_bits32((volatile uint32_t *)c, LEG_BIOS_OWNED, 0, XHCI_HANDOFF_TIMEOUT_MS) < 0) {
 					log_event(LOG_WARN, "%s: firmware kept the controller %u ms: taken",
 						  hc->name, XHCI_HANDOFF_TIMEOUT_MS);
 					mmio_write32(c, (mmio_read32(c) & ~LEG_BIOS_OWNED) | LEG_OS_OWNED);

@@ -13,6 +13,10 @@ static const uint8_t basic_data_guid[16] = {   /* EBD0A0A2-B9E5-4433-87C0-68B6B7
 	0xA2, 0xA0, 0xD0, 0xEB, 0xE5, 0xB9, 0x33, 0x44, 0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7
 };
 
+static const uint8_t cow_guid[16] = {   /* 84024261-2707-4790-A2EF-BE9E11429F11: "cowboot cow" */
+	0x61, 0x42, 0x02, 0x84, 0x07, 0x27, 0x90, 0x47, 0xA2, 0xEF, 0xBE, 0x9E, 0x11, 0x42, 0x9F, 0x11
+};
+
 static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
 static uint64_t div_up(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -201,9 +205,10 @@ static int gpt_entries(struct scan *s, const struct gpt *g, bool backup)
 			       (unsigned long long)g->first, (unsigned long long)g->last);
 			continue;
 		}
-		struct part p = { first * ss, (last - first + 1) * ss, i + 1, 'g', 0, { 0 }, false, false, backup };
+		struct part p = { first * ss, (last - first + 1) * ss, i + 1, 'g', 0, { 0 }, false, false, backup, false };
 		memcpy(p.type_guid, e, 16);
 		p.ntfs_type = !memcmp(e, basic_data_guid, 16);
+		p.cow_type = !memcmp(e, cow_guid, 16);
 		if ((rc = add(s, p, "GPT entry", i + 1)) < 0)
 			return rc;
 	}
@@ -244,7 +249,7 @@ static int mbr_logical(struct scan *s, uint64_t ext, uint64_t count)
 			if (rel == 0 || rel + n > count - next) {
 				ignore(s, "logical partition %u is not inside its extended partition: ignored", 5 + k);
 			} else {
-				struct part p = { (at + rel) * ss, n * ss, 5 + k, 'm', l[4], { 0 }, l[4] == 0x07, false, false };
+				struct part p = { (at + rel) * ss, n * ss, 5 + k, 'm', l[4], { 0 }, l[4] == 0x07, false, false, false };
 				int rc = add(s, p, "logical partition", 5 + k);
 				if (rc < 0)
 					return rc;
@@ -281,7 +286,7 @@ static int mbr(struct scan *s, const uint8_t *b)
 		}
 		int rc;
 		if (!extended(type)) {
-			struct part p = { start * ss, count * ss, i + 1, 'm', type, { 0 }, type == 0x07, false, false };
+			struct part p = { start * ss, count * ss, i + 1, 'm', type, { 0 }, type == 0x07, false, false, false };
 			rc = add(s, p, "MBR partition", i + 1);
 		} else if (start >= s->lbas || count > s->lbas - start) {
 			ignore(s, "extended partition %u runs past the end of the disk: ignored", i + 1);
@@ -318,7 +323,7 @@ int parttab_scan(ntfs_read_fn read, void *ctx, uint64_t disk_bytes, uint32_t sec
 	if (rc < 0)
 		return rc;
 	if (ntfs_probe(b)) {
-		struct part p = { 0, disk_bytes, 1, 'r', 0, { 0 }, false, true, false };
+		struct part p = { 0, disk_bytes, 1, 'r', 0, { 0 }, false, true, false, false };
 		t->scheme = 'r';
 		t->found = 1;
 		if (max)

@@ -16,6 +16,7 @@ struct part {
 	bool ntfs_type;                /* Microsoft basic data / MBR 0x07 */
 	bool ntfs_sig;                 /* its first sector is an NTFS boot sector */
 	bool gpt_backup;               /* the GPT came from the backup header */
+	bool cow_type;                 /* GPT type "cowboot cow" (docs/cow-format.md) */
 };
 
 /* A range of the disk that holds a table itself (MBR, EBRs, GPT headers and entry arrays):

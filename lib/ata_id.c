@@ -94,6 +94,34 @@ int ata_smart_parse(const uint8_t page[512], struct ata_smart *s)
 	return 0;
 }
 
+static void append(char *line, size_t n, size_t *k, const char *what, int64_t v, const char *unit)
+{
+	if (v >= 0 && *k < n)
+		*k += (size_t)fmt_snprintf(line + *k, n - *k, " %s %llu%s,", what, (unsigned long long)v, unit);
+}
+
+void ata_smart_summary(const struct ata_smart *s, char *line, size_t n)
+{
+	size_t k = (size_t)fmt_snprintf(line, n, "SMART data:");
+	int64_t t = ata_smart_raw(s, 194);   /* temperature, else airflow temperature */
+	if (t < 0)
+		t = ata_smart_raw(s, 190);
+	append(line, n, &k, "temperature", t < 0 ? -1 : t & 0xff, " C");
+	static const struct { uint8_t id; const char *what; } known[] = {
+		{ 9, "power-on hours" }, { 5, "reallocated" }, { 197, "pending" }, { 198, "offline uncorrectable" },
+	};
+	for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		int64_t v = ata_smart_raw(s, known[i].id);
+		append(line, n, &k, known[i].what, v < 0 ? -1 : v & 0xffffffff, "");
+	}
+	if (k >= n)
+		return;   /* cut short by the caller's buffer */
+	if (line[k - 1] == ',')
+		line[k - 1] = '\0';
+	else
+		fmt_snprintf(line + k, n - k, " no known attributes");
+}
+
 int64_t ata_smart_raw(const struct ata_smart *s, uint8_t id)
 {
 	for (unsigned i = 0; i < s->n; i++)

@@ -33,6 +33,10 @@ struct ata_smart {
 int ata_smart_parse(const uint8_t page[512], struct ata_smart *s);
 /* Raw value (48 bits) of the first attribute with this id, or -1 when the drive lacks it. */
 int64_t ata_smart_raw(const struct ata_smart *s, uint8_t id);
+/* The attributes a rescue cares about, those the drive has, as one line: "SMART data:
+ * temperature 36 C, power-on hours 1234, reallocated 0, pending 0, offline uncorrectable 0",
+ * or "SMART data: no known attributes". The one wording of every transport (AHCI, SAT). */
+void ata_smart_summary(const struct ata_smart *s, char *line, size_t n);
 /* SMART RETURN STATUS: the LBA mid/high registers of the answer. 0 healthy, 1 threshold
  * exceeded, -E_IO when they are neither. */
 int ata_smart_status(uint8_t lba_mid, uint8_t lba_high);

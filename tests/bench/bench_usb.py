@@ -44,7 +44,7 @@ os.remove(img)
 os.rmdir(tmp)
 
 t0 = re.search(r"\[\s*([\d.]+)\] xhci0: pci", boot_log)
-t1 = re.findall(r"\[\s*([\d.]+)\] disk usb\d+:", boot_log)
+t1 = re.findall(r"\[\s*([\d.]+)\] disk usb\d+-[\w.]+:", boot_log)
 base = results["B-VIRTIO"][0]
 speeds = dict((s, sp) for sp, s in re.findall(r"\d\s+(\w+)\s+46f4:0001.*serial (B-USB\d)", tree))
 speeds.update({"B-UAS3": "super", "B-UAS2": "high"})

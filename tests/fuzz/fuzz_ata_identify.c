@@ -51,6 +51,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (unsigned i = 0; i < s.n; i++)
 				if (!s.attr[i].id || s.attr[i].raw >> 48 || ata_smart_raw(&s, s.attr[i].id) < 0)
 					abort();
+			/* The summary line: bounded by its buffer whatever the raw values, even a short one. */
+			char line[160], *cut = malloc(24);
+			ata_smart_summary(&s, line, sizeof(line));
+			ata_smart_summary(&s, cut, 24);
+			if (!memchr(line, '\0', sizeof(line)) || !memchr(cut, '\0', 24))
+				abort();
+			free(cut);
 		}
 		ata_smart_status(page[0], page[1]);
 	}

@@ -104,7 +104,7 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     m.wait_prompt(120)
     boot_log = m.last_before
     out = m.cmd("disks")
-    rows = {serial: name for name, serial in re.findall(r"^(usb\d+)\s+.*?\s(\S+)\s+usb\s", out, re.M)}
+    rows = {serial: name for name, serial in re.findall(r"^(usb\d+-[\w.]+)\s+.*?\s(\S+)\s+usb\s", out, re.M)}
     check("every USB disk is listed with its serial", set(rows) >= {"USB-SRC-1", "USB-HUB-1", "BOT-L0", "BOT-L1",
                                                                   "USB-BIG-3T", "USB-NEC-1", "UAS-L0", "UAS-L1"}, out)
     src, hubd, l0, l1 = rows.get("USB-SRC-1"), rows.get("USB-HUB-1"), rows.get("BOT-L0"), rows.get("BOT-L1")
@@ -131,6 +131,22 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
           "UAS at SuperSpeed without bulk streams: not driven" in boot_log, tree)
     check("usb shows the second-tier hub and the disk on it",
           re.search(r"6\.4\s+full\s+.*hub, \d+ ports", tree) and re.search(r"6\.4\.1\s+full\s+.*USB-DEEP.*driver usb-msc", tree), tree)
+    # Disk names by port path: usb<controller>-<root port>.<hub ports>, l<LUN> after LUN 0; the
+    # tree lists each device's disks after its driver.
+    named, hc = {}, None
+    for line in tree.splitlines():
+        mh = re.match(r"xhci(\d+) \(pci", line)
+        if mh:
+            hc = mh.group(1)
+        md = re.search(r"(\d+(?:\.\d+)*)\s+(?:full|low|high|super\+?)\s.*driver usb-msc \(([^)]*)\)", line)
+        if md and hc is not None:
+            for n in md.group(2).split(", "):
+                named[n] = (hc, md.group(1))
+    bad = [n for n, (c, p) in named.items() if not re.fullmatch(rf"usb{c}-{re.escape(p)}(l\d+)?", n)]
+    check("every USB disk is named by its controller and port path, as usb shows",
+          len(named) >= 11 and not bad and set(named) >= set(rows.values()) - {None}, (bad, named, tree))
+    check("the stick on port 1, the disks behind the hub and the second tier, the second LUN",
+          src == "usb0-1" and hubd == "usb0-6.2" and rows.get("USB-DEEP") == "usb0-6.4.1" and l1 == f"{l0}l1", out)
     check("usb shows speeds and classes", re.search(r"1\s+super\s+46f4:0001.*USB-SRC-1\s+class 08/06/50, driver usb-msc", tree), tree)
     for name, path, lba, count, ls in ((src, SRC, 0, BAD, 512), (src, SRC, BAD + 1, 30000, 512), (hubd, HUBD, 3, 8000, 512),
                                        (l0, L0, 0, 8192, 512), (l1, L1, 1, 1000, 4096), (nec, NEC, 0, 4096, 512),
@@ -176,12 +192,18 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     # A disk plugged into a hub port while running, then unplugged.
     r = m.qmp("device_add", driver="usb-storage", id="hp", bus="xhci.0", port="2.6", drive="hp", serial="USB-HUBPLUG")
     check("QMP device_add behind the hub", "return" in r, r)
-    hp = m.wait_for(r"disk (usb\d+): 2048 sectors of 512 bytes, model '[^']*', serial 'USB-HUBPLUG'", 30).group(1)
+    hp = m.wait_for(r"disk (usb\d+-[\w.]+): 2048 sectors of 512 bytes, model '[^']*', serial 'USB-HUBPLUG'", 30).group(1)
     o = m.cmd(f"read {hp} 9")
     check("a disk plugged into a hub port while running is found and reads", "usbHubPlug lba 9" in o, o[:200])
+    check("named by that port, not by the order it came in", hp == "usb0-6.6", hp)
     m.qmp("device_del", id="hp")
     m.wait_for(rf"disk {hp} is gone", 30)
     check("and unplugged from the hub it is gone", True)
+    time.sleep(1)
+    m.qmp("device_add", driver="usb-storage", id="hp2", bus="xhci.0", port="2.6", drive="hp", serial="USB-HUBPLUG")
+    m.wait_for(rf"disk {hp} is back", 30)
+    o = m.cmd(f"read {hp} 8")
+    check("plugged into the same port again it has the same name and reads", "usbHubPlug lba 8" in o, o[:200])
 
     # Unplug, then the same drive again on the same port: gone, then back with its old name.
     r = m.qmp("device_del", id="stick")
@@ -194,7 +216,7 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     r = m.qmp("device_add", driver="usb-storage", id="stick2", bus="xhci.0", port="1", drive="other",
               serial="USB-OTHER")
     check("QMP device_add of another drive", "return" in r, r)
-    new = m.wait_for(r"disk (usb\d+): \d+ sectors of 512 bytes, model 'QEMU QEMU HARDDISK', serial 'USB-OTHER'", 30).group(1)
+    new = m.wait_for(r"disk (usb\d+-[\w.]+): \d+ sectors of 512 bytes, model 'QEMU QEMU HARDDISK', serial 'USB-OTHER'", 30).group(1)
     m.wait_for(rf"disk {new}p1: ", 30)
     check("a disk plugged in after boot has its GPT partition scanned", True)
     o = m.cmd(f"read {new}p1 3")
@@ -202,6 +224,7 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     out = m.cmd("disks")
     check("another drive on the same port is a new disk; the old one stays gone",
           re.search(rf"^{src}\s.*gone", out, re.M) and "USB-OTHER" in out, out)
+    check("the new drive's name says the port, apart from the gone disk that holds it", new == f"{src}_2", new)
     r = m.qmp("device_del", id="stick2")
     m.wait_for(r"USB-OTHER|removed", 30)
     time.sleep(1)

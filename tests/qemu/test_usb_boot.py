@@ -14,19 +14,21 @@ import uuid
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import BUILD, Machine, check, finish, make_pattern_disk, sha256_file  # noqa: E402
+from cowboot_qemu import BUILD, Machine, check, finish, sha256_file  # noqa: E402
+from mkdemo import gpt_disk  # noqa: E402
 
 SECTOR = 512
 ESP = uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
-DATA = uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7")
+COW = uuid.UUID("84024261-2707-4790-a2ef-be9e11429f11")   # "cowboot cow" (docs/cow-format.md)
 
 
 def make_stick(path, fat, size):
-    """A GPT stick: partition 1 the FAT image (EFI system partition), partition 2 the rest."""
+    """A GPT stick: partition 1 the FAT image (EFI system partition), partition 2 the rest, of the
+    "cowboot cow" type (as `sgdisk --typecode=2:84024261-2707-4790-a2ef-be9e11429f11` makes it)."""
     sectors = size // SECTOR
     fat_sectors = os.path.getsize(fat) // SECTOR
     es = 32
-    parts = [(ESP, 2048, 2048 + fat_sectors - 1, "EFI"), (DATA, 2048 + fat_sectors, sectors - 2 - es - 1, "cow")]
+    parts = [(ESP, 2048, 2048 + fat_sectors - 1, "EFI"), (COW, 2048 + fat_sectors, sectors - 2 - es - 1, "cow")]
     entries = bytearray(128 * 128)
     for i, (t, first, last, label) in enumerate(parts):
         e = t.bytes_le + uuid.uuid4().bytes_le + struct.pack("<QQQ", first, last, 0) + label.encode("utf-16-le")
@@ -58,21 +60,29 @@ tmp = tempfile.mkdtemp(prefix="cowboot-usbboot-")
 atexit.register(shutil.rmtree, tmp, True)
 stick, src = os.path.join(tmp, "stick.img"), os.path.join(tmp, "src.img")
 make_stick(stick, os.path.join(BUILD, "boot.img"), 96 << 20)
-make_pattern_disk(src, 16 << 20, "stickSrc")
+gpt_disk(src, 16 << 20)   # partitions: the first screen takes it for a source
 src_hash = sha256_file(src)
 ctrl = ["-device", "qemu-xhci,id=xhci",
         "-drive", f"if=none,id=src,file={src},format=raw,cache=none,readonly=on",
         "-device", "usb-storage,bus=xhci.0,port=1,drive=src,serial=USB-SRC"]
 with Machine(controllers=ctrl, boot_usb=stick, name="usbboot") as m:
     m.wait_prompt(120)
+    first = m.last_before
     out = m.cmd("disks")
-    row = re.search(r"^(usb\d+)\s+96\.0 MiB.*BOOT-STICK\s+usb\s+boot\s*$", out, re.M)
+    row = re.search(r"^(usb\d+-[\w.]+)\s+96\.0 MiB.*BOOT-STICK\s+usb\s+boot\s*$", out, re.M)
     check("the stick cowboot was loaded from is flagged boot", row, out)
     stk = row.group(1) if row else "usb?"
-    srcn = re.search(r"^(usb\d+)\s.*USB-SRC", out, re.M)
+    srcn = re.search(r"^(usb\d+-[\w.]+)\s.*USB-SRC", out, re.M)
     srcn = srcn.group(1) if srcn else "usb?"
-    check("only the stick is flagged boot", len(re.findall(r"\sboot\s*$", out, re.M)) == 3, out)
+    check("only the stick is flagged boot", len(re.findall(r"\s(?:cow,)?boot\s*$", out, re.M)) == 3, out)
     check("the stick's GPT partitions are listed", f"{stk}p1 " in out and f"{stk}p2 " in out, out)
+    check("the partition of type cowboot cow is flagged cow, the EFI system partition not",
+          re.search(rf"^{stk}p2\s.*\scow,boot\s*$", out, re.M) and re.search(rf"^{stk}p1\s.*\sboot\s*$", out, re.M), out)
+    check("the first screen names the stick's cow partition and offers it for the source's cow",
+          re.search(rf"{stk} .*the disk cowboot started from; its {stk}p2 is a cowboot cow partition", first) and
+          f"To rescue {srcn} into {stk}p2: cow format {stk}p2 {srcn} --yes" in first, first[-1500:])
+    o = m.cmd(f"info {stk}p2")
+    check("info names the partition type", "partition type: cowboot cow" in o, o)
     o = m.cmd("info boot")
     check("`boot` names the stick", f"{stk}:" in o and "BOOT-STICK" in o, o)
     o = m.cmd(f"wipe {stk} --yes")

@@ -55,7 +55,7 @@ text = ""   # the map, once the rescue has finished
 with Machine(controllers=ctrl, name="usbrescue") as m:
     m.wait_prompt(120)
     out = m.cmd("disks")
-    names = dict((s, n) for n, s in re.findall(r"^(usb\d+)\s.*\s(USB-\S+)\s+usb", out, re.M))
+    names = dict((s, n) for n, s in re.findall(r"^(usb\d+-[\w.]+)\s.*\s(USB-\S+)\s+usb", out, re.M))
     s, c = names.get("USB-SOURCE"), names.get("USB-COW")
     check("the USB source and cow disks are found", s and c, out)
     m.cmd(f"cow format {c} {s} --yes", 60)
@@ -74,9 +74,9 @@ with Machine(controllers=ctrl, name="usbrescue") as m:
     check("status shows the job waiting for its source", "waiting for the source" in out, out)
     r = m.qmp("device_add", driver="usb-storage", id="otherdev", bus="xhci.0", port="1", drive="other",
               serial="USB-IMPOSTOR")
-    m.wait_for(r"disk (usb\d+): \d+ sectors of 512 bytes, model '[^']*', serial 'USB-IMPOSTOR'", 60)
+    m.wait_for(r"disk (usb\d+-[\w.]+): \d+ sectors of 512 bytes, model '[^']*', serial 'USB-IMPOSTOR'", 60)
     out = m.cmd("disks")
-    imp = re.search(r"^(usb\d+)\s.*USB-IMPOSTOR", out, re.M)
+    imp = re.search(r"^(usb\d+-[\w.]+)\s.*USB-IMPOSTOR", out, re.M)
     imp = imp.group(1) if imp else "usb?"
     out = m.cmd(f"disk ov0 {imp}", 60)
     check("another drive offered in the source's place is refused, the field named",

@@ -47,6 +47,16 @@ int main(void)
 	      ata_smart_parse(buf + 512, &s) == 0 && (ata_smart_raw(&s, 194) & 0xff) == 32 &&
 	      ata_smart_raw(&s, 9) == 34612 && ata_smart_raw(&s, 5) == 8 && ata_smart_raw(&s, 197) == 3 &&
 	      ata_smart_raw(&s, 233) == -1);
+	char line[160], shortl[20];
+	ata_smart_summary(&s, line, sizeof(line));
+	memset(shortl, 'x', sizeof(shortl));
+	ata_smart_summary(&s, shortl, 16);
+	CHECK("worded as one line, the attributes it lacks left out; a short buffer cut, not overrun",
+	      !strncmp(line, "SMART data: temperature 32 C, power-on hours 34612, reallocated 8, pending 3", 76) &&
+	      strlen(shortl) == 15 && shortl[16] == 'x');
+	struct ata_smart none = { 0 };
+	ata_smart_summary(&none, line, sizeof(line));
+	CHECK("a page without them says so", !strcmp(line, "SMART data: no known attributes"));
 	buf[512 + 100] ^= 1;
 	CHECK("a SMART page with a wrong checksum is refused", ata_smart_parse(buf + 512, &s) == -E_CRC);
 	buf[100] ^= 1;

@@ -48,16 +48,21 @@ static struct {
 	uint8_t csw_status;
 	uint8_t sense[32];
 	bool smart_failing;
+	bool smart_bad_sum, smart_refused;   /* SMART READ DATA: a wrong checksum, a bridge that refuses it */
 	uint64_t out_lba;
 	bool bad_csw_once;
 	uint64_t stall_lba, hang_lba;
 	bool hanging;
 	bool deaf_to_bot_reset;      /* a bridge that only a port reset brings back */
 	bool dead;                   /* stalls every request, even after a port reset */
+	uint64_t ready_at;           /* TEST UNIT READY says "becoming ready" until this time */
+	int turs;
+	bool tur_hangs;              /* TEST UNIT READY never answers (its CSW does not come) */
 	int bot_resets, clear_halts, port_resets;
 } F;
 
 static uint64_t now_us;
+static uint64_t max_poll_us;   /* the longest single call of a poller measured */
 static uint32_t rd(unsigned o) { uint32_t v; memcpy(&v, F.mmio + o, 4); return v; }
 static void port_write(void);
 
@@ -254,7 +259,16 @@ static void scsi(void)
 	F.data_len = F.data_pos = 0;
 	memset(F.data, 0, sizeof(F.data));
 	switch (cdb[0]) {
-	case 0x00: break;
+	case 0x00:
+		F.turs++;
+		if (F.tur_hangs)
+			F.hanging = true;
+		else if (now_us < F.ready_at) {   /* NOT READY, logical unit is in process of becoming ready */
+			sense(2, 0x04, UINT64_MAX);
+			F.sense[13] = 0x01;
+			F.csw_status = 1;
+		}
+		break;
 	case 0x03: memcpy(F.data, F.sense, sizeof(F.sense)); F.data_len = sizeof(F.sense); break;
 	case 0x12:
 		if (cdb[1] & 1) { F.data[1] = 0x80; F.data[3] = 4; memcpy(F.data + 4, "FK01", 4); F.data_len = 8; break; }
@@ -291,6 +305,36 @@ static void scsi(void)
 			if (F.smart_failing)
 				F.sense[17] = 0xf4, F.sense[19] = 0x2c;
 			F.csw_status = 1;
+			break;
+		}
+		if (cdb[14] == 0xb0 && cdb[4] == 0xd0 && cdb[10] == 0x4f && cdb[12] == 0xc2 && (cdb[2] & 0x08) &&
+		    ((cdb[1] >> 1) & 0xf) == 4) {
+			if (F.smart_refused) {   /* CHECK CONDITION, the data stage stalled (BOT case Hi > Dn) */
+				sense(5, 0x24, UINT64_MAX);
+				F.csw_status = 1;
+				F.data_len = 512;
+				F.data_pos = UINT32_MAX;
+				F.bot = B_DATA_IN;
+				return;
+			}
+			/* SMART READ DATA: a page with the attributes of a drive that has begun to fail. */
+			static const struct { uint8_t id; uint64_t raw; } at[] = {
+				{ 1, 0 }, { 5, 3 }, { 9, 12345 }, { 194, 36 | 21u << 16 | 48ull << 32 }, { 197, 2 }, { 198, 1 },
+			};
+			for (unsigned i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+				uint8_t *a = F.data + 2 + 12 * i;
+				a[0] = at[i].id;
+				a[1] = 0x33;
+				a[3] = 100;
+				a[4] = 99;
+				for (int b = 0; b < 6; b++)
+					a[5 + b] = (uint8_t)(at[i].raw >> (8 * b));
+			}
+			uint8_t sum = 0;
+			for (int i = 0; i < 511; i++)
+				sum = (uint8_t)(sum + F.data[i]);
+			F.data[511] = (uint8_t)(-sum + (F.smart_bad_sum ? 1 : 0));
+			F.data_len = 512;
 			break;
 		}
 		if (cdb[14] != 0xec) { sense(5, 0x24, UINT64_MAX); F.csw_status = 1; break; }
@@ -535,7 +579,16 @@ void time_delay_us(uint64_t us)
 	while (time_now_us() < end)
 		;
 }
-int kprintf(const char *fmt, ...) { (void)fmt; return 0; }
+static char outbuf[4096];   /* what the drivers print (info) */
+int kprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t k = strlen(outbuf);
+	int n = fmt_vsnprintf(outbuf + k, sizeof(outbuf) - k, fmt, ap);
+	va_end(ap);
+	return n;
+}
 static char logbuf[16384];
 void log_event(enum log_level lvl, const char *fmt, ...)
 {
@@ -638,6 +691,7 @@ int main(void)
 	CHECK("the disk behind the 64-byte contexts is registered", ndisks_reg == 1 && disks[0]->sectors == F_SECTORS &&
 	      disks[0]->lsize == 512);
 	struct blk_dev *d = ndisks_reg ? disks[0] : NULL;
+	CHECK("the disk is named by its port path: controller 0, root port 2", d && !strcmp(d->name, "usb0-2"));
 	CHECK("model from INQUIRY, serial from VPD 80h", d && !strcmp(d->model, "FAKE Disk") && !strcmp(d->serial, "FK01"));
 	struct msc_lun *fl = d ? d->drv : NULL;
 	CHECK("the drive behind the SAT bridge from ATA PASS-THROUGH IDENTIFY",
@@ -649,14 +703,40 @@ int main(void)
 	F.smart_failing = false;
 	if (!d)
 		return CHECK_DONE();
+	/* SMART READ DATA through SAT, parsed with the SATA driver's parser, shown by info. */
+	outbuf[0] = '\0';
+	msc_info(d);
+	CHECK("info shows the SMART verdict and attributes read through SAT",
+	      strstr(outbuf, "SMART health: ok\nSMART data: temperature 36 C, power-on hours 12345, reallocated 3, "
+			     "pending 2, offline uncorrectable 1\n"));
+	char hl[200];
+	CHECK("and the report's health line has them", msc_health(d, hl, sizeof(hl)) == 0 &&
+	      !strcmp(hl, "SMART health: ok; SMART data: temperature 36 C, power-on hours 12345, reallocated 3, "
+			  "pending 2, offline uncorrectable 1"));
+	F.smart_bad_sum = true;
+	outbuf[0] = '\0';
+	msc_info(d);
+	CHECK("a SMART page with a wrong checksum is refused, not believed",
+	      strstr(outbuf, "SMART data: unreadable (") && !strstr(outbuf, "reallocated"));
+	F.smart_bad_sum = false;
+	F.smart_refused = true;
+	int resets_before = F.bot_resets;
+	outbuf[0] = '\0';
+	msc_info(d);
+	CHECK("a bridge that passes IDENTIFY but refuses SMART READ DATA is said so, with no reset",
+	      strstr(outbuf, "SMART data: not passed through by this bridge") && F.bot_resets == resets_before);
+	F.smart_refused = false;
+	rc = read_lba(d, &r, 40, 2, buf, 1000);
+	CHECK("the disk reads after the SMART commands", rc == 0 && disk_matches(buf, 40, 2));
 	rc = read_lba(d, &r, 100, 16, buf, 1000);
 	CHECK("a read returns the disk's data", rc == 0 && disk_matches(buf, 100, 16));
 
 	/* A wrong CSW: BOT reset recovery, -E_IO, and the next read works. */
+	int resets0 = F.bot_resets, halts0 = F.clear_halts;
 	F.bad_csw_once = true;
 	rc = read_lba(d, &r, 5, 1, buf, 1000);
 	CHECK("a wrong CSW fails the command with an I/O error", rc == -E_IO);
-	CHECK("and is answered by a BOT reset with both halts cleared", F.bot_resets == 1 && F.clear_halts == 2 &&
+	CHECK("and is answered by a BOT reset with both halts cleared", F.bot_resets == resets0 + 1 && F.clear_halts == halts0 + 2 &&
 	      strstr(logbuf, "invalid CSW; BOT reset"));
 	rc = read_lba(d, &r, 6, 2, buf, 1000);
 	CHECK("the next read after the wrong CSW works", rc == 0 && disk_matches(buf, 6, 2));
@@ -706,12 +786,26 @@ int main(void)
 	time_now_us();
 	xhci_hotplug_poll();
 	CHECK("an unplugged disk is gone", d->flags & BLK_F_GONE);
+	/* Its twin (alike in every identity field, as sticks without serial numbers are), gone from
+	 * port 1, listed first: the drive on port 2 must still take its own disk back. */
+	struct msc_lun *twin = calloc(1, sizeof(*twin));
+	*twin = *(struct msc_lun *)d->drv;
+	fmt_snprintf(twin->dev.name, sizeof(twin->dev.name), "usb0-1");
+	fmt_snprintf(twin->path, sizeof(twin->path), "1");
+	twin->dev.flags |= BLK_F_GONE;
+	memmove(all_luns + 1, all_luns, nluns_all * sizeof(all_luns[0]));
+	all_luns[0] = twin;
+	nluns_all++;
 	F.connected = true;
 	F.port_changes |= PORT_CSC;
 	now_us += 1000000;
 	time_now_us();
 	xhci_hotplug_poll();
 	CHECK("the same disk plugged in again is back under its name", !(d->flags & BLK_F_GONE) && ndisks_reg == 1);
+	CHECK("its twin last seen on another port stays gone: alike drives do not swap names",
+	      (twin->dev.flags & BLK_F_GONE) && !twin->m && ((struct msc_lun *)d->drv)->m);
+	memmove(all_luns, all_luns + 1, --nluns_all * sizeof(all_luns[0]));
+	free(twin);
 	CHECK("a disk found at boot is left to the boot-time partition scan; a returning one keeps its own", scans == 0);
 	rc = read_lba(d, &r, 7, 1, buf, 1000);
 	CHECK("and reads", rc == 0 && disk_matches(buf, 7, 1));
@@ -723,6 +817,59 @@ int main(void)
 	rc = msc_recover(d, &r);
 	CHECK("a bridge that answers nothing after every rung is gone", rc == -E_GONE &&
 	      strstr(logbuf, "no answer after the port reset"));
+
+	/* A drive spinning up: TEST UNIT READY says "becoming ready" for 3 s. Enumeration does not
+	 * wait for it; the poller adds the disk once it answers, no call of it long. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.ready_at = now_us + 3000000;
+	uint64_t t0 = now_us;
+	rc = xhci_probe(&pdev);
+	CHECK("enumeration of a drive becoming ready returns before it is ready",
+	      rc == 0 && now_us < F.ready_at && now_us - t0 < 1000000 && ndisks_reg == 0 &&
+	      strstr(logbuf, "becoming ready; it is added when it is"));
+	int scans0 = scans, turs0 = F.turs;
+	max_poll_us = 0;
+	while (ndisks_reg == 0 && now_us < F.ready_at + 2000000) {
+		now_us += 20000;
+		uint64_t p0 = now_us;
+		msc_ready_poll();
+		if (now_us - p0 > max_poll_us)
+			max_poll_us = now_us - p0;
+	}
+	CHECK("the poller adds it once ready, under its port's name", ndisks_reg == 1 && now_us >= F.ready_at &&
+	      now_us < F.ready_at + 500000 && !strcmp(disks[0]->name, "usb0-2") && disks[0]->sectors == F_SECTORS);
+	CHECK("asking it again a few times a second, each call of the poller short",
+	      F.turs - turs0 >= 10 && F.turs - turs0 <= 40 && max_poll_us < 100000);
+	printf("  spin-up: %d TEST UNIT READYs in 3 s, longest poller call %llu us (fake clock)\n", F.turs - turs0,
+	       (unsigned long long)max_poll_us);
+	CHECK("its partitions are read on a task, since the boot-time scan has run", scans == scans0 + 1);
+	/* One that never becomes ready is given up after MSC_READY_TIMEOUT_MS, said once. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.ready_at = UINT64_MAX;
+	rc = xhci_probe(&pdev);
+	for (int i = 0; i < 1000 && !strstr(logbuf, "not ready after"); i++) {
+		now_us += 20000;
+		msc_ready_poll();
+	}
+	CHECK("a drive that never becomes ready is left out after the deadline, said once",
+	      ndisks_reg == 0 && strstr(logbuf, "LUN 0 'FAKE Disk': not ready after 10000 ms: still becoming ready"));
+	F.ready_at = 0;
+	/* One whose TEST UNIT READY goes unanswered is not waited for again and again: one
+	 * deadline, a BOT reset, left out. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.tur_hangs = true;
+	t0 = now_us;
+	rc = xhci_probe(&pdev);
+	for (int i = 0; i < 50; i++) {
+		now_us += 200000;
+		msc_ready_poll();
+	}
+	CHECK("a drive deaf to TEST UNIT READY is left out after one deadline, not retried",
+	      ndisks_reg == 0 && F.turs == 1 && F.bot_resets == 1 && strstr(logbuf, "not ready: command timed out"));
+	F.tur_hangs = false;
 
 	/* A firmware that never lets go; 32-byte contexts, no scratchpads. */
 	reset_driver_state();
