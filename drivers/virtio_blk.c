@@ -23,12 +23,15 @@ enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_FAILED = 1
 #define F_BLK_SIZE   (1ULL << 6)
 #define F_FLUSH      (1ULL << 9)
 #define F_TOPOLOGY   (1ULL << 10)
+#define F_DISCARD    (1ULL << 13)
+#define F_WRITE_ZEROES (1ULL << 14)
 #define F_VERSION_1  (1ULL << 32)
 
 #define RESET_TIMEOUT_MS   1000   /* the status to read back zero after a reset */
 #define GET_ID_TIMEOUT_MS  1000   /* the serial (GET_ID) at probe */
+#define ZERO_MAX_BYTES  (64u << 20)  /* a discard or write-zeroes command: no data, so larger */
 /* Request types and status. */
-enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8 };
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WRITE_ZEROES = 13 };
 enum { ST_OK = 0, ST_IOERR = 1, ST_UNSUPP = 2 };
 
 struct common_cfg {
@@ -50,14 +53,20 @@ struct blk_cfg {
 	uint32_t opt_io;
 } __attribute__((packed));
 
-/* The device configuration bytes read: up to phys_exp (capacity, size_max, blk_size, topology). */
+/* The device configuration bytes read: up to phys_exp (capacity, size_max, blk_size, topology);
+ * the discard and write-zeroes limits (max_discard_sectors at 36 to write_zeroes_may_unmap at
+ * 56) only when the window holds them, and only then are those features taken. */
 #define CFG_READ_BYTES 25u
+#define CFG_ZERO_BYTES 57u
 
 struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 #define D_NEXT  1
 #define D_WRITE 2
 
 struct req_hdr { uint32_t type, reserved; uint64_t sector; };
+/* The data of a discard or write-zeroes request: one range, in 512-byte sectors; flags 0 (for
+ * write-zeroes: no unmap, the zeros stay allocated). */
+struct zero_seg { uint64_t sector; uint32_t num_sectors, flags; };
 
 #define QSIZE_MAX 256
 #define SLOTS (QSIZE_MAX / 3)
@@ -70,6 +79,7 @@ struct vblk {
 	struct pci_dev *pci;
 	volatile struct common_cfg *common;
 	volatile struct blk_cfg *cfg;
+	uint32_t cfg_len;              /* bytes of device configuration that may be read */
 	volatile uint8_t *notify_base;
 	uint32_t notify_mult, notify_len;
 	volatile uint16_t *notify;     /* queue 0's doorbell */
@@ -82,6 +92,7 @@ struct vblk {
 	volatile uint16_t *avail;      /* flags, idx, ring[qsize] */
 	volatile uint8_t *used;        /* flags, idx, ring of {id, len} */
 	struct req_hdr *hdrs;          /* one per slot, DMA */
+	struct zero_seg *segs;         /* one per slot, DMA: discard and write-zeroes ranges */
 	volatile uint8_t *status;      /* one byte per slot, DMA */
 	struct blk_req *slot_req[SLOTS];
 	uint32_t nslots;
@@ -119,7 +130,7 @@ static int find_caps(struct vblk *v)
 		} else if (type == CAP_ISR && !v->isr)
 			v->isr = cap_ptr(v->pci, cap, 1, NULL);
 		else if (type == CAP_DEVICE && !v->cfg)
-			v->cfg = cap_ptr(v->pci, cap, CFG_READ_BYTES, NULL);
+			v->cfg = cap_ptr(v->pci, cap, CFG_READ_BYTES, &v->cfg_len);
 	}
 	if (!v->common || !v->notify_base || !v->cfg)
 		return -E_UNSUPP;   /* a legacy-only device: not driven */
@@ -187,8 +198,9 @@ static int ring_setup(struct vblk *v, uint16_t qs)
 	if (!v->ring) {
 		v->ring = dma_alloc(ring_bytes(qs), 4096);
 		v->hdrs = dma_alloc(sizeof(struct req_hdr) * SLOTS, 16);
+		v->segs = dma_alloc(sizeof(struct zero_seg) * SLOTS, 16);
 		v->status = dma_alloc(SLOTS, 1);
-		if (!v->ring || !v->hdrs || !v->status)
+		if (!v->ring || !v->hdrs || !v->segs || !v->status)
 			return -E_NOMEM;
 	}
 	v->qsize = qs;
@@ -211,6 +223,8 @@ static int vblk_init_legacy(struct vblk *v)
 	set_status(v, S_ACK);
 	set_status(v, S_ACK | S_DRIVER);
 	uint64_t want = F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY;
+	if (v->cfg_len >= CFG_ZERO_BYTES)
+		want |= F_DISCARD | F_WRITE_ZEROES;
 	v->features = inl(v->io + L_HOST_FEATURES) & want;
 	outl(v->io + L_GUEST_FEATURES, (uint32_t)v->features);
 	outw(v->io + L_QUEUE_SELECT, 0);
@@ -241,6 +255,8 @@ static int vblk_init_device(struct vblk *v)
 	c->dfselect = 1;
 	f |= (uint64_t)c->df << 32;
 	uint64_t want = F_VERSION_1 | F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY;
+	if (v->cfg_len >= CFG_ZERO_BYTES)
+		want |= F_DISCARD | F_WRITE_ZEROES;
 	v->features = f & want;
 	if (!(v->features & F_VERSION_1))
 		return -E_UNSUPP;
@@ -322,7 +338,11 @@ static int vblk_start(struct blk_dev *d, struct blk_req *r)
 		queue_req(v, s, T_IN, sector, r->buf, len, 1);
 	else if (r->op == BLK_WRITE)
 		queue_req(v, s, T_OUT, sector, r->buf, len, 0);
-	else
+	else if (r->op == BLK_DISCARD || r->op == BLK_WRITE_ZEROES) {
+		v->segs[s] = (struct zero_seg){ sector, r->count * (d->lsize / 512), 0 };
+		queue_req(v, s, r->op == BLK_DISCARD ? T_DISCARD : T_WRITE_ZEROES, 0, &v->segs[s],
+			  sizeof(struct zero_seg), 0);
+	} else
 		queue_req(v, s, T_FLUSH, 0, NULL, 0, 0);
 	return 0;
 }
@@ -360,10 +380,11 @@ static int vblk_recover(struct blk_dev *d, struct blk_req *overdue)
 static void vblk_info(struct blk_dev *d)
 {
 	struct vblk *v = d->drv;
-	kprintf("virtio: pci %02x:%02x.%x, features 0x%llx%s%s%s, queue size %u (%u requests in flight)\n",
+	kprintf("virtio: pci %02x:%02x.%x, features 0x%llx%s%s%s%s%s, queue size %u (%u requests in flight)\n",
 		v->pci->bus, v->pci->dev, v->pci->fn, (unsigned long long)v->features,
 		v->features & F_FLUSH ? " flush" : "", v->features & F_RO ? " ro" : "",
-		v->features & F_TOPOLOGY ? " topology" : "", v->qsize, v->nslots);
+		v->features & F_TOPOLOGY ? " topology" : "", v->features & F_DISCARD ? " discard" : "",
+		v->features & F_WRITE_ZEROES ? " write-zeroes" : "", v->qsize, v->nslots);
 }
 
 static const struct blk_driver_ops vblk_ops = {
@@ -395,6 +416,25 @@ static void vblk_get_serial(struct vblk *v)
 	dma_free(id, 64);
 }
 
+/* Discard and write-zeroes as the block layer's no-data commands, within the device's limits
+ * (512-byte sectors) and ours; a limit of zero leaves the command unused. */
+static void vblk_zero_limits(struct vblk *v)
+{
+	struct blk_dev *d = &v->dev;
+	uint32_t per = d->lsize / 512, max = ZERO_MAX_BYTES / d->lsize;
+	uint32_t disc = (v->features & F_DISCARD) ? cfg32(v, 36) / per : 0;
+	uint32_t zero = (v->features & F_WRITE_ZEROES) ? cfg32(v, 48) / per : 0;
+	if (disc)
+		d->flags |= BLK_F_DISCARD;
+	if (zero)
+		d->flags |= BLK_F_ZEROES;
+	if (disc && disc < max)
+		max = disc;
+	if (zero && zero < max)
+		max = zero;
+	d->max_zero_sectors = max;
+}
+
 static bool vblk_match(const struct pci_dev *p)
 {
 	return p->vendor == 0x1af4 && (p->device == 0x1001 || p->device == 0x1042);
@@ -410,6 +450,7 @@ static int vblk_probe(struct pci_dev *p)
 	int rc = find_caps(v);
 	if (rc == -E_UNSUPP && p->bar_is_io[0] && p->bar[0]) {
 		v->io = (uint16_t)p->bar[0];   /* no virtio capabilities: the legacy interface */
+		v->cfg_len = p->bar_size[0] > L_CONFIG ? (uint32_t)p->bar_size[0] - L_CONFIG : 0;
 		rc = 0;
 	}
 	if (rc < 0)
@@ -445,6 +486,7 @@ static int vblk_probe(struct pci_dev *p)
 		d->flags |= BLK_F_DEV_RO;
 	if (v->features & F_FLUSH)
 		d->flags |= BLK_F_FLUSH;
+	vblk_zero_limits(v);
 	const struct boot_info *bi = boot_info_get();
 	if (bi->boot_pci_bus == p->bus && bi->boot_pci_dev == p->dev && bi->boot_pci_fn == p->fn)
 		d->flags |= BLK_F_BOOT;
