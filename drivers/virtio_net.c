@@ -192,13 +192,14 @@ static int queue_init_legacy(struct vnet *v, struct vq *q, uint16_t qi, uint16_t
 	return 0;
 }
 
+static bool status_zero(void *v)
+{
+	return get_status(v) == 0;
+}
+
 static int wait_status_zero(struct vnet *v)
 {
-	deadline_t d = deadline_in_ms(VNET_RESET_TIMEOUT_MS);
-	while (get_status(v) != 0)
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
-	return 0;
+	return wait_until(status_zero, v, VNET_RESET_TIMEOUT_MS);
 }
 
 /* Reset, negotiate, both queues, DRIVER_OK, receive buffers posted. Probe and recovery. */
