@@ -125,6 +125,18 @@ static void log_add(struct nbd_disk *n, const struct nbd_req *q)
 	n->log_bytes += keep ? keep : sizeof(*r);
 }
 
+/* A replayed entry overlapping one still in flight waits for it: the server may run the
+ * requests it has in any order, and the later one must land last. */
+static bool overlaps_replay_in_flight(const struct nbd_disk *n, const struct replay *r)
+{
+	for (int i = 0; i < NBD_SLOTS / 2; i++) {
+		const struct replay *o = n->rep[i].priv;
+		if (o && r->off < o->off + o->len && o->off < r->off + r->len)
+			return true;
+	}
+	return false;
+}
+
 static void lost(struct nbd_disk *n, int why)
 {
 	char id[300];
@@ -138,6 +150,8 @@ static void lost(struct nbd_disk *n, int why)
 		n->in_client[s] = false;
 	n->iflush_busy = false;
 	n->rep_busy = 0;
+	for (int i = 0; i < NBD_SLOTS; i++)
+		n->rep[i].priv = NULL;   /* the next connection replays the log from its head */
 	if (n->tcp >= 0)
 		tcp_abort(n->tcp);
 	n->tcp = -1;
@@ -261,10 +275,14 @@ static void drive(struct nbd_disk *n)
 				n->rep_next = r->next;   /* a discard is advice: a server without it skips it */
 				continue;
 			}
+			if (overlaps_replay_in_flight(n, r))
+				break;
 			n->rep[i] = (struct nbd_req){ .type = r->type, .flags = r->flags, .off = r->off,
 						      .len = r->len, .buf = r->data, .priv = r };
-			if (nbd_client_submit(&n->cl, &n->rep[i]) < 0)
+			if (nbd_client_submit(&n->cl, &n->rep[i]) < 0) {
+				n->rep[i].priv = NULL;   /* not taken: tried again at the next poll */
 				break;
+			}
 			n->rep_busy++;
 			n->replayed_bytes += r->len;
 			n->rep_next = r->next;
