@@ -62,6 +62,10 @@ static int cmd_info(int argc, char **argv)
 		kprintf("partition type: cowboot cow (GPT 84024261-2707-4790-a2ef-be9e11429f11)\n");
 	kprintf("limits: %u sectors per command, queue depth %u, timeout %s\n", d->max_sectors,
 		d->queue_depth, d->timeout_ms ? "per device" : "io-timeout setting");
+	if (d->flags & (BLK_F_DISCARD | BLK_F_ZEROES))
+		kprintf("no-data commands:%s%s, %u sectors each\n", d->flags & BLK_F_ZEROES ? " write-zeroes" : "",
+			d->flags & BLK_F_DISCARD ? " discard" : "",
+			d->max_zero_sectors ? d->max_zero_sectors : d->max_sectors);
 	const struct blk_counters *c = &d->ctr;
 	kprintf("counters: reads %llu, writes %llu, flushes %llu, errors %llu, timeouts %llu, resets %llu\n",
 		(unsigned long long)c->reads, (unsigned long long)c->writes,

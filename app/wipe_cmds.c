@@ -29,6 +29,7 @@ struct wipe {
 	uint32_t patlen;
 	uint64_t seed;
 	uint32_t per;                  /* sectors per request */
+	bool zeroes;                   /* zeros written by the device's write-zeroes command */
 	uint8_t *fill;                 /* zeros or the pattern: one request's data, from phase 0 */
 	uint8_t *bufs[WIPE_DEPTH];     /* random writes and read-back */
 	struct blk_req reqs[WIPE_DEPTH];
@@ -224,14 +225,15 @@ static int run_pass(struct wipe *w, bool verify)
 			}
 			if (stop || w->next >= total)
 				continue;
+			bool zeroes = !verify && w->zeroes;
 			uint32_t n = total - w->next < w->per ? (uint32_t)(total - w->next) : w->per;
-			void *buf = w->fill;
+			void *buf = zeroes ? NULL : w->fill;
 			if (verify || w->mode == WIPE_RANDOM)
 				buf = w->bufs[i];
 			if (!verify && w->mode == WIPE_RANDOM)
 				random_fill(w->seed, w->next * (d->lsize / 8), buf, (size_t)n * d->lsize / 8);
-			*r = (struct blk_req){ .op = verify ? BLK_READ : BLK_WRITE, .lba = w->next,
-					       .count = n, .buf = buf };
+			*r = (struct blk_req){ .op = verify ? BLK_READ : zeroes ? BLK_WRITE_ZEROES : BLK_WRITE,
+					       .lba = w->next, .count = n, .buf = buf };
 			w->next += n;
 			busy++;
 			blk_submit(d, r);   /* a refusal completes the request at once: reaped above */
@@ -331,7 +333,15 @@ static int wipe_run(struct wipe *w, bool verify)
 	struct blk_dev *d = w->d;
 	uint64_t total = d->sectors;
 	char size[24], rate[24];
+	w->zeroes = w->mode == WIPE_ZERO && (d->flags & BLK_F_ZEROES);
+	if (w->zeroes)
+		kprintf("wipe %s: zeros by the device's write-zeroes command (no data sent)\n", d->name);
 	int rc = run_pass(w, false);
+	if (rc == -E_UNSUPP && w->zeroes) {
+		kprintf("wipe %s: the device refused write-zeroes; writing the zeros instead\n", d->name);
+		w->zeroes = false;
+		rc = run_pass(w, false);
+	}
 	uint64_t us = time_now_us() - w->t0;
 	/* Flushed even after Ctrl-C or an error: what the report says was written should be on
 	 * the media, not in the drive's cache. */

@@ -100,7 +100,7 @@ static void finish(struct blk_dev *d, struct blk_req *r, int status, uint64_t er
 		d->ctr.errors++;
 	else if (r->op == BLK_READ)
 		d->ctr.bytes_read += (uint64_t)r->count * d->lsize;
-	else if (r->op == BLK_WRITE)
+	else if (r->op == BLK_WRITE || r->op == BLK_WRITE_ZEROES)
 		d->ctr.bytes_written += (uint64_t)r->count * d->lsize;
 	if (r->done)
 		r->done(r);
@@ -144,20 +144,32 @@ static void child_done(struct blk_req *c)
 	}
 }
 
-/* Larger than one command: split into pieces of max_sectors, all queued at once. */
+static bool no_data(uint8_t op)
+{
+	return op == BLK_DISCARD || op == BLK_WRITE_ZEROES;
+}
+
+/* The largest command of this kind the device takes. */
+static uint32_t max_of(const struct blk_dev *d, uint8_t op)
+{
+	return no_data(op) && d->max_zero_sectors ? d->max_zero_sectors : d->max_sectors;
+}
+
+/* Larger than one command: split into pieces of the device's limit, all queued at once. */
 static int submit_split(struct blk_dev *d, struct blk_req *r)
 {
-	uint32_t n = (r->count + d->max_sectors - 1) / d->max_sectors;
+	uint32_t max = max_of(d, r->op);
+	uint32_t n = (r->count + max - 1) / max;
 	struct blk_req *kids = kzalloc(sizeof(*kids) * n);
 	if (!kids)
 		return -E_NOMEM;
 	r->next = kids;   /* parked here until the last piece completes */
 	r->pending = n;
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t off = i * d->max_sectors;
+		uint32_t off = i * max;
 		kids[i] = (struct blk_req){ .op = r->op, .flags = r->flags, .lba = r->lba + off,
-					    .count = r->count - off < d->max_sectors ? r->count - off : d->max_sectors,
-					    .buf = (uint8_t *)r->buf + (uint64_t)off * d->lsize,
+					    .count = r->count - off < max ? r->count - off : max,
+					    .buf = r->buf ? (uint8_t *)r->buf + (uint64_t)off * d->lsize : NULL,
 					    .timeout_ms = r->timeout_ms, .done = child_done, .parent = r };
 	}
 	for (uint32_t i = 0; i < n; i++)
@@ -183,10 +195,13 @@ int blk_submit(struct blk_dev *d, struct blk_req *r)
 		rc = -E_GONE;
 	else if ((r->flags & BLK_REQ_FUA) && !(d->flags & BLK_F_FUA))
 		rc = -E_UNSUPP;
+	else if (r->op > BLK_WRITE_ZEROES || (r->op == BLK_DISCARD && !(d->flags & BLK_F_DISCARD)) ||
+		 (r->op == BLK_WRITE_ZEROES && !(d->flags & BLK_F_ZEROES)))
+		rc = -E_UNSUPP;   /* drivers only ever see the operations they offer */
 	else if (r->op != BLK_FLUSH && (r->count == 0 || r->lba >= d->sectors ||
 					r->count > d->sectors - r->lba))
 		rc = -E_RANGE;
-	else if (r->op != BLK_FLUSH && r->count > d->max_sectors) {
+	else if (r->op != BLK_FLUSH && r->count > max_of(d, r->op)) {
 		r->pending = 0;
 		rc = submit_split(d, r);
 		if (rc == 0)
@@ -198,10 +213,10 @@ int blk_submit(struct blk_dev *d, struct blk_req *r)
 	}
 	if (r->op == BLK_READ)
 		d->ctr.reads++;
-	else if (r->op == BLK_WRITE)
-		d->ctr.writes++;
-	else
+	else if (r->op == BLK_FLUSH)
 		d->ctr.flushes++;
+	else
+		d->ctr.writes++;   /* discards and write-zeroes count as writes */
 	if (rc < 0) {
 		finish(r->dev, r, rc, BLK_NO_LBA);
 		return rc;
@@ -371,6 +386,16 @@ int blk_flush(struct blk_dev *d)
 	struct blk_req r = { .op = BLK_FLUSH };
 	int rc = blk_submit(d, &r);
 	return rc < 0 ? rc : wait_done(&r);
+}
+
+int blk_write_zeroes(struct blk_dev *d, uint64_t lba, uint32_t count, uint64_t *err_lba)
+{
+	return blk_rw(d, BLK_WRITE_ZEROES, lba, count, NULL, err_lba, 0);
+}
+
+int blk_discard(struct blk_dev *d, uint64_t lba, uint32_t count)
+{
+	return blk_rw(d, BLK_DISCARD, lba, count, NULL, NULL, 0);
 }
 
 void blk_format_size(char *out, int outlen, uint64_t bytes)

@@ -7,7 +7,11 @@
 #include <stdint.h>
 #include "../lib/errors.h"
 
-enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
+/* BLK_DISCARD: the sectors' contents no longer matter (the device may deallocate them; they
+ * read back as anything). BLK_WRITE_ZEROES: they read back as zeros, written by the device
+ * with no data sent and left allocated. Both carry no buffer and are refused (-E_UNSUPP)
+ * unless the device offers them (BLK_F_DISCARD, BLK_F_ZEROES). */
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH, BLK_DISCARD, BLK_WRITE_ZEROES };
 #define BLK_REQ_FUA  0x01u     /* write through to media; refused (-E_UNSUPP) unless BLK_F_FUA:
                                   callers then write and flush */
 
@@ -21,7 +25,8 @@ struct blk_req {
 	uint8_t flags;
 	uint64_t lba;             /* logical sectors of the device */
 	uint32_t count;           /* sectors; any number: the layer splits to the device's limits */
-	void *buf;                /* count * lsize bytes; any kernel memory is DMA-able */
+	void *buf;                /* count * lsize bytes; any kernel memory is DMA-able; NULL for
+				     BLK_DISCARD and BLK_WRITE_ZEROES */
 	uint32_t timeout_ms;      /* 0: the device's default */
 	void (*done)(struct blk_req *r);   /* called once, from a poller, when complete; may be NULL */
 	void *priv;
@@ -71,9 +76,11 @@ struct blk_driver_ops {
 #define BLK_F_FUA     0x40u   /* device supports FUA writes */
 #define BLK_F_FLUSH   0x80u   /* device has a volatile cache that needs flushing */
 #define BLK_F_TARGET  0x100u  /* a clone job writes it: wipe and other clones keep off */
-#define BLK_F_OVERLAY 0x200u  /* an overlay's disk (kernel/ov_disk.c): its requests end when its
+#define BLK_F_OVERLAY 0x200u  /* an overlay's disk (app/ov_disk.c): its requests end when its
                                  source's and cow's do, so it has no deadline of its own */
 #define BLK_F_COW_PART 0x400u /* a GPT partition of type "cowboot cow" (drivers/part.c) */
+#define BLK_F_DISCARD 0x800u  /* device takes BLK_DISCARD */
+#define BLK_F_ZEROES  0x1000u /* device takes BLK_WRITE_ZEROES */
 
 struct blk_counters {
 	uint64_t reads, writes, flushes, errors, timeouts, resets;
@@ -92,6 +99,7 @@ struct blk_dev {
 	uint32_t flags;
 	uint64_t instance;        /* changes whenever the device is reset or re-attached */
 	uint32_t max_sectors;     /* largest single command */
+	uint32_t max_zero_sectors; /* largest BLK_DISCARD or BLK_WRITE_ZEROES (0: max_sectors) */
 	uint32_t queue_depth;     /* commands the driver takes at once */
 	uint32_t timeout_ms;      /* default deadline */
 	struct blk_counters ctr;
@@ -157,6 +165,10 @@ int blk_read_timeout(struct blk_dev *d, uint64_t lba, uint32_t count, void *buf,
 		     uint32_t timeout_ms);
 int blk_write(struct blk_dev *d, uint64_t lba, uint32_t count, const void *buf, uint64_t *err_lba);
 int blk_flush(struct blk_dev *d);
+/* The no-data writes, with the guard and deadline of a write: -E_UNSUPP when the disk does not
+ * offer them (callers then write zeros themselves, or skip the discard). */
+int blk_write_zeroes(struct blk_dev *d, uint64_t lba, uint32_t count, uint64_t *err_lba);
+int blk_discard(struct blk_dev *d, uint64_t lba, uint32_t count);
 
 /* "1.0 TiB" style size for listings. */
 void blk_format_size(char *out, int outlen, uint64_t bytes);

@@ -15,6 +15,7 @@
 #define E1000_EEPROM_TIMEOUT_MS   10u
 #define E1000_TX_TIMEOUT_MS     2000u   /* frames queued this long with no completion: reset */
 #define E1000_LINK_POLL_MS       200u
+#define E1000_LINK_UP_TIMEOUT_MS 500u   /* at probe: auto-negotiation, so `net` is right at once */
 
 enum {
 	CTRL = 0x0000, STATUS = 0x0008, EERD = 0x0014, ICR = 0x00c0, IMC = 0x00d8,
@@ -61,10 +62,12 @@ struct e1k {
 	uint32_t rx_next, tx_tail, tx_clean, tx_pending;
 	uint64_t tx_progress_us;
 	deadline_t next_link_check;
+	bool broken;              /* the last reset failed: link down, the reset retried */
 };
 
 static uint32_t rd(struct e1k *e, uint32_t r) { return mmio_read32(e->mmio + r); }
 static void wr(struct e1k *e, uint32_t r, uint32_t v) { mmio_write32(e->mmio + r, v); }
+static volatile uint32_t *reg(struct e1k *e, uint32_t r) { return (volatile uint32_t *)(e->mmio + r); }
 
 /* One EEPROM word through EERD (the two parts place the fields differently). */
 static int eeprom_word(struct e1k *e, uint32_t addr, uint16_t *out)
@@ -72,12 +75,9 @@ static int eeprom_word(struct e1k *e, uint32_t addr, uint16_t *out)
 	uint32_t start = e->is_82574 ? (addr << 2) | 1 : (addr << 8) | 1;
 	uint32_t done = e->is_82574 ? 1u << 1 : 1u << 4;
 	wr(e, EERD, start);
-	deadline_t d = deadline_in_ms(E1000_EEPROM_TIMEOUT_MS);
-	uint32_t v;
-	while (!((v = rd(e, EERD)) & done))
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
-	*out = (uint16_t)(v >> 16);
+	if (wait_bits32(reg(e, EERD), done, done, E1000_EEPROM_TIMEOUT_MS) < 0)
+		return -E_TIMEOUT;
+	*out = (uint16_t)(rd(e, EERD) >> 16);
 	return 0;
 }
 
@@ -110,10 +110,8 @@ static int e1k_init_device(struct e1k *e)
 	wr(e, TCTL, 0);
 	wr(e, CTRL, rd(e, CTRL) | CTRL_RST);
 	time_delay_us(1000);
-	deadline_t d = deadline_in_ms(E1000_RESET_TIMEOUT_MS);
-	while (rd(e, CTRL) & CTRL_RST)
-		if (deadline_passed(d))
-			return -E_TIMEOUT;
+	if (wait_bits32(reg(e, CTRL), CTRL_RST, 0, E1000_RESET_TIMEOUT_MS) < 0)
+		return -E_TIMEOUT;
 	wr(e, IMC, 0xffffffffu);   /* polled: no interrupts */
 	(void)rd(e, ICR);
 	uint32_t ctrl = rd(e, CTRL);
@@ -205,18 +203,27 @@ static void e1k_poll(struct netif *ifc)
 		e->rx_next = (e->rx_next + 1) % RX_N;
 	}
 	tx_reap(e);
-	if (e->tx_pending && time_now_us() - e->tx_progress_us > E1000_TX_TIMEOUT_MS * 1000ULL) {
-		log_event(LOG_WARN, "%s: transmit ring stuck for %u ms; resetting the NIC", ifc->name,
-			  E1000_TX_TIMEOUT_MS);
+	if ((e->tx_pending || e->broken) && time_now_us() - e->tx_progress_us > E1000_TX_TIMEOUT_MS * 1000ULL) {
+		if (e->broken)
+			log_event(LOG_WARN, "%s: resetting the NIC again", ifc->name);
+		else
+			log_event(LOG_WARN, "%s: transmit ring stuck for %u ms; resetting the NIC", ifc->name,
+				  E1000_TX_TIMEOUT_MS);
 		ifc->ctr.resets++;
 		int rc = e1k_init_device(e);
 		if (rc < 0) {
-			log_event(LOG_ERR, "%s: re-initialisation failed: %s", ifc->name, err_str(rc));
+			if (!e->broken)
+				log_event(LOG_ERR, "%s: re-initialisation failed: %s; link down, retrying every %u ms",
+					  ifc->name, err_str(rc), E1000_TX_TIMEOUT_MS);
 			ifc->link = false;
+		} else if (e->broken) {
+			log_event(LOG_INFO, "%s: the NIC is back after a reset", ifc->name);
 		}
+		e->broken = rc < 0;
 		e->tx_progress_us = time_now_us();
 	}
-	if (deadline_passed(e->next_link_check)) {
+	/* A NIC whose reset failed keeps its link down whatever STATUS says, until a reset works. */
+	if (!e->broken && deadline_passed(e->next_link_check)) {
 		e->next_link_check = deadline_in_ms(E1000_LINK_POLL_MS);
 		bool up = (rd(e, STATUS) & STATUS_LU) != 0;
 		if (up != ifc->link) {
@@ -260,10 +267,8 @@ static int e1k_probe(struct pci_dev *p)
 		wr(e, TCTL, 0);
 		return rc;
 	}
-	/* Link comes up after auto-negotiation; give it a moment so `net` is right at once. */
-	deadline_t d = deadline_in_ms(500);
-	while (!(rd(e, STATUS) & STATUS_LU) && !deadline_passed(d))
-		;
+	/* Link comes up after auto-negotiation; a link still down then is reported as down. */
+	(void)wait_bits32(reg(e, STATUS), STATUS_LU, STATUS_LU, E1000_LINK_UP_TIMEOUT_MS);
 	ifc->link = (rd(e, STATUS) & STATUS_LU) != 0;
 	const uint8_t *m = ifc->mac;
 	kprintf("%s: %s at pci %02x:%02x.%x, mac %02x:%02x:%02x:%02x:%02x:%02x, link %s\n", ifc->name,

@@ -20,6 +20,7 @@
 #define NBD_RETRY_MAX_MS         4000u   /* ... to this */
 #define NBD_REPLAY_MAX      (16u << 20)  /* unflushed acknowledged writes kept; then a flush */
 #define NBD_MAX_REQ_BYTES   (1u << 20)
+#define NBD_MAX_ZERO_BYTES  (64u << 20)  /* a WRITE_ZEROES or TRIM: no data, so larger */
 #define NBD_DISKS               8
 
 enum link { L_DOWN, L_CONNECTING, L_HANDSHAKE, L_REPLAY, L_UP };
@@ -28,8 +29,15 @@ struct replay {                   /* an acknowledged write not yet covered by a 
 	struct replay *next;
 	uint64_t seq, off;
 	uint32_t len;
+	uint16_t type, flags;         /* WRITE (len bytes of data follow), WRITE_ZEROES, TRIM */
 	uint8_t data[];
 };
+
+/* The commands that change the export, which the replay log keeps and a full log holds back. */
+static bool changes_data(uint16_t type)
+{
+	return type == NBD_CMD_WRITE || type == NBD_CMD_WRITE_ZEROES || type == NBD_CMD_TRIM;
+}
 
 struct nbd_disk {
 	struct blk_dev dev;
@@ -87,16 +95,19 @@ static void log_drop_below(struct nbd_disk *n, uint64_t mark)
 	while (n->log_head && n->log_head->seq < mark) {
 		struct replay *r = n->log_head;
 		n->log_head = r->next;
-		n->log_bytes -= r->len;
+		n->log_bytes -= r->type == NBD_CMD_WRITE ? r->len : sizeof(*r);
 		kfree(r);
 	}
 	if (!n->log_head)
 		n->log_tail = &n->log_head;
 }
 
-static void log_add(struct nbd_disk *n, uint64_t off, uint32_t len, const void *data)
+static void log_add(struct nbd_disk *n, const struct nbd_req *q)
 {
-	struct replay *r = kmalloc(sizeof(*r) + len);
+	/* A WRITE_ZEROES or TRIM is kept as its range only, and in order with the writes: a write
+	 * replayed over zeros the server lost too would bring old data back. */
+	uint32_t keep = q->type == NBD_CMD_WRITE ? q->len : 0;
+	struct replay *r = kmalloc(sizeof(*r) + keep);
 	if (!r) {
 		/* Cannot keep it: the driver flushes before it acknowledges more (see drive()). */
 		n->log_bytes = NBD_REPLAY_MAX;
@@ -104,12 +115,27 @@ static void log_add(struct nbd_disk *n, uint64_t off, uint32_t len, const void *
 	}
 	r->next = NULL;
 	r->seq = n->log_seq++;
-	r->off = off;
-	r->len = len;
-	memcpy(r->data, data, len);
+	r->off = q->off;
+	r->len = q->len;
+	r->type = q->type;
+	r->flags = q->flags;
+	if (keep)
+		memcpy(r->data, q->buf, keep);
 	*n->log_tail = r;
 	n->log_tail = &r->next;
-	n->log_bytes += len;
+	n->log_bytes += keep ? keep : sizeof(*r);
+}
+
+/* A replayed entry overlapping one still in flight waits for it: the server may run the
+ * requests it has in any order, and the later one must land last. */
+static bool overlaps_replay_in_flight(const struct nbd_disk *n, const struct replay *r)
+{
+	for (int i = 0; i < NBD_SLOTS / 2; i++) {
+		const struct replay *o = n->rep[i].priv;
+		if (o && r->off < o->off + o->len && o->off < r->off + r->len)
+			return true;
+	}
+	return false;
 }
 
 static void lost(struct nbd_disk *n, int why)
@@ -125,6 +151,8 @@ static void lost(struct nbd_disk *n, int why)
 		n->in_client[s] = false;
 	n->iflush_busy = false;
 	n->rep_busy = 0;
+	for (int i = 0; i < NBD_SLOTS; i++)
+		n->rep[i].priv = NULL;   /* the next connection replays the log from its head */
 	if (n->tcp >= 0)
 		tcp_abort(n->tcp);
 	n->tcp = -1;
@@ -141,9 +169,9 @@ static void complete_slot(struct nbd_disk *n, int s)
 	n->breq[s] = NULL;
 	n->in_client[s] = false;
 	int rc = q->status;
-	if (rc == 0 && q->type == NBD_CMD_WRITE && !(q->flags & NBD_CMD_FLAG_FUA) &&
+	if (rc == 0 && changes_data(q->type) && !(q->flags & NBD_CMD_FLAG_FUA) &&
 	    (n->tflags & NBD_FLAG_SEND_FLUSH))
-		log_add(n, q->off, q->len, q->buf);
+		log_add(n, q);
 	if (rc == 0 && q->type == NBD_CMD_FLUSH)
 		log_drop_below(n, n->flush_mark[s]);
 	/* A server's EIO on a read is what a failing disk behind it reports. */
@@ -212,6 +240,16 @@ static void drive(struct nbd_disk *n)
 			n->next_try_us = now + NBD_RETRY_MAX_MS * 1000ULL;
 			return;
 		}
+		if (!(n->cl.tflags & NBD_FLAG_SEND_WRITE_ZEROES)) {
+			for (struct replay *r = n->log_head; r; r = r->next)
+				if (r->type == NBD_CMD_WRITE_ZEROES) {
+					log_event(LOG_ERR, "%s: the export no longer offers WRITE_ZEROES, which the writes to re-send need; not re-bound",
+						  n->dev.name);
+					lost(n, -E_IDENTITY);
+					n->next_try_us = now + NBD_RETRY_MAX_MS * 1000ULL;
+					return;
+				}
+		}
 		n->tflags = n->cl.tflags;
 		n->link = L_REPLAY;
 		n->rep_next = n->log_head;
@@ -234,10 +272,18 @@ static void drive(struct nbd_disk *n)
 			if (n->rep[i].priv)
 				continue;
 			struct replay *r = n->rep_next;
-			n->rep[i] = (struct nbd_req){ .type = NBD_CMD_WRITE, .off = r->off, .len = r->len,
-						      .buf = r->data, .priv = r };
-			if (nbd_client_submit(&n->cl, &n->rep[i]) < 0)
+			if (r->type == NBD_CMD_TRIM && !(n->tflags & NBD_FLAG_SEND_TRIM)) {
+				n->rep_next = r->next;   /* a discard is advice: a server without it skips it */
+				continue;
+			}
+			if (overlaps_replay_in_flight(n, r))
 				break;
+			n->rep[i] = (struct nbd_req){ .type = r->type, .flags = r->flags, .off = r->off,
+						      .len = r->len, .buf = r->data, .priv = r };
+			if (nbd_client_submit(&n->cl, &n->rep[i]) < 0) {
+				n->rep[i].priv = NULL;   /* not taken: tried again at the next poll */
+				break;
+			}
 			n->rep_busy++;
 			n->replayed_bytes += r->len;
 			n->rep_next = r->next;
@@ -271,7 +317,7 @@ static void drive(struct nbd_disk *n)
 	for (int s = 0; s < NBD_SLOTS; s++) {
 		if (!n->breq[s] || n->in_client[s])
 			continue;
-		if (log_full && n->req[s].type == NBD_CMD_WRITE)
+		if (log_full && changes_data(n->req[s].type))
 			continue;   /* held until the flush has made the logged writes durable */
 		if (submit_to_client(n, s) == -E_BUSY)
 			break;
@@ -299,9 +345,12 @@ static int nbd_start(struct blk_dev *d, struct blk_req *r)
 		return -E_BUSY;
 	n->breq[s] = r;
 	r->drv_tag = (uint32_t)s;
+	static const uint16_t cmd[] = { [BLK_READ] = NBD_CMD_READ, [BLK_WRITE] = NBD_CMD_WRITE,
+		[BLK_FLUSH] = NBD_CMD_FLUSH, [BLK_DISCARD] = NBD_CMD_TRIM, [BLK_WRITE_ZEROES] = NBD_CMD_WRITE_ZEROES };
 	n->req[s] = (struct nbd_req){
-		.type = r->op == BLK_READ ? NBD_CMD_READ : r->op == BLK_WRITE ? NBD_CMD_WRITE : NBD_CMD_FLUSH,
-		.flags = (r->flags & BLK_REQ_FUA) ? NBD_CMD_FLAG_FUA : 0,
+		.type = cmd[r->op],
+		.flags = (uint16_t)(((r->flags & BLK_REQ_FUA) ? NBD_CMD_FLAG_FUA : 0) |
+				    (r->op == BLK_WRITE_ZEROES ? NBD_CMD_FLAG_NO_HOLE : 0)),
 		.off = r->lba * d->lsize, .len = r->op == BLK_FLUSH ? 0 : r->count * d->lsize, .buf = r->buf };
 	n->in_client[s] = false;
 	if (r->op == BLK_FLUSH && !(n->tflags & NBD_FLAG_SEND_FLUSH)) {
@@ -311,7 +360,7 @@ static int nbd_start(struct blk_dev *d, struct blk_req *r)
 		return 0;
 	}
 	/* Sent at once; completions are only ever delivered from the poll. */
-	if (n->link == L_UP && !(n->log_bytes >= NBD_REPLAY_MAX && n->req[s].type == NBD_CMD_WRITE) &&
+	if (n->link == L_UP && !(n->log_bytes >= NBD_REPLAY_MAX && changes_data(n->req[s].type)) &&
 	    submit_to_client(n, s) == 0)
 		nbd_client_pump(&n->cl, &n->st);
 	return 0;
@@ -454,6 +503,11 @@ int nbd_attach_cmd(int argc, char **argv)
 		d->flags |= BLK_F_FLUSH;
 	if (n->tflags & NBD_FLAG_SEND_FUA)
 		d->flags |= BLK_F_FUA;
+	if (n->tflags & NBD_FLAG_SEND_TRIM)
+		d->flags |= BLK_F_DISCARD;
+	if (n->tflags & NBD_FLAG_SEND_WRITE_ZEROES)
+		d->flags |= BLK_F_ZEROES;
+	d->max_zero_sectors = NBD_MAX_ZERO_BYTES / 512;
 	if (n->size % 512)
 		kprintf("net nbd: %s is not a whole number of sectors: the last %llu bytes are not used\n", id,
 			(unsigned long long)(n->size % 512));

@@ -25,10 +25,12 @@ static int add_part(struct blk_dev *disk, const struct part *pt)
 	memcpy(p->model, disk->model, sizeof(p->model));
 	memcpy(p->serial, disk->serial, sizeof(p->serial));
 	p->max_sectors = disk->max_sectors;
+	p->max_zero_sectors = disk->max_zero_sectors;
 	p->queue_depth = disk->queue_depth;
 	p->ops = disk->ops;
 	p->drv = disk->drv;
-	p->flags = (disk->flags & (BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_FUA | BLK_F_FLUSH)) |
+	p->flags = (disk->flags & (BLK_F_BOOT | BLK_F_DEV_RO | BLK_F_FUA | BLK_F_FLUSH |
+				    BLK_F_DISCARD | BLK_F_ZEROES)) |
 		   (pt->cow_type ? BLK_F_COW_PART : 0);
 	int rc = blk_register(p);
 	if (rc < 0)

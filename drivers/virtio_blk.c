@@ -18,10 +18,13 @@
 #define F_BLK_SIZE   (1ULL << 6)
 #define F_FLUSH      (1ULL << 9)
 #define F_TOPOLOGY   (1ULL << 10)
+#define F_DISCARD    (1ULL << 13)
+#define F_WRITE_ZEROES (1ULL << 14)
 
 #define GET_ID_TIMEOUT_MS  1000   /* the serial (GET_ID) at probe */
+#define ZERO_MAX_BYTES  (64u << 20)  /* a discard or write-zeroes command: no data, so larger */
 /* Request types and status. */
-enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8 };
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WRITE_ZEROES = 13 };
 enum { ST_OK = 0, ST_IOERR = 1, ST_UNSUPP = 2 };
 
 /* The device configuration: where the fields read below are. */
@@ -38,8 +41,14 @@ struct blk_cfg {
 
 /* The device configuration bytes read: up to phys_exp (capacity, size_max, blk_size, topology). */
 #define CFG_READ_BYTES (offsetof(struct blk_cfg, phys_exp) + 1)
+/* The discard and write-zeroes limits (max_discard_sectors at 36 to write_zeroes_may_unmap at
+ * 56) are read only when the window holds them, and only then are those features taken. */
+#define CFG_ZERO_BYTES 57u
 
 struct req_hdr { uint32_t type, reserved; uint64_t sector; };
+/* The data of a discard or write-zeroes request: one range, in 512-byte sectors; flags 0 (for
+ * write-zeroes: no unmap, the zeros stay allocated). */
+struct zero_seg { uint64_t sector; uint32_t num_sectors, flags; };
 
 #define SLOTS (VIRTIO_QSIZE_MAX / 3)
 
@@ -48,6 +57,7 @@ struct vblk {
 	struct virtio_dev vio;
 	struct virtq q;                /* queue 0: three descriptors a request */
 	struct req_hdr *hdrs;          /* one per slot, DMA */
+	struct zero_seg *segs;         /* one per slot, DMA: discard and write-zeroes ranges */
 	volatile uint8_t *status;      /* one byte per slot, DMA */
 	struct blk_req *slot_req[SLOTS];
 	uint32_t nslots;
@@ -63,15 +73,19 @@ static uint64_t cfg_capacity(struct vblk *v)
 /* Reset, negotiate, set up queue 0 and the request slots, DRIVER_OK. Probe and recovery. */
 static int vblk_init_device(struct vblk *v)
 {
-	int rc = virtio_begin(&v->vio, F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY);
+	uint64_t want = F_BLK_SIZE | F_FLUSH | F_RO | F_SEG_MAX | F_SIZE_MAX | F_TOPOLOGY;
+	if (v->vio.cfg_len >= CFG_ZERO_BYTES)
+		want |= F_DISCARD | F_WRITE_ZEROES;
+	int rc = virtio_begin(&v->vio, want);
 	if (rc == 0)
 		rc = virtio_queue_setup(&v->vio, &v->q, 0, 3);
 	if (rc < 0)
 		return rc;
 	if (!v->hdrs) {
 		v->hdrs = dma_alloc(sizeof(struct req_hdr) * SLOTS, 16);
+		v->segs = dma_alloc(sizeof(struct zero_seg) * SLOTS, 16);
 		v->status = dma_alloc(SLOTS, 1);
-		if (!v->hdrs || !v->status)
+		if (!v->hdrs || !v->segs || !v->status)
 			return -E_NOMEM;
 	}
 	v->nslots = v->q.size / 3 < SLOTS ? v->q.size / 3 : SLOTS;
@@ -115,7 +129,11 @@ static int vblk_start(struct blk_dev *d, struct blk_req *r)
 		queue_req(v, s, T_IN, sector, r->buf, len, 1);
 	else if (r->op == BLK_WRITE)
 		queue_req(v, s, T_OUT, sector, r->buf, len, 0);
-	else
+	else if (r->op == BLK_DISCARD || r->op == BLK_WRITE_ZEROES) {
+		v->segs[s] = (struct zero_seg){ sector, r->count * (d->lsize / 512), 0 };
+		queue_req(v, s, r->op == BLK_DISCARD ? T_DISCARD : T_WRITE_ZEROES, 0, &v->segs[s],
+			  sizeof(struct zero_seg), 0);
+	} else
 		queue_req(v, s, T_FLUSH, 0, NULL, 0, 0);
 	return 0;
 }
@@ -150,10 +168,11 @@ static int vblk_recover(struct blk_dev *d, struct blk_req *overdue)
 static void vblk_info(struct blk_dev *d)
 {
 	struct vblk *v = d->drv;
-	kprintf("virtio: pci %02x:%02x.%x, features 0x%llx%s%s%s, queue size %u (%u requests in flight)\n",
+	kprintf("virtio: pci %02x:%02x.%x, features 0x%llx%s%s%s%s%s, queue size %u (%u requests in flight)\n",
 		v->vio.pci->bus, v->vio.pci->dev, v->vio.pci->fn, (unsigned long long)v->vio.features,
 		v->vio.features & F_FLUSH ? " flush" : "", v->vio.features & F_RO ? " ro" : "",
-		v->vio.features & F_TOPOLOGY ? " topology" : "", v->q.size, v->nslots);
+		v->vio.features & F_TOPOLOGY ? " topology" : "", v->vio.features & F_DISCARD ? " discard" : "",
+		v->vio.features & F_WRITE_ZEROES ? " write-zeroes" : "", v->q.size, v->nslots);
 }
 
 static const struct blk_driver_ops vblk_ops = {
@@ -183,6 +202,25 @@ static void vblk_get_serial(struct vblk *v)
 	}
 	v->slot_req[0] = NULL;
 	dma_free(id, 64);
+}
+
+/* Discard and write-zeroes as the block layer's no-data commands, within the device's limits
+ * (512-byte sectors) and ours; a limit of zero leaves the command unused. */
+static void vblk_zero_limits(struct vblk *v)
+{
+	struct blk_dev *d = &v->dev;
+	uint32_t per = d->lsize / 512, max = ZERO_MAX_BYTES / d->lsize;
+	uint32_t disc = (v->vio.features & F_DISCARD) ? virtio_cfg32(&v->vio, 36) / per : 0;
+	uint32_t zero = (v->vio.features & F_WRITE_ZEROES) ? virtio_cfg32(&v->vio, 48) / per : 0;
+	if (disc)
+		d->flags |= BLK_F_DISCARD;
+	if (zero)
+		d->flags |= BLK_F_ZEROES;
+	if (disc && disc < max)
+		max = disc;
+	if (zero && zero < max)
+		max = zero;
+	d->max_zero_sectors = max;
 }
 
 static bool vblk_match(const struct pci_dev *p)
@@ -231,6 +269,7 @@ static int vblk_probe(struct pci_dev *p)
 		d->flags |= BLK_F_DEV_RO;
 	if (v->vio.features & F_FLUSH)
 		d->flags |= BLK_F_FLUSH;
+	vblk_zero_limits(v);
 	const struct boot_info *bi = boot_info_get();
 	if (bi->boot_pci_bus == p->bus && bi->boot_pci_dev == p->dev && bi->boot_pci_fn == p->fn)
 		d->flags |= BLK_F_BOOT;

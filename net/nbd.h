@@ -15,6 +15,7 @@
 enum { NBD_CMD_READ = 0, NBD_CMD_WRITE = 1, NBD_CMD_DISC = 2, NBD_CMD_FLUSH = 3, NBD_CMD_TRIM = 4,
        NBD_CMD_WRITE_ZEROES = 6 };
 #define NBD_CMD_FLAG_FUA      0x1u
+#define NBD_CMD_FLAG_NO_HOLE  0x2u    /* WRITE_ZEROES: write them, do not punch a hole */
 /* Transmission flags the server gives with the export. */
 #define NBD_FLAG_HAS_FLAGS    0x1u
 #define NBD_FLAG_READ_ONLY    0x2u

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import (FailingNbd, Machine, check, finish, host_crc,  # noqa: E402
-                          make_pattern_disk, sha256_file)
+                          make_pattern_disk, sha256_file, start_nbdkit)
 from netlib import TcpNbd, free_port, net_args, wrong_finished  # noqa: E402
 
 SECTOR = 512
@@ -27,10 +27,33 @@ ZONES = [
 NIC = os.environ.get("COWBOOT_NIC", "virtio-net-pci")
 
 
+def nbdkit_commands(log):
+    """(bytes nbdkit's log filter saw zeroed without a hole, zeroes that may punch one, writes)."""
+    zero = hole = writes = 0
+    with open(log) as f:
+        for line in f:
+            m = re.search(r" (Zero|Write) id=\d+ offset=0x[0-9a-f]+ count=(0x[0-9a-f]+)(?: trim=(\d))?", line)
+            if m and m.group(1) == "Write":
+                writes += 1
+            elif m and m.group(3) == "0":
+                zero += int(m.group(2), 16)
+            elif m:
+                hole += int(m.group(2), 16)
+    return zero, hole, writes
+
+
 tmp = tempfile.mkdtemp(prefix="cowboot-net-")
 src, cow, plain = (os.path.join(tmp, n) for n in ("src.img", "cow.img", "plain.img"))
 make_pattern_disk(src, SIZE, "source")
 make_pattern_disk(plain, 4 << 20, "plain")
+# Zero wipes through the no-data commands: an export of the guest's own NBD client, and a virtio
+# disk whose QEMU backend is nbdkit; each nbdkit logs the commands it was sent.
+zexp, zvirt = os.path.join(tmp, "zexp.img"), os.path.join(tmp, "zvirt.img")
+zexp_log, zvirt_log = os.path.join(tmp, "zexp.log"), os.path.join(tmp, "zvirt.log")
+make_pattern_disk(zexp, 4 << 20, "zexp")
+make_pattern_disk(zvirt, 4 << 20, "zvirt")
+zvirt_sock = os.path.join(tmp, "zvirt.sock")
+zvirt_srv = start_nbdkit(zvirt_sock, ["--filter=log", "file", zvirt, f"logfile={zvirt_log}"])
 with open(cow, "wb") as f:
     f.truncate(40 << 20)
 src_hash = sha256_file(src)
@@ -44,9 +67,11 @@ make_pattern_disk(flaky_img, 1 << 20, "flaky")
 flaky_args = dict(filters=["--filter=error", "--filter=delay"],
                   params=["delay-read=1500ms", "error=EIO", "error-rate=100%", f"error-file={trigger}"])
 with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as server, \
-        TcpNbd(plain, "plain", free_port()) as plain_srv, TcpNbd(flaky_img, "flaky", free_port(), **flaky_args) as flaky:
+        TcpNbd(plain, "plain", free_port()) as plain_srv, TcpNbd(flaky_img, "flaky", free_port(), **flaky_args) as flaky, \
+        TcpNbd(zexp, "zeros", free_port(), filters=["--filter=log"], params=[f"logfile={zexp_log}"]) as zsrv:
     disks = [dict(nbd_socket=failing.sock, serial="FAILING-N", readonly=True)]
-    with Machine(disks=disks, extra_args=net_args(NIC), name="net") as m:
+    zdisk = dict(nbd_socket=zvirt_sock, serial="ZVIRT")
+    with Machine(disks=disks + [zdisk], extra_args=net_args(NIC), name="net") as m:
         m.wait_prompt(90)
         out = m.cmd("net dhcp", 60)
         check(f"{tag}: DHCP gives the user network's lease",
@@ -90,6 +115,23 @@ with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as serve
         os.unlink(trigger)
         out = m.cmd("read nbd2 2", 60)
         check(f"{tag}: the disk works again when the server does", "flaky lba 2" in out, out[:300])
+        # wipe zero: the zeros go as WRITE_ZEROES (no data over the network), verify reads back.
+        m.cmd(f"net nbd 10.0.2.2:{zsrv.port} zeros", 60)
+        out = m.cmd("info nbd3", 30)
+        check(f"{tag}: an nbdkit export offers write-zeroes and discard to the block layer",
+              "no-data commands: write-zeroes discard" in out, out)
+        for disk, img, log, what in (("nbd3", zexp, zexp_log, "an NBD export"), ("vd2", zvirt, zvirt_log, "a virtio disk")):
+            out = m.cmd(f"wipe {disk} zero verify --yes", 120)
+            check(f"{tag}: wipe zero of {what} uses write-zeroes and verifies by reading",
+                  f"wipe {disk}: zeros by the device's write-zeroes command" in out and
+                  "all 8192 sectors match" in out and "error" not in out, out)
+            with open(img, "rb") as f:
+                data = f.read()
+            zero, hole, writes = nbdkit_commands(log)
+            check(f"{tag}: host: {what} wiped with zeros holds only zeros, and nbdkit saw "
+                  "WRITE_ZEROES (no hole) for all of it and no writes",
+                  data == bytes(len(data)) and zero == len(data) and hole == 0 and writes == 0,
+                  (data.count(0), zero, hole, writes))
         out = m.cmd("cow format nbd1 vd1 --yes", 120)
         out = m.cmd("cow open vd1 nbd1", 120)
         check(f"{tag}: a cow on the NBD disk opens over the failing source", "ov0: nbd1 over vd1" in out, out)
@@ -144,5 +186,7 @@ with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as serve
     check(f"{tag}: cowtool on the server's export: every finished sector equals the source",
           wrong == 0 and good + bad == SIZE and bad == 116 * SECTOR, (wrong, good, bad, text[-400:]))
 check(f"{tag}: the source image is unchanged", sha256_file(src) == src_hash)
+zvirt_srv.terminate()
+zvirt_srv.wait()
 shutil.rmtree(tmp, ignore_errors=True)
 finish()

@@ -82,7 +82,10 @@ nbd = start_nbdkit(nbd_sock, ["python", plugin, f"file={P['lossy']}",
                               f"drop_start={DROP[0] * SECTOR}", f"drop_end={DROP[1] * SECTOR}"])
 
 WERR_AT, RERR_AT = 3000, 5000   # blkdebug: every write (read) touching this sector fails
+# A zero wipe of a virtio disk goes out as write-zeroes commands: those fail there too.
 write_error = (f'[inject-error]\nevent = "write_aio"\niotype = "write"\nerrno = "5"\n'
+               f'sector = "{WERR_AT}"\nonce = "off"\n\n'
+               f'[inject-error]\nevent = "pwritev_zero"\niotype = "write-zeroes"\nerrno = "5"\n'
                f'sector = "{WERR_AT}"\nonce = "off"\n')
 hung = PausedNbd(P["hung"], tmp)
 disks = [dict(path=P["zero"], serial="ZERO"), dict(path=P["pat"], serial="PAT"),

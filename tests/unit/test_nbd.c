@@ -140,21 +140,22 @@ int main(void)
 	memset(b1, 0, sizeof(b1));
 	for (int i = 0; i < 1024; i++)
 		wbuf[i] = (uint8_t)(i * 3);
-	struct nbd_req r[5] = {
+	struct nbd_req r[6] = {
 		{ .type = NBD_CMD_READ, .off = 0, .len = 4096, .buf = b0 },
 		{ .type = NBD_CMD_WRITE, .flags = NBD_CMD_FLAG_FUA, .off = 8192, .len = 1024, .buf = wbuf },
 		{ .type = NBD_CMD_READ, .off = 512, .len = 512, .buf = b1 },
 		{ .type = NBD_CMD_FLUSH },
-		{ .type = NBD_CMD_WRITE_ZEROES, .off = 0, .len = 65536 },
+		{ .type = NBD_CMD_WRITE_ZEROES, .flags = NBD_CMD_FLAG_NO_HOLE, .off = 0xc0000, .len = 65536 },
+		{ .type = NBD_CMD_TRIM, .off = 1u << 19, .len = 8192 },
 	};
 	bool all = true;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		all &= nbd_client_submit(&c, &r[i]) == 0;
 	for (int i = 0; i < 50; i++)
 		nbd_client_pump(&c, &st);
-	CHECK("five requests are taken at once", all);
-	size_t off[5], at = hs;
-	for (int i = 0; i < 5; i++) {
+	CHECK("six requests are taken at once", all);
+	size_t off[6], at = hs;
+	for (int i = 0; i < 6; i++) {
 		off[i] = at;
 		at += 28 + (r[i].type == NBD_CMD_WRITE ? r[i].len : 0);
 	}
@@ -163,6 +164,13 @@ int main(void)
 	      get16(sent + off[1] + 6) == 1 && get32(sent + off[1] + 20) == 8192 && get32(sent + off[1] + 24) == 1024 &&
 	      !memcmp(sent + off[1] + 28, wbuf, 1024) && get16(sent + off[3] + 6) == 3 && get32(sent + off[3] + 24) == 0 &&
 	      get16(sent + off[4] + 6) == 6);
+	CHECK("WRITE_ZEROES and TRIM carry their range and flags in the header and no data",
+	      get16(sent + off[4] + 4) == NBD_CMD_FLAG_NO_HOLE && get16(sent + off[4] + 6) == 6 &&
+	      get32(sent + off[4] + 16) == 0 && get32(sent + off[4] + 20) == 0xc0000 &&
+	      get32(sent + off[4] + 24) == 65536 && get32(sent + off[5]) == 0x25609513u &&
+	      get16(sent + off[5] + 4) == 0 && get16(sent + off[5] + 6) == 4 &&
+	      get32(sent + off[5] + 20) == 1u << 19 && get32(sent + off[5] + 24) == 8192 &&
+	      off[5] + 28 == nsent);
 	uint8_t d0[4096], d1[512];
 	for (int i = 0; i < 4096; i++)
 		d0[i] = (uint8_t)(i ^ 0x5a);
@@ -172,9 +180,11 @@ int main(void)
 	reply(sent_handle(off[0]), 0, d0, 4096);
 	reply(sent_handle(off[1]), 5, NULL, 0);    /* EIO */
 	reply(sent_handle(off[4]), 28, NULL, 0);   /* ENOSPC */
+	reply(sent_handle(off[5]), 0, NULL, 0);
 	for (int i = 0; i < 2000 && inpos < nin; i++)
 		nbd_client_pump(&c, &st);
-	CHECK("out-of-order replies complete every request", r[0].done && r[1].done && r[2].done && r[3].done && r[4].done);
+	CHECK("out-of-order replies complete every request", r[0].done && r[1].done && r[2].done && r[3].done && r[4].done &&
+	      r[5].done && r[5].status == 0);
 	CHECK("read data lands in its own request's buffer", !memcmp(b0, d0, 4096) && !memcmp(b1, d1, 512));
 	CHECK("server errors map to the shared list", r[0].status == 0 && r[1].status == -E_IO &&
 	      r[3].status == 0 && r[4].status == -E_NOSPC && r[1].server_errno == 5);
@@ -210,6 +220,10 @@ int main(void)
 	CHECK("a write to a read-only export is refused", nbd_client_submit(&c, &w) == -E_RDONLY);
 	CHECK("flush and trim not offered are refused", nbd_client_submit(&c, &f) == -E_UNSUPP &&
 	      nbd_client_submit(&c, &t) == -E_RDONLY);
+	ready_client(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH, 1 << 20, &hs);
+	struct nbd_req z = { .type = NBD_CMD_WRITE_ZEROES, .off = 0, .len = 512 };
+	CHECK("trim and write-zeroes not offered by a writable export are refused",
+	      nbd_client_submit(&c, &t) == -E_UNSUPP && nbd_client_submit(&c, &z) == -E_UNSUPP);
 	CHECK("a read past the end is refused", nbd_client_submit(&c, &big) == -E_RANGE);
 	ready_client(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH, 1 << 20, &hs);
 	struct nbd_req fua = { .type = NBD_CMD_WRITE, .flags = NBD_CMD_FLAG_FUA, .off = 0, .len = 512, .buf = wbuf };
