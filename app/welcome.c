@@ -1,10 +1,16 @@
 /* The first screen after boot, for a person at the machine: the disks found in plain words,
- * which look like a source and which could hold its cow (guessed from partition tables, with
- * no I/O so a failing disk cannot hold up the prompt), and what to type next. */
+ * each one's health (SMART, the NVMe health log: one small command a disk, each against a short
+ * deadline and all of them against a budget, so a hung disk holds up the prompt by seconds at
+ * most), which look like a source and which could hold its cow (guessed from partition tables,
+ * reading no sector), and what to type next. */
 #include "../kernel/console.h"
 #include "welcome.h"
 #include "../lib/port.h"
 #include "../drivers/blk.h"
+#include "../kernel/time.h"
+
+#define HEALTH_TIMEOUT_MS 1000   /* one disk's SMART or health log */
+#define HEALTH_BUDGET_MS  3000   /* every disk's: past it the rest are not asked */
 
 static int has_partitions(const struct blk_dev *d)
 {
@@ -14,6 +20,25 @@ static int has_partitions(const struct blk_dev *d)
 	return 0;
 }
 
+/* One line under the disk: its health in words, red when failing, yellow with a warning. */
+static void health_print(struct blk_dev *d, deadline_t budget)
+{
+	struct blk_health h = { .verdict = BLK_HEALTH_UNKNOWN };
+	int rc = 1;
+	if (!d->ops->health)
+		fmt_snprintf(h.words, sizeof(h.words), "health: not offered by %s", d->transport);
+	else if (deadline_passed(budget))
+		fmt_snprintf(h.words, sizeof(h.words), "health: not read (the time for it at boot ran out; info %s asks)",
+			     d->name);
+	else if ((rc = d->ops->health(d, &h, HEALTH_TIMEOUT_MS)) < 0)
+		fmt_snprintf(h.words, sizeof(h.words), "health: not read (%s)", err_str(rc));
+	if (h.verdict == BLK_HEALTH_FAILING)
+		console_mark(CON_SEV_ERROR);
+	else if (h.verdict == BLK_HEALTH_WARNING || rc == -E_TIMEOUT)
+		console_mark(CON_SEV_WARN);
+	kprintf("  %-8s %10s  %s\n", "", "", h.words);
+}
+
 void welcome_print(void)
 {
 	struct blk_dev *src = NULL, *cow = NULL;
@@ -21,6 +46,7 @@ void welcome_print(void)
 	for (int i = 0; i < blk_count(); i++)
 		n += !blk_get(i)->parent;
 	kprintf("\nFound %d disk%s:\n", n, n == 1 ? "" : "s");
+	deadline_t budget = deadline_in_ms(HEALTH_BUDGET_MS);
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
 		if (d->parent)
@@ -38,6 +64,7 @@ void welcome_print(void)
 			what = "no partition table: could hold a cow (check it is not needed)";
 		kprintf("  %-8s %10s  %-24.24s  %s%s\n", d->name, size, d->model[0] ? d->model : "(no model)", what,
 			d->flags & BLK_F_DEV_RO ? " (write-protected)" : "");
+		health_print(d, budget);
 	}
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
@@ -52,5 +79,5 @@ void welcome_print(void)
 	else if (src)
 		kprintf("No blank disk as large as %s was found to hold its cow: attach one, or see disks.\n",
 			src->name);
-	kprintf("Health and identity: info <disk>. All commands: help. Type below and press Enter.\n");
+	kprintf("Every figure of a disk: info <disk>. All commands: help. Type below and press Enter.\n");
 }

@@ -575,14 +575,14 @@ static void sat_identify(struct msc *m, struct msc_lun *l)
 
 /* SMART RETURN STATUS through SAT (non-data, CK_COND: the registers come back in the sense
  * data): 1 healthy, 0 a threshold exceeded, negative when the bridge cannot say. */
-static int sat_smart_status(struct msc *m, struct msc_lun *l)
+static int sat_smart_status(struct msc *m, struct msc_lun *l, uint32_t timeout_ms)
 {
 	uint8_t cdb[16] = { 0x85, 3 << 1, 0x20 };   /* non-data, CK_COND */
 	cdb[4] = 0xda;    /* features: RETURN STATUS */
 	cdb[10] = 0x4f;   /* LBA mid */
 	cdb[12] = 0xc2;   /* LBA high */
 	cdb[14] = 0xb0;   /* SMART */
-	int rc = bot_sync(m, l->lun, cdb, 16, true, NULL, 0, MSC_SAT_TIMEOUT_MS);
+	int rc = bot_sync(m, l->lun, cdb, 16, true, NULL, 0, timeout_ms);
 	if (rc != BOT_CHECK)
 		return rc < 0 ? rc : -E_UNSUPP;
 	struct scsi_sense s;
@@ -649,7 +649,7 @@ static void msc_info(struct blk_dev *d)
 	if (l->ata_model[0]) {
 		kprintf("drive (SAT ATA PASS-THROUGH IDENTIFY): '%s' serial '%s' firmware '%s'\n", l->ata_model,
 			l->ata_serial, l->ata_fw);
-		int h = m && !m->busy ? sat_smart_status(m, l) : -E_GONE;
+		int h = m && !m->busy ? sat_smart_status(m, l, MSC_SAT_TIMEOUT_MS) : -E_GONE;
 		kprintf("SMART: %s\n", h == 1 ? "healthy (RETURN STATUS)" : h == 0 ? "FAILING: a threshold is exceeded"
 					: "status not available through this bridge");
 	}
@@ -662,8 +662,35 @@ static void msc_info(struct blk_dev *d)
 		kprintf("unplugged\n");
 }
 
+/* SMART's verdict through a SAT bridge (there are no attributes to be had this way), or why
+ * there is none, for the first screen and the report. */
+static int msc_health(struct blk_dev *d, struct blk_health *h, uint32_t timeout_ms)
+{
+	struct msc_lun *l = d->drv;
+	struct msc *m = l->m;
+	if (!m || (d->flags & BLK_F_GONE))
+		return -E_GONE;
+	if (!l->ata_model[0]) {
+		h->verdict = BLK_HEALTH_UNKNOWN;
+		fmt_snprintf(h->words, sizeof(h->words), "health: not available over this USB bridge");
+		fmt_snprintf(h->detail, sizeof(h->detail), "health: not available over this USB bridge (no SAT ATA PASS-THROUGH)");
+		return 0;
+	}
+	if (m->busy)
+		return -E_BUSY;
+	int v = sat_smart_status(m, l, timeout_ms);
+	if (v == -E_TIMEOUT || v == -E_GONE)
+		return v;
+	h->verdict = v == 1 ? BLK_HEALTH_PASSED : v == 0 ? BLK_HEALTH_FAILING : BLK_HEALTH_UNKNOWN;
+	fmt_snprintf(h->words, sizeof(h->words), "SMART: %s", v == 1 ? "passed" : v == 0 ?
+		     "FAILING (the drive says a threshold is exceeded)" : "not available over this USB bridge");
+	fmt_snprintf(h->detail, sizeof(h->detail), "%s (through the bridge: RETURN STATUS only)", h->words);
+	return 0;
+}
+
 static const struct blk_driver_ops msc_ops = {
 	.start = msc_start, .poll = msc_poll, .recover = msc_recover, .info = msc_info,
+	.health = msc_health,
 };
 
 /* The firmware's device path named this USB port path and LUN. */

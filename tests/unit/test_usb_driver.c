@@ -643,9 +643,14 @@ int main(void)
 	CHECK("the drive behind the SAT bridge from ATA PASS-THROUGH IDENTIFY",
 	      fl && !strcmp(fl->ata_model, "FAKE ATA DRIVE 1TB") && !strcmp(fl->ata_serial, "ATA-SER-9") &&
 	      !strcmp(fl->ata_fw, "01.2"));
-	CHECK("SMART RETURN STATUS through SAT: healthy", fl && sat_smart_status(fl->m, fl) == 1);
+	struct blk_health h;
+	CHECK("SMART RETURN STATUS through SAT: healthy", fl && sat_smart_status(fl->m, fl, 1000) == 1);
+	CHECK("the health op words it: SMART: passed", d && d->ops->health(d, &h, 1000) == 0 &&
+	      h.verdict == BLK_HEALTH_PASSED && !strcmp(h.words, "SMART: passed"));
 	F.smart_failing = true;
-	CHECK("SMART RETURN STATUS through SAT: a threshold exceeded", fl && sat_smart_status(fl->m, fl) == 0);
+	CHECK("SMART RETURN STATUS through SAT: a threshold exceeded", fl && sat_smart_status(fl->m, fl, 1000) == 0);
+	CHECK("the health op words it: SMART: FAILING", d && d->ops->health(d, &h, 1000) == 0 &&
+	      h.verdict == BLK_HEALTH_FAILING && !strncmp(h.words, "SMART: FAILING", 14));
 	F.smart_failing = false;
 	if (!d)
 		return CHECK_DONE();
