@@ -7,6 +7,7 @@
 #include "welcome.h"
 #include "../lib/port.h"
 #include "../drivers/blk.h"
+#include "../kernel/log.h"
 #include "../kernel/time.h"
 
 #define HEALTH_TIMEOUT_MS 1000   /* one disk's SMART or health log */
@@ -46,6 +47,7 @@ void welcome_print(void)
 	for (int i = 0; i < blk_count(); i++)
 		n += !blk_get(i)->parent;
 	kprintf("\nFound %d disk%s:\n", n, n == 1 ? "" : "s");
+	uint64_t t0 = time_now_us();
 	deadline_t budget = deadline_in_ms(HEALTH_BUDGET_MS);
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
@@ -66,6 +68,8 @@ void welcome_print(void)
 			d->flags & BLK_F_DEV_RO ? " (write-protected)" : "");
 		health_print(d, budget);
 	}
+	log_event(LOG_DEBUG, "first screen: the disks' health read in %llu ms",
+		  (unsigned long long)((time_now_us() - t0) / 1000));
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
 		if (d->parent || d == src || (d->flags & (BLK_F_BOOT | BLK_F_DEV_RO)) || has_partitions(d))

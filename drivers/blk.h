@@ -129,7 +129,8 @@ static inline bool blk_overlaps(const struct blk_dev *a, const struct blk_dev *b
 }
 int blk_count(void);
 struct blk_dev *blk_get(int i);
-/* "vd0", "vd0p2", "serial=XYZ", "boot"; NULL and a message on the console when not found. */
+/* "vd0", "vd0p2", "serial=XYZ", "boot"; NULL and a message on the console when not found
+ * (said for the command that asked: it returns -E_NOENT and the shell adds nothing). */
 struct blk_dev *blk_find(const char *spec);
 
 /* Asynchronous interface. */

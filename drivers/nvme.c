@@ -534,8 +534,12 @@ static int nvme_health(struct blk_dev *d, struct blk_health *out, uint32_t timeo
 		fmt_snprintf(out->words, sizeof(out->words), "health log: FAILING (%s)", why);
 	} else if (h.warnings || h.media_errors || h.used >= 100) {
 		out->verdict = BLK_HEALTH_WARNING;
-		fmt_snprintf(out->words, sizeof(out->words), "health log: passed, but %s%s%llu media error%s, %u%% of its life used",
-			     why, k ? ", " : "", (unsigned long long)h.media_errors, h.media_errors == 1 ? "" : "s", h.used);
+		if (h.media_errors)
+			k += fmt_snprintf(why + k, sizeof(why) - (size_t)k, "%s%llu media error%s", k ? ", " : "",
+					  (unsigned long long)h.media_errors, h.media_errors == 1 ? "" : "s");
+		if (h.used >= 100)
+			fmt_snprintf(why + k, sizeof(why) - (size_t)k, "%s%u%% of its rated life used", k ? ", " : "", h.used);
+		fmt_snprintf(out->words, sizeof(out->words), "health log: passed, but %s", why);
 	} else {
 		out->verdict = BLK_HEALTH_PASSED;
 		fmt_snprintf(out->words, sizeof(out->words), "health log: passed (spare %u%%, %u%% of its life used)",

@@ -151,8 +151,10 @@ void shell_loop(void)
 	le_init(&le);
 	for (;;) {
 		le_start(&le);
+		/* The screen is whole before the prompt goes out on the serial line (which a script or
+		 * a test at the other end takes as "done"); the prompt itself is drawn a frame later. */
+		fbcon_flush();
 		kprintf(PROMPT);
-		fbcon_flush();   /* the screen is whole before the prompt goes out on the serial line */
 		enum le_result r = LE_MORE;
 		editing = &le;
 		while (r == LE_MORE) {

@@ -189,12 +189,20 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         check("the status line has its own colours", bg[2] > 0x60 and bg[0] < 0x60 and fg == (255, 255, 255),
               (fg, bg))
 
-        m.cmd("read nosuch 0")   # a failure the shell words: its "error:" line
+        took = re.search(r"first screen: the disks' health read in (\d+) ms", m.cmd("log 60"))
+        print("the first screen's health reads took", took and took.group(1), "ms for 6 disks")
+        m.cmd('echo "unterminated')   # a failure the shell words: its "error:" line
+        out = m.cmd("read nosuch 0")   # the block layer says it: one line, no "error:" after it
         img = shot(m, "error")
         s = Screen(img, glyphs)
         rows = [r for r, t in enumerate(s.text()) if t.startswith("error:")]
         fg = cell(img, 0, rows[-1])[1] if rows else None
-        check("an error line is drawn in red", fg and fg[0] > 200 and fg[1] < 120 and fg[2] < 120, (rows, fg))
+        check("an error line is drawn in red", fg and fg[0] > 200 and fg[1] < 120 and fg[2] < 120,
+              (rows, fg, s.text()[-8:]))
+        rows = [r for r, t in enumerate(s.text()) if t.startswith("no disk ")]   # ' is not learnt
+        check("a missing disk is one red line (no generic error after it)",
+              out.strip() == "no disk 'nosuch' (see disks)" and rows and is_red(colour_of(img, s, rows[-1])),
+              (out, rows))
         out = m.cmd("wipe vd0 --yes")   # refused: the command words it and fails (cmd_said)
         img = shot(m, "refused")
         s = Screen(img, glyphs)
