@@ -28,7 +28,7 @@ static void health_print(struct blk_dev *d, deadline_t budget)
 	int rc = 1;
 	if (!d->ops->health)
 		fmt_snprintf(h.words, sizeof(h.words), "health: not offered by %s", d->transport);
-	else if (deadline_passed(budget))
+	else if (deadline_passed(budget) && (rc = -E_TIMEOUT))
 		fmt_snprintf(h.words, sizeof(h.words), "health: not read (the time for it at boot ran out; info %s asks)",
 			     d->name);
 	else if ((rc = d->ops->health(d, &h, HEALTH_TIMEOUT_MS)) < 0)
