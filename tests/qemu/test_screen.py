@@ -127,9 +127,11 @@ with open(src, "r+b") as f:   # an MBR with one partition, so it looks like a so
 with open(cow, "wb") as f:
     f.truncate(SIZE + (8 << 20))
 smalls = []
-for name, size in (("sata.img", 8 << 20), ("nvfail.img", 4 << 20), ("nvwarn.img", 4 << 20)):
+# Smaller than the source, so not offered for its cow; but the failing NVMe is large enough and
+# smaller than vd2, so only its health keeps it from being offered.
+for name, size in (("sata.img", 8 << 20), ("nvfail.img", 20 << 20), ("nvwarn.img", 4 << 20)):
     smalls.append(os.path.join(tmp, name))
-    with open(smalls[-1], "wb") as f:   # smaller than the source: not offered for its cow
+    with open(smalls[-1], "wb") as f:
         f.truncate(size)
 src_hash = sha256_file(src)
 ZONES = [dict(start=0, count=SIZE // 512, kind="slow", delay_ms=60), dict(start=20000, count=8, kind="bad")]
@@ -182,6 +184,8 @@ with FailingNbd(src, ZONES, tmp) as nbd:
               re.search(r"vd1 .*looks like a source", joined), joined[:1500])
         check("the first screen offers the blank disk for the cow",
               re.search(r"vd2 .*could hold a cow", joined), joined[:1500])
+        check("a failing blank disk is not offered for the cow",
+              re.search(r"nvme0n1 .*failing: not one to hold a cow", joined), joined[:1500])
         check("the first screen says what to type next",
               "cow format vd2 vd1 --yes, then cow open vd1 vd2, then rescue ov0" in joined, joined[:1500])
         check("the status line sits on the bottom row", text[-1].startswith(" no jobs running"), text[-1])
