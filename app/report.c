@@ -18,6 +18,7 @@
 
 #define MAX_NOTES 32
 #define MAX_BAD_LINES 200        /* bad areas listed in summary.txt; the mapfile has them all */
+#define HEALTH_TIMEOUT_MS 2000   /* each disk's SMART / health log, so a hung disk cannot hold a report */
 
 static struct fat_vol vol;
 static uint8_t *work;
@@ -243,14 +244,14 @@ static void summary_text(struct rfile *f, const char *why, const struct blk_dev 
 		tprintf(t, "           reads %llu, writes %llu, errors %llu, timeouts %llu, resets %llu\n",
 			(unsigned long long)c->reads, (unsigned long long)c->writes, (unsigned long long)c->errors,
 			(unsigned long long)c->timeouts, (unsigned long long)c->resets);
-		char health[200];
-		int rc = d->ops->health ? d->ops->health((struct blk_dev *)d, health, sizeof(health)) : 1;
+		struct blk_health health;
+		int rc = d->ops->health ? d->ops->health((struct blk_dev *)d, &health, HEALTH_TIMEOUT_MS) : 1;
 		if (rc == 1)
 			tprintf(t, "           health: not offered by %s\n", d->transport);
 		else if (rc < 0)
 			tprintf(t, "           health: not read (%s)\n", err_str(rc));
 		else
-			tprintf(t, "           %s\n", health);
+			tprintf(t, "           %s\n", health.detail);
 	}
 
 	tprintf(t, "\noverlays:\n");

@@ -1,10 +1,18 @@
 /* The first screen after boot, for a person at the machine: the disks found in plain words,
- * which look like a source and which could hold its cow (guessed from partition tables, with
- * no I/O so a failing disk cannot hold up the prompt), and what to type next. */
+ * each one's health (SMART, the NVMe health log: one small command a disk, each against a short
+ * deadline and all of them against a budget, so a hung disk holds up the prompt by seconds at
+ * most), which look like a source and which could hold its cow (guessed from partition tables,
+ * reading no sector; a failing disk is never offered for a cow), and what to type next. */
 #include "../kernel/console.h"
 #include "welcome.h"
 #include "../lib/port.h"
 #include "../drivers/blk.h"
+#include "../kernel/log.h"
+#include "../kernel/time.h"
+
+#define HEALTH_TIMEOUT_MS 1000   /* one disk's SMART or health log */
+#define HEALTH_BUDGET_MS  3000   /* every disk's: past it the rest are not asked */
+#define MAX_LISTED 128           /* the block layer's most disks and partitions */
 
 static int has_partitions(const struct blk_dev *d)
 {
@@ -23,6 +31,24 @@ static struct blk_dev *cow_partition(const struct blk_dev *d)
 	return NULL;
 }
 
+/* A disk's health in words (h->words) and its mark on the screen: red when failing, yellow with a
+ * warning or when it could not be read in time. */
+static int health_read(struct blk_dev *d, deadline_t budget, struct blk_health *h)
+{
+	*h = (struct blk_health){ .verdict = BLK_HEALTH_UNKNOWN };
+	int rc = 1;
+	if (!d->ops->health)
+		fmt_snprintf(h->words, sizeof(h->words), "health: not offered by %s", d->transport);
+	else if (deadline_passed(budget) && (rc = -E_TIMEOUT))
+		fmt_snprintf(h->words, sizeof(h->words), "health: not read (the time for it at boot ran out; info %s asks)",
+			     d->name);
+	else if ((rc = d->ops->health(d, h, HEALTH_TIMEOUT_MS)) < 0)
+		fmt_snprintf(h->words, sizeof(h->words), "health: not read (%s)", err_str(rc));
+	if (h->verdict == BLK_HEALTH_FAILING)
+		return CON_SEV_ERROR;
+	return h->verdict == BLK_HEALTH_WARNING || rc == -E_TIMEOUT ? CON_SEV_WARN : 0;
+}
+
 void welcome_print(void)
 {
 	struct blk_dev *src = NULL, *cow = NULL;
@@ -30,10 +56,17 @@ void welcome_print(void)
 	for (int i = 0; i < blk_count(); i++)
 		n += !blk_get(i)->parent;
 	kprintf("\nFound %d disk%s:\n", n, n == 1 ? "" : "s");
+	uint64_t t0 = time_now_us();
+	deadline_t budget = deadline_in_ms(HEALTH_BUDGET_MS);
+	uint8_t failing[MAX_LISTED] = { 0 };   /* never offered to hold a cow */
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
 		if (d->parent)
 			continue;
+		struct blk_health h;
+		int sev = health_read(d, budget, &h);
+		if (i < MAX_LISTED)
+			failing[i] = h.verdict == BLK_HEALTH_FAILING;
 		char size[24];
 		blk_format_size(size, sizeof(size), d->sectors * d->lsize);
 		const char *what;
@@ -49,24 +82,34 @@ void welcome_print(void)
 			what = "holds partitions: looks like a source to rescue";
 			if (!src || d->sectors * d->lsize > src->sectors * src->lsize)
 				src = d;
-		} else
+		} else if (h.verdict == BLK_HEALTH_FAILING)
+			what = "no partition table, but failing: not one to hold a cow";
+		else
 			what = "no partition table: could hold a cow (check it is not needed)";
 		kprintf("  %-8s %10s  %-24.24s  %s%s%s\n", d->name, size, d->model[0] ? d->model : "(no model)", what,
 			cp ? cowpart : "", d->flags & BLK_F_DEV_RO ? " (write-protected)" : "");
+		if (sev)
+			console_mark((enum console_sev)sev);
+		kprintf("  %-8s %10s  %s\n", "", "", h.words);
 	}
+	log_event(LOG_DEBUG, "first screen: the disks' health read in %llu ms",
+		  (unsigned long long)((time_now_us() - t0) / 1000));
 	/* A partition typed for a cow is the first choice for one, the boot stick's too. */
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
 		if (!(d->flags & BLK_F_COW_PART) || (d->flags & BLK_F_DEV_RO) || !src || d->parent == src)
 			continue;
-		if (d->sectors * d->lsize >= src->sectors * src->lsize && (!cow || d->sectors < cow->sectors))
+		if (d->sectors * d->lsize >= src->sectors * src->lsize &&
+		    (!cow || d->sectors * d->lsize < cow->sectors * cow->lsize))
 			cow = d;
 	}
 	for (int i = 0; i < blk_count() && !(cow && (cow->flags & BLK_F_COW_PART)); i++) {
 		struct blk_dev *d = blk_get(i);
-		if (d->parent || d == src || (d->flags & (BLK_F_BOOT | BLK_F_DEV_RO)) || has_partitions(d))
+		if (d->parent || d == src || (d->flags & (BLK_F_BOOT | BLK_F_DEV_RO)) || has_partitions(d) ||
+		    i >= MAX_LISTED || failing[i])
 			continue;
-		if (src && d->sectors * d->lsize >= src->sectors * src->lsize && (!cow || d->sectors < cow->sectors))
+		if (src && d->sectors * d->lsize >= src->sectors * src->lsize &&
+		    (!cow || d->sectors * d->lsize < cow->sectors * cow->lsize))
 			cow = d;
 	}
 	if (src && cow)
@@ -75,5 +118,5 @@ void welcome_print(void)
 	else if (src)
 		kprintf("No blank disk as large as %s was found to hold its cow: attach one, or see disks.\n",
 			src->name);
-	kprintf("Health and identity: info <disk>. All commands: help. Type below and press Enter.\n");
+	kprintf("Every figure of a disk: info <disk>. All commands: help. Type below and press Enter.\n");
 }

@@ -270,11 +270,11 @@ static bool internal_done(void *ctx)
 }
 
 static int run_internal_feat(struct ahci_port *p, uint8_t cmd, uint8_t feature, uint64_t lba,
-			     void *buf, uint32_t bytes)
+			     void *buf, uint32_t bytes, uint32_t timeout_ms)
 {
 	build_cmd_feat(p, cmd, feature, lba, 0, buf, bytes, 0);
 	struct internal_wait w = { p, 1 };
-	if (wait_until(internal_done, &w, CMD_TIMEOUT_MS) < 0)
+	if (wait_until(internal_done, &w, timeout_ms) < 0)
 		return -E_TIMEOUT;
 	int rc = w.rc;
 	if (rc < 0)
@@ -284,7 +284,7 @@ static int run_internal_feat(struct ahci_port *p, uint8_t cmd, uint8_t feature, 
 
 static int run_internal(struct ahci_port *p, uint8_t cmd, void *buf, uint32_t bytes)
 {
-	return run_internal_feat(p, cmd, 0, 0, buf, bytes);
+	return run_internal_feat(p, cmd, 0, 0, buf, bytes, CMD_TIMEOUT_MS);
 }
 
 /* IDENTIFY into p->ident, parsed (lib/ata_id.c) into `d`; `why` says what was wrong. */
@@ -654,9 +654,9 @@ static int ahci_recover(struct blk_dev *d, struct blk_req *overdue)
  * registers of the D2H FIS: unchanged when healthy, F4h/2Ch when a threshold is exceeded. */
 #define SMART_KEY_LBA ((uint64_t)0xc24f << 8)
 
-static int smart_health(struct ahci_port *p, int *failing)
+static int smart_health(struct ahci_port *p, int *failing, uint32_t timeout_ms)
 {
-	int rc = run_internal_feat(p, ATA_SMART, SMART_RETURN_STATUS, SMART_KEY_LBA, NULL, 0);
+	int rc = run_internal_feat(p, ATA_SMART, SMART_RETURN_STATUS, SMART_KEY_LBA, NULL, 0, timeout_ms);
 	if (rc < 0)
 		return rc;
 	const uint8_t *d2h = p->fis + 0x40;
@@ -667,53 +667,74 @@ static int smart_health(struct ahci_port *p, int *failing)
 	return 0;
 }
 
-/* SMART as two lines: the health verdict and the attributes a rescue cares about. -E_BUSY
- * while the port has commands of its own in flight (internal commands need it idle). */
-static int smart_text(struct ahci_port *p, char *health, char *line, int n)
+/* SMART in words for a person (the verdict, and the counts of sectors the drive gave up on)
+ * in h->words, and as two lines (the verdict, the attributes a rescue cares about) in health and
+ * line, both asked within timeout_ms. -E_BUSY while the port has commands of its own in flight
+ * (internal commands need it idle); a command that does not end in time is abandoned with a
+ * port restart, so the port is idle again for the block layer. */
+static int smart_text(struct ahci_port *p, char *health, char *line, int n, struct blk_health *h,
+		      uint32_t timeout_ms)
 {
 	if (p->busy || p->ncq_mask || p->nredo)
 		return -E_BUSY;
+	deadline_t end = deadline_in_ms(timeout_ms);
 	int failing = 0;
-	int rc = smart_health(p, &failing);
-	if (rc < 0)
-		fmt_snprintf(health, (size_t)n, "SMART health: unknown (%s)", err_str(rc));
+	int vrc = smart_health(p, &failing, timeout_ms);
+	if (vrc == -E_TIMEOUT)
+		port_recover_error(p);
+	if (vrc < 0)
+		fmt_snprintf(health, (size_t)n, "SMART health: unknown (%s)", err_str(vrc));
 	else
 		fmt_snprintf(health, (size_t)n, "SMART health: %s", failing ? "FAILING (threshold exceeded)" : "ok");
 	struct ata_smart data;
-	rc = run_internal_feat(p, ATA_SMART, SMART_READ_DATA, SMART_KEY_LBA, p->smart, 512);
+	uint32_t left = deadline_left_ms(end);
+	int rc = left ? run_internal_feat(p, ATA_SMART, SMART_READ_DATA, SMART_KEY_LBA, p->smart, 512, left)
+		      : -E_TIMEOUT;
+	if (rc == -E_TIMEOUT && left)
+		port_recover_error(p);
 	if (rc == 0)
 		rc = ata_smart_parse(p->smart, &data);
-	if (rc < 0) {
+	if (rc < 0)
 		fmt_snprintf(line, (size_t)n, "SMART data: unreadable (%s)", err_str(rc));
+	else
+		ata_smart_summary(&data, line, (size_t)n);
+	if (!h)
 		return 0;
+	if (vrc < 0 && rc < 0) {
+		h->verdict = BLK_HEALTH_UNKNOWN;
+		fmt_snprintf(h->words, sizeof(h->words), "SMART: not read (%s)", err_str(vrc));
+		return vrc;
 	}
-	ata_smart_summary(&data, line, (size_t)n);
+	h->verdict = (enum blk_verdict)ata_smart_words(rc == 0 ? &data : NULL, vrc < 0 ? vrc : failing,
+						       h->words, sizeof(h->words));
 	return 0;
 }
 
 static void smart_show(struct ahci_port *p)
 {
 	char health[160], line[160];
-	if (smart_text(p, health, line, sizeof(line)) < 0) {
+	if (smart_text(p, health, line, sizeof(line), NULL, CMD_TIMEOUT_MS) < 0) {
 		kprintf("SMART: port busy, try again\n");
 		return;
 	}
 	kprintf("%s\n%s\n", health, line);
 }
 
-static int ahci_health(struct blk_dev *d, char *out, int n)
+static int ahci_health(struct blk_dev *d, struct blk_health *h, uint32_t timeout_ms)
 {
 	struct ahci_port *p = d->drv;
 	if (!(p->ident[82] & 1)) {
-		fmt_snprintf(out, (size_t)n, "SMART: not supported by the drive");
+		h->verdict = BLK_HEALTH_UNKNOWN;
+		fmt_snprintf(h->words, sizeof(h->words), "SMART: not supported by the drive");
+		fmt_snprintf(h->detail, sizeof(h->detail), "SMART: not supported by the drive");
 		return 0;
 	}
 	if (d->flags & BLK_F_GONE)
 		return -E_GONE;
 	char health[160], line[160];
-	int rc = smart_text(p, health, line, sizeof(line));
+	int rc = smart_text(p, health, line, sizeof(line), h, timeout_ms);
 	if (rc == 0)
-		fmt_snprintf(out, (size_t)n, "%s; %s", health, line);
+		fmt_snprintf(h->detail, sizeof(h->detail), "%s; %s", health, line);
 	return rc;
 }
 

@@ -60,6 +60,7 @@ struct blk_dev *blk_find(const char *spec)
 			return d;
 	}
 	kprintf("no disk '%s' (see disks)\n", spec);
+	cmd_said(-E_NOENT);
 	return NULL;
 }
 

@@ -18,6 +18,7 @@ enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH, BLK_DISCARD, BLK_WRITE_ZEROES };
 #define BLK_NO_LBA   UINT64_MAX
 
 struct blk_dev;
+struct blk_health;
 
 struct blk_req {
 	/* Filled in by the submitter. */
@@ -62,9 +63,18 @@ struct blk_driver_ops {
 	int (*recover)(struct blk_dev *d, struct blk_req *overdue);
 	/* Prints the driver's identify/health details for `info` (may be NULL). */
 	void (*info)(struct blk_dev *d);
-	/* The device's health (SMART, the NVMe health log) as one line into out, for the report
-	 * (may be NULL: none offered). -E_BUSY when it cannot be asked now. */
-	int (*health)(struct blk_dev *d, char *out, int n);
+	/* The device's health (SMART, the NVMe health log), asked within timeout_ms (a hung disk
+	 * must not hold up the first screen), for the first screen, `info` and the report (may be
+	 * NULL: none offered). 0 with h filled, or -E_BUSY when it cannot be asked now, -E_TIMEOUT,
+	 * -E_GONE, -E_IO. */
+	int (*health)(struct blk_dev *d, struct blk_health *h, uint32_t timeout_ms);
+};
+
+enum blk_verdict { BLK_HEALTH_PASSED, BLK_HEALTH_WARNING, BLK_HEALTH_FAILING, BLK_HEALTH_UNKNOWN };
+struct blk_health {
+	enum blk_verdict verdict;
+	char words[120];    /* for a person: "SMART: passed", "SMART: FAILING (...), 12 reallocated sectors" */
+	char detail[200];   /* every figure on one line, as the report prints it */
 };
 
 #define BLK_F_RO      0x01u   /* refuses writes and flushes before any driver sees them */
@@ -129,7 +139,8 @@ static inline bool blk_overlaps(const struct blk_dev *a, const struct blk_dev *b
 }
 int blk_count(void);
 struct blk_dev *blk_get(int i);
-/* "vd0", "vd0p2", "serial=XYZ", "boot"; NULL and a message on the console when not found. */
+/* "vd0", "vd0p2", "serial=XYZ", "boot"; NULL and a message on the console when not found
+ * (said for the command that asked: it returns -E_NOENT and the shell adds nothing). */
 struct blk_dev *blk_find(const char *spec);
 
 /* Asynchronous interface. */

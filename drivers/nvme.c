@@ -497,8 +497,9 @@ static int nvme_recover(struct blk_dev *d, struct blk_req *overdue)
 	return rc;
 }
 
-/* The SMART / Health Information log page (02h) as one line. */
-static int nvme_health(struct blk_dev *d, char *out, int n)
+/* The SMART / Health Information log page (02h): every figure on one line, and in words the
+ * critical warnings (a failing drive) or the media errors it counted (a warning). */
+static int nvme_health(struct blk_dev *d, struct blk_health *out, uint32_t timeout_ms)
 {
 	struct nvme_ns *ns = d->drv;
 	struct nvme_ctrl *c = ns->c;
@@ -506,8 +507,9 @@ static int nvme_health(struct blk_dev *d, char *out, int n)
 		return -E_GONE;
 	struct sqe e = { .cdw0 = ADM_LOG, .nsid = 0xffffffff, .prp1 = dma_addr(c->scratch),
 			 .cdw10 = (512 / 4 - 1) << 16 | 0x02 };
-	if (admin(c, &e, HEALTH_TIMEOUT_MS, NULL) != 0)
-		return -E_IO;
+	int st = admin(c, &e, timeout_ms, NULL);
+	if (st != 0)
+		return st == -E_TIMEOUT ? st : -E_IO;
 	struct nvme_health h;
 	nvme_health_parse(c->scratch, &h);
 	char temp[16];
@@ -515,9 +517,34 @@ static int nvme_health(struct blk_dev *d, char *out, int n)
 		fmt_snprintf(temp, sizeof(temp), "unknown");
 	else
 		fmt_snprintf(temp, sizeof(temp), "%d C", h.temperature_c);
-	fmt_snprintf(out, (size_t)n, "health: warnings 0x%02x, temperature %s, spare %u%%, used %u%%, media errors %llu, power-on hours %llu",
+	fmt_snprintf(out->detail, sizeof(out->detail), "health: warnings 0x%02x, temperature %s, spare %u%%, used %u%%, media errors %llu, power-on hours %llu",
 		     h.warnings, temp, h.spare, h.used, (unsigned long long)h.media_errors,
 		     (unsigned long long)h.power_on_hours);
+	/* Critical warning bits (NVMe 1.4, figure 194); only the temperature one is passing. */
+	static const char *const bits[6] = { "spare below its threshold", "temperature out of range",
+					     "reliability degraded", "read-only", "volatile memory backup failed",
+					     "persistent memory read-only" };
+	char why[100] = "";
+	int k = 0;
+	for (int b = 0; b < 6; b++)
+		if (h.warnings & (1u << b))
+			k += fmt_snprintf(why + k, sizeof(why) - (size_t)k, "%s%s", k ? ", " : "", bits[b]);
+	if (h.warnings & ~0x02u) {
+		out->verdict = BLK_HEALTH_FAILING;
+		fmt_snprintf(out->words, sizeof(out->words), "health log: FAILING (%s)", why);
+	} else if (h.warnings || h.media_errors || h.used >= 100) {
+		out->verdict = BLK_HEALTH_WARNING;
+		if (h.media_errors)
+			k += fmt_snprintf(why + k, sizeof(why) - (size_t)k, "%s%llu media error%s", k ? ", " : "",
+					  (unsigned long long)h.media_errors, h.media_errors == 1 ? "" : "s");
+		if (h.used >= 100)
+			fmt_snprintf(why + k, sizeof(why) - (size_t)k, "%s%u%% of its rated life used", k ? ", " : "", h.used);
+		fmt_snprintf(out->words, sizeof(out->words), "health log: passed, but %s", why);
+	} else {
+		out->verdict = BLK_HEALTH_PASSED;
+		fmt_snprintf(out->words, sizeof(out->words), "health log: passed (spare %u%%, %u%% of its life used)",
+			     h.spare, h.used);
+	}
 	return 0;
 }
 
@@ -535,12 +562,12 @@ static void nvme_info(struct blk_dev *d)
 			n += fmt_snprintf(hex + n, sizeof(hex) - (size_t)n, "%02x", d->wwn[i]);
 		kprintf("namespace id: %s %s\n", d->wwn_len == 16 ? "NGUID" : "EUI-64", hex);
 	}
-	char health[200];
-	if (nvme_health(d, health, sizeof(health)) < 0) {
+	struct blk_health health;
+	if (nvme_health(d, &health, HEALTH_TIMEOUT_MS) < 0) {
 		kprintf("health log unavailable\n");
 		return;
 	}
-	kprintf("%s\n", health);
+	kprintf("%s\n", health.detail);
 	if (c->last_step) {
 		kprintf("last recovery: %s, ready %llu ms after the timeout, ", c->last_step,
 			(unsigned long long)(c->t_ready_us - c->t_overdue_us) / 1000);

@@ -606,14 +606,14 @@ static void sat_identify(struct msc *m, struct msc_lun *l)
 
 /* SMART RETURN STATUS through SAT (non-data, CK_COND: the registers come back in the sense
  * data): 1 healthy, 0 a threshold exceeded, negative when the bridge cannot say. */
-static int sat_smart_status(struct msc *m, struct msc_lun *l)
+static int sat_smart_status(struct msc *m, struct msc_lun *l, uint32_t timeout_ms)
 {
 	uint8_t cdb[16] = { 0x85, 3 << 1, 0x20 };   /* non-data, CK_COND */
 	cdb[4] = 0xda;    /* features: RETURN STATUS */
 	cdb[10] = 0x4f;   /* LBA mid */
 	cdb[12] = 0xc2;   /* LBA high */
 	cdb[14] = 0xb0;   /* SMART */
-	int rc = bot_sync(m, l->lun, cdb, 16, true, NULL, 0, MSC_SAT_TIMEOUT_MS);
+	int rc = bot_sync(m, l->lun, cdb, 16, true, NULL, 0, timeout_ms);
 	if (rc != BOT_CHECK)
 		return rc < 0 ? rc : -E_UNSUPP;
 	struct scsi_sense s;
@@ -672,7 +672,7 @@ static int msc_recover(struct blk_dev *d, struct blk_req *overdue)
 
 /* SMART READ DATA through SAT: ATA PASS-THROUGH (16), PIO data-in, one 512-byte page, parsed
  * (checksum first) like a SATA drive's. -E_UNSUPP when the bridge refuses it. */
-static int sat_smart_data(struct msc *m, struct msc_lun *l, struct ata_smart *out)
+static int sat_smart_data(struct msc *m, struct msc_lun *l, struct ata_smart *out, uint32_t timeout_ms)
 {
 	uint8_t cdb[16] = { 0x85, 4 << 1, 0x0e };   /* PIO data-in; length in sectors, from the device */
 	cdb[4] = 0xd0;    /* features: READ DATA */
@@ -681,7 +681,7 @@ static int sat_smart_data(struct msc *m, struct msc_lun *l, struct ata_smart *ou
 	cdb[12] = 0xc2;
 	cdb[14] = 0xb0;
 	memset(m->scratch, 0, 512);
-	int rc = bot_sync(m, l->lun, cdb, 16, true, m->scratch, 512, MSC_SAT_TIMEOUT_MS);
+	int rc = bot_sync(m, l->lun, cdb, 16, true, m->scratch, 512, timeout_ms);
 	if (rc == BOT_CHECK) {
 		struct scsi_sense s;
 		request_sense(m, l->lun, &s);
@@ -692,9 +692,11 @@ static int sat_smart_data(struct msc *m, struct msc_lun *l, struct ata_smart *ou
 	return m->x_data.actual < 512 ? -E_CORRUPT : ata_smart_parse(m->scratch, out);
 }
 
-/* SMART as the SATA driver words it: the verdict, then the attributes a rescue cares about.
- * -E_BUSY while the device runs a command, -E_GONE unplugged, -E_UNSUPP without SAT. */
-static int smart_text(struct msc_lun *l, char *health, char *line, size_t n)
+/* SMART through the bridge as the SATA driver words it: the verdict and the attributes a rescue
+ * cares about as two lines (health, line), and for a person in h->words (h may be NULL), within
+ * timeout_ms. -E_BUSY while the device runs a command, -E_GONE unplugged, -E_UNSUPP without SAT. */
+static int smart_text(struct msc_lun *l, char *health, char *line, size_t n, struct blk_health *h,
+		      uint32_t timeout_ms)
 {
 	struct msc *m = l->m;
 	if (!l->ata_model[0])
@@ -703,31 +705,26 @@ static int smart_text(struct msc_lun *l, char *health, char *line, size_t n)
 		return -E_GONE;
 	if (m->busy)
 		return -E_BUSY;
-	int h = sat_smart_status(m, l);
-	if (h < 0)
-		fmt_snprintf(health, n, "SMART health: unknown (%s)", err_str(h));
+	deadline_t end = deadline_in_ms(timeout_ms);
+	int v = sat_smart_status(m, l, timeout_ms);   /* 1 healthy, 0 a threshold exceeded */
+	if (v == -E_TIMEOUT || v == -E_GONE)
+		return v;
+	if (v < 0)
+		fmt_snprintf(health, n, "SMART health: unknown (%s)", err_str(v));
 	else
-		fmt_snprintf(health, n, "SMART health: %s", h ? "ok" : "FAILING (threshold exceeded)");
+		fmt_snprintf(health, n, "SMART health: %s", v ? "ok" : "FAILING (threshold exceeded)");
 	struct ata_smart data;
-	int rc = sat_smart_data(m, l, &data);
+	uint32_t left = deadline_left_ms(end);
+	int rc = left ? sat_smart_data(m, l, &data, left) : -E_TIMEOUT;
 	if (rc < 0)
 		fmt_snprintf(line, n, "SMART data: %s (%s)",
 			     rc == -E_UNSUPP ? "not passed through by this bridge" : "unreadable", err_str(rc));
 	else
 		ata_smart_summary(&data, line, n);
+	if (h)
+		h->verdict = (enum blk_verdict)ata_smart_words(rc == 0 ? &data : NULL, v < 0 ? v : !v,
+							       h->words, sizeof(h->words));
 	return 0;
-}
-
-/* The report's health line. */
-static int msc_health(struct blk_dev *d, char *out, int n)
-{
-	char health[160], line[160];
-	int rc = smart_text(d->drv, health, line, sizeof(line));
-	if (rc == -E_UNSUPP)
-		fmt_snprintf(out, (size_t)n, "SMART: not available through this bridge (no SAT ATA PASS-THROUGH)");
-	else if (rc == 0)
-		fmt_snprintf(out, (size_t)n, "%s; %s", health, line);
-	return rc == -E_UNSUPP ? 0 : rc;
 }
 
 static void msc_info(struct blk_dev *d)
@@ -741,7 +738,7 @@ static void msc_info(struct blk_dev *d)
 		kprintf("drive (SAT ATA PASS-THROUGH IDENTIFY): '%s' serial '%s' firmware '%s'\n", l->ata_model,
 			l->ata_serial, l->ata_fw);
 		char health[160], line[160];
-		int rc = smart_text(l, health, line, sizeof(line));
+		int rc = smart_text(l, health, line, sizeof(line), NULL, MSC_SAT_TIMEOUT_MS);
 		if (rc == 0)
 			kprintf("%s\n%s\n", health, line);
 		else
@@ -756,8 +753,28 @@ static void msc_info(struct blk_dev *d)
 		kprintf("unplugged\n");
 }
 
+/* SMART through a SAT bridge, or why there is none, for the first screen, `info` and the report. */
+static int msc_health(struct blk_dev *d, struct blk_health *h, uint32_t timeout_ms)
+{
+	struct msc_lun *l = d->drv;
+	if (!l->m || (d->flags & BLK_F_GONE))
+		return -E_GONE;
+	if (!l->ata_model[0]) {
+		h->verdict = BLK_HEALTH_UNKNOWN;
+		fmt_snprintf(h->words, sizeof(h->words), "health: not available over this USB bridge");
+		fmt_snprintf(h->detail, sizeof(h->detail), "health: not available over this USB bridge (no SAT ATA PASS-THROUGH)");
+		return 0;
+	}
+	char health[160], line[160];
+	int rc = smart_text(l, health, line, sizeof(line), h, timeout_ms);
+	if (rc == 0)
+		fmt_snprintf(h->detail, sizeof(h->detail), "%s; %s", health, line);
+	return rc;
+}
+
 static const struct blk_driver_ops msc_ops = {
-	.start = msc_start, .poll = msc_poll, .recover = msc_recover, .info = msc_info, .health = msc_health,
+	.start = msc_start, .poll = msc_poll, .recover = msc_recover, .info = msc_info,
+	.health = msc_health,
 };
 
 /* The firmware's device path named this USB port path and LUN. */

@@ -269,6 +269,12 @@ static int mbr_logical(struct scan *s, uint64_t ext, uint64_t count)
 	return 0;
 }
 
+/* A FAT boot sector: a jump, and the file system type where FAT12/16 or FAT32 keep it. */
+static bool fat_boot_sector(const uint8_t *b)
+{
+	return (b[0] == 0xeb || b[0] == 0xe9) && (!memcmp(b + 54, "FAT", 3) || !memcmp(b + 82, "FAT32", 5));
+}
+
 /* MBR addresses are in the disk's logical sectors (4096 bytes on a 4Kn disk). */
 static int mbr(struct scan *s, const uint8_t *b)
 {
@@ -281,7 +287,10 @@ static int mbr(struct scan *s, const uint8_t *b)
 		if (!type || !count || type == 0xEE)
 			continue;
 		if (start == 0) {
-			ignore(s, "MBR partition %u starts at LBA 0 (the MBR itself): ignored", i + 1);
+			/* mtools' mformat describes a FAT "superfloppy" (cowboot's boot image is one) as a
+			 * partition of itself at LBA 0: the volume is the whole disk, nothing to warn of. */
+			if (!fat_boot_sector(b))
+				ignore(s, "MBR partition %u starts at LBA 0 (the MBR itself): ignored", i + 1);
 			continue;
 		}
 		int rc;

@@ -111,6 +111,21 @@ void console_panic(void)
 	panic_mode = 1;
 }
 
+void console_mark(enum console_sev sev)
+{
+	fbcon_mark(sev);
+}
+
+uint64_t console_line(void)
+{
+	return fbcon_line();
+}
+
+void console_mark_since(uint64_t line, enum console_sev sev)
+{
+	fbcon_mark_since(line, sev);
+}
+
 void console_get_stats(struct console_stats *out)
 {
 	*out = (struct console_stats){ q.queued, q.sent, q.dropped_bytes, q.dropped_lines, q.coalesced,

@@ -23,6 +23,16 @@ void console_flush(unsigned timeout_ms);
 /* The exception handler: flushes what it can, then every write goes straight out. */
 void console_panic(void);
 
+/* Severity for the screen, which draws warnings yellow and errors red (the serial line has the
+ * words). console_mark marks the line being written (at the start of a line: the next one);
+ * console_mark_since the lines completed since console_line() returned `line` (a failing
+ * command's output: the shell knows it failed only when the command returns). Event lines keep
+ * their own level. */
+enum console_sev { CON_SEV_WARN = 1, CON_SEV_ERROR = 2 };
+void console_mark(enum console_sev sev);
+uint64_t console_line(void);
+void console_mark_since(uint64_t line, enum console_sev sev);
+
 struct console_stats {
 	uint64_t queued, sent;          /* bytes into and out of the queue */
 	uint64_t dropped_bytes, dropped_lines, coalesced, shell_waits;

@@ -40,6 +40,7 @@ static uint64_t nlines = 1;             /* the cursor's line is nlines - 1 */
 static uint32_t cx;
 static int esc;                         /* inside an escape sequence: skipped */
 static uint64_t back;                   /* lines scrolled back */
+static uint8_t cur_mark = 0;            /* A_TEXT, or the severity a writer gave the cursor's line */
 
 static uint16_t *shown;                 /* rows * cols: what the framebuffer holds */
 static char status[STATUS_ROWS_MAX][MAX_COLS + 1];
@@ -67,6 +68,7 @@ static void new_line(void)
 	uint64_t l = nlines++;
 	memset(line_text(l + 1), ' ', cols);
 	line_attr[(l + 1) % HISTORY_LINES] = A_TEXT;
+	cur_mark = A_TEXT;
 	cx = 0;
 }
 
@@ -134,6 +136,50 @@ static uint8_t classify(const uint8_t *t)
 	return A_TEXT;
 }
 
+/* The stronger of two colours (error over warning over text). */
+static uint8_t stronger(uint8_t a, uint8_t b)
+{
+	return a == A_ERROR || b == A_ERROR ? A_ERROR : a == A_WARN || b == A_WARN ? A_WARN : A_TEXT;
+}
+
+static uint8_t sev_attr(int sev)
+{
+	return sev >= 2 ? A_ERROR : sev == 1 ? A_WARN : A_TEXT;
+}
+
+/* The cursor's line: its text's own markers, or what its writer said it is. */
+static uint8_t cursor_attr(void)
+{
+	return stronger(classify(line_text(nlines - 1)), cur_mark);
+}
+
+void fbcon_mark(int sev)
+{
+	cur_mark = stronger(cur_mark, sev_attr(sev));
+	dirty = 1;
+}
+
+uint64_t fbcon_line(void)
+{
+	return nlines - 1;
+}
+
+void fbcon_mark_since(uint64_t l, int sev)
+{
+	if (!fb)
+		return;
+	if (l + HISTORY_LINES <= nlines)
+		l = nlines - HISTORY_LINES + 1;   /* older ones have left the history */
+	for (; l < nlines - 1; l++) {
+		const uint8_t *t = line_text(l);
+		if (t[0] == '[')   /* an event of a job, printed meanwhile: its own level */
+			continue;
+		uint8_t *a = &line_attr[l % HISTORY_LINES];
+		*a = stronger(*a, sev_attr(sev));
+	}
+	dirty = 1;
+}
+
 void fbcon_write(const char *s, size_t n)
 {
 	if (!fb)
@@ -152,16 +198,18 @@ void fbcon_write(const char *s, size_t n)
 		if (c == 0x1b) {
 			esc = 1;
 		} else if (c == '\n') {
-			line_attr[(nlines - 1) % HISTORY_LINES] = classify(line_text(nlines - 1));
+			line_attr[(nlines - 1) % HISTORY_LINES] = cursor_attr();
 			new_line();
 		} else if (c == '\r') {
 			cx = 0;
 		} else if (c == '\b') {
 			cx = cx ? cx - 1 : 0;
 		} else if (c == '\t' || (c >= 32 && c < 127)) {
-			if (cx >= cols) {   /* a long line wraps */
-				line_attr[(nlines - 1) % HISTORY_LINES] = classify(line_text(nlines - 1));
+			if (cx >= cols) {   /* a long line wraps, keeping its writer's mark */
+				uint8_t mark = cur_mark;
+				line_attr[(nlines - 1) % HISTORY_LINES] = cursor_attr();
 				new_line();
+				cur_mark = mark;
 			}
 			if (c != '\t')
 				line_text(nlines - 1)[cx++] = (uint8_t)c;
@@ -234,7 +282,7 @@ static void row_cells(uint32_t r, uint16_t *out)
 		return;
 	}
 	const uint8_t *t = line_text(l);
-	uint16_t a = (uint16_t)(l == nlines - 1 ? classify(t) : line_attr[l % HISTORY_LINES]) << 8;
+	uint16_t a = (uint16_t)(l == nlines - 1 ? cursor_attr() : line_attr[l % HISTORY_LINES]) << 8;
 	for (uint32_t x = 0; x < cols; x++)
 		out[x] = a | t[x];
 }

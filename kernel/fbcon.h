@@ -11,6 +11,11 @@ void fbcon_write(const char *s, size_t n);
 int fbcon_active(void);
 void fbcon_flush(void);                /* draws everything now (power-off, exception report) */
 void fbcon_scrollback(int pages);      /* + back in history, - towards the newest line */
+/* Severity 1 (warning) or 2 (error) for the cursor's line; the cursor's line number; the same
+ * for the lines completed since line l (console.h's console_mark*). */
+void fbcon_mark(int sev);
+uint64_t fbcon_line(void);
+void fbcon_mark_since(uint64_t l, int sev);
 
 struct fbcon_info {
 	uint32_t width, height, cols, rows, scale, history;

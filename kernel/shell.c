@@ -50,15 +50,19 @@ int shell_run_line(char *line)
 		return 0;
 	const struct command *c = shell_find(argv[0]);
 	if (!c) {
+		console_mark(CON_SEV_ERROR);
 		kprintf("unknown command '%s' (try help)\n", argv[0]);
 		return -E_NOENT;
 	}
 	failure_said = false;
+	uint64_t first = console_line();
 	int rc = c->run(argc, argv);
 	if (rc == -E_USAGE)
 		kprintf("usage: %s\n", c->usage);   /* after the command's reason, if it gave one */
 	else if (rc < 0 && !failure_said)
 		kprintf("error: %s\n", err_str(rc));
+	if (rc < 0)   /* however the command worded it, a failure is red on the screen */
+		console_mark_since(first, CON_SEV_ERROR);
 	failure_said = false;
 	return rc;
 }
@@ -74,6 +78,7 @@ static int script_line(char *line, int lineno)
 	if (rc == 0)
 		rc = shell_run_line(expanded);
 	if (rc < 0) {
+		console_mark(CON_SEV_ERROR);
 		kprintf("script failed at line %d: %s: %s\n", lineno, copy, err_str(rc));
 		log_event(LOG_ERR, "script failed at line %d", lineno);
 		if (setting_on_error() == ON_ERROR_POWEROFF)
@@ -146,8 +151,10 @@ void shell_loop(void)
 	le_init(&le);
 	for (;;) {
 		le_start(&le);
+		/* The screen is whole before the prompt goes out on the serial line (which a script or
+		 * a test at the other end takes as "done"); the prompt itself is drawn a frame later. */
+		fbcon_flush();
 		kprintf(PROMPT);
-		fbcon_flush();   /* the screen is whole before the prompt goes out on the serial line */
 		enum le_result r = LE_MORE;
 		editing = &le;
 		while (r == LE_MORE) {

@@ -15,6 +15,13 @@ typedef uint64_t deadline_t;             /* an absolute time_now_us() value */
 static inline deadline_t deadline_in_us(uint64_t us) { return time_now_us() + us; }
 static inline deadline_t deadline_in_ms(uint64_t ms) { return time_now_us() + ms * 1000; }
 static inline bool deadline_passed(deadline_t d) { return time_now_us() >= d; }
+/* What is left of a deadline in whole milliseconds, rounded up (0 once it has passed): the
+ * budget to hand the next command of a sequence that shares one deadline. */
+static inline uint32_t deadline_left_ms(deadline_t d)
+{
+	uint64_t now = time_now_us();
+	return now < d ? (uint32_t)((d - now + 999) / 1000) : 0;
+}
 
 /* The one deadline-polling helper: polls done(ctx) until it holds or timeout_ms has passed,
  * looking once more at the deadline, so a condition met just then is no timeout. 0 or

@@ -122,6 +122,42 @@ void ata_smart_summary(const struct ata_smart *s, char *line, size_t n)
 		fmt_snprintf(line + k, n - k, " no known attributes");
 }
 
+int ata_smart_words(const struct ata_smart *s, int failing, char *words, size_t n)
+{
+	static const struct { uint8_t id; const char *what; } lost[] = {
+		{ 5, "reallocated" }, { 197, "pending" }, { 198, "uncorrectable" },
+	};
+	char counts[96] = "";
+	size_t k = 0;
+	uint64_t total = 0;
+	for (unsigned i = 0; s && i < sizeof(lost) / sizeof(lost[0]); i++) {
+		int64_t v = ata_smart_raw(s, lost[i].id);
+		if (v < 0 || !(v & 0xffffffff) || k >= sizeof(counts))
+			continue;
+		total += (uint64_t)(v & 0xffffffff);
+		k += (size_t)fmt_snprintf(counts + k, sizeof(counts) - k, "%s%u %s", k ? ", " : "",
+					  (unsigned)(v & 0xffffffff), lost[i].what);
+	}
+	if (k && k < sizeof(counts))
+		fmt_snprintf(counts + k, sizeof(counts) - k, " sector%s", total == 1 ? "" : "s");
+	if (failing == 1) {
+		fmt_snprintf(words, n, "SMART: FAILING (the drive says a threshold is exceeded)%s%s",
+			     k ? ", " : "", counts);
+		return 2;
+	}
+	if (k) {
+		fmt_snprintf(words, n, "SMART: %s, but %s", failing == 0 ? "passed" : "no verdict", counts);
+		return 1;
+	}
+	if (failing == 0) {
+		fmt_snprintf(words, n, "SMART: passed");
+		return 0;
+	}
+	fmt_snprintf(words, n, "SMART: no verdict (%s)%s", err_str(failing),
+		     s ? ", no sectors reallocated" : "");
+	return 3;
+}
+
 int64_t ata_smart_raw(const struct ata_smart *s, uint8_t id)
 {
 	for (unsigned i = 0; i < s->n; i++)

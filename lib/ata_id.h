@@ -37,6 +37,12 @@ int64_t ata_smart_raw(const struct ata_smart *s, uint8_t id);
  * temperature 36 C, power-on hours 1234, reallocated 0, pending 0, offline uncorrectable 0",
  * or "SMART data: no known attributes". The one wording of every transport (AHCI, SAT). */
 void ata_smart_summary(const struct ata_smart *s, char *line, size_t n);
+/* SMART in words for a person: the verdict and the sectors the drive gave up on or may
+ * ("SMART: passed, but 8 reallocated, 3 pending sectors"). failing: 1 the drive says a threshold
+ * is exceeded, 0 it says not, a negative code when it gave no verdict; s NULL when the
+ * attributes could not be read. Returns 0 passed, 1 warning, 2 failing, 3 unknown: the order
+ * of the block layer's verdicts. */
+int ata_smart_words(const struct ata_smart *s, int failing, char *words, size_t n);
 /* SMART RETURN STATUS: the LBA mid/high registers of the answer. 0 healthy, 1 threshold
  * exceeded, -E_IO when they are neither. */
 int ata_smart_status(uint8_t lba_mid, uint8_t lba_high);

@@ -112,6 +112,8 @@ class Machine:
                        f",discard_granularity={d['lbs']}")
         elif d.get("pbs"):   # 512e: 512-byte logical sectors on larger physical ones
             serial += f",physical_block_size={d['pbs']}"
+        if d.get("props"):   # more properties of the device: "smart_critical_warning=4"
+            serial += "," + d["props"]
         t = d.get("transport", "virtio")
         if t == "virtio":
             legacy = ",disable-modern=on,disable-legacy=off" if d.get("legacy") else ""

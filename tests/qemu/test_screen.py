@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The screen as a person sees it, read back from QMP screendumps: glyphs are learnt from a line
 the test types (echo of every character it needs), then every cell of the screen is decoded.
-After boot the first screen names the disks (a source, a disk that could hold its cow) and says
-what to type; errors are drawn in red; during a rescue the bottom row is the status line (phase,
+After boot the first screen names the disks (a source, a disk that could hold its cow), says each
+one's health in words (QEMU's SMART on a SATA disk, NVMe health logs with critical warnings set,
+drawn red when failing and yellow with a warning; over serial too) and what to type; a failing
+command is drawn in red however it words its failure (a refused wipe); during a rescue the bottom row is the status line (phase,
 position, rescued, bad, rate, ETA), on its own colour and live; Shift+PgUp scrolls back."""
 import os
 import re
@@ -93,6 +95,27 @@ def learn(img):
     return None
 
 
+def colour_of(img, s, row):
+    """The foreground colour of a text row (its first lit cell)."""
+    for c in range(s.cols):
+        fg = cell(img, c, row)[1]
+        if fg:
+            return fg
+    return None
+
+
+def is_red(fg):
+    return bool(fg) and fg[0] > 200 and fg[1] < 120 and fg[2] < 120
+
+
+def is_yellow(fg):
+    return bool(fg) and fg[0] > 200 and fg[1] > 160 and fg[2] < 120
+
+
+def is_plain(fg):
+    return bool(fg) and abs(fg[0] - fg[1]) < 16 and abs(fg[1] - fg[2]) < 16
+
+
 tmp = tempfile.mkdtemp(prefix="cowboot-screen-")
 src, cow = os.path.join(tmp, "src.img"), os.path.join(tmp, "cow.img")
 make_pattern_disk(src, SIZE, "source")
@@ -103,13 +126,39 @@ with open(src, "r+b") as f:   # an MBR with one partition, so it looks like a so
     f.write(mbr)
 with open(cow, "wb") as f:
     f.truncate(SIZE + (8 << 20))
+smalls = []
+# Smaller than the source, so not offered for its cow; but the failing NVMe is large enough and
+# smaller than vd2, so only its health keeps it from being offered.
+for name, size in (("sata.img", 8 << 20), ("nvfail.img", 20 << 20), ("nvwarn.img", 4 << 20)):
+    smalls.append(os.path.join(tmp, name))
+    with open(smalls[-1], "wb") as f:
+        f.truncate(size)
 src_hash = sha256_file(src)
 ZONES = [dict(start=0, count=SIZE // 512, kind="slow", delay_ms=60), dict(start=20000, count=8, kind="bad")]
 
 with FailingNbd(src, ZONES, tmp) as nbd:
-    disks = [dict(nbd_socket=nbd.sock, serial="SCR-SRC", readonly=True), dict(path=cow, serial="SCR-COW")]
+    disks = [dict(nbd_socket=nbd.sock, serial="SCR-SRC", readonly=True), dict(path=cow, serial="SCR-COW"),
+             dict(path=smalls[0], transport="sata", serial="SCR-SATA"),
+             # NVMe critical warnings as QEMU models them: reliability degraded (a failing
+             # drive), and the temperature one alone (a warning).
+             dict(path=smalls[1], transport="nvme", serial="SCR-NVF", props="smart_critical_warning=4"),
+             dict(path=smalls[2], transport="nvme", serial="SCR-NVW", props="smart_critical_warning=2")]
     with Machine(disks=disks, name="screen", extra_args=["-device", "VGA"]) as m:
         m.wait_prompt(90)
+        boot = m.last_before
+        first = boot[boot.find("Found "):]
+        print("first screen over serial:\n" + first.rstrip())
+
+        def health_of(name):
+            got = re.search(r"^  %s .*\n +(.*)$" % re.escape(name), first, re.M)
+            return got.group(1) if got else None
+        check("over serial the first screen says each disk's health in words: virtio offers none, "
+              "QEMU's SATA SMART passes, the NVMe with reliability degraded is failing, the one over "
+              "its temperature threshold passes with a warning",
+              health_of("vd0") == "health: not offered by virtio" and health_of("sata0") == "SMART: passed" and
+              health_of("nvme0n1") == "health log: FAILING (reliability degraded)" and
+              (health_of("nvme1n1") or "").startswith("health log: passed, but temperature out of range"),
+              first[:1500])
         m.cmd("echo " + ALPHABET)
         img = shot(m, "boot")
         glyphs = learn(img)
@@ -118,11 +167,25 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         s = Screen(img, glyphs)
         text = s.text()
         joined = "\n".join(text)
-        check("the first screen counts the disks", re.search(r"Found 3 disks", joined), joined[:1500])
+        check("the first screen counts the disks", re.search(r"Found 6 disks", joined), joined[:1500])
+        rows = {}
+        for r, t in enumerate(text):
+            for name in ("vd0", "sata0", "nvme0n1", "nvme1n1"):
+                if t.startswith("  %s " % name) and r + 1 < len(text):
+                    rows[name] = (r + 1, text[r + 1].strip())
+        check("on the screen each disk's health is the line under it",
+              rows.get("sata0", (0, ""))[1] == "SMART: passed" and
+              rows.get("nvme0n1", (0, ""))[1] == "health log: FAILING (reliability degraded)" and
+              rows.get("nvme1n1", (0, ""))[1].startswith("health log: passed, but temperature"), rows)
+        fgs = {k: colour_of(img, s, r) for k, (r, t) in rows.items()}
+        check("a failing disk's health is red, a warning yellow, a passing one plain",
+              is_red(fgs.get("nvme0n1")) and is_yellow(fgs.get("nvme1n1")) and is_plain(fgs.get("sata0")), fgs)
         check("the first screen calls the partitioned disk a source",
               re.search(r"vd1 .*looks like a source", joined), joined[:1500])
         check("the first screen offers the blank disk for the cow",
               re.search(r"vd2 .*could hold a cow", joined), joined[:1500])
+        check("a failing blank disk is not offered for the cow",
+              re.search(r"nvme0n1 .*failing: not one to hold a cow", joined), joined[:1500])
         check("the first screen says what to type next",
               "cow format vd2 vd1 --yes, then cow open vd1 vd2, then rescue ov0" in joined, joined[:1500])
         check("the status line sits on the bottom row", text[-1].startswith(" no jobs running"), text[-1])
@@ -130,12 +193,30 @@ with FailingNbd(src, ZONES, tmp) as nbd:
         check("the status line has its own colours", bg[2] > 0x60 and bg[0] < 0x60 and fg == (255, 255, 255),
               (fg, bg))
 
-        m.cmd("read nosuch 0")   # a failure the shell words: its "error:" line
+        took = re.search(r"first screen: the disks' health read in (\d+) ms", m.cmd("log 60"))
+        print("the first screen's health reads took", took and took.group(1), "ms for 6 disks")
+        m.cmd('echo "unterminated')   # a failure the shell words: its "error:" line
+        out = m.cmd("read nosuch 0")   # the block layer says it: one line, no "error:" after it
         img = shot(m, "error")
         s = Screen(img, glyphs)
         rows = [r for r, t in enumerate(s.text()) if t.startswith("error:")]
         fg = cell(img, 0, rows[-1])[1] if rows else None
-        check("an error line is drawn in red", fg and fg[0] > 200 and fg[1] < 120 and fg[2] < 120, (rows, fg))
+        check("an error line is drawn in red", fg and fg[0] > 200 and fg[1] < 120 and fg[2] < 120,
+              (rows, fg, s.text()[-8:]))
+        rows = [r for r, t in enumerate(s.text()) if t.startswith("no disk ")]   # ' is not learnt
+        check("a missing disk is one red line (no generic error after it)",
+              out.strip() == "no disk 'nosuch' (see disks)" and rows and is_red(colour_of(img, s, rows[-1])),
+              (out, rows))
+        out = m.cmd("wipe vd0 --yes")   # refused: the command words it and fails (cmd_said)
+        img = shot(m, "refused")
+        s = Screen(img, glyphs)
+        rows = [r for r, t in enumerate(s.text()) if t.startswith("wipe: refused:")]
+        fg = colour_of(img, s, rows[-1]) if rows else None
+        check("a refused wipe (its own words, no 'error:') is drawn in red", "error:" not in out and is_red(fg),
+              (out, rows, fg))
+        rows = [r for r, t in enumerate(s.text()) if t.startswith("cowboot> wipe vd0")]
+        fg = colour_of(img, s, rows[-1]) if rows else None
+        check("the typed command line itself stays plain", is_plain(fg), (rows, fg))
 
         m.cmd("cow format vd2 vd1 --yes", 60)
         m.cmd("cow open vd1 vd2", 60)

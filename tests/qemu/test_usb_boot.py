@@ -2,12 +2,16 @@
 """Booting from a USB stick (usb-storage, GPT: an EFI system partition with cowboot and a data
 partition): the stick is recognised as the boot disk (the loaded image's device path), flagged
 `boot`, found as `boot`, its partitions are listed, wipe refuses it and its partitions, and its
-second partition holds a working cow for a source on another USB disk. The source never changes."""
+second partition holds a working cow for a source on another USB disk; the first screen says a
+USB disk's health cannot be had through QEMU's bridge (no SAT), and the reports written when
+the rescue ends and at poweroff land in the stick's FAT partition: read back on the host with
+mtools, fsck.fat clean, the mapfile accepted by `ddrescuelog -t`. The source never changes."""
 import atexit
 import os
 import re
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -67,7 +71,9 @@ ctrl = ["-device", "qemu-xhci,id=xhci",
         "-device", "usb-storage,bus=xhci.0,port=1,drive=src,serial=USB-SRC"]
 with Machine(controllers=ctrl, boot_usb=stick, name="usbboot") as m:
     m.wait_prompt(120)
-    first = m.last_before
+    first = m.last_before[m.last_before.find("Found "):]
+    check("the first screen says the USB disks' health is not to be had through the bridge",
+          len(re.findall(r"^ +health: not available over this USB bridge$", first, re.M)) == 2, first[:1500])
     out = m.cmd("disks")
     row = re.search(r"^(usb\d+-[\w.]+)\s+96\.0 MiB.*BOOT-STICK\s+usb\s+boot\s*$", out, re.M)
     check("the stick cowboot was loaded from is flagged boot", row, out)
@@ -96,7 +102,39 @@ with Machine(controllers=ctrl, boot_usb=stick, name="usbboot") as m:
     o = m.cmd("rescue ov0") + m.cmd("wait ov0", 300)
     check("a rescue into the cow on the boot stick finishes",
           re.search(r"ov0: rescue finished .*rescued 16\.0 MiB of 16\.0 MiB", m.last_before + o), o[-800:])
+    ended = m.last_before + o
     code = m.poweroff_and_wait()
     check("poweroff", code == 0, code)
+    ended += m.buf
+
+# The reports: the stick's first partition (LBA 2048) is its FAT.
+check("the reports went to the stick's FAT partition",
+      re.search(r"report written to %sp1: cowboot/\S+/ \(events\.log, ov0-USB-SRC\.map, summary\.txt\)" % stk,
+                ended), ended[-1500:])
+part1 = os.path.join(tmp, "part1.img")
+with open(stick, "rb") as f, open(part1, "wb") as g:
+    f.seek(2048 * SECTOR)
+    g.write(f.read(os.path.getsize(os.path.join(BUILD, "boot.img"))))
+env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+fsck = subprocess.run(["fsck.fat", "-n", part1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+ls = subprocess.run(["mdir", "-i", part1, "-/", "-b", "::/cowboot"], stdout=subprocess.PIPE, text=True,
+                    env=env).stdout.split()
+got = {os.path.basename(p): p for p in ls}
+check("fsck.fat -n finds the stick's partition clean, with events.log, the mapfile and summary.txt",
+      fsck.returncode == 0 and {"events.log", "ov0-USB-SRC.map", "summary.txt"} <= set(got), (fsck.stdout, ls))
+
+
+def mtype(name):
+    return subprocess.run(["mtype", "-i", part1, got[name]], stdout=subprocess.PIPE, text=True,
+                          env=env).stdout if name in got else ""
+sm = mtype("summary.txt")
+check("summary.txt names the stick as the volume and the USB disks' health in words",
+      f"volume:   {stk}p1 (FAT" in sm and "health: not available over this USB bridge" in sm, sm[:2000])
+mpath = os.path.join(tmp, "ov0.map")
+with open(mpath, "w") as f:
+    f.write(mtype("ov0-USB-SRC.map"))
+t = subprocess.run(["ddrescuelog", "-t", mpath], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+check("ddrescuelog -t reads the mapfile from the stick: all 16 MiB rescued",
+      t.returncode == 0 and re.search(r"rescued:\s+16777\s*kB", t.stdout), t.stdout)
 check("the source image is unchanged", sha256_file(src) == src_hash)
 finish()

@@ -57,6 +57,17 @@ int main(void)
 	struct ata_smart none = { 0 };
 	ata_smart_summary(&none, line, sizeof(line));
 	CHECK("a page without them says so", !strcmp(line, "SMART data: no known attributes"));
+	char words[120];
+	CHECK("for a person: passed, but the sectors the drive gave up on (a warning)",
+	      ata_smart_words(&s, 0, words, sizeof(words)) == 1 &&
+	      !strcmp(words, "SMART: passed, but 8 reallocated, 3 pending sectors"));
+	CHECK("a threshold exceeded is failing, the counts after it",
+	      ata_smart_words(&s, 1, words, sizeof(words)) == 2 &&
+	      !strcmp(words, "SMART: FAILING (the drive says a threshold is exceeded), 8 reallocated, 3 pending sectors"));
+	CHECK("a clean page passes", ata_smart_words(&none, 0, words, sizeof(words)) == 0 &&
+	      !strcmp(words, "SMART: passed"));
+	CHECK("no verdict and no page: unknown, and why",
+	      ata_smart_words(NULL, -E_TIMEOUT, words, sizeof(words)) == 3 && !strncmp(words, "SMART: no verdict (", 19));
 	buf[512 + 100] ^= 1;
 	CHECK("a SMART page with a wrong checksum is refused", ata_smart_parse(buf + 512, &s) == -E_CRC);
 	buf[100] ^= 1;

@@ -750,6 +750,25 @@ static void check_parttab(const uint8_t *vol, size_t vlen)
 	      rc == 0 && n == 2 && p[0].ntfs_sig && p[0].mbr_type == 7 && p[1].index == 5 && p[1].ntfs_sig &&
 	      p[1].start == ((uint64_t)ext + 2048) * 512);
 	free(m);
+
+	/* mformat's superfloppy (the boot image) names itself as partition 1 at LBA 0: no
+	 * partition, and nothing ignored to warn about; the same entry without a FAT is warned. */
+	snprintf(path, sizeof(path), "%s/floppy.img", dir);
+	rc = sh("rm -f %s && dd if=/dev/zero of=%s bs=1M count=16 status=none && mformat -i %s -v FLOPPY ::",
+		path, path, path);
+	uint8_t *fl = rc == 0 ? slurp(path, &len) : NULL;
+	CHECK("mformat makes a superfloppy with an entry at LBA 0", fl && fl[446 + 4] && !fl[446 + 8]);
+	if (fl) {
+		struct memdisk fd = { fl, len, 0, 0, 0 };
+		t = (struct parttab){ 0 };
+		rc = parttab_scan(mem_read, &fd, len, 512, p, 8, &t);
+		CHECK("a FAT superfloppy: no partitions, nothing ignored", rc == 0 && t.n == 0 && t.ignored == 0);
+		memset(fl, 0, 90);   /* no longer a FAT boot sector */
+		t = (struct parttab){ 0 };
+		rc = parttab_scan(mem_read, &fd, len, 512, p, 8, &t);
+		CHECK("an entry at LBA 0 without a FAT boot sector is ignored and counted", t.n == 0 && t.ignored == 1);
+		free(fl);
+	}
 }
 
 static void check_globs(void)

@@ -30,6 +30,8 @@ static struct {
 	uint64_t hang_lba;        /* reads covering it are held */
 	uint32_t hang_nsid;
 	bool abort_works;
+	uint8_t health[512];      /* the SMART / health log page */
+	bool health_hangs;        /* the health log command is never answered */
 	/* Hostile identify data: per namespace LBA format 0 and FLBAS/NLBAF, MDTS, the list. */
 	uint32_t lbaf[4];         /* when lbaf_set; else 512-byte sectors */
 	bool lbaf_set[4];
@@ -111,8 +113,12 @@ static void do_admin(const struct sqe *e)
 		return;
 	case ADM_LOG: {
 		size_t len = ((e->cdw10 >> 16) + 1) * 4;
+		if ((e->cdw10 & 0xff) == 2 && F.health_hangs)
+			return;
 		if ((e->cdw10 & 0xff) == 1)
 			memcpy(buf, F.log, len < sizeof(F.log) ? len : sizeof(F.log));
+		else if ((e->cdw10 & 0xff) == 2)
+			memcpy(buf, F.health, len < sizeof(F.health) ? len : sizeof(F.health));
 		else
 			memset(buf, 0, len);
 		post(0, cid, 0, 0);
@@ -459,5 +465,33 @@ int main(void)
 	nvme_probe(&pci);
 	CHECK("an active namespace list out of order is cut where it breaks",
 	      dev_named("nvme11n2") && !dev_named("nvme11n1"));
+
+	/* Health in words, and a health log that never comes back costs the caller's deadline. */
+	fake_init();
+	F.health[0] = 0x04;   /* reliability degraded */
+	F.health[1] = 0x2c, F.health[2] = 0x01;   /* 300 K */
+	F.health[3] = 100;
+	CHECK("a controller for the health checks probes", nvme_probe(&pci) == 0);
+	struct blk_dev *hd = dev_named("nvme12n1");
+	struct blk_health h;
+	CHECK("critical warnings make a failing verdict, in words",
+	      hd && hd->ops->health(hd, &h, 1000) == 0 && h.verdict == BLK_HEALTH_FAILING &&
+	      !strcmp(h.words, "health log: FAILING (reliability degraded)") &&
+	      strstr(h.detail, "warnings 0x04, temperature 27 C, spare 100%"));
+	F.health[0] = 0;
+	F.health[160] = 3;    /* media errors */
+	CHECK("media errors alone are a warning",
+	      hd && hd->ops->health(hd, &h, 1000) == 0 && h.verdict == BLK_HEALTH_WARNING &&
+	      !strcmp(h.words, "health log: passed, but 3 media errors"));
+	F.health[160] = 0;
+	CHECK("a clean log passes", hd && hd->ops->health(hd, &h, 1000) == 0 && h.verdict == BLK_HEALTH_PASSED &&
+	      !strcmp(h.words, "health log: passed (spare 100%, 0% of its life used)"));
+	F.health_hangs = true;
+	uint64_t t0 = now_us;
+	CHECK("a health log that never answers times out at the caller's deadline",
+	      hd && hd->ops->health(hd, &h, 300) == -E_TIMEOUT && now_us - t0 >= 300000 && now_us - t0 < 310000);
+	F.health_hangs = false;
+	CHECK("... and the next one is answered", hd && hd->ops->health(hd, &h, 1000) == 0 &&
+	      h.verdict == BLK_HEALTH_PASSED);
 	return CHECK_DONE();
 }

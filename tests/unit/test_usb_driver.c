@@ -697,9 +697,15 @@ int main(void)
 	CHECK("the drive behind the SAT bridge from ATA PASS-THROUGH IDENTIFY",
 	      fl && !strcmp(fl->ata_model, "FAKE ATA DRIVE 1TB") && !strcmp(fl->ata_serial, "ATA-SER-9") &&
 	      !strcmp(fl->ata_fw, "01.2"));
-	CHECK("SMART RETURN STATUS through SAT: healthy", fl && sat_smart_status(fl->m, fl) == 1);
+	struct blk_health h;
+	CHECK("SMART RETURN STATUS through SAT: healthy", fl && sat_smart_status(fl->m, fl, 1000) == 1);
+	CHECK("the health op words it: passed, with the sectors the drive gave up on (a warning)",
+	      d && d->ops->health(d, &h, 1000) == 0 && h.verdict == BLK_HEALTH_WARNING &&
+	      !strcmp(h.words, "SMART: passed, but 3 reallocated, 2 pending, 1 uncorrectable sectors"));
 	F.smart_failing = true;
-	CHECK("SMART RETURN STATUS through SAT: a threshold exceeded", fl && sat_smart_status(fl->m, fl) == 0);
+	CHECK("SMART RETURN STATUS through SAT: a threshold exceeded", fl && sat_smart_status(fl->m, fl, 1000) == 0);
+	CHECK("the health op words it: SMART: FAILING", d && d->ops->health(d, &h, 1000) == 0 &&
+	      h.verdict == BLK_HEALTH_FAILING && !strncmp(h.words, "SMART: FAILING", 14));
 	F.smart_failing = false;
 	if (!d)
 		return CHECK_DONE();
@@ -709,9 +715,8 @@ int main(void)
 	CHECK("info shows the SMART verdict and attributes read through SAT",
 	      strstr(outbuf, "SMART health: ok\nSMART data: temperature 36 C, power-on hours 12345, reallocated 3, "
 			     "pending 2, offline uncorrectable 1\n"));
-	char hl[200];
-	CHECK("and the report's health line has them", msc_health(d, hl, sizeof(hl)) == 0 &&
-	      !strcmp(hl, "SMART health: ok; SMART data: temperature 36 C, power-on hours 12345, reallocated 3, "
+	CHECK("and the report's health line has them", msc_health(d, &h, 1000) == 0 &&
+	      !strcmp(h.detail, "SMART health: ok; SMART data: temperature 36 C, power-on hours 12345, reallocated 3, "
 			  "pending 2, offline uncorrectable 1"));
 	F.smart_bad_sum = true;
 	outbuf[0] = '\0';
