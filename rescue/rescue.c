@@ -950,6 +950,24 @@ static void learn_band(struct rescue *r, uint64_t start, uint64_t len, uint8_t h
 		learn_infer(r);
 }
 
+/* Where the last bands' spacing puts the next band's first block, at or after p: the next
+ * distance equal to the last one, or to the one before it (one or two bands a cycle). Reading
+ * that block alone makes the read that meets a band also the read of its first bad block. */
+static int aim_next(const struct rescue_learn *l, uint64_t p, uint64_t *x)
+{
+	if (l->n < 2)
+		return 0;
+	const struct rescue_band *h = &l->h[l->n - 1];
+	uint64_t d[2] = { h->start - h[-1].start, l->n >= 3 ? h[-1].start - h[-2].start : 0 }, best = UINT64_MAX;
+	for (uint32_t i = 0; i < 2; i++) {
+		uint64_t c = h->start + d[i];
+		if (d[i] && c >= p && c > h->start + h->len && c < best)
+			best = c;
+	}
+	*x = best;
+	return best != UINT64_MAX;
+}
+
 /* Single blocks from lo up to hi, stopping at the first that fails (marked bad). *end gets the
  * failed block's start (hi if none failed). Returns 0, 1 when a block failed, or < 0. */
 static int linear_up(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, uint64_t *end)
@@ -1119,7 +1137,7 @@ static int sweep(struct rescue *r)
 	uint64_t careful = 2 * cl < maxr ? 2 * cl : maxr;   /* once bad areas are about: the lead search stays short */
 	uint64_t size = cl, good = 0, skip = skip_min, p = 0;
 	int prev_ok = 1, in_band = 0, continued = 0, learnt_skip = 0;
-	uint64_t band_start = 0, last_fail_start = 0, last_fail_end = 0;
+	uint64_t band_start = 0, last_fail_start = 0, last_fail_end = 0, good_end = 0;
 	int rc;
 	memset(l, 0, sizeof(*l));
 	if (!find_run(r, p, 1, COW_NONTRIED, &a, &b))
@@ -1156,13 +1174,30 @@ static int sweep(struct rescue *r)
 			if (l->next_start < b)
 				b = l->next_start;
 		}
-		uint64_t s, e;
+		uint64_t s, e, x;
 		uint64_t lim = r->st.bands ? careful : maxr;
 		next_read(a, b, 1, cl, size < lim ? size : lim, &s, &e);
-		rc = read_block(r, s, e - s);
-		if (rc < 0 && !is_read_failure(rc))
-			return fatal(r, rc);
-		if (rc >= 0) {
+		/* Where the spacing of the last bands puts the next one, reads stop, and its first
+		 * block is read alone (right after good data, it is the band's edge if it fails). */
+		int aimed = 0, failed;
+		if (!l->active && aim_next(l, s, &x) && x < e && x % r->block == 0) {
+			if (x > s)
+				e = x;
+			else if (good_end == s && prev_ok)
+				e = s + r->block, aimed = 1;
+		}
+		if (aimed) {
+			if ((rc = attempt(r, s, e, COW_BAD, COW_NONTRIED)) < 0)
+				return rc;
+			failed = rc == 2;
+		} else {
+			rc = read_block(r, s, e - s);
+			if (rc < 0 && !is_read_failure(rc))
+				return fatal(r, rc);
+			failed = rc < 0;
+		}
+		if (!failed) {
+			good_end = e;
 			if (in_band) {
 				/* Landed past a band. Measure its end while learning, when the layout looks
 				 * irregular, or now and then; else take the length as learnt. */
@@ -1211,14 +1246,17 @@ static int sweep(struct rescue *r)
 				size = cl, good = 0;
 			skip = skip / 2 > skip_min ? skip / 2 : skip_min;
 		} else if (prev_ok) {
-			/* A bad area met from the good side: its first bad block, now. */
-			r->nfail++;
-			if ((rc = after_failure(r)) < 0)
-				return rc;
-			uint64_t f;
-			int trc = linear_up(r, s, e, COW_NONTRIED, &f);
-			if (trc < 0)
-				return trc;
+			/* A bad area met from the good side: its first bad block, now (the aimed read
+			 * was that block). */
+			uint64_t f = s;
+			int trc = 1;
+			if (!aimed) {
+				r->nfail++;
+				if ((rc = after_failure(r)) < 0)
+					return rc;
+				if ((trc = linear_up(r, s, e, COW_NONTRIED, &f)) < 0)
+					return trc;
+			}
 			prev_ok = 1;
 			size = cl;
 			good = 0;
@@ -1610,8 +1648,9 @@ static int doubtful_pass(struct rescue *r)
 			n++;
 		uint64_t len = reg[1][1] - reg[1][0];
 		uint64_t lp = reg[0][1] - reg[0][0], ln = more ? reg[2][1] - reg[2][0] : lp;
-		/* Its neighbours are large too (bands), and it is longer than the shorter of them. */
-		if (n >= 2 && lp > big && ln > big && len > (lp < ln ? lp : ln) + 2 * r->block) {
+		/* Its neighbours are large too (bands), and it is longer than both: the last band
+		 * of a zone is longer than the first of the next one without anything inside. */
+		if (n >= 2 && lp > big && ln > big && len > (lp > ln ? lp : ln) + 2 * r->block) {
 			if (!said) {
 				event(r, "reading areas longer than the bad bands around them from both ends");
 				said = 1;
