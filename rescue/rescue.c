@@ -988,7 +988,7 @@ static int linear_search(struct rescue *r, uint64_t lo, uint64_t hi, int dir, ui
 	 * (a single-block read each, but not a cow write each); going down they arrive last first,
 	 * so they fill a window of the buffer from its end and move to its start before the write. */
 	uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
-	uint64_t from = dir > 0 ? lo : hi, to = from, base = dir > 0 || from <= room ? (dir > 0 ? from : 0) : from - room;
+	uint64_t from = dir > 0 ? lo : hi, to = from, base = dir > 0 ? from : from > room ? from - room : 0;
 	uint64_t n = 0, s = from, e = from;
 	uint8_t was = 0;
 	int rc = 0, stopped = 0, gather = !r->hooks.target;
