@@ -11,6 +11,7 @@
 #define TRAIL_MAX_BLOCKS 4096   /* a band's end is searched backwards this far at most */
 #define DEFECT_BLOCKS 16        /* a defect this short is not a band: probed past when one is met off the pattern */
 #define VERIFY_EVERY 64         /* bands skipped on a learnt length between two measured ends */
+#define CLEAN_GROW 256          /* two-cluster reads that read well before pass 1's reads grow further */
 #define DOUBT_FAILS 5           /* failed reads each side of an area longer than its neighbours */
 
 static const char *const phase_names[] = { "copying", "trimming", "scraping", "retrying", "finished" };
@@ -601,6 +602,14 @@ static int store_run(struct rescue *r, uint64_t s, uint64_t e)
 	return r->overlap ? 0 : cow_store_end(r->cow);
 }
 
+/* Stores [from, to), gathered in r->buf from the sector `base` on, as one block. */
+static int gather_store(struct rescue *r, uint64_t base, uint64_t from, uint64_t to)
+{
+	if (to > from && from > base)
+		memmove(r->buf, r->buf + (from - base) * r->lsize, (to - from) * r->lsize);
+	return store_run(r, from, to);
+}
+
 static void event(struct rescue *r, const char *text)
 {
 	if (r->hooks.event)
@@ -950,155 +959,100 @@ static void learn_band(struct rescue *r, uint64_t start, uint64_t len, uint8_t h
 		learn_infer(r);
 }
 
-/* Single blocks from lo up to hi, stopping at the first that fails (marked bad). *end gets the
- * failed block's start (hi if none failed). Returns 0, 1 when a block failed, or < 0. */
-static int linear_up(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, uint64_t *end)
+/* Where the last bands' spacing puts the next band's first block, at or after p: the next
+ * distance equal to the last one, or to the one before it (one or two bands a cycle). Reading
+ * that block alone makes the read that meets a band also the read of its first bad block. */
+static int aim_next(const struct rescue_learn *l, uint64_t p, uint64_t *x)
 {
-	uint64_t n = 0;
-	if (old && !r->hooks.target) {
-		/* Good blocks gather in the buffer and are stored as one write when the run ends:
-		 * a single-sector read each, but not a cow write each. */
-		uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
-		uint64_t run = lo, s, e = lo;
-		int rc = 0;
-		while (lo < hi) {
-			if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r)) {
-				rc = -E_STOPPED;
-				break;
-			}
-			next_read(lo, hi, 1, r->block, r->block, &s, &e);
-			if (e - run > room) {
-				if ((rc = store_run(r, run, lo)) < 0)
-					return rc;
-				run = lo;
-			}
-			uint64_t bad, t0 = r->env->now_us();
-			r->st.pos = lo * r->lsize;
-			rc = cow_read_source(r->cow, lo * r->lsize, (e - lo) * r->lsize, r->buf + (lo - run) * r->lsize, &bad);
-			rc = count_read(r, lo * r->lsize, (e - lo) * r->lsize, rc, t0);
-			if (rc < 0)
-				break;
-			rc = 0;
-			lo = e;
-		}
-		int src = store_run(r, run, lo);
-		if (src < 0)
-			return src;
-		if (rc == -E_STOPPED)
-			return rc;
-		if (rc < 0 && !is_read_failure(rc))
-			return fatal(r, rc);
-		if (rc < 0) {
-			if (old != COW_BAD && (rc = set_tracked(r, lo, e - lo, COW_BAD, old)) < 0)
-				return rc;
-			r->nfail++;
-			if ((rc = after_failure(r)) < 0)
-				return rc;
-			*end = lo;
-			return 1;
-		}
-		*end = hi;
+	if (l->n < 2)
 		return 0;
+	const struct rescue_band *h = &l->h[l->n - 1];
+	uint64_t d[2] = { h->start - h[-1].start, l->n >= 3 ? h[-1].start - h[-2].start : 0 }, best = UINT64_MAX;
+	for (uint32_t i = 0; i < 2; i++) {
+		uint64_t c = h->start + d[i];
+		if (d[i] && c >= p && c > h->start + h->len && c < best)
+			best = c;
 	}
-	while (lo < hi) {
-		if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r))
-			return -E_STOPPED;
-		uint64_t s, e;
-		next_read(lo, hi, 1, r->block, r->block, &s, &e);
-		uint8_t was = old ? old : state_at(r, lo);
-		int rc = attempt(r, lo, e, COW_BAD, was);
-		if (rc < 0)
-			return rc;
-		if (rc == 2) {
-			*end = lo;
-			return 1;
-		}
-		lo = e;
-	}
-	*end = hi;
-	return 0;
+	*x = best;
+	return best != UINT64_MAX;
 }
 
-/* The same downwards from hi to lo: *start gets the end of the failed block (lo if none). */
-static int linear_down(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, uint64_t *start)
+/* Single blocks from one end of [lo, hi) inward (dir > 0: up from lo; dir < 0: down from hi),
+ * stopping at the first that fails (marked bad) or, when old is 0 (the states are the map's),
+ * at the first whose state is already known (neither non-tried nor non-trimmed). *at gets where
+ * the good blocks read end: the stopping block's near edge, else the far end. Returns 0, 1 when
+ * stopped, or < 0. */
+static int linear_search(struct rescue *r, uint64_t lo, uint64_t hi, int dir, uint8_t old, uint64_t *at)
 {
-	uint64_t n = 0;
-	if (!r->hooks.target) {
-		/* As linear_up: the good blocks are stored as one write. They arrive last first, so
-		 * they fill the buffer from its end and move to its start before the write. */
-		uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
-		uint64_t top = hi, base = hi > room ? hi - room : 0, s = hi, e = hi;
-		uint8_t was = 0;
-		int rc = 0, known = 0;
-		while (lo < hi) {
-			if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r)) {
-				rc = -E_STOPPED;
+	/* Without a clone target the good blocks gather in the buffer and are stored as one write
+	 * (a single-block read each, but not a cow write each); going down they arrive last first,
+	 * so they fill a window of the buffer from its end and move to its start before the write. */
+	uint64_t room = (r->opt.max_read > r->opt.cluster ? r->opt.max_read : r->opt.cluster) / r->lsize;
+	uint64_t from = dir > 0 ? lo : hi, to = from, base = dir > 0 ? from : from > room ? from - room : 0;
+	uint64_t n = 0, s = from, e = from;
+	uint8_t was = 0;
+	int rc = 0, stopped = 0, gather = !r->hooks.target;
+	while (lo < hi) {
+		if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r)) {
+			rc = -E_STOPPED;
+			break;
+		}
+		next_read(lo, hi, dir, r->block, r->block, &s, &e);
+		was = old ? old : state_at(r, s);
+		if (!old && was != COW_NONTRIED && was != COW_NONTRIMMED) {
+			stopped = 1;   /* something already known: the search ends there */
+			break;
+		}
+		if (!gather) {
+			if ((rc = attempt(r, s, e, COW_BAD, was)) < 0)
+				return rc;
+			if (rc == 2) {
+				stopped = 1;
+				rc = 0;
 				break;
 			}
-			next_read(lo, hi, -1, r->block, r->block, &s, &e);
-			was = old ? old : state_at(r, s);
-			if (was != COW_NONTRIED && was != COW_NONTRIMMED) {
-				known = 1;   /* something already known: the search ends there */
-				break;
-			}
-			if (s < base) {
-				memmove(r->buf, r->buf + (hi - base) * r->lsize, (top - hi) * r->lsize);
-				if ((rc = store_run(r, hi, top)) < 0)
+		} else {
+			if (dir > 0 ? e - base > room : s < base) {
+				if ((rc = gather_store(r, base, from, to)) < 0)
 					return rc;
-				top = hi;
-				base = top > room ? top - room : 0;
+				from = to = dir > 0 ? lo : hi;
+				base = dir > 0 ? from : from > room ? from - room : 0;
 			}
 			uint64_t bad, t0 = r->env->now_us();
 			r->st.pos = s * r->lsize;
-			rc = cow_read_source(r->cow, s * r->lsize, (hi - s) * r->lsize, r->buf + (s - base) * r->lsize, &bad);
-			rc = count_read(r, s * r->lsize, (hi - s) * r->lsize, rc, t0);
-			if (rc < 0)
+			rc = cow_read_source(r->cow, s * r->lsize, (e - s) * r->lsize, r->buf + (s - base) * r->lsize, &bad);
+			if ((rc = count_read(r, s * r->lsize, (e - s) * r->lsize, rc, t0)) < 0)
 				break;
 			rc = 0;
+			if (dir > 0)
+				to = e;
+			else
+				from = s;
+		}
+		if (dir > 0)
+			lo = e;
+		else
 			hi = s;
-		}
-		if (top > hi) {
-			memmove(r->buf, r->buf + (hi - base) * r->lsize, (top - hi) * r->lsize);
-			int src = store_run(r, hi, top);
-			if (src < 0)
-				return src;
-		}
-		if (rc == -E_STOPPED)
-			return rc;
-		if (rc < 0 && !is_read_failure(rc))
-			return fatal(r, rc);
-		if (rc < 0) {
-			if ((rc = set_tracked(r, s, hi - s, COW_BAD, was)) < 0)
-				return rc;
-			r->nfail++;
-			if ((rc = after_failure(r)) < 0)
-				return rc;
-			known = 1;
-		}
-		*start = known ? hi : lo;
-		return known;
 	}
-	while (lo < hi) {
-		if (n++ % LINEAR_STOP_EVERY == 0 && stop_asked(r))
-			return -E_STOPPED;
-		uint64_t s, e;
-		next_read(lo, hi, -1, r->block, r->block, &s, &e);
-		uint8_t was = old ? old : state_at(r, s);
-		if (was != COW_NONTRIED && was != COW_NONTRIMMED) {
-			*start = hi;   /* something already known: the search ends there */
-			return 1;
-		}
-		int rc = attempt(r, s, hi, COW_BAD, was);
-		if (rc < 0)
-			return rc;
-		if (rc == 2) {
-			*start = hi;
-			return 1;
-		}
-		hi = s;
+	if (gather) {
+		int src = gather_store(r, base, from, to);
+		if (src < 0)
+			return src;
 	}
-	*start = lo;
-	return 0;
+	if (rc == -E_STOPPED)
+		return rc;
+	if (rc < 0 && !is_read_failure(rc))
+		return fatal(r, rc);
+	if (rc < 0) {
+		if (was != COW_BAD && (rc = set_tracked(r, s, e - s, COW_BAD, was)) < 0)
+			return rc;
+		r->nfail++;
+		if ((rc = after_failure(r)) < 0)
+			return rc;
+		stopped = 1;
+	}
+	*at = dir > 0 ? lo : hi;
+	return stopped;
 }
 
 /* Pass 1 (forwards): reads grow while they succeed. A failure after a good read meets a bad
@@ -1106,7 +1060,9 @@ static int linear_down(struct rescue *r, uint64_t lo, uint64_t hi, uint8_t old, 
  * rest of the failed read becomes non-trimmed, and the pass skips ahead: by the length the
  * last bands had once two were measured, else by a skip that doubles while failures go on.
  * Where it lands well, the band's end is searched backwards while the length is still being
- * learnt (or the layout looks irregular, or every few bands as a check). Once the bands
+ * learnt (or the layout looks irregular, or every few bands as a check). Once two bands were
+ * met, reads stop where their spacing puts the next one and read its first block alone, which
+ * then is both the read that meets the band and its edge. Once the bands
  * repeat, the next ones are predicted: reads stop at a predicted start and go on at its end,
  * leaving the band non-tried for the edge pass; a failure where none was predicted drops the
  * prediction. */
@@ -1116,10 +1072,14 @@ static int sweep(struct rescue *r)
 	uint64_t cl = r->opt.cluster / r->lsize, a, b;
 	uint64_t skip_min = r->opt.skip_min / r->lsize, skip_max = r->opt.skip_max / r->lsize;
 	uint64_t maxr = r->opt.max_read > r->opt.cluster ? r->opt.max_read / r->lsize : cl;
-	uint64_t careful = 2 * cl < maxr ? 2 * cl : maxr;   /* once bad areas are about: the lead search stays short */
+	/* Reads stay at two clusters while bad areas are about, and until CLEAN_GROW of them read
+	 * well in this pass: the first bad sector inside a failed read is found a block at a time
+	 * (and the rest of the read trimmed so), so a failed 1 MiB read costs a few thousand
+	 * single-block reads where a failed two-cluster read costs a few hundred. */
+	uint64_t careful = 2 * cl < maxr ? 2 * cl : maxr, clean = 0;
 	uint64_t size = cl, good = 0, skip = skip_min, p = 0;
 	int prev_ok = 1, in_band = 0, continued = 0, learnt_skip = 0;
-	uint64_t band_start = 0, last_fail_start = 0, last_fail_end = 0;
+	uint64_t band_start = 0, last_fail_start = 0, last_fail_end = 0, good_end = 0;
 	int rc;
 	memset(l, 0, sizeof(*l));
 	if (!find_run(r, p, 1, COW_NONTRIED, &a, &b))
@@ -1156,13 +1116,31 @@ static int sweep(struct rescue *r)
 			if (l->next_start < b)
 				b = l->next_start;
 		}
-		uint64_t s, e;
-		uint64_t lim = r->st.bands ? careful : maxr;
+		uint64_t s, e, x;
+		uint64_t lim = r->st.bands || clean < CLEAN_GROW * careful ? careful : maxr;
 		next_read(a, b, 1, cl, size < lim ? size : lim, &s, &e);
-		rc = read_block(r, s, e - s);
-		if (rc < 0 && !is_read_failure(rc))
-			return fatal(r, rc);
-		if (rc >= 0) {
+		/* Where the spacing of the last bands puts the next one, reads stop, and its first
+		 * block is read alone (right after good data, it is the band's edge if it fails). */
+		int aimed = 0, failed;
+		if (!l->active && aim_next(l, s, &x) && x < e && x % r->block == 0) {
+			if (x > s)
+				e = x;
+			else if (good_end == s && prev_ok)
+				e = s + r->block, aimed = 1;
+		}
+		if (aimed) {
+			if ((rc = attempt(r, s, e, COW_BAD, COW_NONTRIED)) < 0)
+				return rc;
+			failed = rc == 2;
+		} else {
+			rc = read_block(r, s, e - s);
+			if (rc < 0 && !is_read_failure(rc))
+				return fatal(r, rc);
+			failed = rc < 0;
+		}
+		if (!failed) {
+			good_end = e;
+			clean += e - s;
 			if (in_band) {
 				/* Landed past a band. Measure its end while learning, when the layout looks
 				 * irregular, or now and then; else take the length as learnt. */
@@ -1178,7 +1156,7 @@ static int sweep(struct rescue *r)
 				if (s - floor > TRAIL_MAX_BLOCKS * r->block)
 					floor = last_fail_end;
 				if (measure && s - floor <= TRAIL_MAX_BLOCKS * r->block) {
-					int trc = linear_down(r, floor, s, 0, &end);
+					int trc = linear_search(r, floor, s, -1, 0, &end);
 					if (trc < 0)
 						return trc;
 					/* Longer than learnt after a failed skip: the skip may have met a defect
@@ -1211,14 +1189,17 @@ static int sweep(struct rescue *r)
 				size = cl, good = 0;
 			skip = skip / 2 > skip_min ? skip / 2 : skip_min;
 		} else if (prev_ok) {
-			/* A bad area met from the good side: its first bad block, now. */
-			r->nfail++;
-			if ((rc = after_failure(r)) < 0)
-				return rc;
-			uint64_t f;
-			int trc = linear_up(r, s, e, COW_NONTRIED, &f);
-			if (trc < 0)
-				return trc;
+			/* A bad area met from the good side: its first bad block, now (the aimed read
+			 * was that block). */
+			uint64_t f = s;
+			int trc = 1;
+			if (!aimed) {
+				r->nfail++;
+				if ((rc = after_failure(r)) < 0)
+					return rc;
+				if ((trc = linear_search(r, s, e, 1, COW_NONTRIED, &f)) < 0)
+					return trc;
+			}
 			prev_ok = 1;
 			size = cl;
 			good = 0;
@@ -1336,7 +1317,7 @@ static int edge_gallop(struct rescue *r, uint64_t lo, uint64_t hi, int dir, uint
 				if ((rc = after_failure(r)) < 0)
 					return rc;
 				uint64_t at;
-				rc = dir > 0 ? linear_up(r, s, e, COW_NONTRIED, &at) : linear_down(r, s, e, COW_NONTRIED, &at);
+				rc = linear_search(r, s, e, dir, COW_NONTRIED, &at);
 				if (rc < 0)
 					return rc;
 				if (dir > 0)
@@ -1555,9 +1536,9 @@ static int doubtful_side(struct rescue *r, uint64_t lo, uint64_t hi, int dir)
 			hi = s;
 		/* Good data after a defect: on to the next failure. */
 		if (dir > 0 && lo < xb)
-			rc = st == COW_NONTRIED ? edge_gallop(r, lo, xb, 1, &at) : linear_up(r, lo, xb, st, &at);
+			rc = st == COW_NONTRIED ? edge_gallop(r, lo, xb, 1, &at) : linear_search(r, lo, xb, 1, st, &at);
 		else if (dir < 0 && xa < hi)
-			rc = st == COW_NONTRIED ? edge_gallop(r, xa, hi, -1, &at) : linear_down(r, xa, hi, st, &at);
+			rc = st == COW_NONTRIED ? edge_gallop(r, xa, hi, -1, &at) : linear_search(r, xa, hi, -1, st, &at);
 		else
 			continue;
 		if (rc < 0)
@@ -1610,8 +1591,9 @@ static int doubtful_pass(struct rescue *r)
 			n++;
 		uint64_t len = reg[1][1] - reg[1][0];
 		uint64_t lp = reg[0][1] - reg[0][0], ln = more ? reg[2][1] - reg[2][0] : lp;
-		/* Its neighbours are large too (bands), and it is longer than the shorter of them. */
-		if (n >= 2 && lp > big && ln > big && len > (lp < ln ? lp : ln) + 2 * r->block) {
+		/* Its neighbours are large too (bands), and it is longer than both: the last band
+		 * of a zone is longer than the first of the next one without anything inside. */
+		if (n >= 2 && lp > big && ln > big && len > (lp > ln ? lp : ln) + 2 * r->block) {
 			if (!said) {
 				event(r, "reading areas longer than the bad bands around them from both ends");
 				said = 1;

@@ -242,6 +242,8 @@ static int dh_read(struct dh_drive *d, struct cow_io *io)
 				first = i;
 		}
 	}
+	if (d->trace)
+		fprintf(d->trace, "R %llu %llu %d\n", (unsigned long long)s, (unsigned long long)n, !fail);
 	if (fail) {
 		/* The drive gives up on the whole command; it names no sector (as virtio cannot). */
 		d->bad_reads++;
@@ -258,6 +260,8 @@ static int dh_read(struct dh_drive *d, struct cow_io *io)
 			d->done_us = *d->now_us;
 			d->done_reads = d->reads;
 			d->done_bad_reads = d->bad_reads;
+			if (d->trace)
+				fprintf(d->trace, "DONE\n");
 		}
 		if (d->kind[i] == DH_WEAK && --d->weak_left == 0) {
 			d->weak_done_us = *d->now_us;

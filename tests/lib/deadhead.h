@@ -49,6 +49,7 @@ struct dh_drive {
 	uint64_t done_us, done_reads, done_bad_reads;   /* when readable_left reached 0 */
 	uint64_t weak_done_us, weak_done_bad_reads;
 	uint64_t bad_read_us;      /* cost of a read touching a bad sector */
+	void *trace;               /* NULL, or a FILE * that gets a line per read (start, count, ok) */
 };
 int dh_drive_init(struct dh_drive *d, const char *spec, uint64_t *clock, char *why, size_t n);
 void dh_drive_free(struct dh_drive *d);
