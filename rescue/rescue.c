@@ -35,132 +35,13 @@ void rescue_opts_default(struct rescue_opts *o)
 	o->commit_ms = 5000;
 }
 
-/* ---- option parsing ----------------------------------------------------------------------- */
+/* ---- domains ------------------------------------------------------------------------------ */
 
 static void say(char *why, size_t n, const char *fmt, const char *a)
 {
 	if (why && n)
 		fmt_snprintf(why, n, fmt, a);
 }
-
-/* Sizes and counts as every command takes them (lib/args.h: decimal or 0x hex, the k..TiB and
- * kB..TB suffixes, s for sectors). */
-static int parse_size(const char *t, uint32_t lsize, uint64_t *out)
-{
-	return args_size_in(t, lsize, out) < 0 ? -E_SYNTAX : 0;
-}
-
-static int key_is(const char *arg, const char *key, const char **val)
-{
-	size_t k = strlen(key);
-	if (strncmp(arg, key, k) || arg[k] != '=')
-		return 0;
-	*val = arg + k + 1;
-	return 1;
-}
-
-static int parse_passes(const char *v, uint32_t *out)
-{
-	static const char *const names[] = { "copy", "trim", "scrape", "retry", "interiors" };
-	uint32_t mask = 0;
-	while (*v) {
-		const char *end = strchr(v, ',');
-		size_t len = end ? (size_t)(end - v) : strlen(v);
-		int hit = 0;
-		for (uint32_t i = 0; i < 5; i++)
-			if (strlen(names[i]) == len && !strncmp(v, names[i], len)) {
-				mask |= 1u << i;
-				hit = 1;
-			}
-		if (!hit)
-			return -E_SYNTAX;
-		v += len + (end ? 1 : 0);
-	}
-	if (!mask)
-		return -E_SYNTAX;
-	*out = mask;
-	return 0;
-}
-
-int rescue_parse_opt(struct rescue_opts *o, const char *arg, uint32_t lsize, char *why, size_t n)
-{
-	const char *v;
-	uint64_t x, y;
-	if (!strcmp(arg, "reverse")) {
-		o->reverse = 1;
-		return 0;
-	}
-	if (key_is(arg, "retries", &v)) {
-		if (parse_size(v, lsize, &x) < 0 || x > 1000)
-			goto bad;
-		o->retries = (uint32_t)x;
-		return 0;
-	}
-	if (key_is(arg, "cluster", &v)) {
-		if (parse_size(v, lsize, &x) < 0 || x < lsize || x % lsize || x > 8 * MIB)
-			goto bad;
-		o->cluster = x;
-		return 0;
-	}
-	if (key_is(arg, "max-read", &v)) {
-		if (parse_size(v, lsize, &x) < 0 || x % lsize || x > 8 * MIB)
-			goto bad;
-		o->max_read = x;
-		return 0;
-	}
-	if (key_is(arg, "skip", &v)) {
-		const char *comma = strchr(v, ',');
-		char first[32];
-		size_t len = comma ? (size_t)(comma - v) : strlen(v);
-		if (len >= sizeof(first))
-			goto bad;
-		memcpy(first, v, len);
-		first[len] = 0;
-		y = 0;
-		if (parse_size(first, lsize, &x) < 0 || x < lsize || x % lsize ||
-		    (comma && (parse_size(comma + 1, lsize, &y) < 0 || y < x || y % lsize)))
-			goto bad;
-		o->skip_min = x;
-		o->skip_max = y;
-		return 0;
-	}
-	if (key_is(arg, "timeout", &v)) {
-		if (parse_size(v, lsize, &x) < 0 || x < 10 || x > 600000)
-			goto bad;
-		o->timeout_ms = (uint32_t)x;
-		return 0;
-	}
-	if (key_is(arg, "min-rate", &v)) {
-		if (parse_size(v, lsize, &x) < 0)
-			goto bad;
-		o->min_rate = x;
-		return 0;
-	}
-	if (key_is(arg, "infer", &v)) {
-		if (strcmp(v, "on") && strcmp(v, "off"))
-			goto bad;
-		o->no_infer = !strcmp(v, "off");
-		return 0;
-	}
-	if (key_is(arg, "passes", &v)) {
-		if (parse_passes(v, &o->passes) < 0)
-			goto bad;
-		return 0;
-	}
-	if (key_is(arg, "commit", &v)) {
-		if (parse_size(v, lsize, &x) < 0 || x < 100 || x > 3600000)
-			goto bad;
-		o->commit_ms = x;
-		return 0;
-	}
-	say(why, n, "unknown option '%s'", arg);
-	return -E_USAGE;
-bad:
-	say(why, n, "bad value in '%s'", arg);
-	return -E_USAGE;
-}
-
-/* ---- domains ------------------------------------------------------------------------------ */
 
 void rescue_domain_init(struct rescue_domain *d, const struct cow_env *env)
 {
@@ -350,7 +231,7 @@ int rescue_parse_domain(struct rescue_domain *d, const char *spec, uint64_t sect
 			goto bad;
 		*plus = 0;
 		uint64_t s, c;
-		if (parse_size(item, 1, &s) < 0 || parse_size(plus + 1, 1, &c) < 0 || c == 0 ||
+		if (args_size_in(item, 1, &s) < 0 || args_size_in(plus + 1, 1, &c) < 0 || c == 0 ||
 		    s >= sectors || c > sectors - s)
 			goto bad;
 		int rc = rescue_domain_add(d, s, c);

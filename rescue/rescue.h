@@ -121,9 +121,6 @@ struct rescue {
 };
 
 void rescue_opts_default(struct rescue_opts *o);
-/* Parses one `key=value` option of rescue.md into o; -E_USAGE (o unchanged in that field)
- * when the key is unknown or the value out of range. why gets a sentence. */
-int rescue_parse_opt(struct rescue_opts *o, const char *arg, uint32_t lsize, char *why, size_t n);
 /* Parses a domain spec into d (emptied first; "all" leaves it empty):
  * "all" or "lba:<start>+<count>[,<start>+<count>...]" (sectors), one group. */
 int rescue_parse_domain(struct rescue_domain *d, const char *spec, uint64_t sectors, char *why, size_t n);

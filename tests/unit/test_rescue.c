@@ -264,12 +264,6 @@ static void test_min_rate_and_domain(void)
 	      dom.n == 2 && dom.ngroups == 1 && dom.range[0].start == 100 && dom.range[0].count == 25);
 	CHECK("domain beyond the source is refused", rescue_parse_domain(&dom, "lba:32760+100", SECTORS, why, sizeof(why)) == -E_USAGE && dom.n == 0);
 	CHECK("domain garbage is refused", rescue_parse_domain(&dom, "lba:12x+4", SECTORS, why, sizeof(why)) == -E_USAGE);
-	CHECK("options: unknown key refused", rescue_parse_opt(&o, "speed=9", LS, why, sizeof(why)) == -E_USAGE);
-	CHECK("options: cluster must be sectors", rescue_parse_opt(&o, "cluster=1000", LS, why, sizeof(why)) == -E_USAGE);
-	CHECK("options: sizes with suffixes", rescue_parse_opt(&o, "cluster=128KiB", LS, why, sizeof(why)) == 0 && o.cluster == 131072 &&
-	      rescue_parse_opt(&o, "skip=64k,4M", LS, why, sizeof(why)) == 0 && o.skip_max == 4u << 20 &&
-	      rescue_parse_opt(&o, "passes=copy,trim", LS, why, sizeof(why)) == 0 && o.passes == 3 &&
-	      rescue_parse_opt(&o, "min-rate=1M", LS, why, sizeof(why)) == 0 && o.min_rate == 1u << 20);
 	rescue_opts_default(&o);
 	o.min_rate = 10u << 20;
 	o.passes = RESCUE_PASS_COPY;
