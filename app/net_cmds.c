@@ -167,6 +167,14 @@ COMMAND(net, "net | net dhcp [<ifc>] | net ip <ifc> <addr>/<bits> [<gateway>] | 
 	"default) as the next nbd<N> disk.",
 	cmd_net);
 
+struct ping_wait { uint16_t id, seq; int64_t rtt; };
+
+static bool reply_came(void *ctx)
+{
+	struct ping_wait *w = ctx;
+	return (w->rtt = icmp_ping_reply(w->id, w->seq)) != -E_AGAIN;
+}
+
 static int cmd_ping(int argc, char **argv)
 {
 	uint64_t count = 4;
@@ -190,13 +198,10 @@ static int cmd_ping(int argc, char **argv)
 			task_sleep_us(PING_TIMEOUT_MS * 1000ULL / 4);
 			continue;
 		}
-		deadline_t d = deadline_in_ms(PING_TIMEOUT_MS);
-		int64_t rtt;
-		while ((rtt = icmp_ping_reply(id, seq)) == -E_AGAIN && !deadline_passed(d)) {
-			if (console_interrupted())
-				return -E_INTR;
-			task_yield();
-		}
+		struct ping_wait w = { id, seq, -E_AGAIN };
+		if (wait_yielding(reply_came, &w, PING_TIMEOUT_MS) == -E_INTR)
+			return -E_INTR;
+		int64_t rtt = w.rtt;
 		if (rtt >= 0) {
 			got++;
 			kprintf("reply from %s: seq %u time %llu.%03llu ms\n", argv[1], seq,

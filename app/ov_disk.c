@@ -73,17 +73,18 @@ static const struct blk_driver_ops ovd_ops = {
 	.start = ovd_start, .poll = ovd_poll, .recover = ovd_recover, .info = ovd_info,
 };
 
+static bool locked(void *o)
+{
+	return overlay_try_lock(o) == 0;
+}
+
 /* One request through the engine; err_lba: the first bad sector of a failed read. */
 static int run_one(struct ov_disk *v, struct blk_req *r, uint64_t *err_lba)
 {
 	struct overlay *o = v->o;
 	uint64_t off = r->lba * v->blk.lsize, len = (uint64_t)r->count * v->blk.lsize, bad = off;
-	deadline_t until = deadline_in_ms(OV_DISK_LOCK_TIMEOUT_MS);
-	while (overlay_try_lock(o) < 0) {
-		if (deadline_passed(until))
-			return -E_BUSY;   /* its rescue or clone job is running: stop it first */
-		task_yield();
-	}
+	if (wait_yielding(locked, o, OV_DISK_LOCK_TIMEOUT_MS) < 0)
+		return -E_BUSY;   /* its rescue or clone job is running: stop it first */
 	int rc;
 	if (r->op == BLK_READ) {
 		rc = cow_ov_read_rescuing(o->cow, off, len, r->buf, &bad);

@@ -9,6 +9,7 @@
 #include "../kernel/log.h"
 #include "../kernel/mem.h"
 #include "../kernel/netif.h"
+#include "../kernel/shell.h"
 #include "../net/nbd.h"
 #include "../net/net.h"
 #include "../kernel/task.h"
@@ -16,6 +17,7 @@
 
 #define NBD_CONNECT_TIMEOUT_MS  10000u   /* `net nbd`: TCP connect and handshake */
 #define NBD_RECOVER_TIMEOUT_MS   5000u   /* the block layer's recovery: one reconnect attempt */
+#define NBD_ADDR_TIMEOUT_MS     20000u   /* `net nbd` at boot: DHCP may still be on its way */
 #define NBD_RETRY_FIRST_MS        500u   /* reconnects back off from this ... */
 #define NBD_RETRY_MAX_MS         4000u   /* ... to this */
 #define NBD_REPLAY_MAX      (16u << 20)  /* unflushed acknowledged writes kept; then a flush */
@@ -371,6 +373,23 @@ static void nbd_poll(struct blk_dev *d)
 	drive(d->drv);
 }
 
+/* One turn of the network and of the connection's state machine: back up, or refused as
+ * another export (no use trying again); a failed try is retried soon, within the recovery. */
+static bool reconnected(void *ctx)
+{
+	struct nbd_disk *n = ctx;
+	net_poll();
+	drive(n);
+	if (n->link == L_UP)
+		return true;
+	if (n->link == L_DOWN) {
+		if (n->last_err == -E_IDENTITY)
+			return true;
+		n->next_try_us = time_now_us() + 200000;
+	}
+	return false;
+}
+
 /* Drops the connection and everything in flight (the layer re-issues or fails it), then one
  * reconnect with the identity check, within NBD_RECOVER_TIMEOUT_MS. Runs inside the pollers, so
  * it turns the network itself. */
@@ -383,18 +402,9 @@ static int nbd_recover(struct blk_dev *d, struct blk_req *overdue)
 	for (int s = 0; s < NBD_SLOTS; s++)
 		n->breq[s] = NULL;
 	n->next_try_us = 0;
-	deadline_t dl = deadline_in_ms(NBD_RECOVER_TIMEOUT_MS);
-	while (!deadline_passed(dl)) {
-		net_poll();
-		drive(n);
-		if (n->link == L_UP)
-			return 0;
-		if (n->link == L_DOWN) {
-			if (n->last_err == -E_IDENTITY)
-				break;
-			n->next_try_us = time_now_us() + 200000;   /* within the recovery, retry soon */
-		}
-	}
+	wait_until(reconnected, n, NBD_RECOVER_TIMEOUT_MS);
+	if (n->link == L_UP)
+		return 0;
 	char id[300];
 	ident(n, id, sizeof(id));
 	log_event(LOG_ERR, "%s: %s does not answer (%s)", d->name, id, err_str(n->last_err));
@@ -428,6 +438,14 @@ void nbd_print_all(void)
 	}
 }
 
+/* The first connection of `net nbd`: up, or refused for a reason of the server's. */
+static bool attached(void *ctx)
+{
+	struct nbd_disk *n = ctx;
+	drive(n);
+	return n->link == L_UP || (n->link == L_DOWN && n->last_err);
+}
+
 /* net nbd <host>[:port] <export> */
 int nbd_attach_cmd(int argc, char **argv)
 {
@@ -441,7 +459,7 @@ int nbd_attach_cmd(int argc, char **argv)
 	}
 	if (ndisks == NBD_DISKS)
 		return -E_NOSPC;
-	int rc = net_wait_configured(20000);
+	int rc = net_wait_configured(NBD_ADDR_TIMEOUT_MS);
 	if (rc < 0)
 		return rc;
 	struct nbd_disk *n = kzalloc(sizeof(*n));
@@ -454,20 +472,10 @@ int nbd_attach_cmd(int argc, char **argv)
 	n->st = (struct nbd_stream){ &n->tcp, st_send, st_recv };
 	n->log_tail = &n->log_head;
 	n->backoff_ms = NBD_RETRY_FIRST_MS;
-	deadline_t dl = deadline_in_ms(NBD_CONNECT_TIMEOUT_MS);
 	n->link = L_DOWN;
-	while (n->link != L_UP) {
-		drive(n);
-		if (n->link == L_DOWN && n->last_err) {
-			rc = n->last_err;
-			break;
-		}
-		if (deadline_passed(dl) || console_interrupted()) {
-			rc = -E_TIMEOUT;
-			break;
-		}
-		task_yield();
-	}
+	rc = wait_yielding(attached, n, NBD_CONNECT_TIMEOUT_MS);
+	if (rc == 0 && n->link != L_UP)
+		rc = n->last_err;
 	char id[300];
 	ident(n, id, sizeof(id));
 	if (n->link != L_UP) {
@@ -481,7 +489,7 @@ int nbd_attach_cmd(int argc, char **argv)
 		else
 			kprintf("net nbd: %s: %s\n", id, err_str(rc));
 		kfree(n);
-		return rc == -E_NOENT ? -E_NOENT : rc;
+		return cmd_said(rc);   /* worded above */
 	}
 	n->size = n->cl.size;
 	struct blk_dev *d = &n->dev;

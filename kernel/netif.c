@@ -206,27 +206,36 @@ static void net_poller(void)
 }
 POLLER(net, net_poller);
 
+static bool configured(void)
+{
+	for (int i = 0; i < net_count(); i++)
+		if (net_get(i)->ip)
+			return true;
+	return false;
+}
+
+/* An interface has an address, or none can get one any more (no DHCP client still asking). */
+static bool settled(void *unused)
+{
+	(void)unused;
+	if (configured())
+		return true;
+	for (int i = 0; i < net_count(); i++)
+		if (started && net_get(i)->dhcp.result == -E_AGAIN)
+			return false;
+	return started;
+}
+
 int net_wait_configured(uint32_t timeout_ms)
 {
 	if (!net_count()) {
 		kprintf("no network interface\n");
 		return -E_NOENT;
 	}
-	deadline_t d = deadline_in_ms(timeout_ms);
-	for (;;) {
-		bool waiting = false;
-		for (int i = 0; i < net_count(); i++) {
-			struct netif *ifc = net_get(i);
-			if (ifc->ip)
-				return 0;
-			waiting |= started && ifc->dhcp.result == -E_AGAIN;
-		}
-		if ((started && !waiting) || deadline_passed(d) || console_interrupted()) {
-			kprintf("no interface has an address (net dhcp, or net ip <ifc> <addr>/<bits>)\n");
-			return -E_UNREACH;
-		}
-		task_yield();
-	}
+	if (wait_yielding(settled, NULL, timeout_ms) == 0 && configured())
+		return 0;
+	kprintf("no interface has an address (net dhcp, or net ip <ifc> <addr>/<bits>)\n");
+	return -E_UNREACH;
 }
 
 /* "10.0.2.2" or "10.0.2.2:10809" (no names: there is no DNS). */

@@ -3,6 +3,8 @@
 #include "task.h"
 #include "mem.h"
 #include "time.h"
+#include "console.h"
+#include "../lib/errors.h"
 #include "../lib/port.h"
 
 #define MAX_TASKS 16
@@ -73,6 +75,20 @@ void task_sleep_us(uint64_t us)
 	deadline_t d = deadline_in_us(us);
 	while (!deadline_passed(d))
 		task_yield();
+}
+
+int wait_yielding(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms)
+{
+	deadline_t d = deadline_in_ms(timeout_ms);
+	for (;;) {
+		if (done(ctx))
+			return 0;
+		if (deadline_passed(d))
+			return done(ctx) ? 0 : -E_TIMEOUT;
+		if (console_interrupted())
+			return -E_INTR;
+		task_yield();
+	}
 }
 
 void task_entry(void)

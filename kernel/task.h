@@ -4,6 +4,8 @@
 #ifndef KERNEL_TASK_H
 #define KERNEL_TASK_H
 
+#include <stdbool.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "table.h"
 
@@ -14,6 +16,10 @@ void pollers_run(void);
  * pollers never switch tasks, so they need no locking. */
 void task_yield(void);
 void task_sleep_us(uint64_t us);      /* yields until the time has passed */
+/* wait_until's counterpart for waits on other tasks and pollers (a connection, an address, a
+ * lock): polls done(ctx), yielding between looks, until it holds (0), timeout_ms has passed
+ * (-E_TIMEOUT) or the person at the console pressed Ctrl-C (-E_INTR). */
+int wait_yielding(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms);
 
 struct task;
 /* Starts fn(arg) on its own stack; it runs at the next yield of the current task. NULL when
