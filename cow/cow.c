@@ -474,7 +474,8 @@ static void keep_freed(struct cow *c, uint32_t **list, uint64_t *n, uint64_t *ca
 
 /* ---- version 3: the log of map changes ---------------------------------------------------- */
 
-#define SWEEP_CHUNKS  32u                           /* changed pages a commit writes in sector order */
+#define SWEEP_CHUNKS  40u                           /* map pages a commit writes, with those it must */
+#define SWEEP_MIN     8u                            /* at least so many of them in sector order */
 #define LOG_PAGES_MAX IDX_MAX                       /* one index page names the whole log */
 #define LOG_SOFT      (LOG_PAGES_MAX * 3 / 4)       /* past it, the sweep widens */
 #define OPS_MAX       ((uint64_t)LOG_SOFT * LOG_MAX / 2)   /* a commit of more changes writes their pages */
@@ -584,6 +585,7 @@ static int v2_write_pages(struct cow *c, uint32_t **freed, uint64_t *nfreed, uin
 	struct cow_map_index *x = m->idx;
 	uint64_t seq = c->sb.seq + 1;
 	/* A page whose first sector moved: its chunk and the one before it span other sectors now. */
+	uint64_t must = 0;
 	for (uint64_t k = 0; k < m->nchunks; k++) {
 		struct cow_map_chunk *ch = m->chunk[k];
 		if (ch->h.slot != SLOT_NONE && ch->h.first != m->first[k]) {
@@ -592,13 +594,17 @@ static int v2_write_pages(struct cow *c, uint32_t **freed, uint64_t *nfreed, uin
 				m->chunk[k - 1]->h.gen |= GEN_DIRTY | GEN_MOVED;
 		}
 	}
+	for (uint64_t k = 0; k < m->nchunks; k++)
+		must += (m->chunk[k]->h.gen & (GEN_DIRTY | GEN_MOVED)) == (GEN_DIRTY | GEN_MOVED);
 	bool log = logged(c) && !c->ops_lost && c->nops <= OPS_MAX;
 	uint64_t k0 = 0, k1 = 0;
 	struct new_log *nl = NULL;
 	if (log) {
 		if (!(nl = c->env->alloc(sizeof(*nl))))
 			return -E_NOMEM;
-		uint64_t win = SWEEP_CHUNKS;
+		/* The sweep takes what the pages that must be written leave of SWEEP_CHUNKS (at least
+		 * SWEEP_MIN), more once the log grows long. */
+		uint64_t win = must + SWEEP_MIN < SWEEP_CHUNKS ? SWEEP_CHUNKS - must : SWEEP_MIN;
 		if (c->log_n > LOG_SOFT)
 			win += (uint64_t)(c->log_n - LOG_SOFT) * SWEEP_CHUNKS / 16;
 		if (c->nops) {   /* a commit of nothing writes nothing */
