@@ -1684,7 +1684,7 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	c->iobuf = env->alloc(META_BLOCK);
 	if (!c->iobuf)
 		goto free_c;
-	char why[200], what[96];
+	char why[200], what[160];
 	struct superblock sbs[2];
 	int st[2];
 	read_superblocks(cowdev, c->iobuf, sbs, st);
