@@ -1,7 +1,8 @@
-/* The cow partition: superblocks A/B, checkpoints plus a journal for the map, and the
- * position-mapped data area (docs/cow-format.md). The map in memory is the current view; each
- * change to it is also queued as a journal record, written only at a commit, after the data it
- * describes has been flushed: the map on disk never runs ahead of the data. */
+/* The cow partition: superblocks A/B, the map as copy-on-write pages under a log of changes
+ * (version 3; version 2 without the log, version 1 checkpoints plus a journal), and the
+ * position-mapped data area (docs/cow-format.md). The map in memory is the current view; a
+ * commit writes what changed only after the data it describes has been flushed: the map on disk
+ * never runs ahead of the data. */
 #include "cow.h"
 #include "../lib/crc32c.h"
 #include "../lib/errors.h"

@@ -3,8 +3,8 @@
  * lookup is two binary searches; an update moves at most a chunk's tail. Chunks split when full
  * and are merged or evened out below half full, so memory stays under 16 bytes an extent (10 M
  * extents in 160 MiB); a Fenwick tree of chunk sizes gives extent indexes. Chunks are grouped
- * under index pages, and every change marks its chunk and group, so that a commit of the cow
- * writes only the pages that changed. */
+ * under index pages; every change marks its chunk (changed, or moved when its range changed)
+ * and a change of members its group, so that a commit of the cow writes only what it must. */
 #include "cow.h"
 #include "../lib/errors.h"
 #include "../lib/crc32c.h"
