@@ -210,6 +210,33 @@ static int cow_open_cmd(int argc, char **argv)
 	return 0;
 }
 
+/* Rewrites an older cow's map as the current version in place, with the same crash-safe engine
+ * function as `cowtool upgrade`. Not while the disk is in an open overlay. */
+static int cow_upgrade_cmd(int argc, char **argv)
+{
+	if (argc != 3)
+		return -E_USAGE;
+	struct blk_dev *cow = blk_find(argv[2]);
+	if (!cow)
+		return -E_NOENT;
+	if (busy_disk(cow) || (cow->flags & (BLK_F_SOURCE | BLK_F_COW))) {
+		kprintf("cow upgrade: %s is in use by an open overlay (cow close it first)\n", cow->name);
+		return cmd_said(-E_BUSY);
+	}
+	struct bdev_adapter ca;
+	bdev_adapt(&ca, cow);
+	char why[200] = "";
+	int rc = cow_upgrade(&kernel_env, &ca.bdev, why, sizeof(why));
+	if (rc < 0) {
+		kprintf("cow upgrade: %s: %s\n", cow->name, why[0] ? why : err_str(rc));
+		return cmd_said(rc);
+	}
+	kprintf(rc == 1 ? "%s: already version 3\n" : "%s: upgraded to version 3\n", cow->name);
+	if (rc == 0)
+		log_event(LOG_INFO, "%s upgraded to cow format version 3", cow->name);
+	return 0;
+}
+
 static int sync_one(struct overlay *o, int idx)
 {
 	int rc = overlay_commit(o);
@@ -247,6 +274,8 @@ static int cmd_cow(int argc, char **argv)
 		return cow_format_cmd(argc, argv);
 	if (!strcmp(sub, "open"))
 		return cow_open_cmd(argc, argv);
+	if (!strcmp(sub, "upgrade"))
+		return cow_upgrade_cmd(argc, argv);
 	if (!strcmp(sub, "list")) {
 		for (int i = 0; i < MAX_OV; i++)
 			if (overlays[i].cow)
@@ -294,12 +323,13 @@ static int cmd_cow(int argc, char **argv)
 	}
 	return -E_USAGE;
 }
-COMMAND(cow, "cow format <cow> <src> [unit=<bytes>] --yes | open <src> <cow> | close <ov> | sync [<ov>] | stats [<ov>] | list",
+COMMAND(cow, "cow format <cow> <src> [unit=<bytes>] --yes | open <src> <cow> | close <ov> | sync [<ov>] | stats [<ov>] | list | upgrade <cow>",
 	"cow partitions: format, open as an overlay, commit, counters",
 	"format makes <cow> (a disk or partition) the cow of <src> (refused without --yes, or when too\n"
 	"  small). open checks the cow belongs to <src> and binds them as ov0..ov7; the source is\n"
 	"  read-only from then on, and ovN is also a disk (read, sum, bench: through the overlay,\n"
-	"  writes into the cow). sync commits; close commits and detaches.\n"
+	"  writes into the cow). sync commits; close commits and detaches. upgrade rewrites an older\n"
+	"  cow (format version 1 or 2) as the current one in place, crash-safely.\n"
 	"Why the orders differ: format names first the disk it destroys, as wipe does, so a slip of\n"
 	"  the fingers cannot format the failing source (that is refused anyway: --yes, and a source\n"
 	"  already open is read-only); open reads like the overlay it makes, source then cow.", cmd_cow);

@@ -1,14 +1,16 @@
-/* The cow partition: superblocks A/B, checkpoints plus a journal for the map, and the
- * position-mapped data area (docs/cow-format.md). The map in memory is the current view; each
- * change to it is also queued as a journal record, written only at a commit, after the data it
- * describes has been flushed: the map on disk never runs ahead of the data. */
+/* The cow partition: superblocks A/B, the map as copy-on-write pages under a log of changes
+ * (version 3; version 2 without the log, version 1 checkpoints plus a journal), and the
+ * position-mapped data area (docs/cow-format.md). The map in memory is the current view; a
+ * commit writes what changed only after the data it describes has been flushed: the map on disk
+ * never runs ahead of the data. */
 #include "cow.h"
 #include "../lib/crc32c.h"
 #include "../lib/errors.h"
 #include "mappage.h"
 #include "../lib/sha256.h"
 
-#define COW_VERSION   2          /* what cow_format writes: the paged map */
+#define COW_VERSION   3          /* what cow_format writes: the paged map with a log of changes */
+#define COW_V2        2          /* the paged map without a log: still opened and committed */
 #define COW_V1        1          /* checkpoints plus a journal: still opened and committed */
 #define META_BLOCK    4096u
 #define SB_SIZE       512u
@@ -46,6 +48,10 @@ struct __attribute__((packed)) superblock {
 	char model[48], serial[32];
 	uint8_t wwn[16], wwn_len, pad[7];
 	uint8_t hash_first[32], hash_last[32];
+	/* Version 3: the log's index page (slot, CRC; SLOT_NONE: no log), its records, and the
+	 * sector the sweep of changed pages goes on from. */
+	uint32_t log_slot, log_crc;
+	uint64_t log_recs, sweep;
 };
 _Static_assert(sizeof(struct superblock) <= SB_SIZE - 4, "superblock fits one sector with its CRC");
 
@@ -85,6 +91,15 @@ struct cow {
 	uint64_t nfree, cursor;
 	uint32_t *freed_prev;
 	uint64_t nfreed_prev, freed_prev_cap;
+	/* Version 3: the log on disk, page by page in order (slot, CRC, the commit that wrote it),
+	 * its last page's contents, and the map changes made since the last commit. */
+	uint32_t *log_slot, *log_crc;
+	uint64_t *log_gen;
+	uint32_t log_n;
+	struct map_log_page *log_tail;
+	struct map_log_rec *ops;
+	uint64_t nops, capops;
+	bool ops_lost;           /* too many for the log: the next commit writes every changed page */
 	struct cow_batch store;  /* copy-on-read writes in flight (cow_store_begin) */
 	uint64_t store_off, store_len;
 	bool storing;
@@ -125,7 +140,7 @@ static int sb_valid(const uint8_t *block, struct superblock *sb)
 		return -E_FOREIGN;
 	if (crc32c(0, block, SB_SIZE - 4) != crc)
 		return -E_CRC;
-	if (sb->version != COW_VERSION && sb->version != COW_V1)
+	if (sb->version != COW_VERSION && sb->version != COW_V2 && sb->version != COW_V1)
 		return -E_VERSION;
 	return 0;
 }
@@ -457,40 +472,213 @@ static void keep_freed(struct cow *c, uint32_t **list, uint64_t *n, uint64_t *ca
 	(*list)[(*n)++] = slot;
 }
 
-struct undo { void *page; uint32_t old, new; bool group; uint64_t g; };
+/* ---- version 3: the log of map changes ---------------------------------------------------- */
 
-/* Writes the pages that changed since the last commit into free slots: leaves, then the
- * index pages of their groups, then a root; flushes. The superblock (the caller's) makes them
- * the map. On failure nothing on disk that a superblock names was touched and the map is
- * marked changed again. */
+#define SWEEP_CHUNKS  40u                           /* map pages a commit writes, with those it must */
+#define SWEEP_MIN     8u                            /* at least so many of them in sector order */
+#define LOG_PAGES_MAX IDX_MAX                       /* one index page names the whole log */
+#define LOG_SOFT      (LOG_PAGES_MAX * 3 / 4)       /* past it, the sweep widens */
+#define OPS_MAX       ((uint64_t)LOG_SOFT * LOG_MAX / 2)   /* a commit of more changes writes their pages */
+
+static bool paged(const struct cow *c)
+{
+	return c->sb.version >= COW_V2;
+}
+
+static bool logged(const struct cow *c)
+{
+	return c->sb.version == COW_VERSION;
+}
+
+static int log_alloc(struct cow *c)
+{
+	if (c->log_slot)
+		return 0;
+	c->log_slot = c->env->alloc(LOG_PAGES_MAX * sizeof(*c->log_slot));
+	c->log_crc = c->env->alloc(LOG_PAGES_MAX * sizeof(*c->log_crc));
+	c->log_gen = c->env->alloc(LOG_PAGES_MAX * sizeof(*c->log_gen));
+	c->log_tail = c->env->alloc(sizeof(*c->log_tail));
+	c->log_n = 0;
+	return c->log_slot && c->log_crc && c->log_gen && c->log_tail ? 0 : -E_NOMEM;
+}
+
+static void log_free(struct cow *c)
+{
+	void *p[] = { c->log_slot, c->log_crc, c->log_gen, c->log_tail, c->ops };
+	for (int i = 0; i < 5; i++)
+		if (p[i])
+			c->env->free(p[i]);
+	c->log_slot = c->log_crc = NULL;
+	c->log_gen = NULL;
+	c->log_tail = NULL;
+	c->ops = NULL;
+	c->log_n = 0;
+	c->nops = c->capops = 0;
+}
+
+static struct map_log_rec log_rec(uint64_t start, uint64_t count, uint8_t state, int written)
+{
+	uint64_t st = state ? (uint64_t)cow_state_index(state) + 1 : 0, w = written < 0 ? 0 : written ? 2 : 1;
+	return (struct map_log_rec){ start, count << 8 | w << 4 | st };
+}
+
+/* A change to the map, kept for the next commit's log. Without memory, or past OPS_MAX, the
+ * next commit writes every changed page instead (as version 2 does). */
+static void log_op(struct cow *c, uint64_t start, uint64_t count, uint8_t state, int written)
+{
+	if (c->ops_lost)
+		return;
+	if (c->nops == c->capops) {
+		uint64_t cap = c->capops ? c->capops * 2 : 256;
+		struct map_log_rec *t = c->nops < OPS_MAX ? c->env->alloc(cap * sizeof(*t)) : NULL;
+		if (!t) {
+			c->ops_lost = true;
+			return;
+		}
+		if (c->nops)
+			memcpy(t, c->ops, c->nops * sizeof(*t));
+		if (c->ops)
+			c->env->free(c->ops);
+		c->ops = t;
+		c->capops = cap;
+	}
+	c->ops[c->nops++] = log_rec(start, count, state, written);
+}
+
+/* The chunk holding `sector`. */
+static uint64_t chunk_at(const struct cow_map *m, uint64_t sector)
+{
+	uint64_t lo = 0, hi = m->nchunks - 1;
+	while (lo < hi) {
+		uint64_t mid = (lo + hi + 1) / 2;
+		if (m->first[mid] <= sector)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+struct undo { struct map_page_hdr h; struct cow_map_chunk *ch; uint32_t new; bool group; uint64_t g; uint32_t gold, gcrc; };
+
+/* The new log of a commit, built before anything is written: the old log's pages from the
+ * first one still needed, then this commit's changes (the last kept page rewritten with them
+ * when it has room). */
+struct new_log {
+	uint32_t slot[LOG_PAGES_MAX], crc[LOG_PAGES_MAX];
+	uint64_t gen[LOG_PAGES_MAX];
+	uint32_t n, keep_from, kept, rewrite_tail;
+	bool changed;
+	struct map_log_page page[BATCH_PAGES], tail;
+};
+
+/* Writes a commit's pages into free slots and flushes; the superblock (the caller's) makes them
+ * the map. Version 2, or a commit of more changes than the log takes: every changed map page,
+ * the index pages of their groups, the root. Version 3: the changes into the log, and of the
+ * map pages only those whose range changed (they must tile the source as the chunks do) and
+ * the changed ones among the next SWEEP_CHUNKS in sector order; the log then keeps what the
+ * oldest change still only in it needs. On failure nothing a superblock names was touched and
+ * the map is as it was (its pages still changed). */
 static int v2_write_pages(struct cow *c, uint32_t **freed, uint64_t *nfreed, uint64_t *freedcap)
 {
 	struct cow_map *m = &c->map;
 	struct cow_map_index *x = m->idx;
-	uint64_t seq = c->sb.seq + 1, need = 0;
-	bool any = c->sb.root_slot == SLOT_NONE || x->nfreed;
-	for (uint64_t g = 0; g < x->n; g++) {
-		if (!x->dirty[g])
-			continue;
-		any = true;
-		need++;
-		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
-		for (uint64_t k = x->first[g]; k < end; k++)
-			need += m->chunk[k]->h.gen == 0;
+	uint64_t seq = c->sb.seq + 1;
+	/* A page whose first sector moved: its chunk and the one before it span other sectors now. */
+	uint64_t must = 0;
+	for (uint64_t k = 0; k < m->nchunks; k++) {
+		struct cow_map_chunk *ch = m->chunk[k];
+		if (ch->h.slot != SLOT_NONE && ch->h.first != m->first[k]) {
+			ch->h.gen |= GEN_DIRTY | GEN_MOVED;
+			if (k)
+				m->chunk[k - 1]->h.gen |= GEN_DIRTY | GEN_MOVED;
+		}
 	}
-	if (!any)
+	for (uint64_t k = 0; k < m->nchunks; k++)
+		must += (m->chunk[k]->h.gen & (GEN_DIRTY | GEN_MOVED)) == (GEN_DIRTY | GEN_MOVED);
+	bool log = logged(c) && !c->ops_lost && c->nops <= OPS_MAX;
+	uint64_t k0 = 0, k1 = 0;
+	struct new_log *nl = NULL;
+	if (log) {
+		if (!(nl = c->env->alloc(sizeof(*nl))))
+			return -E_NOMEM;
+		/* The sweep takes what the pages that must be written leave of SWEEP_CHUNKS (at least
+		 * SWEEP_MIN), more once the log grows long. */
+		uint64_t win = must + SWEEP_MIN < SWEEP_CHUNKS ? SWEEP_CHUNKS - must : SWEEP_MIN;
+		if (c->log_n > LOG_SOFT)
+			win += (uint64_t)(c->log_n - LOG_SOFT) * SWEEP_CHUNKS / 16;
+		if (c->nops) {   /* a commit of nothing writes nothing */
+			k0 = c->sb.sweep < m->sectors ? chunk_at(m, c->sb.sweep) : 0;
+			k1 = k0 + win < m->nchunks ? k0 + win : m->nchunks;
+		}
+	}
+relog:;
+	/* What this commit writes: leaves, groups, and from which commit on the log is needed. */
+	uint64_t need = 0, leaves = 0, p = UINT64_MAX;
+	bool any = c->sb.root_slot == SLOT_NONE || x->nfreed || (logged(c) && !log && c->log_n);
+	for (uint64_t g = 0; g < x->n; g++) {
+		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
+		bool gw = x->dirty[g];
+		for (uint64_t k = x->first[g]; k < end; k++) {
+			uint64_t gen = m->chunk[k]->h.gen;
+			if (!(gen & GEN_DIRTY))
+				continue;
+			if (!log || (gen & GEN_MOVED) || (k >= k0 && k < k1)) {
+				leaves++;
+				gw = true;
+			} else if (GEN_SEQ(gen) < p) {
+				p = GEN_SEQ(gen);
+			}
+		}
+		need += gw;
+		any |= gw;
+	}
+	need += leaves + 1;
+	if (log) {
+		/* The log from its first page still needed (gens rise along it), then this commit's. */
+		uint32_t from = 0;
+		while (from < c->log_n && c->log_gen[from] < p)
+			from++;
+		nl->keep_from = from;
+		nl->kept = c->log_n - from;
+		uint64_t add = p == UINT64_MAX ? 0 : c->nops, tail_n = 0;
+		nl->rewrite_tail = nl->kept && add && c->log_tail->h.n < LOG_MAX;
+		if (nl->rewrite_tail)
+			tail_n = c->log_tail->h.n;
+		uint64_t pages = nl->kept - nl->rewrite_tail + (tail_n + add + LOG_MAX - 1) / LOG_MAX;
+		if (pages > LOG_PAGES_MAX) {
+			log = false;   /* the log would overflow: this commit writes every changed page */
+			goto relog;
+		}
+		nl->n = (uint32_t)pages;
+		nl->changed = from || add;
+		any |= nl->changed;
+		need += (pages - nl->kept + nl->rewrite_tail) + (nl->changed && pages);
+	}
+	if (!any) {
+		if (nl)
+			c->env->free(nl);
 		return 0;
-	need++;
-	if (x->n > IDX_MAX || need > c->nfree)
+	}
+	if (x->n > IDX_MAX || need > c->nfree) {
+		if (log) {
+			log = false;
+			goto relog;
+		}
+		if (nl)
+			c->env->free(nl);
 		return -E_NOSPC;
+	}
 	c->cursor = 0;
-	struct undo *u = c->env->alloc(need * sizeof(*u));
+	struct undo *u = c->env->alloc((need + 1) * sizeof(*u));
 	uint8_t *ibuf = c->env->alloc((BATCH_PAGES + 1) * MAP_PAGE);
 	if (!u || !ibuf) {
 		if (u)
 			c->env->free(u);
 		if (ibuf)
 			c->env->free(ibuf);
+		if (nl)
+			c->env->free(nl);
 		return -E_NOMEM;
 	}
 	uint64_t nu = 0;
@@ -498,58 +686,60 @@ static int v2_write_pages(struct cow *c, uint32_t **freed, uint64_t *nfreed, uin
 	struct cow_batch b;
 	cow_batch_init(&b);
 	/* 1. Leaves. */
-	for (uint64_t g = 0; g < x->n && rc == 0; g++) {
-		if (!x->dirty[g])
+	for (uint64_t k = 0; k < m->nchunks && rc == 0; k++) {
+		struct cow_map_chunk *ch = m->chunk[k];
+		uint64_t gen = ch->h.gen;
+		if (!(gen & GEN_DIRTY) || (log && !(gen & GEN_MOVED) && !(k >= k0 && k < k1)))
 			continue;
-		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
-		for (uint64_t k = x->first[g]; k < end && rc == 0; k++) {
-			struct cow_map_chunk *ch = m->chunk[k];
-			if (ch->h.gen)
-				continue;
-			uint32_t s = slot_alloc(c);
-			u[nu++] = (struct undo){ ch, ch->h.slot, s, false, 0 };
-			ch->h.magic = PAGE_LEAF;
-			ch->h.slot = s;
-			ch->h.gen = seq;
-			ch->h.first = m->first[k];
-			ch->h.crc = map_page_crc(ch);
-			if (b.n == COW_BATCH)
-				rc = cow_batch_wait(&b, NULL), cow_batch_init(&b);
-			cow_batch_add(&b, c->dev, COW_IO_WRITE, slot_byte(c, s), MAP_PAGE, ch);
-		}
+		uint32_t s = slot_alloc(c);
+		u[nu++] = (struct undo){ .h = ch->h, .ch = ch, .new = s };
+		ch->h.magic = PAGE_LEAF;
+		ch->h.slot = s;
+		ch->h.gen = seq;
+		ch->h.first = m->first[k];
+		ch->h.crc = map_page_crc(ch);
+		if (b.n == COW_BATCH)
+			rc = cow_batch_wait(&b, NULL), cow_batch_init(&b);
+		cow_batch_add(&b, c->dev, COW_IO_WRITE, slot_byte(c, s), MAP_PAGE, ch);
 	}
 	int brc = cow_batch_wait(&b, NULL);
 	rc = rc < 0 ? rc : brc;
-	/* 2. Index pages of the changed groups, BATCH_PAGES at a time from ibuf. */
+	/* 2. Index pages of the groups that changed or had a member written, BATCH_PAGES at a time. */
+	bool groups = false;
 	cow_batch_init(&b);
 	for (uint64_t g = 0; g < x->n && rc == 0; g++) {
-		if (!x->dirty[g])
+		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
+		bool gw = x->dirty[g];
+		for (uint64_t k = x->first[g]; k < end && !gw; k++)
+			gw = m->chunk[k]->h.gen == seq;
+		if (!gw)
 			continue;
+		groups = true;
 		if (b.n == COW_BATCH) {
 			rc = cow_batch_wait(&b, NULL);
 			cow_batch_init(&b);
 			if (rc < 0)
 				break;
 		}
-		struct map_idx_page *p = (struct map_idx_page *)(ibuf + b.n * MAP_PAGE);
-		uint64_t end = g + 1 < x->n ? x->first[g + 1] : m->nchunks;
-		memset(p, 0, MAP_PAGE);
+		struct map_idx_page *ip = (struct map_idx_page *)(ibuf + b.n * MAP_PAGE);
+		memset(ip, 0, MAP_PAGE);
 		uint32_t s = slot_alloc(c);
-		u[nu++] = (struct undo){ NULL, x->slot[g], s, true, g };
-		p->h = (struct map_page_hdr){ PAGE_INDEX, 0, (uint32_t)(end - x->first[g]), s, seq, m->first[x->first[g]] };
+		u[nu++] = (struct undo){ .new = s, .group = true, .g = g, .gold = x->slot[g], .gcrc = x->crc[g] };
+		ip->h = (struct map_page_hdr){ PAGE_INDEX, 0, (uint32_t)(end - x->first[g]), s, seq, m->first[x->first[g]] };
 		for (uint64_t k = x->first[g]; k < end; k++)
-			p->e[k - x->first[g]] = (struct map_idx_ent){ m->chunk[k]->h.slot, m->chunk[k]->h.crc };
-		p->h.crc = map_page_crc(p);
+			ip->e[k - x->first[g]] = (struct map_idx_ent){ m->chunk[k]->h.slot, m->chunk[k]->h.crc };
+		ip->h.crc = map_page_crc(ip);
 		x->slot[g] = s;
-		x->crc[g] = p->h.crc;
-		cow_batch_add(&b, c->dev, COW_IO_WRITE, slot_byte(c, s), MAP_PAGE, p);
+		x->crc[g] = ip->h.crc;
+		cow_batch_add(&b, c->dev, COW_IO_WRITE, slot_byte(c, s), MAP_PAGE, ip);
 	}
 	brc = cow_batch_wait(&b, NULL);
 	rc = rc < 0 ? rc : brc;
-	/* 3. The root. */
-	uint32_t root = SLOT_NONE;
+	/* 3. The root, when a group's page or the set of pages changed. */
+	uint32_t root = (uint32_t)c->sb.root_slot, root_crc = (uint32_t)c->sb.root_crc;
+	bool new_root = groups || c->sb.root_slot == SLOT_NONE || x->nfreed;
 	struct map_idx_page *r = (struct map_idx_page *)(ibuf + BATCH_PAGES * MAP_PAGE);
-	if (rc == 0) {
+	if (rc == 0 && new_root) {
 		root = slot_alloc(c);
 		memset(r, 0, MAP_PAGE);
 		/* (a root's "first" is the source's size: with both superblocks lost, it gives the layout) */
@@ -557,42 +747,136 @@ static int v2_write_pages(struct cow *c, uint32_t **freed, uint64_t *nfreed, uin
 		for (uint64_t g = 0; g < x->n; g++)
 			r->e[g] = (struct map_idx_ent){ x->slot[g], x->crc[g] };
 		r->h.crc = map_page_crc(r);
+		root_crc = r->h.crc;
 		rc = cow_bdev_write(c->dev, slot_byte(c, root), MAP_PAGE, r);
+	}
+	/* 4. The log: this commit's changes in new pages, then the log's index page. */
+	uint32_t log_slot = SLOT_NONE, log_crc = 0;
+	uint64_t log_recs = 0, first_new = 0;
+	if (log && !nl->changed) {
+		log_slot = c->sb.log_slot;
+		log_crc = c->sb.log_crc;
+		log_recs = c->sb.log_recs;
+	} else if (rc == 0 && log) {
+		for (uint32_t i = 0; i < nl->kept - nl->rewrite_tail; i++) {
+			nl->slot[i] = c->log_slot[nl->keep_from + i];
+			nl->crc[i] = c->log_crc[nl->keep_from + i];
+			nl->gen[i] = c->log_gen[nl->keep_from + i];
+		}
+		first_new = nl->kept - nl->rewrite_tail;
+		uint64_t op = 0, add = p == UINT64_MAX ? 0 : c->nops;
+		cow_batch_init(&b);
+		for (uint32_t i = (uint32_t)first_new; i < nl->n && rc == 0; i++) {
+			if (b.n == COW_BATCH) {
+				rc = cow_batch_wait(&b, NULL);
+				cow_batch_init(&b);
+				if (rc < 0)
+					break;
+			}
+			struct map_log_page *lp = &nl->page[b.n];
+			memset(lp, 0, MAP_PAGE);
+			if (i == first_new && nl->rewrite_tail)
+				memcpy(lp, c->log_tail, MAP_PAGE);
+			while (lp->h.n < LOG_MAX && op < add)
+				lp->r[lp->h.n++] = c->ops[op++];
+			uint32_t s = slot_alloc(c);
+			u[nu++] = (struct undo){ .new = s };
+			/* (a log page's "first" is the commit of its first change) */
+			uint64_t first = i == first_new && nl->rewrite_tail ? c->log_tail->h.first : seq;
+			lp->h = (struct map_page_hdr){ PAGE_LOG, 0, lp->h.n, s, seq, first };
+			lp->h.crc = map_page_crc(lp);
+			nl->slot[i] = s;
+			nl->crc[i] = lp->h.crc;
+			nl->gen[i] = seq;
+			if (i + 1 == nl->n)
+				memcpy(&nl->tail, lp, MAP_PAGE);
+			cow_batch_add(&b, c->dev, COW_IO_WRITE, slot_byte(c, s), MAP_PAGE, lp);
+		}
+		brc = cow_batch_wait(&b, NULL);
+		rc = rc < 0 ? rc : brc;
+		if (rc == 0 && nl->n) {
+			struct map_idx_page *ix = (struct map_idx_page *)ibuf;
+			memset(ix, 0, MAP_PAGE);
+			log_slot = slot_alloc(c);
+			u[nu++] = (struct undo){ .new = log_slot };
+			for (uint32_t i = 0; i < nl->n; i++)
+				ix->e[i] = (struct map_idx_ent){ nl->slot[i], nl->crc[i] };
+			log_recs = (uint64_t)(nl->n - 1) * LOG_MAX + (nl->n > first_new ? nl->tail.h.n : c->log_tail->h.n);
+			ix->h = (struct map_page_hdr){ PAGE_LOGIX, 0, nl->n, log_slot, seq, log_recs };
+			ix->h.crc = map_page_crc(ix);
+			log_crc = ix->h.crc;
+			rc = cow_bdev_write(c->dev, slot_byte(c, log_slot), MAP_PAGE, ix);
+		}
 	}
 	if (rc == 0)
 		rc = cow_bdev_flush(c->dev);
 	if (rc < 0) {
-		/* Nothing a superblock names was written: the new slots go back, the pages are marked
-		 * changed again and keep their old places. */
+		/* Nothing a superblock names was written: the new slots go back, the pages keep their
+		 * old places and stay changed. */
 		for (uint64_t i = 0; i < nu; i++) {
 			slot_release(c, u[i].new);
 			if (u[i].group) {
-				x->slot[u[i].g] = u[i].old;
-			} else {
-				((struct cow_map_chunk *)u[i].page)->h.slot = u[i].old;
-				((struct cow_map_chunk *)u[i].page)->h.gen = 0;
+				x->slot[u[i].g] = u[i].gold;
+				x->crc[u[i].g] = u[i].gcrc;
+			} else if (u[i].ch) {
+				u[i].ch->h = u[i].h;
+				u[i].ch->h.gen |= GEN_DIRTY;
 			}
 		}
-		if (root != SLOT_NONE)
+		if (new_root && root != (uint32_t)c->sb.root_slot)
 			slot_release(c, root);
 		c->env->free(u);
 		c->env->free(ibuf);
+		if (nl)
+			c->env->free(nl);
 		return rc;
 	}
 	/* The slots this commit replaced or the map dropped: free once the next one is durable. */
-	for (uint64_t i = 0; i < nu; i++)
-		keep_freed(c, freed, nfreed, freedcap, u[i].old);
+	for (uint64_t i = 0; i < nu; i++) {
+		if (u[i].group)
+			keep_freed(c, freed, nfreed, freedcap, u[i].gold);
+		else if (u[i].ch)
+			keep_freed(c, freed, nfreed, freedcap, u[i].h.slot);
+	}
 	for (uint64_t i = 0; i < x->nfreed; i++)
 		keep_freed(c, freed, nfreed, freedcap, x->freed[i]);
-	keep_freed(c, freed, nfreed, freedcap, (uint32_t)c->sb.root_slot);
+	if (new_root)
+		keep_freed(c, freed, nfreed, freedcap, (uint32_t)c->sb.root_slot);
+	if (logged(c) && (!log || nl->changed)) {
+		/* The log pages not kept, the tail rewritten, the old index page. */
+		uint32_t keep_from = log ? nl->keep_from : c->log_n, kept = log ? (uint32_t)first_new : 0;
+		for (uint32_t i = 0; i < c->log_n; i++)
+			if (i < keep_from || i >= keep_from + kept)
+				keep_freed(c, freed, nfreed, freedcap, c->log_slot[i]);
+		keep_freed(c, freed, nfreed, freedcap, c->sb.log_slot);
+		c->log_n = log ? nl->n : 0;
+		for (uint32_t i = 0; i < c->log_n; i++) {
+			c->log_slot[i] = nl->slot[i];
+			c->log_crc[i] = nl->crc[i];
+			c->log_gen[i] = nl->gen[i];
+		}
+		if (log && nl->n > first_new)
+			memcpy(c->log_tail, &nl->tail, MAP_PAGE);
+		c->sb.log_slot = log_slot;
+		c->sb.log_crc = log_crc;
+		c->sb.log_recs = log_recs;
+	}
+	if (logged(c)) {
+		if (log && k1 > k0)
+			c->sb.sweep = k1 < m->nchunks ? m->first[k1] : 0;
+		c->nops = 0;
+		c->ops_lost = false;
+	}
 	x->nfreed = 0;
 	memset(x->dirty, 0, x->n);
 	c->sb.root_slot = root;
-	c->sb.root_crc = r->h.crc;
+	c->sb.root_crc = root_crc;
 	c->sb.map_extents = m->n;
 	c->sb.map_pages = m->nchunks;
 	c->env->free(u);
 	c->env->free(ibuf);
+	if (nl)
+		c->env->free(nl);
 	return 0;
 }
 
@@ -744,6 +1028,9 @@ static int v2_load(struct cow *c, const struct superblock *sb, char *why, size_t
 	}
 	uint64_t got = 0, n = 0, sectors = c->map.sectors, next_min = 0;
 	unsigned prev = 0xff;
+	/* Version 3 writes pages at different commits: two that meet may end and start alike until
+	 * the log is replayed (map_normalize), and the extent count is checked after it. */
+	bool v3 = sb->version == COW_VERSION;
 	for (uint64_t base = 0; base < t.nl && rc == 0; base += COW_BATCH) {
 		struct cow_batch b;
 		cow_batch_init(&b);
@@ -766,11 +1053,12 @@ static int v2_load(struct cow *c, const struct superblock *sb, char *why, size_t
 			for (uint32_t j = 0; j < p->h.n && rc == 0; j++) {
 				uint64_t s = ENT_START(p->e[j]);
 				unsigned f = ENT_FLAGS(p->e[j]);
-				if (s < next_min || s >= sectors || (i == 0 && j == 0 && s != 0) || (f & 7) > 4 || f == prev) {
+				bool same = f == prev && (j || !v3);
+				if (s < next_min || s >= sectors || (i == 0 && j == 0 && s != 0) || (f & 7) > 4 || same) {
 					set_why(why, whylen, "map page at slot %u (byte %llu), extent %u (sector %llu): %s",
 						t.lslot[i], (unsigned long long)slot_byte(c, t.lslot[i]), j, (unsigned long long)s,
 						s < next_min ? "overlaps the extents before it (two pages claim one range)" :
-						s >= sectors ? "lies past the source's end" : f == prev ? "equals the extent before it" :
+						s >= sectors ? "lies past the source's end" : same ? "equals the extent before it" :
 						(f & 7) > 4 ? "has a bad state" : "does not start the map at sector 0");
 					rc = -E_CORRUPT;
 				}
@@ -785,7 +1073,7 @@ static int v2_load(struct cow *c, const struct superblock *sb, char *why, size_t
 			n += p->h.n;
 		}
 	}
-	if (rc == 0 && ((sb->map_extents != UINT64_MAX && n != sb->map_extents) || n > sb->max_extents)) {
+	if (rc == 0 && !v3 && ((sb->map_extents != UINT64_MAX && n != sb->map_extents) || n > sb->max_extents)) {
 		set_why(why, whylen, "the map holds %llu extents, the superblock says %llu (at most %llu)",
 			(unsigned long long)n, (unsigned long long)sb->map_extents, (unsigned long long)sb->max_extents);
 		rc = -E_CORRUPT;
@@ -798,6 +1086,81 @@ static int v2_load(struct cow *c, const struct superblock *sb, char *why, size_t
 	}
 	c->env->free(ch);
 	tree_free(c->env, &t);
+	return rc;
+}
+
+/* Reads sb's log (version 3): its index page and its pages, each checked like the map's pages
+ * and marked busy; with `replay`, their changes are made to the map in order and the log
+ * becomes the cow's. */
+static int v3_read_log(struct cow *c, const struct superblock *sb, bool replay, char *why, size_t whylen)
+{
+	if (sb->version != COW_VERSION || sb->log_slot == SLOT_NONE)
+		return 0;
+	uint32_t ls = sb->log_slot;
+	if (ls >= sb->page_slots || slot_busy(c, ls)) {
+		set_why(why, whylen, "the superblock names a log at slot %u, %s", ls,
+			ls >= sb->page_slots ? "outside the metadata area" : "which is already in the map (a shared page)");
+		return -E_CORRUPT;
+	}
+	slot_mark(c, ls);
+	struct map_idx_page *ix = c->env->alloc(2 * MAP_PAGE);
+	if (!ix)
+		return -E_NOMEM;
+	struct map_log_page *lp = (struct map_log_page *)(ix + 1);
+	int rc = cow_bdev_read(c->dev, slot_byte(c, ls), MAP_PAGE, ix, NULL);
+	if (rc < 0)
+		set_why(why, whylen, "the log's index page at slot %u is unreadable: %s", ls, err_str(rc));
+	if (rc == 0)
+		rc = page_check(c, ix, PAGE_LOGIX, ls, sb->log_crc, LOG_PAGES_MAX, "the log's index page", why, whylen);
+	for (uint32_t i = 0; rc == 0 && i < ix->h.n; i++)
+		rc = child_ok(c, ix->e[i].slot, "log page", ls, why, whylen);
+	uint64_t recs = 0, gen = 0, sectors = sb->src_size / sb->src_lsize;
+	for (uint32_t i = 0; rc == 0 && i < ix->h.n; i++) {
+		uint32_t s = ix->e[i].slot;
+		rc = cow_bdev_read(c->dev, slot_byte(c, s), MAP_PAGE, lp, NULL);
+		if (rc < 0) {
+			set_why(why, whylen, "log page %u at slot %u is unreadable: %s", i, s, err_str(rc));
+			break;
+		}
+		rc = page_check(c, lp, PAGE_LOG, s, ix->e[i].crc, LOG_MAX, "log page", why, whylen);
+		if (rc == 0 && (lp->h.gen < gen || lp->h.gen > sb->seq || lp->h.first > lp->h.gen)) {
+			set_why(why, whylen, "log page at slot %u was written by commit %llu, out of order", s,
+				(unsigned long long)lp->h.gen);
+			rc = -E_CORRUPT;
+		}
+		gen = lp->h.gen;
+		if (replay)
+			c->map.next_commit = lp->h.first;   /* what a chunk this page changes needs of the log */
+		for (uint32_t j = 0; rc == 0 && j < lp->h.n; j++) {
+			uint64_t st = lp->r[j].start, cf = lp->r[j].count_flags, cnt = cf >> 8;
+			unsigned sc = cf & 15, wc = (cf >> 4) & 15;
+			if (st >= sectors || !cnt || cnt > sectors - st || sc > 5 || wc > 2) {
+				set_why(why, whylen, "log page at slot %u (byte %llu), record %u: a change of sectors %llu+%llu "
+					"that cannot be", s, (unsigned long long)slot_byte(c, s), j, (unsigned long long)st,
+					(unsigned long long)cnt);
+				rc = -E_CORRUPT;
+			} else if (replay) {
+				rc = cow_map_set(&c->map, st, cnt, sc ? map_state_char(sc - 1) : 0, wc ? (int)wc - 1 : -1);
+				if (rc < 0)
+					set_why(why, whylen, "log page at slot %u, record %u: replaying it failed: %s", s, j,
+						err_str(rc));
+			}
+		}
+		recs += lp->h.n;
+		if (rc == 0 && replay) {
+			c->log_slot[i] = s;
+			c->log_crc[i] = ix->e[i].crc;
+			c->log_gen[i] = lp->h.gen;
+			c->log_n = i + 1;
+			memcpy(c->log_tail, lp, MAP_PAGE);
+		}
+	}
+	if (rc == 0 && (recs != sb->log_recs || ix->h.first != recs)) {
+		set_why(why, whylen, "the log holds %llu changes, the superblock says %llu", (unsigned long long)recs,
+			(unsigned long long)sb->log_recs);
+		rc = -E_CORRUPT;
+	}
+	c->env->free(ix);
 	return rc;
 }
 
@@ -825,7 +1188,7 @@ static void v2_protect_other(struct cow *c, const struct superblock *o)
 		c->env->free(mine);
 		return;
 	}
-	if (o->version != COW_VERSION || o->page_off != c->sb.page_off || o->page_slots != c->sb.page_slots) {
+	if (o->version < COW_V2 || o->page_off != c->sb.page_off || o->page_slots != c->sb.page_slots) {
 		c->env->free(seen);
 		return;
 	}
@@ -836,9 +1199,11 @@ static void v2_protect_other(struct cow *c, const struct superblock *o)
 	struct v2_tree t;
 	char why[8];
 	int rc = v2_read_tree(c, o, &t, why, sizeof(why));
+	if (rc == 0 && v3_read_log(c, o, false, why, sizeof(why)) < 0)
+		rc = 1;   /* (its tree's slots are kept; what of its log could be read too) */
 	c->busy = mine;
 	c->nfree = nfree;
-	if (rc == 0) {
+	if (rc >= 0) {
 		for (uint64_t s = 0; s < c->sb.page_slots; s++)
 			if ((seen[s / 64] >> (s % 64) & 1) && !slot_busy(c, s)) {
 				slot_mark(c, s);
@@ -873,7 +1238,7 @@ int cow_format(const struct cow_env *env, const struct cow_bdev *cowdev, const s
 int cow_format_version(const struct cow_env *env, const struct cow_bdev *cowdev, const struct cow_bdev *src,
 		       uint32_t unit, uint32_t version, char *why, size_t whylen)
 {
-	if (version != COW_VERSION && version != COW_V1)
+	if (version != COW_VERSION && version != COW_V2 && version != COW_V1)
 		return -E_VERSION;
 	if (!unit)
 		unit = 4096;
@@ -896,6 +1261,7 @@ int cow_format_version(const struct cow_env *env, const struct cow_bdev *cowdev,
 		layout(&sb, sectors);
 	else
 		v2_layout(&sb, src->size);
+	sb.log_slot = SLOT_NONE;
 	if (cowdev->size < sb.data_off || cowdev->size - sb.data_off < src->size) {
 		set_why(why, whylen, "the cow needs %llu bytes (source %llu + metadata %llu), the device has %llu",
 			(unsigned long long)(sb.data_off + src->size), (unsigned long long)src->size,
@@ -992,8 +1358,30 @@ static int load_v2(struct cow *c, const struct superblock *sb, int which, const 
 	c->fresh_epoch = false;
 	cow_map_free(&c->map);
 	rc = cow_map_init(&c->map, c->env, sb->src_size / sb->src_lsize, sb->max_extents);
+	c->nops = 0;
+	c->ops_lost = false;
+	if (rc == 0 && sb->version == COW_VERSION) {
+		/* The pages, then the log replayed over them: on the way the map may hold more
+		 * extents than it will in the end. */
+		c->map.max = UINT64_MAX / 2;
+		rc = log_alloc(c);
+		c->log_n = 0;
+	}
 	if (rc == 0)
 		rc = v2_load(c, sb, why, whylen);
+	if (rc == 0 && sb->version == COW_VERSION) {
+		rc = v3_read_log(c, sb, true, why, whylen);
+		if (rc == 0)
+			rc = map_normalize(&c->map);
+		if (rc == 0 && (c->map.n != sb->map_extents || c->map.n > sb->max_extents)) {
+			set_why(why, whylen, "the map holds %llu extents with its log replayed, the superblock says %llu (at most %llu)",
+				(unsigned long long)c->map.n, (unsigned long long)sb->map_extents,
+				(unsigned long long)sb->max_extents);
+			rc = -E_CORRUPT;
+		}
+		c->map.max = sb->max_extents;
+	}
+	c->map.next_commit = sb->seq + 1;
 	if (rc < 0)
 		cow_map_free(&c->map);
 	return rc;
@@ -1005,7 +1393,7 @@ static int load_from(struct cow *c, const struct superblock *sb, int which,
 		     const struct cow_bdev *src, char *why, size_t whylen)
 {
 	c->sb = *sb;
-	if (sb->version == COW_VERSION)
+	if (sb->version >= COW_V2)
 		return load_v2(c, sb, which, src, why, whylen);
 	if (sb->src_lsize < 512 || sb->src_lsize > META_BLOCK || sb->src_size % sb->src_lsize ||
 	    sb->ckpt_off[0] != 2 * META_BLOCK || sb->ckpt_off[1] != sb->ckpt_off[0] + sb->ckpt_bytes ||
@@ -1099,7 +1487,7 @@ int cow_open(const struct cow_env *env, const struct cow_bdev *cowdev, const str
 	}
 	if (rc < 0)
 		goto free_c;
-	if (c->sb.version == COW_VERSION && st[pick ^ 1] == 0 && attempt_other(sbs, pick))
+	if (c->sb.version >= COW_V2 && st[pick ^ 1] == 0 && attempt_other(sbs, pick))
 		v2_protect_other(c, &sbs[pick ^ 1]);
 	*out = c;
 	return 0;
@@ -1112,6 +1500,7 @@ free_c:
 static void cow_free(struct cow *c)
 {
 	cow_map_free(&c->map);
+	log_free(c);
 	if (c->pending)
 		c->env->free(c->pending);
 	if (c->iobuf)
@@ -1257,6 +1646,7 @@ static int salvage_v2(struct cow *c, void (*say)(void *, const char *), void *ct
 		return -E_NOENT;
 	v2_layout(&g, best.first);
 	g.version = COW_VERSION;
+	g.log_slot = SLOT_NONE;   /* (the pages alone: without a superblock the log is not known) */
 	g.src_lsize = 512;   /* unknown without a superblock; the map counts sectors either way */
 	g.src_size = best.first;
 	g.root_slot = best_slot;
@@ -1294,16 +1684,17 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 	c->iobuf = env->alloc(META_BLOCK);
 	if (!c->iobuf)
 		goto free_c;
-	char why[200], what[96];
+	char why[200], what[160];
 	struct superblock sbs[2];
 	int st[2];
 	read_superblocks(cowdev, c->iobuf, sbs, st);
 	for (int i = 0; i < 2; i++) {
 		if (st[i] == 0)
-			if (sbs[i].version == COW_VERSION)
-				sayf(say, ctx, "superblock %c (byte %u): valid, version 2, sequence %llu, %llu extents in %llu pages",
-				     'A' + i, i * META_BLOCK, (unsigned long long)sbs[i].seq,
-				     (unsigned long long)sbs[i].map_extents, (unsigned long long)sbs[i].map_pages);
+			if (sbs[i].version >= COW_V2)
+				sayf(say, ctx, "superblock %c (byte %u): valid, version %u, sequence %llu, %llu extents in %llu pages%s",
+				     'A' + i, i * META_BLOCK, sbs[i].version, (unsigned long long)sbs[i].seq,
+				     (unsigned long long)sbs[i].map_extents, (unsigned long long)sbs[i].map_pages,
+				     sbs[i].version == COW_VERSION && sbs[i].log_slot != SLOT_NONE ? " and a log" : "");
 			else
 				sayf(say, ctx, "superblock %c (byte %u): valid, version 1, sequence %llu, journal epoch %llu, checkpoint slot %u",
 				     'A' + i, i * META_BLOCK, (unsigned long long)sbs[i].seq,
@@ -1325,11 +1716,12 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 			sayf(say, ctx, "superblock %c's state cannot be loaded: %s", 'A' + i, why[0] ? why : err_str(rc));
 			continue;
 		}
-		if (sbs[i].version == COW_VERSION)
-			fmt_snprintf(what, sizeof(what), "%s superblock %c opens (map root at slot %llu, byte %llu; %llu pages)",
+		if (sbs[i].version >= COW_V2)
+			fmt_snprintf(what, sizeof(what), "%s superblock %c opens (map root at slot %llu, byte %llu; %llu pages; log of %llu changes)",
 				     i == newest ? "the newest" : "the older", 'A' + i, (unsigned long long)sbs[i].root_slot,
 				     (unsigned long long)(sbs[i].page_off + sbs[i].root_slot * MAP_PAGE),
-				     (unsigned long long)c->map.nchunks);
+				     (unsigned long long)c->map.nchunks,
+				     (unsigned long long)(sbs[i].version == COW_VERSION ? sbs[i].log_recs : 0));
 		else
 			fmt_snprintf(what, sizeof(what), "%s superblock %c opens (version 1: checkpoint %u + %llu journal records)",
 				     i == newest ? "the newest" : "the older", 'A' + i, sbs[i].active_ckpt,
@@ -1339,8 +1731,8 @@ int cow_inspect(const struct cow_env *env, const struct cow_bdev *cowdev,
 			opens = i;
 		cow_map_free(&c->map);
 	}
-	if (newest >= 0 && sbs[newest].version == COW_VERSION) {
-		/* Version 2: each superblock's map was checked page by page above. */
+	if (newest >= 0 && sbs[newest].version >= COW_V2) {
+		/* Versions 2 and 3: each superblock's map was checked page by page above. */
 		struct superblock *g2 = &sbs[newest];
 		sayf(say, ctx, "page area: %llu slots of %u bytes at byte %llu; data area at byte %llu",
 		     (unsigned long long)g2->page_slots, MAP_PAGE, (unsigned long long)g2->page_off,
@@ -1464,8 +1856,8 @@ int cow_sync(struct cow *c)
 	rc = cow_bdev_flush(c->dev);   /* 1. the data the records describe */
 	if (rc < 0)
 		return rc;
-	if (c->sb.version == COW_VERSION) {
-		/* 2. The changed pages into free slots, flushed; 3. the superblock naming them. */
+	if (paged(c)) {
+		/* 2. The changed pages (and the log) into free slots, flushed; 3. the superblock naming them. */
 		uint32_t *freed = NULL;
 		uint64_t nfreed = 0, cap = 0;
 		rc = v2_write_pages(c, &freed, &nfreed, &cap);
@@ -1478,6 +1870,7 @@ int cow_sync(struct cow *c)
 			return rc;
 		}
 		v2_committed(c, freed, nfreed, cap);
+		c->map.next_commit = c->sb.seq + 1;
 		return 0;
 	}
 	uint64_t per = META_BLOCK / JREC;
@@ -1540,8 +1933,12 @@ int cow_close(struct cow *c)
 
 static int record(struct cow *c, uint64_t start, uint64_t count, uint8_t state, int written)
 {
-	if (c->sb.version == COW_VERSION)
-		return cow_map_set(&c->map, start, count, state, written);   /* its pages are marked */
+	if (paged(c)) {
+		int rc = cow_map_set(&c->map, start, count, state, written);   /* its pages are marked */
+		if (rc == 0 && logged(c))
+			log_op(c, start, count, state, written);
+		return rc;
+	}
 	if (c->npending == PENDING_MAX) {
 		int rc = cow_sync(c);
 		if (rc < 0)
@@ -1863,7 +2260,7 @@ void cow_get_geometry(const struct cow *c, struct cow_geometry *g)
 	g->journal_bytes = c->sb.journal_bytes;
 	g->checkpoint_bytes = c->sb.ckpt_bytes;
 	g->max_extents = c->sb.max_extents;
-	if (c->sb.version == COW_VERSION) {
+	if (paged(c)) {
 		g->journal_offset = g->journal_bytes = g->checkpoint_bytes = 0;
 		g->page_offset = c->sb.page_off;
 		g->page_slots = c->sb.page_slots;
@@ -1891,6 +2288,22 @@ int cow_upgrade(const struct cow_env *env, const struct cow_bdev *cowdev, char *
 		cow_discard(c);
 		return 1;
 	}
+	if (c->sb.version == COW_V2) {
+		/* The same pages with an empty log: one superblock write switches (the other one,
+		 * version 2, names the same map). */
+		c->sb.version = COW_VERSION;
+		c->sb.log_slot = SLOT_NONE;
+		c->sb.log_crc = 0;
+		c->sb.log_recs = c->sb.sweep = 0;
+		rc = log_alloc(c);
+		if (rc == 0)
+			rc = cow_sync(c);
+		if (rc < 0)
+			set_why(why, whylen, "writing the version-3 superblock failed: %s (the cow is still version 2)",
+				err_str(rc));
+		cow_discard(c);
+		return rc;
+	}
 	/* The whole metadata area between the superblocks and the data becomes the page area; the
 	 * version-1 checkpoint and journal in use stay untouched (busy) until a later commit. */
 	struct superblock old = c->sb;
@@ -1898,7 +2311,7 @@ int cow_upgrade(const struct cow_env *env, const struct cow_bdev *cowdev, char *
 	if (max > 4 * EXTENTS_MAX)
 		max = 4 * EXTENTS_MAX;
 	if (max < c->map.n || slots >= SLOT_NONE) {
-		set_why(why, whylen, "the metadata area (%llu bytes) holds at most %llu extents as version 2; the map has %llu",
+		set_why(why, whylen, "the metadata area (%llu bytes) holds at most %llu extents as version 3; the map has %llu",
 			(unsigned long long)(old.data_off - 2 * META_BLOCK), (unsigned long long)max,
 			(unsigned long long)c->map.n);
 		cow_discard(c);
@@ -1911,17 +2324,22 @@ int cow_upgrade(const struct cow_env *env, const struct cow_bdev *cowdev, char *
 	c->sb.max_extents = max;
 	c->sb.root_crc = c->sb.map_extents = c->sb.map_pages = 0;
 	c->sb.active_ckpt = 0;
+	c->sb.log_slot = SLOT_NONE;
+	c->sb.log_crc = 0;
+	c->sb.log_recs = c->sb.sweep = 0;
 	c->map.max = max;
 	c->npending = 0;
 	c->fresh_epoch = false;
 	rc = busy_init(c);
+	if (rc == 0)
+		rc = log_alloc(c);
 	if (rc == 0) {
 		v2_protect_other(c, &old);
 		map_forget_slots(&c->map);
 		rc = cow_sync(c);
 	}
 	if (rc < 0)
-		set_why(why, whylen, "writing the version-2 map failed: %s (the cow is still version 1)", err_str(rc));
+		set_why(why, whylen, "writing the version-3 map failed: %s (the cow is still version 1)", err_str(rc));
 	cow_discard(c);
 	return rc;
 }

@@ -97,6 +97,7 @@ struct cow_map {
 	struct cow_map_chunk *spare[2];/* allocated ahead: an update never fails half done */
 	uint64_t hint;                 /* the chunk used last: walks and nearby lookups skip the search */
 	uint64_t n, max;               /* extents; max: the most the cow's metadata holds */
+	uint64_t next_commit;          /* the commit whose log takes the changes made now (cow/mappage.h) */
 	uint64_t sectors;
 	const struct cow_env *env;
 	struct cow_map_index *idx;     /* the chunks' groups and what changed since the last commit */

@@ -3,8 +3,8 @@
  * lookup is two binary searches; an update moves at most a chunk's tail. Chunks split when full
  * and are merged or evened out below half full, so memory stays under 16 bytes an extent (10 M
  * extents in 160 MiB); a Fenwick tree of chunk sizes gives extent indexes. Chunks are grouped
- * under index pages, and every change marks its chunk and group, so that a commit of the cow
- * writes only the pages that changed. */
+ * under index pages; every change marks its chunk (changed, or moved when its range changed)
+ * and a change of members its group, so that a commit of the cow writes only what it must. */
 #include "cow.h"
 #include "../lib/errors.h"
 #include "../lib/crc32c.h"
@@ -51,9 +51,20 @@ static uint64_t chunk_end(const struct cow_map *m, uint64_t k)
 	return k + 1 < m->nchunks ? m->first[k + 1] : m->sectors;
 }
 
-static void touch(struct cow_map_chunk *c)
+/* Its extents changed: the next commit writes it, or logs the change. A clean chunk's gen is
+ * the commit that wrote its page; a changed one's, the first commit whose log holds a change
+ * to it (what the log must keep). */
+static void touch(const struct cow_map *m, struct cow_map_chunk *c)
 {
-	c->h.gen = 0;
+	if (!(c->h.gen & GEN_DIRTY))
+		c->h.gen = GEN_DIRTY | m->next_commit;
+}
+
+/* Its range changed: the next commit must write it (cow/mappage.h). */
+static void moved(const struct cow_map *m, struct cow_map_chunk *c)
+{
+	touch(m, c);
+	c->h.gen |= GEN_MOVED;
 }
 
 /* ---- the Fenwick tree of chunk sizes (1-based: fen[k + 1] covers chunk k) ---------------- */
@@ -77,7 +88,6 @@ static void fen_rebuild(struct cow_map *m)
 	for (uint64_t k = 0; k < m->nchunks; k++) {
 		m->size[k] = m->chunk[k]->h.n;
 		m->first[k] = ent_start(m->chunk[k], 0);
-		m->chunk[k]->h.first = m->first[k];
 		m->fen[k + 1] = m->size[k];
 	}
 	for (uint64_t i = 1; i <= m->nchunks; i++) {
@@ -443,6 +453,7 @@ static struct cow_map_chunk *take_spare(struct cow_map *m)
 	memset(&c->h, 0, sizeof(c->h));
 	c->h.magic = PAGE_LEAF;
 	c->h.slot = SLOT_NONE;
+	c->h.gen = GEN_DIRTY | GEN_MOVED;
 	return c;
 }
 
@@ -482,6 +493,9 @@ static uint64_t remove_empty(struct cow_map *m, uint64_t lo, uint64_t hi)
 			x->first[g] -= removed;
 		}
 		if (m->chunk[r]->h.n == 0) {
+			/* Its sectors now end the chunk before it. */
+			if (w)
+				moved(m, m->chunk[w - 1]);
 			drop_chunk(m, m->chunk[r]);
 			x->dirty[g] = 1;
 			removed++;
@@ -525,7 +539,7 @@ static void split_chunk(struct cow_map *m, uint64_t k)
 	b->h.n = a->h.n - half;
 	memcpy(b->e, a->e + half, b->h.n * sizeof(b->e[0]));
 	a->h.n = half;
-	touch(a);
+	moved(m, a);
 	insert_chunk(m, k + 1, b);
 }
 
@@ -543,8 +557,8 @@ static bool shift_to_neighbour(struct cow_map *m, uint64_t k)
 		b->h.n += d;
 		c->h.n -= d;
 		m->first[k + 1] = ent_start(b, 0);
-		touch(b);
-		touch(c);
+		moved(m, b);
+		moved(m, c);
 		return true;
 	}
 	if (k > 0 && m->chunk[k - 1]->h.n + 16 < CHUNK_MAX) {
@@ -555,8 +569,8 @@ static bool shift_to_neighbour(struct cow_map *m, uint64_t k)
 		a->h.n += d;
 		c->h.n -= d;
 		m->first[k] = ent_start(c, 0);
-		touch(a);
-		touch(c);
+		moved(m, a);
+		moved(m, c);
 		return true;
 	}
 	return false;
@@ -583,7 +597,7 @@ static void split_at(struct cow_map *m, uint64_t sector, bool *restructured)
 	e[1] = ENT(sector, 0, 0) | ENT_FLAGS(e[0]);
 	c->h.n++;
 	m->n++;
-	touch(c);
+	touch(m, c);
 }
 
 /* Chunks below half full among [lo, hi] are merged into or evened out with their neighbour. */
@@ -605,8 +619,8 @@ static bool fix_underflow(struct cow_map *m, uint64_t lo, uint64_t hi)
 			w = r;
 			continue;
 		}
-		touch(a);
-		touch(b);
+		moved(m, a);
+		moved(m, b);
 		if (a->h.n + b->h.n <= CHUNK_MAX) {
 			memcpy(a->e + a->h.n, b->e, b->h.n * sz);
 			a->h.n += b->h.n;
@@ -664,6 +678,7 @@ int cow_map_init(struct cow_map *m, const struct cow_env *env, uint64_t sectors,
 	memset(&c->h, 0, sizeof(c->h));
 	c->h.magic = PAGE_LEAF;
 	c->h.slot = SLOT_NONE;
+	c->h.gen = GEN_DIRTY | GEN_MOVED;
 	c->h.n = 1;
 	c->e[0] = ENT(0, 0, 0);
 	m->chunk[0] = c;
@@ -700,20 +715,6 @@ uint64_t cow_map_bytes(const struct cow_map *m)
 	return (m->nchunks + spares) * sizeof(struct cow_map_chunk) +
 	       m->cap * (sizeof(*m->chunk) + sizeof(*m->first) + sizeof(*m->size)) + (m->cap + 1) * sizeof(*m->fen) +
 	       idx;
-}
-
-/* The groups of the changed chunks among [lo, hi] are marked for the next commit. */
-static void mark_groups(struct cow_map *m, uint64_t lo, uint64_t hi)
-{
-	if (hi >= m->nchunks)
-		hi = m->nchunks - 1;
-	uint64_t g = grp_of(m, lo);
-	for (uint64_t k = lo; k <= hi; k++) {
-		while (g + 1 < m->idx->n && m->idx->first[g + 1] <= k)
-			g++;
-		if (m->chunk[k]->h.gen == 0)
-			m->idx->dirty[g] = 1;
-	}
 }
 
 int cow_map_set(struct cow_map *m, uint64_t start, uint64_t count, uint8_t state, int written)
@@ -794,7 +795,7 @@ int cow_map_set(struct cow_map *m, uint64_t start, uint64_t count, uint8_t state
 			c->h.n -= r - w;
 		}
 		if (changed)
-			touch(c);
+			touch(m, c);
 		if (c->h.n == 0)
 			emptied = true;
 		else
@@ -811,22 +812,18 @@ int cow_map_set(struct cow_map *m, uint64_t start, uint64_t count, uint8_t state
 		restructured = true;
 	if (hi >= m->nchunks)
 		hi = m->nchunks - 1;
+	/* (A chunk whose first sector moved is found by the commit: its page's first differs.) */
 	if (restructured) {
 		fen_rebuild(m);
-		/* Positions moved: every chunk that changed is found by its mark. */
-		uint64_t a = chunk_of(m, start), b = end < m->sectors ? chunk_of(m, end) : m->nchunks - 1;
-		mark_groups(m, a > 2 ? a - 2 : 0, b + 2);
 		return 0;
 	}
 	for (uint64_t j = lo; j <= hi; j++) {
 		m->first[j] = ent_start(m->chunk[j], 0);
-		m->chunk[j]->h.first = m->first[j];
 		if (m->size[j] != m->chunk[j]->h.n) {
 			fen_add(m, j, (int64_t)m->chunk[j]->h.n - (int64_t)m->size[j]);
 			m->size[j] = m->chunk[j]->h.n;
 		}
 	}
-	mark_groups(m, lo, hi);
 	return 0;
 }
 
@@ -891,6 +888,7 @@ int cow_map_load(struct cow_map *m, uint64_t n, void (*get)(void *ctx, uint64_t 
 			memset(&c->h, 0, sizeof(c->h));
 			c->h.magic = PAGE_LEAF;
 			c->h.slot = SLOT_NONE;
+			c->h.gen = GEN_DIRTY | GEN_MOVED;
 			t.chunk[t.nchunks++] = c;
 		}
 		c->e[c->h.n++] = ENT(x.start, 0, 0) + f;
@@ -941,13 +939,29 @@ void map_forget_slots(struct cow_map *m)
 {
 	for (uint64_t k = 0; k < m->nchunks; k++) {
 		m->chunk[k]->h.slot = SLOT_NONE;
-		m->chunk[k]->h.gen = 0;
+		m->chunk[k]->h.gen = GEN_DIRTY | GEN_MOVED;
 	}
 	for (uint64_t g = 0; g < m->idx->n; g++) {
 		m->idx->slot[g] = SLOT_NONE;
 		m->idx->dirty[g] = 1;
 	}
 	m->idx->nfreed = 0;
+}
+
+int map_normalize(struct cow_map *m)
+{
+	for (uint64_t k = 1; k < m->nchunks; k++) {
+		const struct cow_map_chunk *a = m->chunk[k - 1], *b = m->chunk[k];
+		unsigned f = ENT_FLAGS(b->e[0]);
+		if (ENT_FLAGS(a->e[a->h.n - 1]) != f)
+			continue;
+		/* Setting its first sector to what it already is merges it into the extent before. */
+		int rc = cow_map_set(m, m->first[k], 1, map_state_char(f & 7), (f >> 3) & 1);
+		if (rc < 0)
+			return rc;
+		k = k > 1 ? k - 2 : 0;   /* chunks may have merged: look again from the one before */
+	}
+	return 0;
 }
 
 void cow_map_totals(const struct cow_map *m, struct cow_totals *t)

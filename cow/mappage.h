@@ -17,10 +17,19 @@
 #define PAGE_LEAF  0x464c4d43u   /* "CMLF": extents */
 #define PAGE_INDEX 0x58494d43u   /* "CMIX": leaves of a group */
 #define PAGE_ROOT  0x54524d43u   /* "CMRT": the groups */
+#define PAGE_LOG   0x474c4d43u   /* "CMLG": version 3's log of map changes */
+#define PAGE_LOGIX 0x494c4d43u   /* "CMLI": the log's pages */
 
 /* Every page: magic, CRC-32C of bytes 8..4095, entries used, the slot it was written to, the
- * commit (superblock sequence) that wrote it, and its first source sector. In memory gen 0 means
- * changed since it was written (or never written); slot is the slot it was last written to. */
+ * commit (superblock sequence) that wrote it, and its first source sector. In memory a chunk's
+ * slot, crc and first describe its page as last written (slot SLOT_NONE: never); gen is the
+ * commit that wrote it, or once GEN_DIRTY is set (its extents changed) the first commit whose
+ * log holds a change to it; GEN_MOVED: its range changed too (it split, merged, took or gave
+ * extents, its first sector moved, its successor went), so the next commit must write it: the
+ * pages on disk tile the source as the chunks do. */
+#define GEN_DIRTY (1ull << 63)
+#define GEN_MOVED (1ull << 62)
+#define GEN_SEQ(g) ((g) & ~(GEN_DIRTY | GEN_MOVED))
 struct map_page_hdr {
 	uint32_t magic, crc, n, slot;
 	uint64_t gen, first;
@@ -46,6 +55,17 @@ struct map_idx_page {
 };
 _Static_assert(sizeof(struct map_idx_page) == MAP_PAGE, "an index page is one page");
 
+/* Version 3's log: each map change since the oldest one not yet in a map page, 16 bytes: start
+ * sector, then count << 8 | written code << 4 | state code (state 0 keeps it, else index + 1;
+ * written 0 keeps it, 1 clears, 2 sets), replayed in order over the map pages at open. */
+struct map_log_rec { uint64_t start, count_flags; };
+#define LOG_MAX ((MAP_PAGE - MAP_PAGE_HDR) / 16)   /* 254 records a page */
+struct map_log_page {
+	struct map_page_hdr h;
+	struct map_log_rec r[LOG_MAX];
+};
+_Static_assert(sizeof(struct map_log_page) == MAP_PAGE, "a log page is one page");
+
 /* The groups of consecutive chunks that share an index page. */
 struct cow_map_index {
 	uint64_t n, cap;
@@ -66,5 +86,8 @@ int map_adopt(struct cow_map *m, struct cow_map_chunk **chunks, uint64_t nchunks
 	      const uint32_t *gcount, const uint32_t *gslot, const uint32_t *gcrc, uint64_t ng);
 /* Forgets every page's slot: a map loaded from a version-1 checkpoint, or before an upgrade. */
 void map_forget_slots(struct cow_map *m);
+/* Merges equal extents that meet at a chunk boundary (left by a replayed log over pages written
+ * at different commits). 0 or -E_NOMEM. */
+int map_normalize(struct cow_map *m);
 
 #endif

@@ -930,7 +930,7 @@ static int cmd_upgrade(int argc, char **argv)
 	filedev_close(&cd);
 	if (rc < 0)
 		return fail(argv[0], "upgrade", rc, why);
-	printf(rc == 1 ? "%s: already version 2\n" : "%s: upgraded to version 2\n", argv[0]);
+	printf(rc == 1 ? "%s: already version 3\n" : "%s: upgraded to version 3\n", argv[0]);
 	return 0;
 }
 

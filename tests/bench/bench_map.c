@@ -1,7 +1,7 @@
 /* Map and commit costs on a 16 TiB source: lookups, updates and memory of the paged map
  * (cow/map.c) at 1 M and 10 M scattered extents, beside a flat sorted array (the map's first
  * design) measured in the same run up to 1 M; what a commit writes and costs after 100 changes
- * at 10 K, 1 M and 10 M extents (version 2) beside the whole-checkpoint commit of version 1
+ * at 10 K, 1 M and 10 M extents (version 3, with its log; version 2 without) beside the whole-checkpoint commit of version 1
  * (up to its 1 M limit). `bench_map genmap N` prints a ddrescue mapfile of N areas of an 8 TiB
  * source for bench_map.sh's import figures. Prints figures, asserts nothing about time. */
 #include <stdio.h>
@@ -254,6 +254,30 @@ static void commit_bench(uint64_t want, uint32_t version)
 		t[kind] = sum / rounds;
 		bytes[kind] = b / (uint64_t)rounds;
 	}
+	/* Version 3 over a long run: 1000 commits of 100 scattered changes each (the log grows, the
+	 * sweep goes round); the average and the largest commit; then an open, which replays the log. */
+	double avg_long = 0, open_s = 0;
+	uint64_t max_long = 0, long_rounds = 1000;
+	if (version == 3) {
+		uint64_t b = 0;
+		for (uint64_t r = 0; r < long_rounds; r++) {
+			for (int i = 0; i < 100; i++)
+				cow_set_state(c, (rnd() % (SECTORS - 8)) * LS, LS, i % 2 ? '/' : '*');
+			uint64_t w0 = md.written;
+			cow_sync(c);
+			b += md.written - w0;
+			if (md.written - w0 > max_long)
+				max_long = md.written - w0;
+		}
+		avg_long = (double)b / (double)long_rounds;
+		cow_close(c);
+		double t0 = now_s();
+		if (cow_open(&env, &cd, &src, &c, why, sizeof(why)) < 0) {
+			printf("commit bench: reopen: %s\n", why);
+			exit(1);
+		}
+		open_s = now_s() - t0;
+	}
 	/* Version 1's checkpoint commit: what its first commit after an open, or a full journal, writes. */
 	double ckpt = 0;
 	uint64_t ckb = 0;
@@ -270,6 +294,9 @@ static void commit_bench(uint64_t want, uint32_t version)
 	       (unsigned long long)n0, version, (double)bytes[0] / 1024, t[0] * 1e3, (double)bytes[1] / 1024, t[1] * 1e3);
 	if (version == 1)
 		printf("; checkpoint commit %.1f KiB %.2f ms", (double)ckb / 1024, ckpt * 1e3);
+	if (version == 3)
+		printf("\n%38s then %llu more: %.1f KiB on average, %.1f KiB at most; an open then takes %.0f ms",
+		       "", (unsigned long long)long_rounds, avg_long / 1024, (double)max_long / 1024, open_s * 1e3);
 	printf("\n");
 	cow_close(c);
 	free(md.meta);
@@ -300,12 +327,17 @@ int main(int argc, char **argv)
 	}
 	uint64_t sizes[] = { 1000000, 10000000 };
 	int n = argc > 1 ? atoi(argv[1]) : 2;
+	if (argc > 1 && !strcmp(argv[1], "commits")) {   /* the commit figures alone, at every size */
+		n = 2;
+		sizes[0] = sizes[1] = 0;
+	}
 	printf("map on a 16 TiB source (ns per operation; flat = one sorted array, the map's first design):\n");
-	for (int i = 0; i < n && i < 2; i++)
+	for (int i = 0; i < n && i < 2 && sizes[i]; i++)
 		map_bench(sizes[i]);
 	printf("commit (cow_sync) on in-memory devices: bytes written and time, 20 rounds each:\n");
 	uint64_t csizes[] = { 10000, 1000000 - 20000, 10000000 };
 	for (int i = 0; i < 3 && i < n + 1; i++) {
+		commit_bench(csizes[i], 3);
 		commit_bench(csizes[i], 2);
 		if (csizes[i] < 1000000)
 			commit_bench(csizes[i], 1);

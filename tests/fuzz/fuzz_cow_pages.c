@@ -1,7 +1,8 @@
-/* libFuzzer target: the version-2 map pages (cow/mappage.h) under cow_open and cow_inspect. The
- * input lands on the page area of a cow whose map spans several pages; then, as the first byte
- * asks, every page's own CRC, the CRCs its parents hold of it, and the superblocks are re-sealed,
- * so that pages which look valid but hold nonsense (counts, slots, loops, overlaps) are reached. */
+/* libFuzzer target: the map pages (cow/mappage.h) under cow_open and cow_inspect. The input
+ * lands on the page area of a cow whose map spans many pages, under a log of changes not yet in
+ * them (version 3); then, as the first byte asks, every page's own CRC, the CRCs its parents hold
+ * of it, and the superblocks are re-sealed, so that pages which look valid but hold nonsense
+ * (counts, slots, loops, overlaps, impossible logged changes) are reached. */
 #include <stdlib.h>
 #include <string.h>
 #include "../lib/fakedev.h"
@@ -9,8 +10,8 @@
 #include "../../lib/crc32c.h"
 #include "../../cow/mappage.h"
 
-#define SRC_BYTES (256u << 10)
-#define COW_BYTES (2u << 20)
+#define SRC_BYTES (96u << 20)   /* room for 24 K extents: more map pages than a commit sweeps */
+#define COW_BYTES (SRC_BYTES + (4u << 20))
 #define META 8192u
 
 static void say(void *ctx, const char *line)
@@ -23,16 +24,16 @@ static uint8_t *slot_page(struct fakedev *d, uint64_t slot, uint64_t nslots)
 	return slot < nslots ? d->view + META + slot * MAP_PAGE : NULL;
 }
 
-/* Leaves first, then index pages, then roots: each parent takes its children's CRCs. */
+/* Leaves and log pages first, then index pages, then roots: each parent takes its children's CRCs. */
 static void reseal_tree(struct fakedev *d, uint64_t nslots)
 {
-	static const uint32_t order[3] = { PAGE_LEAF, PAGE_INDEX, PAGE_ROOT };
-	for (int lvl = 0; lvl < 3; lvl++)
+	static const uint32_t order[5] = { PAGE_LEAF, PAGE_LOG, PAGE_INDEX, PAGE_LOGIX, PAGE_ROOT };
+	for (int lvl = 0; lvl < 5; lvl++)
 		for (uint64_t s = 0; s < nslots; s++) {
 			struct map_idx_page *p = (struct map_idx_page *)slot_page(d, s, nslots);
 			if (p->h.magic != order[lvl])
 				continue;
-			for (uint32_t i = 0; lvl && i < p->h.n && i < IDX_MAX; i++) {
+			for (uint32_t i = 0; lvl >= 2 && i < p->h.n && i < IDX_MAX; i++) {
 				const struct map_page_hdr *ch = (const void *)slot_page(d, p->e[i].slot, nslots);
 				if (ch)
 					p->e[i].crc = ch->crc;
@@ -51,6 +52,11 @@ static void reseal_sb(struct fakedev *d, int which, uint64_t nslots)
 		uint64_t crc = r->crc;
 		memcpy(b + 104, &crc, 8);
 	}
+	uint32_t log;
+	memcpy(&log, b + 368, 4);
+	const struct map_page_hdr *l = (const void *)slot_page(d, log, nslots);
+	if (l)
+		memcpy(b + 372, &l->crc, 4);
 	uint32_t crc = crc32c(0, b, 508);
 	memcpy(b + 508, &crc, 4);
 }
@@ -71,15 +77,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct cow_geometry g;
 			cow_get_geometry(c, &g);
 			nslots = g.page_slots;
-			for (uint64_t s = 1; s < SRC_BYTES / 512; s += 2)   /* two map pages */
+			for (uint64_t s = 1; s < 24000; s += 2)   /* some 60 map pages */
 				cow_set_state(c, s * 512, 512, "-/*"[s % 3]);
+			cow_sync(c);
+			uint32_t r = 7;
+			for (int i = 0; i < 300; i++) {   /* scattered changes: into the log */
+				r = r * 1103515245u + 12345u;
+				cow_set_state(c, (r >> 8) % 24000 * 512, 512, "?*-"[i % 3]);
+			}
 			cow_sync(c);
 			cow_set_state(c, 0, 4096, '-');
 			cow_close(c);
 		}
-		formatted = malloc(cow.bdev.size);
-		memcpy(formatted, cow.durable, cow.bdev.size);
-		memcpy(cow.view, cow.durable, cow.bdev.size);
+		formatted = malloc(META + nslots * MAP_PAGE);
+		memcpy(formatted, cow.durable, META + nslots * MAP_PAGE);
+		memcpy(cow.view, cow.durable, META + nslots * MAP_PAGE);
 		ready = 1;
 	}
 	uint64_t meta = META + nslots * MAP_PAGE;
@@ -96,7 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 4)
 		reseal_sb(&cow, 1, nslots);
 	struct cow *c;
-	if (cow_open(&test_env, &cow.bdev, &src.bdev, &c, why, sizeof(why)) == 0) {
+	/* (no source: its identity is not what is fuzzed, and hashing its samples would cost each run) */
+	if (cow_open(&test_env, &cow.bdev, NULL, &c, why, sizeof(why)) == 0) {
 		uint8_t buf[4096];
 		uint64_t bad;
 		cow_ov_read(c, 0, sizeof(buf), buf, &bad);

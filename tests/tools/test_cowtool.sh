@@ -112,7 +112,7 @@ out=$("$C" export cow other.img x 2>&1); rc=$?
 check "a different source is refused, naming the field" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'contents differ'"
 out=$("$C" check cow); rc=$?
 check "check passes a good cow" "[ $rc = 0 ]"
-check "check describes each superblock and the map each opens" "[ \$(echo \"\$out\" | grep -c 'superblock [AB] (byte [0-9]*): valid, version 2') = 2 ] && echo \"\$out\" | grep -q 'the newest superblock . opens (map root at slot'"
+check "check describes each superblock and the map each opens" "[ \$(echo \"\$out\" | grep -c 'superblock [AB] (byte [0-9]*): valid, version 3') = 2 ] && echo \"\$out\" | grep -q 'the newest superblock . opens (map root at slot'"
 # The map root the newest superblock names is damaged: check names the page and says the older state opens.
 cp cow damaged
 rootb=$(echo "$out" | sed -n 's/.*the newest superblock . opens (map root at slot [0-9]*, byte \([0-9]*\);.*/\1/p')
@@ -157,9 +157,9 @@ check "import-map takes a 3,000,000-area mapfile of an 8 TiB source" "[ $rc = 0 
 "$C" map bigcow > big.ours
 check "and cowtool map gives it back with the same totals (ddrescuelog -t)" "ddrescuelog -t big.map | grep -q 'in 3000000 area' && diff <(ddrescuelog -t big.map | grep -v 'current pos') <(ddrescuelog -t big.ours | grep -v 'current pos') >/dev/null"
 out=$("$C" check bigcow 2>&1); rc=$?
-check "check passes the 3,000,000-extent cow" "[ $rc = 0 ] && echo \"\$out\" | grep -q 'opens (map root at slot [0-9]*, byte [0-9]*; [0-9]* pages): 3000000 extents'"
+check "check passes the 3,000,000-extent cow" "[ $rc = 0 ] && echo \"\$out\" | grep -q 'opens (map root at slot [0-9]*, byte [0-9]*; [0-9]* pages; log of [0-9]* changes): 3000000 extents'"
 out=$("$C" info bigcow 2>&1)
-check "info shows its map and room for 16 M extents" "echo \"\$out\" | grep -q 'map: 3000000 extents of at most 16777216' && echo \"\$out\" | grep -q 'version 2'"
+check "info shows its map and room for 16 M extents" "echo \"\$out\" | grep -q 'map: 3000000 extents of at most 16777216' && echo \"\$out\" | grep -q 'version 3'"
 rm -f big.img bigcow big.map big.ours
 out=$("$C" info src.img 2>&1); rc=$?
 check "a file that is not a cow is named as such" "[ $rc = 2 ] && echo \"\$out\" | grep -q 'not a cow partition'"

@@ -24,20 +24,42 @@ static uint64_t rnd(void)
 
 /* ---- a sparse device: metadata kept (with a volatile cache a cut can lose), data dropped -- */
 
+/* The first META_MAX bytes are kept, and DATA_WIN bytes from data_base (the data area's first
+ * bytes, where the growth test's rescued data lands); anything else reads as zeros. */
 #define META_MAX (64u << 20)
+#define DATA_WIN (8u << 20)
+#define MD_BYTES (META_MAX + DATA_WIN)
 struct memdev {
 	uint8_t *durable, *view;
 	struct pend { uint64_t off; uint32_t len; } *pend;
 	size_t npend, cappend;
-	uint64_t writes, bytes, cut_after;
+	uint64_t writes, bytes, cut_after, data_base;
+	uint64_t snap_every;                 /* a copy cut and checked after every so many writes */
+	void (*snap)(struct memdev *d);
 	int dead;
 };
+
+/* Where byte `off` of the device is kept (n bytes of it), or n == 0. */
+static uint64_t md_where(const struct memdev *d, uint64_t off, uint64_t len, uint64_t *n)
+{
+	*n = 0;
+	if (off < META_MAX) {
+		*n = len > META_MAX - off ? META_MAX - off : len;
+		return off;
+	}
+	if (d->data_base && off >= d->data_base && off - d->data_base < DATA_WIN) {
+		uint64_t o = off - d->data_base;
+		*n = len > DATA_WIN - o ? DATA_WIN - o : len;
+		return META_MAX + o;
+	}
+	return 0;
+}
 
 static void md_submit(void *ctx, struct cow_io *io)
 {
 	struct memdev *d = ctx;
-	uint64_t off = io->off, len = io->len;
-	uint64_t n = off < META_MAX ? (len > META_MAX - off ? META_MAX - off : len) : 0;
+	uint64_t len = io->len, n;
+	uint64_t off = md_where(d, io->off, len, &n);
 	io->status = 0;
 	if (d->dead) {
 		io->status = -E_IO;
@@ -60,6 +82,8 @@ static void md_submit(void *ctx, struct cow_io *io)
 		}
 		if (d->cut_after && d->writes >= d->cut_after)
 			d->dead = 1;
+		if (d->snap_every && d->writes % d->snap_every == 0)
+			d->snap(d);
 	} else {
 		for (size_t i = 0; i < d->npend; i++)
 			memcpy(d->durable + d->pend[i].off, d->view + d->pend[i].off, d->pend[i].len);
@@ -71,11 +95,16 @@ static int md_wait(void *ctx, struct cow_io *io)
 	(void)ctx;
 	return io->status;
 }
+/* The source: every 4-byte word holds its own offset's low bits, so a sector stored in the
+ * wrong place shows. */
 static void src_submit(void *ctx, struct cow_io *io)
 {
 	(void)ctx;
 	if (io->op == COW_IO_READ)
-		memset(io->buf, 0, io->len);
+		for (uint32_t i = 0; i < io->len; i += 4) {
+			uint32_t v = (uint32_t)((io->off + i) * 2654435761u);
+			memcpy((uint8_t *)io->buf + i, &v, 4);
+		}
 	io->status = io->op == COW_IO_WRITE ? -E_IO : 0;
 }
 
@@ -88,7 +117,7 @@ static void md_cut(struct memdev *d)
 			if (rnd() % 2)
 				memcpy(d->durable + d->pend[i].off + s, d->view + d->pend[i].off + s, 512);
 	d->npend = 0;
-	memcpy(d->view, d->durable, META_MAX);
+	memcpy(d->view, d->durable, MD_BYTES);
 	d->dead = 0;
 	d->cut_after = 0;
 }
@@ -101,11 +130,13 @@ static struct cow_bdev cd = { &md, SRC_BYTES + (1ull << 30), 512, 4096, "", "", 
 static void md_reset(void)
 {
 	if (!md.durable) {
-		md.durable = calloc(1, META_MAX);
-		md.view = calloc(1, META_MAX);
+		md.durable = calloc(1, MD_BYTES);
+		md.view = calloc(1, MD_BYTES);
 	}
-	memset(md.durable, 0, META_MAX);
-	memset(md.view, 0, META_MAX);
+	memset(md.durable, 0, MD_BYTES);
+	memset(md.view, 0, MD_BYTES);
+	md.data_base = 0;
+	md.snap_every = 0;
 	md.npend = 0;
 	md.dead = 0;
 	md.cut_after = 0;
@@ -146,7 +177,7 @@ static void test_commit_size(void)
 	CHECK("it opens", open_cd(&c, why) == 0);
 	struct cow_geometry g;
 	cow_get_geometry(c, &g);
-	CHECK("version 2 with room for 16 M extents", g.version == 2 && g.max_extents == 16u << 20);
+	CHECK("version 3 with room for 16 M extents", g.version == 3 && g.max_extents == 16u << 20);
 	grow(c, 200000);
 	cow_sync(c);
 	/* 100 changes where a rescue makes them: one after the other in the source. */
@@ -164,7 +195,7 @@ static void test_commit_size(void)
 	printf("  200000 extents: a commit after 100 changes in a row writes %llu KiB, after 100 scattered %llu KiB\n",
 	       (unsigned long long)local / 1024, (unsigned long long)scattered / 1024);
 	CHECK("a commit after 100 nearby changes writes at most 256 KiB", local <= 256 * 1024);
-	CHECK("after 100 scattered ones at most two pages each and the root", scattered <= (2 * 100 + 2) * 4096);
+	CHECK("after 100 scattered ones at most 256 KiB (into the log)", scattered <= 256 * 1024);
 	uint32_t h = map_hash(c);
 	uint64_t n = cow_get_map(c)->n;
 	cow_close(c);
@@ -215,7 +246,7 @@ static int refused_with(const char *what)
 {
 	char why[200] = "";
 	struct cow *c;
-	memcpy(md.view, md.durable, META_MAX);
+	memcpy(md.view, md.durable, MD_BYTES);
 	int rc = open_cd(&c, why);
 	if (rc == 0) {
 		cow_discard(c);
@@ -288,7 +319,7 @@ static void test_bad_pages(void)
 	memcpy(md.durable, save, META_MAX);
 
 	/* A page only the newest superblock names is damaged: the older state opens. */
-	memcpy(md.view, md.durable, META_MAX);
+	memcpy(md.view, md.durable, MD_BYTES);
 	open_cd(&c, why);
 	uint32_t h_old = map_hash(c);
 	cow_set_state(c, 4096 * 512, 512, '/');
@@ -296,11 +327,182 @@ static void test_bad_pages(void)
 	s = newest_sb();
 	root = (uint32_t)sb_u64(s, 88);
 	page_at(root)[300] ^= 1;
-	memcpy(md.view, md.durable, META_MAX);
+	memcpy(md.view, md.durable, MD_BYTES);
 	CHECK("a damaged newest root: the cow opens from the older superblock's map",
 	      open_cd(&c, why) == 0 && map_hash(c) == h_old);
 	cow_discard(c);
 	free(save);
+}
+
+/* ---- version 3's log: replayed at open, refused by name when bad ----------------------------- */
+
+static void sb_put32(int which, unsigned off, uint32_t v)
+{
+	uint8_t *b = md.durable + which * 4096;
+	memcpy(b + off, &v, 4);
+	uint32_t crc = crc32c(0, b, 508);
+	memcpy(b + 508, &crc, 4);
+}
+
+static uint32_t sb_u32(int which, unsigned off)
+{
+	uint32_t v;
+	memcpy(&v, md.durable + which * 4096 + off, 4);
+	return v;
+}
+
+#define SB_LOG_SLOT 368
+#define SB_LOG_CRC  372
+
+static void test_log(void)
+{
+	char why[200];
+	struct cow *c;
+	md_reset();
+	cow_format(&test_env, &cd, &src, 4096, why, 200);
+	open_cd(&c, why);
+	grow(c, 300000);
+	cow_sync(c);
+	cow_sync(c);
+	for (int i = 0; i < 300; i++)
+		cow_set_state(c, (rnd() % (SRC_BYTES / 512 - 8)) * 512, 512, i % 2 ? '*' : '/');
+	uint32_t h = map_hash(c);
+	uint64_t n = cow_get_map(c)->n;
+	cow_sync(c);
+	cow_sync(c);   /* both superblocks name the same log */
+	cow_discard(c);
+	int s = newest_sb();
+	uint32_t ls = sb_u32(s, SB_LOG_SLOT);
+	CHECK("a commit of scattered changes leaves them in a log", ls != 0xffffffffu && sb_u32(s ^ 1, SB_LOG_SLOT) == ls);
+	memcpy(md.view, md.durable, MD_BYTES);
+	CHECK("which an open replays over the map pages", open_cd(&c, why) == 0 && map_hash(c) == h && cow_get_map(c)->n == n);
+	cow_discard(c);
+	uint8_t *save = malloc(META_MAX);
+	memcpy(save, md.durable, META_MAX);
+	struct map_idx_page *ix = (struct map_idx_page *)page_at(ls);
+	CHECK("the log's index page names its pages", ix->h.magic == PAGE_LOGIX && ix->h.n >= 1);
+	uint32_t lslot = ix->e[ix->h.n - 1].slot;
+	struct map_log_page *lp = (struct map_log_page *)page_at(lslot);
+#define FIX_LOG() do { lp->h.crc = map_page_crc(lp); ix->e[ix->h.n - 1].crc = lp->h.crc; reseal(ls); \
+		sb_put32(0, SB_LOG_CRC, ix->h.crc); sb_put32(1, SB_LOG_CRC, ix->h.crc); } while (0)
+
+	page_at(lslot)[700] ^= 1;
+	CHECK("a log page with a bad checksum is refused, named by slot", refused_with("log page at slot") &&
+	      refused_with("has a bad checksum"));
+	memcpy(md.durable, save, META_MAX);
+
+	lp->r[0].start = SRC_BYTES / 512;
+	FIX_LOG();
+	CHECK("a logged change outside the source is refused", refused_with("that cannot be"));
+	memcpy(md.durable, save, META_MAX);
+
+	lp->r[0].count_flags = lp->r[0].count_flags | 7;
+	FIX_LOG();
+	CHECK("a logged change to no state is refused", refused_with("that cannot be"));
+	memcpy(md.durable, save, META_MAX);
+
+	ix->e[ix->h.n - 1].slot = 0x7fffff;
+	reseal(ls);
+	sb_put32(0, SB_LOG_CRC, ix->h.crc);
+	sb_put32(1, SB_LOG_CRC, ix->h.crc);
+	CHECK("a log index naming a slot outside the metadata area is refused", refused_with("outside the metadata area"));
+	memcpy(md.durable, save, META_MAX);
+
+	ix->e[ix->h.n - 1].slot = (uint32_t)sb_u64(s, 88);   /* the root */
+	ix->e[ix->h.n - 1].crc = ((struct map_page_hdr *)page_at((uint32_t)sb_u64(s, 88)))->crc;
+	reseal(ls);
+	sb_put32(0, SB_LOG_CRC, ix->h.crc);
+	sb_put32(1, SB_LOG_CRC, ix->h.crc);
+	CHECK("a log naming a page of the map is refused", refused_with("already in the map"));
+	memcpy(md.durable, save, META_MAX);
+
+	/* Damage only the newest superblock's log: the older state opens. */
+	memcpy(md.view, md.durable, MD_BYTES);
+	open_cd(&c, why);
+	for (int i = 0; i < 50; i++)
+		cow_set_state(c, (rnd() % (SRC_BYTES / 512 - 8)) * 512, 512, '-');
+	cow_close(c);
+	s = newest_sb();
+	ls = sb_u32(s, SB_LOG_SLOT);
+	ix = (struct map_idx_page *)page_at(ls);
+	page_at(ix->e[ix->h.n - 1].slot)[900] ^= 1;
+	memcpy(md.view, md.durable, MD_BYTES);
+	CHECK("a damaged newest log: the cow opens from the older superblock's state",
+	      open_cd(&c, why) == 0 && map_hash(c) == h);
+	cow_discard(c);
+	free(save);
+}
+
+/* ---- version 2 still opens and commits, and upgrades to 3 --------------------------------- */
+
+static void test_v2(void)
+{
+	char why[200];
+	struct cow *c;
+	struct cow_geometry g;
+	md_reset();
+	CHECK("a version-2 cow can still be made (for this test)",
+	      cow_format_version(&test_env, &cd, &src, 4096, 2, why, 200) == 0);
+	open_cd(&c, why);
+	grow(c, 100000);
+	cow_close(c);
+	open_cd(&c, why);
+	cow_get_geometry(c, &g);
+	for (int i = 0; i < 100; i++)
+		cow_set_state(c, (rnd() % (SRC_BYTES / 512 - 8)) * 512, 512, '/');
+	uint64_t b0 = md.bytes;
+	cow_sync(c);
+	uint64_t v2bytes = md.bytes - b0;
+	uint32_t h = map_hash(c);
+	cow_close(c);
+	CHECK("it opens, commits as version 2 (every changed page)", g.version == 2 && v2bytes > 50 * 4096);
+	memcpy(md.view, md.durable, MD_BYTES);
+	CHECK("and reopens with its map", open_cd(&c, why) == 0 && map_hash(c) == h);
+	cow_get_geometry(c, &g);
+	CHECK("still version 2", g.version == 2);
+	cow_discard(c);
+	uint8_t *v2 = malloc(META_MAX);
+	memcpy(v2, md.durable, META_MAX);
+	/* A cut after every write of the upgrade: version 2 or 3, the same map. */
+	md.writes = 0;
+	CHECK("upgrade to version 3", cow_upgrade(&test_env, &cd, why, 200) == 0);
+	uint64_t total = md.writes;
+	int bad = 0;
+	for (uint64_t k = 1; k <= total; k++) {
+		memcpy(md.durable, v2, META_MAX);
+		memcpy(md.view, v2, META_MAX);
+		md.npend = 0;
+		md.writes = 0;
+		md.cut_after = k;
+		cow_upgrade(&test_env, &cd, why, 200);
+		md_cut(&md);
+		if (open_cd(&c, why) < 0) {
+			bad++;
+			continue;
+		}
+		bad += map_hash(c) != h;
+		cow_discard(c);
+	}
+	CHECK("a cut anywhere in it leaves a cow that opens with the same map", bad == 0 && total >= 1);
+	memcpy(md.durable, v2, META_MAX);
+	memcpy(md.view, v2, META_MAX);
+	md.npend = 0;
+	CHECK("upgrade again in full", cow_upgrade(&test_env, &cd, why, 200) == 0);
+	open_cd(&c, why);
+	cow_get_geometry(c, &g);
+	CHECK("the upgraded cow is version 3 with the same map", g.version == 3 && map_hash(c) == h);
+	for (int i = 0; i < 100; i++)
+		cow_set_state(c, (rnd() % (SRC_BYTES / 512 - 8)) * 512, 512, '*');
+	b0 = md.bytes;
+	cow_sync(c);
+	uint64_t v3bytes = md.bytes - b0;
+	h = map_hash(c);
+	cow_close(c);
+	CHECK("and commits into its log from then on", v3bytes < v2bytes);
+	memcpy(md.view, md.durable, MD_BYTES);
+	CHECK("which reopens the same", open_cd(&c, why) == 0 && map_hash(c) == h);
+	cow_discard(c);
+	free(v2);
 }
 
 /* ---- version 1 still opens, and upgrades safely ---------------------------------------------- */
@@ -367,10 +569,10 @@ static void test_v1(void)
 	memcpy(fc.view, v1, fc.bdev.size);
 	fc.ncache = 0;
 	CHECK("upgrade again in full", cow_upgrade(&test_env, &fc.bdev, why, 200) == 0);
-	CHECK("a second upgrade says it already is version 2", cow_upgrade(&test_env, &fc.bdev, why, 200) == 1);
+	CHECK("a second upgrade says it already is version 3", cow_upgrade(&test_env, &fc.bdev, why, 200) == 1);
 	cow_open(&test_env, &fc.bdev, &fs.bdev, &c, why, 200);
 	cow_get_geometry(c, &g);
-	CHECK("the upgraded cow is version 2 with the same map", g.version == 2 && map_hash(c) == h);
+	CHECK("the upgraded cow is version 3 with the same map", g.version == 3 && map_hash(c) == h);
 	for (int i = 0; i < 200; i++)
 		cow_set_state(c, (rnd() % 8000) * 512, 512, '/');
 	h = map_hash(c);
@@ -425,7 +627,7 @@ static void test_power_cuts_growing(void)
 	struct cow *c;
 	md_reset();
 	cow_format(&test_env, &cd, &src, 4096, why, 200);
-	memcpy(md.view, md.durable, META_MAX);
+	memcpy(md.view, md.durable, MD_BYTES);
 	open_cd(&c, why);
 	const char *env_n = getenv("COWBOOT_PAGED_EXTENTS");
 	uint64_t want = env_n ? strtoull(env_n, NULL, 0) : 1100000;
@@ -480,11 +682,141 @@ static void test_power_cuts_growing(void)
 	free(grown);
 }
 
+/* ---- a power cut during the growth of a map past 1,000,000 extents ------------------------ */
+
+/* Commits of GROW_BATCH scattered changes (bad sectors over the whole source, finished ones
+ * rescued in its first DATA_WIN bytes) from an empty map until it passes GROW_TO extents. The
+ * workload runs once; after every `snap_every`-th device write a copy of the device is cut
+ * there (each unflushed sector kept or lost at random), opened and checked: its map must be the
+ * last committed one or the one being committed, and every sector it calls finished must read
+ * back as the source. */
+#define GROW_BATCH 6000
+#define GROW_TO    1050000
+static struct memdev chk;
+static struct cow_bdev chk_cd = { &chk, SRC_BYTES + (1ull << 30), 512, 4096, "", "", { 0 }, 0, md_submit, md_wait };
+static uint32_t grow_committed, grow_pending;
+static int grow_cuts, grow_bad_open, grow_bad_state, grow_bad_data;
+static uint64_t grow_max_n, grow_compared;
+
+static void grow_workload(struct cow *c)
+{
+	uint64_t save = rng;
+	rng = 4242;
+	static uint8_t buf[4096];
+	uint64_t bad;
+	grow_committed = map_hash(c);
+	while (cow_get_map(c)->n < GROW_TO) {
+		for (int i = 0; i < GROW_BATCH; i++) {
+			if (i % 200 == 0)
+				cow_rescue_read(c, (rnd() % (DATA_WIN / 4096)) * 4096, 4096, buf, &bad);
+			else
+				cow_set_state(c, (rnd() % (SRC_BYTES / 512 - 8)) * 512, 512 * (1 + rnd() % 4), i % 3 ? '-' : '/');
+		}
+		grow_pending = map_hash(c);
+		if (cow_sync(c) < 0)
+			break;
+		grow_committed = grow_pending;
+	}
+	grow_max_n = cow_get_map(c)->n;
+	rng = save;
+}
+
+static void grow_snap(struct memdev *d)
+{
+	memcpy(chk.durable, d->durable, MD_BYTES);
+	for (size_t i = 0; i < d->npend; i++)
+		for (uint32_t s = 0; s < d->pend[i].len; s += 512)
+			if (rnd() % 2)
+				memcpy(chk.durable + d->pend[i].off + s, d->view + d->pend[i].off + s, 512);
+	memcpy(chk.view, chk.durable, MD_BYTES);
+	chk.npend = 0;
+	chk.data_base = d->data_base;
+	grow_cuts++;
+	char why[200];
+	struct cow *c;
+	if (cow_open(&test_env, &chk_cd, &src, &c, why, 200) < 0) {
+		printf("  cut after write %llu: %s\n", (unsigned long long)d->writes, why);
+		grow_bad_open++;
+		return;
+	}
+	uint32_t h = map_hash(c);
+	if (h != grow_committed && h != grow_pending) {
+		printf("  cut after write %llu: the map is no committed state\n", (unsigned long long)d->writes);
+		grow_bad_state++;
+	}
+	static uint8_t got[4096], want[4096];
+	uint64_t bad;
+	for (uint64_t s = 0; s < DATA_WIN / 512; s += 8) {
+		const struct cow_extent *x = cow_map_at(cow_get_map(c), s);
+		if (x->state != '+' || x->start + x->count < s + 8)
+			continue;
+		struct cow_io io = { .op = COW_IO_READ, .len = 4096, .off = s * 512, .buf = want };
+		src_submit(NULL, &io);
+		grow_compared += 8;
+		if (cow_ov_read(c, s * 512, 4096, got, &bad) < 0 || memcmp(got, want, 4096)) {
+			printf("  cut after write %llu: finished sector %llu differs from the source\n",
+			       (unsigned long long)d->writes, (unsigned long long)s);
+			grow_bad_data++;
+			break;
+		}
+	}
+	cow_discard(c);
+}
+
+static void test_power_cuts_during_growth(void)
+{
+	char why[200];
+	struct cow *c;
+	md_reset();
+	if (!chk.durable) {
+		chk.durable = calloc(1, MD_BYTES);
+		chk.view = calloc(1, MD_BYTES);
+	}
+	cow_format(&test_env, &cd, &src, 4096, why, 200);
+	memcpy(md.view, md.durable, MD_BYTES);
+	uint8_t *fresh = malloc(META_MAX);
+	memcpy(fresh, md.durable, META_MAX);
+	open_cd(&c, why);
+	struct cow_geometry g;
+	cow_get_geometry(c, &g);
+	md.data_base = g.data_offset;
+	/* Once uncut, to count the writes; then again, cut and checked at points spread over them. */
+	md.writes = 0;
+	grow_workload(c);
+	uint64_t total = md.writes;
+	cow_discard(c);
+	const char *env_cuts = getenv("COWBOOT_GROW_CUTS");
+	uint64_t want = env_cuts ? strtoull(env_cuts, NULL, 0) : 150;
+	md_reset();
+	memcpy(md.durable, fresh, META_MAX);
+	memcpy(md.view, fresh, META_MAX);
+	md.data_base = g.data_offset;
+	open_cd(&c, why);
+	md.writes = 0;
+	md.snap = grow_snap;
+	md.snap_every = want && total / want ? total / want : 1;
+	grow_workload(c);
+	uint64_t every = md.snap_every;
+	md.snap_every = 0;
+	cow_close(c);
+	printf("  grown to %llu extents in %llu device writes; a cut after every %llu-th write (%d cuts, %llu finished "
+	       "sectors compared)\n", (unsigned long long)grow_max_n, (unsigned long long)total, (unsigned long long)every,
+	       grow_cuts, (unsigned long long)grow_compared);
+	CHECK("the map grew past 1,000,000 extents under the cuts", grow_max_n >= GROW_TO);
+	CHECK("a cut anywhere in the growth leaves a cow that opens", grow_bad_open == 0 && grow_cuts >= (int)(want / 2));
+	CHECK("with the last committed map or the one being committed", grow_bad_state == 0);
+	CHECK("and every sector it calls finished equals the source", grow_bad_data == 0 && grow_compared > 0);
+	free(fresh);
+}
+
 int main(void)
 {
 	test_commit_size();
 	test_bad_pages();
+	test_log();
+	test_v2();
 	test_v1();
 	test_power_cuts_growing();
+	test_power_cuts_during_growth();
 	return CHECK_DONE();
 }
