@@ -34,7 +34,7 @@ static const char *const usage_text =
 	"  reset <cow> [TYPES]                           bad (and non-scraped) back to non-tried\n"
 	"  serve <cow> [<source>] [--readonly] [--holes=eio|zero] [-U SOCK | -p PORT] [-- NBDKIT-OPTIONS]\n"
 	"                                                the overlay as a read-write NBD disk (nbdkit)\n"
-	"  upgrade <cow>                                 rewrite a version-1 cow's map as version 2\n"
+	"  upgrade <cow>                                 rewrite an older cow's map as the current version (3)\n"
 	"Exit status: 0 success, 1 check found problems, 2 usage or I/O error.\n";
 
 static int usage(const char *msg)
