@@ -82,7 +82,7 @@ struct msc {
 	uint8_t *cbw, *csw, *sense, *scratch;   /* DMA: 32, 128, 256 bytes and a 4 KiB page */
 	uint8_t cdb[16];
 	unsigned next_lun;             /* round robin over pending LUNs */
-	/* LUNs not ready at probe (a drive spinning up), asked again by msc_ready_poll. */
+	/* LUNs not ready at probe (a drive spinning up), asked again by msc_work on the USB task. */
 	deadline_t ready_by[MSC_MAX_LUNS];   /* 0: not waiting */
 	struct scsi_inquiry wait_inq[MSC_MAX_LUNS];
 };
