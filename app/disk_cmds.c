@@ -27,7 +27,12 @@ static int cmd_disks(int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return -E_USAGE;
-	kprintf("%-8s %10s %9s  %-20s %-20s %-7s %s\n", "name", "size", "sector", "model", "serial",
+	/* The name column as wide as the longest name (usb0-6.4.1p1), so every row lines up. */
+	int w = 8;
+	for (int i = 0; i < blk_count(); i++)
+		if ((int)strlen(blk_get(i)->name) > w)
+			w = (int)strlen(blk_get(i)->name);
+	kprintf("%-*s %10s %9s  %-20s %-20s %-7s %s\n", w, "name", "size", "sector", "model", "serial",
 		"driver", "flags");
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
@@ -35,7 +40,7 @@ static int cmd_disks(int argc, char **argv)
 		blk_format_size(size, sizeof(size), d->sectors * d->lsize);
 		flags_text(d, fl, sizeof(fl));
 		fmt_snprintf(sec, sizeof(sec), "%u/%u", d->lsize, d->psize);
-		kprintf("%-8s %10s %9s  %-20s %-20s %-7s %s\n", d->name, size, sec, d->model,
+		kprintf("%-*s %10s %9s  %-20s %-20s %-7s %s\n", w, d->name, size, sec, d->model,
 			d->serial[0] ? d->serial : "-", d->transport, fl);
 	}
 	kprintf("%d disks\n", blk_count());

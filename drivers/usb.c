@@ -1,8 +1,8 @@
 /* USB core: enumeration of what hangs off the root ports (port reset, address, descriptors read
  * and parsed defensively, configuration), hubs and their ports, connects and disconnects, class
- * driver binding through the usbdrv table, names by port path, and the `usb` command. */
+ * driver binding through the usbdrv table, names by port path, the USB task that does all of
+ * it after boot, and the `usb` command. */
 #include "usb.h"
-#include "blk.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -14,6 +14,7 @@
 #define USB_CTRL_TIMEOUT_MS      1000   /* a descriptor read or standard request */
 #define USB_HUB_RESET_TIMEOUT_MS  500   /* a hub's port reset completes */
 #define USB_HUB_POLL_MS           500   /* hub ports are looked at this often */
+#define USB_WORK_STEP_MS          100   /* class drivers' background work is stepped this often */
 #define USB_HUB_STATUS_GAP_MS       5   /* between a resetting port's status reads */
 #define USB_CONFIG_MAX           1024   /* longest configuration descriptor read */
 
@@ -24,6 +25,8 @@ enum { HUB_PORT_CONNECTION = 0, HUB_PORT_ENABLE = 1, HUB_PORT_RESET = 4, HUB_POR
 bool usb_hotplug_running;
 static struct usb_dev *devs[USB_MAX_DEVS];
 static int ndevs;
+static struct task *usb_task;    /* running: it alone enumerates, detaches and reads hubs' ports */
+static bool usb_kicked, hubs_due;
 
 int usb_dev_count(void) { return ndevs; }
 struct usb_dev *usb_dev_get(int i) { return i >= 0 && i < ndevs ? devs[i] : NULL; }
@@ -34,14 +37,38 @@ const char *usb_speed_name(enum usb_speed s)
 	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
 
-static void *ctrl_buf;   /* DMA-able bounce buffer for descriptors */
+/* ---- the USB task ------------------------------------------------------------------------ */
 
+static bool on_usb_task(void)
+{
+	return usb_task && task_current() == usb_task && !task_in_pollers();
+}
+
+int usb_wait(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms)
+{
+	return on_usb_task() ? wait_yielding(done, ctx, timeout_ms) : wait_until(done, ctx, timeout_ms);
+}
+
+void usb_sleep_ms(uint32_t ms)
+{
+	if (on_usb_task())
+		task_sleep_us(ms * 1000ull);
+	else
+		time_delay_us(ms * 1000ull);
+}
+
+void usb_kick(void)
+{
+	usb_kicked = true;
+}
+
+/* Into d->ctrl (its descriptors are parsed from there). */
 static int get_desc(struct usb_dev *d, uint8_t reqtype, uint16_t value, uint16_t index, uint16_t len)
 {
 	if (len > USB_CONFIG_MAX)
 		len = USB_CONFIG_MAX;
-	memset(ctrl_buf, 0, USB_CONFIG_MAX);
-	return usb_control(d, USB_DIR_IN | reqtype, USB_REQ_GET_DESCRIPTOR, value, index, ctrl_buf, len,
+	memset(d->ctrl, 0, USB_CONFIG_MAX);
+	return usb_control(d, USB_DIR_IN | reqtype, USB_REQ_GET_DESCRIPTOR, value, index, d->ctrl, len,
 			   USB_CTRL_TIMEOUT_MS);
 }
 
@@ -52,7 +79,7 @@ static void get_string(struct usb_dev *d, uint8_t idx, char *out, size_t outlen)
 		return;
 	int n = get_desc(d, 0, (uint16_t)(0x300 | idx), 0x0409, 255);
 	if (n > 0)
-		usbd_string_ascii(ctrl_buf, (size_t)n, out, outlen);
+		usbd_string_ascii(d->ctrl, (size_t)n, out, outlen);
 }
 
 /* Descriptors of an addressed device: device, strings, configuration (the first), which is set. */
@@ -61,19 +88,19 @@ static int read_descriptors(struct usb_dev *d)
 	int n = get_desc(d, 0, 0x100, 0, 18);
 	if (n < 0)
 		return n;
-	if (usbd_parse_device(ctrl_buf, (size_t)n, &d->desc) < 0 || n < 18)
+	if (usbd_parse_device(d->ctrl, (size_t)n, &d->desc) < 0 || n < 18)
 		return -E_CORRUPT;
 	get_string(d, d->desc.i_manufacturer, d->manufacturer, sizeof(d->manufacturer));
 	get_string(d, d->desc.i_product, d->product, sizeof(d->product));
 	get_string(d, d->desc.i_serial, d->serial, sizeof(d->serial));
 	n = get_desc(d, 0, 0x200, 0, 9);
-	uint16_t total = n > 0 ? usbd_config_total(ctrl_buf, (size_t)n) : 0;
+	uint16_t total = n > 0 ? usbd_config_total(d->ctrl, (size_t)n) : 0;
 	if (!total)
 		return n < 0 ? n : -E_CORRUPT;
 	n = get_desc(d, 0, 0x200, 0, total);
 	if (n < 0)
 		return n;
-	if (usbd_parse_config(ctrl_buf, (size_t)n, &d->cfg) < 0)
+	if (usbd_parse_config(d->ctrl, (size_t)n, &d->cfg) < 0)
 		return -E_CORRUPT;
 	n = usb_control(d, 0, USB_REQ_SET_CONFIGURATION, d->cfg.value, 0, NULL, 0, USB_CTRL_TIMEOUT_MS);
 	return n < 0 ? n : 0;
@@ -81,15 +108,20 @@ static int read_descriptors(struct usb_dev *d)
 
 /* ---- hubs -------------------------------------------------------------------------------- */
 
+/* Into a buffer of its own: the block layer's recovery may read a hub's port (a poller) while
+ * the USB task waits for another of that hub's. */
 static int hub_port_status(struct usb_dev *hub, int port, uint16_t *status, uint16_t *change)
 {
-	uint8_t *b = ctrl_buf;
+	uint8_t *b = dma_alloc(64, 64);
+	if (!b)
+		return -E_NOMEM;
 	int n = usb_control(hub, USB_DIR_IN | USB_TYPE_CLASS | USB_RECIP_OTHER, USB_REQ_GET_STATUS, 0,
 			    (uint16_t)port, b, 4, USB_CTRL_TIMEOUT_MS);
-	if (n < 4)
-		return n < 0 ? n : -E_CORRUPT;
 	*status = (uint16_t)(b[0] | b[1] << 8);
 	*change = (uint16_t)(b[2] | b[3] << 8);
+	dma_free(b, 64);
+	if (n < 4)
+		return n < 0 ? n : -E_CORRUPT;
 	return 0;
 }
 
@@ -111,7 +143,7 @@ static bool hub_reset_done(void *ctx)
 	w->rc = hub_port_status(w->hub, w->port, &w->st, &w->ch);
 	if (w->rc < 0 || ((w->ch & (1u << 4)) && !(w->st & (1u << HUB_PORT_RESET))))
 		return true;
-	time_delay_us(USB_HUB_STATUS_GAP_MS * 1000u);
+	usb_sleep_ms(USB_HUB_STATUS_GAP_MS);
 	return false;
 }
 
@@ -122,7 +154,7 @@ static int hub_port_reset(struct usb_dev *hub, int port)
 	if (rc < 0)
 		return rc;
 	struct hub_wait w = { hub, port, 0, 0, 0 };
-	rc = wait_until(hub_reset_done, &w, USB_HUB_RESET_TIMEOUT_MS);
+	rc = usb_wait(hub_reset_done, &w, USB_HUB_RESET_TIMEOUT_MS);
 	if (rc == 0)
 		rc = w.rc;
 	if (rc < 0) {
@@ -133,7 +165,7 @@ static int hub_port_reset(struct usb_dev *hub, int port)
 	}
 	uint16_t st = w.st;
 	hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_RESET, port);
-	time_delay_us(10000);   /* TRSTRCY */
+	usb_sleep_ms(10);   /* TRSTRCY */
 	if (!(st & 1) || !(st & 2))
 		return -E_IO;
 	if (hub_is_usb3(hub))
@@ -148,7 +180,7 @@ static int hub_init(struct usb_dev *hub)
 	uint16_t type = hub_is_usb3(hub) ? 0x2a00 : 0x2900;
 	int n = get_desc(hub, USB_TYPE_CLASS, type, 0, 64);
 	struct usbd_hub hd;
-	if (n < 0 || usbd_parse_hub(ctrl_buf, (size_t)n, &hd) < 0) {
+	if (n < 0 || usbd_parse_hub(hub->ctrl, (size_t)n, &hd) < 0) {
 		log_event(LOG_WARN, "usb: hub %s: hub descriptor unreadable", hub->path);
 		return n < 0 ? n : -E_CORRUPT;
 	}
@@ -166,7 +198,7 @@ static int hub_init(struct usb_dev *hub)
 		usb_control(hub, USB_TYPE_CLASS, 12, hub->depth, 0, NULL, 0, USB_CTRL_TIMEOUT_MS);
 	for (int p = 1; p <= hd.nports; p++)
 		hub_feature(hub, USB_REQ_SET_FEATURE, HUB_PORT_POWER, p);
-	time_delay_us(hub->hub_pwr_ms * 1000u);
+	usb_sleep_ms(hub->hub_pwr_ms);
 	for (int p = 1; p <= hd.nports; p++) {
 		uint16_t st, ch;
 		if (hub_port_status(hub, p, &st, &ch) < 0)
@@ -189,7 +221,14 @@ static struct usb_dev *child_at(struct xhci *hc, struct usb_dev *parent, int por
 	return NULL;
 }
 
-/* Unplugged (or lost): children first, then its class driver lets go, then its slot. */
+static void free_dev(struct usb_dev *d)
+{
+	dma_free(d->ctrl, USB_CONFIG_MAX);
+	kfree(d);
+}
+
+/* Unplugged (or lost): children first, then its slot (the transfers queued end with -E_GONE
+ * while the class driver's state still holds them), then its class driver lets go. */
 static void detach(struct usb_dev *d)
 {
 	for (;;) {
@@ -203,15 +242,15 @@ static void detach(struct usb_dev *d)
 	d->gone = true;
 	log_event(LOG_INFO, "usb: port %s: device %04x:%04x '%s' removed", d->path, d->desc.vid,
 		  d->desc.pid, d->product);
+	xhci_free_device(d);
 	if (d->driver && d->driver->gone)
 		d->driver->gone(d);
-	xhci_free_device(d);
 	for (int i = 0; i < ndevs; i++)
 		if (devs[i] == d) {
 			devs[i] = devs[--ndevs];
 			break;
 		}
-	kfree(d);
+	free_dev(d);
 }
 
 static void bind_driver(struct usb_dev *d)
@@ -238,11 +277,13 @@ static void enumerate(struct xhci *hc, struct usb_dev *parent, int port)
 			  USB_MAX_DEVS, xhci_name(hc), port);
 		return;
 	}
-	if (!ctrl_buf && !(ctrl_buf = dma_alloc(USB_CONFIG_MAX, 64)))
-		return;
 	struct usb_dev *d = kzalloc(sizeof(*d));
 	if (!d)
 		return;
+	if (!(d->ctrl = dma_alloc(USB_CONFIG_MAX, 64))) {
+		kfree(d);
+		return;
+	}
 	d->hc = hc;
 	d->parent = parent;
 	d->port = (uint8_t)port;
@@ -266,7 +307,7 @@ static void enumerate(struct xhci *hc, struct usb_dev *parent, int port)
 	if (rc < 0) {
 		log_event(LOG_WARN, "usb: %s port %s: device not enumerated: %s", xhci_name(hc), d->path,
 			  err_str(rc));
-		kfree(d);
+		free_dev(d);
 		return;
 	}
 	devs[ndevs++] = d;
@@ -290,6 +331,8 @@ void usb_root_port_changed(struct xhci *hc, int port)
 
 int usb_reset_device(struct usb_dev *d)
 {
+	if (d->gone)
+		return -E_GONE;   /* the USB task is detaching it */
 	struct usbd_device before = d->desc;
 	char serial[sizeof(d->serial)];
 	memcpy(serial, d->serial, sizeof(serial));
@@ -310,13 +353,10 @@ int usb_reset_device(struct usb_dev *d)
 	return rc;
 }
 
-/* Hub ports change while running: a connect or disconnect re-enumerates that port. */
-static void usb_hub_poll(void)
+/* Hub ports change while running: a connect or disconnect re-enumerates that port. One change
+ * a call, since the device list changes under the loop; true when there was one. */
+static bool hub_changes(void)
 {
-	static deadline_t next;
-	if (!deadline_passed(next))
-		return;
-	next = deadline_in_ms(USB_HUB_POLL_MS);
 	for (int i = 0; i < ndevs; i++) {
 		struct usb_dev *hub = devs[i];
 		if (!hub->is_hub)
@@ -327,19 +367,63 @@ static void usb_hub_poll(void)
 				continue;
 			hub_feature(hub, USB_REQ_CLEAR_FEATURE, HUB_C_PORT_CONNECTION, p);
 			struct usb_dev *old = child_at(hub->hc, hub, p);
-			uint64_t t0 = time_now_us();
-			usb_hotplug_running = true;
 			if (old)
 				detach(old);
 			if (st & 1)
 				enumerate(hub->hc, hub, p);
-			usb_hotplug_running = false;
-			blk_extend_deadlines(time_now_us() - t0);   /* as in xhci_hotplug_poll */
-			return;   /* the device list changed under the loop */
+			return true;
 		}
 	}
+	return false;
 }
-POLLER(usb_hub, usb_hub_poll);
+
+/* The USB task: root ports the controller saw change, hubs' ports when due, then one step of
+ * each class driver's background work; again while anything is left, then it ends. Its waits
+ * yield (usb_wait), so a device that answers slowly or not at all holds only this task. */
+static void usb_task_run(void *arg)
+{
+	(void)arg;
+	usb_hotplug_running = true;
+	while (usb_kicked) {
+		usb_kicked = false;
+		for (int i = 0; i < xhci_count(); i++) {
+			struct xhci *hc = xhci_get(i);
+			uint32_t changes = xhci_port_changes(hc);
+			for (int p = 1; p <= xhci_port_count(hc); p++)
+				if (changes & (1u << p))
+					usb_root_port_changed(hc, p);
+		}
+		if (hubs_due) {
+			hubs_due = hub_changes();   /* after a change, look again at once */
+			usb_kicked |= hubs_due;
+		}
+		bool more = false;
+		for (int i = 0; i < ndevs; i++)
+			if (devs[i]->driver && devs[i]->driver->work && devs[i]->driver->work(devs[i]))
+				more = true;
+		if (more) {
+			usb_sleep_ms(USB_WORK_STEP_MS);
+			usb_kicked = true;
+		}
+	}
+	usb_hotplug_running = false;
+	usb_task = NULL;
+}
+
+/* Starts the USB task when there is something for it; hubs' ports are due every USB_HUB_POLL_MS. */
+static void usb_task_poll(void)
+{
+	static deadline_t next_hubs;
+	if (deadline_passed(next_hubs)) {
+		next_hubs = deadline_in_ms(USB_HUB_POLL_MS);
+		for (int i = 0; i < ndevs && !hubs_due; i++)
+			if (devs[i]->is_hub)
+				usb_kicked = hubs_due = true;
+	}
+	if (usb_kicked && !usb_task)
+		usb_task = task_spawn("usb", usb_task_run, NULL);   /* NULL: tried again next time */
+}
+POLLER(usb_task, usb_task_poll);
 
 /* ---- the `usb` command ------------------------------------------------------------------- */
 

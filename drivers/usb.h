@@ -45,6 +45,9 @@ struct usb_class_driver {
 	void (*gone)(struct usb_dev *d);
 	/* What the `usb` tree adds after the driver's name (its disks); may be NULL. */
 	void (*show)(struct usb_dev *d);
+	/* Background work, one step a call on the USB task (a LUN becoming ready); true while
+	 * there is more to come. May be NULL. */
+	bool (*work)(struct usb_dev *d);
 };
 #define USB_DRIVER(id, drv) static const struct usb_class_driver *__usbdrv_##id TABLE_ENTRY(usbdrv, id) = &(drv)
 
@@ -63,6 +66,7 @@ struct usb_dev {
 	struct usbd_config cfg;
 	const struct usbd_iface *ifc;   /* the interface its class driver bound (in cfg) */
 	char manufacturer[32], product[48], serial[48];
+	uint8_t *ctrl;            /* DMA bounce buffer for its descriptors (USB_CONFIG_MAX bytes) */
 	bool gone;
 	/* Hub state when it is one. */
 	bool is_hub;
@@ -117,11 +121,19 @@ struct xhci *xhci_get(int i);
 void xhci_pci_addr(struct xhci *hc, uint8_t *bus, uint8_t *dev, uint8_t *fn);
 
 /* USB core (drivers/usb.c). */
-/* Set while a poller handles a connect after boot: class drivers then defer what must wait
+/* Set while the USB task runs (connects after boot): class drivers then defer what must wait
  * (a new disk's partition scan runs on a task of its own). */
 extern bool usb_hotplug_running;
 /* A root port of a new controller: enumerate what is connected (called by xhci's probe). */
 void usb_root_port_changed(struct xhci *hc, int port);
+/* Something for the USB task (a port changed, a class driver has work): it starts at the next
+ * poll, if it is not running, and enumerates, detaches and steps class drivers' work there,
+ * so that a slow device holds neither the console nor the pollers. */
+void usb_kick(void);
+/* The one wait of the USB drivers: wait_yielding on the USB task (the console and the other
+ * disks go on meanwhile), wait_until elsewhere (boot, pollers, the block layer's recovery). */
+int usb_wait(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms);
+void usb_sleep_ms(uint32_t ms);   /* a delay likewise: yielding on the USB task, else spinning */
 /* Re-enumerates a device in place (port reset, new address, same configuration): the last rung
  * of a class driver's recovery. 0 when it answers with the same descriptors. */
 int usb_reset_device(struct usb_dev *d);

@@ -169,5 +169,5 @@ static void hid_gone(struct usb_dev *ud)
 	ud->drv = NULL;
 }
 
-static const struct usb_class_driver hid_driver = { "usb-kbd", hid_probe, hid_gone, NULL };
+static const struct usb_class_driver hid_driver = { "usb-kbd", hid_probe, hid_gone, NULL, NULL };
 USB_DRIVER(hid, hid_driver);

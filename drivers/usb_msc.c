@@ -16,8 +16,7 @@
 
 #define MSC_PROBE_TIMEOUT_MS  5000   /* INQUIRY, READ CAPACITY, REQUEST SENSE, MODE SENSE */
 #define MSC_READY_TIMEOUT_MS 10000   /* TEST UNIT READY until the medium is ready */
-#define MSC_READY_INLINE_MS    200   /* ... waited at probe (unit attentions); then a poller's */
-#define MSC_READY_POLL_MS      100   /* a LUN becoming ready is asked this often */
+#define MSC_READY_INLINE_MS    200   /* ... waited at probe (unit attentions); then the USB task's work */
 #define MSC_READY_RETRY_MS      50   /* between TEST UNIT READYs of a synchronous wait */
 #define MSC_CSW_TIMEOUT_MS    2000   /* the status read again after a stalled data stage */
 #define MSC_RESET_TIMEOUT_MS  2000   /* Bulk-Only Mass Storage Reset and each CLEAR_FEATURE */
@@ -73,6 +72,9 @@ struct msc {
 	uint32_t tag;
 	/* The one command in flight. */
 	bool busy, has_data, csw_queued, streams;
+	/* The USB task runs a sequence of commands on it (probe, a LUN becoming ready): the block
+	 * layer's requests wait, recovery and SMART keep off. */
+	bool held;
 	uint32_t data_len;
 	struct blk_req *cur;
 	struct msc_lun *cur_lun;
@@ -80,7 +82,7 @@ struct msc {
 	uint8_t *cbw, *csw, *sense, *scratch;   /* DMA: 32, 128, 256 bytes and a 4 KiB page */
 	uint8_t cdb[16];
 	unsigned next_lun;             /* round robin over pending LUNs */
-	/* LUNs not ready at probe (a drive spinning up), asked again by msc_ready_poll. */
+	/* LUNs not ready at probe (a drive spinning up), asked again by msc_work on the USB task. */
 	deadline_t ready_by[MSC_MAX_LUNS];   /* 0: not waiting */
 	struct scsi_inquiry wait_inq[MSC_MAX_LUNS];
 };
@@ -343,7 +345,7 @@ static int bot_sync(struct msc *m, uint8_t lun, const uint8_t *cdb, uint8_t cdbl
 	int rc = m->x->issue(m, lun, cdb, cdblen, in, buf, len);
 	if (rc < 0)
 		return rc;
-	if (wait_until(command_over, m, timeout_ms) < 0) {
+	if (usb_wait(command_over, m, timeout_ms) < 0) {
 		log_event(LOG_WARN, "usb: port %s: SCSI 0x%02x: no answer in %u ms; %s reset", m->ud->path, cdb[0],
 			  timeout_ms, m->x->name);
 		m->x->reset(m);
@@ -437,7 +439,7 @@ static void start_cmd(struct msc *m, struct msc_lun *l, struct blk_req *r)
 /* Starts the next accepted command of any LUN when the device is free. */
 static void next_cmd(struct msc *m)
 {
-	for (unsigned k = 0; k < m->nluns && !m->busy; k++) {
+	for (unsigned k = 0; k < m->nluns && !m->busy && !m->held; k++) {
 		struct msc_lun *l = m->lun[(m->next_lun + k) % m->nluns];
 		if (l && l->pending) {
 			struct blk_req *r = l->pending;
@@ -466,8 +468,8 @@ static void msc_poll(struct blk_dev *d)
 {
 	struct msc_lun *l = d->drv;
 	struct msc *m = l->m;
-	if (!m)
-		return;
+	if (!m || m->held)
+		return;   /* held: the command in flight is the USB task's */
 	if (!m->busy || !m->x->done(m)) {
 		next_cmd(m);
 		return;
@@ -542,7 +544,7 @@ static bool tur_settled(void *ctx)
 	w->rc = tur_once(w->m, w->lun);
 	if (w->rc != -E_AGAIN)
 		return true;
-	time_delay_us(MSC_READY_RETRY_MS * 1000u);
+	usb_sleep_ms(MSC_READY_RETRY_MS);
 	return false;
 }
 
@@ -551,7 +553,7 @@ static bool tur_settled(void *ctx)
 static int wait_ready(struct msc *m, uint8_t lun, uint32_t timeout_ms)
 {
 	struct tur_wait w = { m, lun, -E_AGAIN };
-	wait_until(tur_settled, &w, timeout_ms);   /* its verdict is w.rc's */
+	usb_wait(tur_settled, &w, timeout_ms);   /* its verdict is w.rc's */
 	return w.rc;
 }
 
@@ -653,6 +655,8 @@ static int msc_recover(struct blk_dev *d, struct blk_req *overdue)
 	struct msc *m = l->m;
 	if (!m)
 		return -E_GONE;   /* unplugged: it returns when it is plugged in again */
+	if (m->held)   /* the USB task's commands: the request waited behind them, nothing to reset */
+		return overdue ? 0 : -E_BUSY;
 	if (!overdue)
 		return !m->busy && same_lun(m, l->lun, l) ? 0 : -E_GONE;
 	/* Everything in flight on the device is abandoned: the layer re-issues this LUN's; other
@@ -703,7 +707,7 @@ static int smart_text(struct msc_lun *l, char *health, char *line, size_t n, str
 		return -E_UNSUPP;
 	if (!m)
 		return -E_GONE;
-	if (m->busy)
+	if (m->busy || m->held)
 		return -E_BUSY;
 	deadline_t end = deadline_in_ms(timeout_ms);
 	int v = sat_smart_status(m, l, timeout_ms);   /* 1 healthy, 0 a threshold exceeded */
@@ -906,8 +910,8 @@ static void lun_ready(struct msc *m, uint8_t lun, const struct scsi_inquiry *inq
 }
 
 /* INQUIRY, then TEST UNIT READY for a moment (unit attentions after the reset pass): a LUN
- * still becoming ready then (a drive spinning up takes seconds) is left to msc_ready_poll, so
- * that enumeration does not hold the console. */
+ * still becoming ready then (a drive spinning up takes seconds) is left to msc_work, a step at
+ * a time, so that other devices plugged in meanwhile are not kept waiting behind it. */
 static void add_lun(struct msc *m, uint8_t lun)
 {
 	struct scsi_inquiry inq;
@@ -925,6 +929,7 @@ static void add_lun(struct msc *m, uint8_t lun)
 		m->wait_inq[lun] = inq;
 		log_event(LOG_INFO, "usb: port %s LUN %u '%s %s': becoming ready; it is added when it is",
 			  m->ud->path, lun, inq.vendor, inq.product);
+		usb_kick();
 		return;
 	}
 	if (rc < 0) {
@@ -987,6 +992,7 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 		return rc;
 	}
 	ud->drv = m;
+	m->held = true;
 	uint8_t *b = m->scratch;
 	if (m->x == &uas_xport) {
 		/* REPORT LUNS: single-level LUNs below MSC_MAX_LUNS; LUN 0 when it fails. */
@@ -1009,6 +1015,8 @@ static int msc_probe(struct usb_dev *ud, const struct usbd_iface *ifc)
 	}
 	for (uint8_t lun = 0; lun < m->nluns; lun++)
 		add_lun(m, lun);
+	m->held = false;
+	next_cmd(m);   /* what a LUN back from a re-plug was asked meanwhile */
 	return 0;
 }
 
@@ -1050,27 +1058,26 @@ static void msc_show(struct usb_dev *ud)
 		kprintf(")");
 }
 
-static const struct usb_class_driver msc_driver = { "usb-msc", msc_probe, msc_gone, msc_show };
-
-/* LUNs that were becoming ready at probe: one TEST UNIT READY each per round, while the device
- * is idle; ready, the disk is added (the one line of blk_register) and its partitions read on
- * a task; still not ready after MSC_READY_TIMEOUT_MS, it is left out, said once. */
-static void msc_ready_poll(void)
+/* LUNs that were becoming ready at probe, on the USB task: one TEST UNIT READY each a step
+ * (the task steps every 100 ms), while the device is idle; ready, the disk is added (the one
+ * line of blk_register) and its partitions read on a task; still not ready after
+ * MSC_READY_TIMEOUT_MS, it is left out, said once. True while a LUN is still waited for. */
+static bool msc_work(struct usb_dev *ud)
 {
-	static deadline_t next;
-	if (!deadline_passed(next))
-		return;
-	next = deadline_in_ms(MSC_READY_POLL_MS);
-	for (int i = 0; i < usb_dev_count(); i++) {
-		struct usb_dev *ud = usb_dev_get(i);
-		struct msc *m = ud->driver == &msc_driver ? ud->drv : NULL;
-		for (uint8_t lun = 0; m && lun < m->nluns && !m->busy; lun++) {
-			if (!m->ready_by[lun])
-				continue;
-			uint64_t t0 = time_now_us();
-			int rc = tur_once(m, lun);
-			if (rc == -E_AGAIN && !deadline_passed(m->ready_by[lun]))
-				continue;
+	struct msc *m = ud->drv;
+	bool more = false;
+	for (uint8_t lun = 0; m && lun < m->nluns; lun++) {
+		if (!m->ready_by[lun])
+			continue;
+		if (m->busy) {   /* another LUN's request: ask at the next step */
+			more = true;
+			continue;
+		}
+		m->held = true;
+		int rc = tur_once(m, lun);
+		if (rc == -E_AGAIN && !deadline_passed(m->ready_by[lun])) {
+			more = true;
+		} else {
 			m->ready_by[lun] = 0;
 			if (rc < 0)
 				log_event(LOG_WARN, "usb: port %s LUN %u '%s %s': not ready after %u ms: %s", ud->path,
@@ -1078,11 +1085,12 @@ static void msc_ready_poll(void)
 					  rc == -E_AGAIN ? "still becoming ready" : err_str(rc));
 			else
 				lun_ready(m, lun, &m->wait_inq[lun], true);
-			/* The disk's probe ran here: not on the clock of requests elsewhere. */
-			blk_extend_deadlines(time_now_us() - t0);
-			return;   /* one disk a round: the device list may have changed */
 		}
+		m->held = false;
+		next_cmd(m);
 	}
+	return more;
 }
-POLLER(usb_msc_ready, msc_ready_poll);
+
+static const struct usb_class_driver msc_driver = { "usb-msc", msc_probe, msc_gone, msc_show, msc_work };
 USB_DRIVER(msc, msc_driver);

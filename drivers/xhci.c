@@ -3,7 +3,6 @@
  * device slots, control and bulk/interrupt transfer rings, halt and timeout recovery of an
  * endpoint, and port change detection. drivers/usb.c does the enumeration above it. */
 #include "usb.h"
-#include "blk.h"
 #include "../lib/port.h"
 #include "../kernel/console.h"
 #include "../kernel/log.h"
@@ -102,6 +101,15 @@ struct xhci_slot {
 	struct xhci_ep ep[32];   /* by DCI */
 };
 
+/* A command on the ring, waiting for its completion event. The USB task's and a poller's (an
+ * endpoint reset of another disk) may be in flight together: each is matched by its TRB. */
+struct xhci_cmd {
+	uint64_t ptr;
+	bool done;
+	uint8_t cc, slot;
+	struct xhci_cmd *next;
+};
+
 struct xhci {
 	struct pci_dev *pci;
 	volatile uint8_t *cap, *op, *rt, *db;
@@ -114,10 +122,7 @@ struct xhci {
 	uint32_t evt_cycle;
 	uint64_t *erst;
 	struct usb_dev *slot_dev[MAX_SLOTS + 1];
-	/* The one command in flight. */
-	uint64_t cmd_ptr;
-	bool cmd_done;
-	uint8_t cmd_cc, cmd_slot;
+	struct xhci_cmd *cmds;          /* in flight */
 	uint32_t port_changes;
 	bool dead;
 	char name[16], desc[64];
@@ -261,11 +266,12 @@ static void handle_events(struct xhci *hc)
 		any = true;
 		switch ((ev->ctl >> 10) & 0x3f) {
 		case TRB_EV_CMD:
-			if ((ev->d0 | (uint64_t)ev->d1 << 32) == hc->cmd_ptr) {
-				hc->cmd_cc = (uint8_t)(ev->d2 >> 24);
-				hc->cmd_slot = (uint8_t)(ev->ctl >> 24);
-				hc->cmd_done = true;
-			}
+			for (struct xhci_cmd *c = hc->cmds; c; c = c->next)
+				if ((ev->d0 | (uint64_t)ev->d1 << 32) == c->ptr) {
+					c->cc = (uint8_t)(ev->d2 >> 24);
+					c->slot = (uint8_t)(ev->ctl >> 24);
+					c->done = true;
+				}
 			break;
 		case TRB_EV_TRANSFER:
 			transfer_event(hc, ev);
@@ -288,22 +294,36 @@ void usb_hc_poll(struct xhci *hc)
 		handle_events(hc);
 }
 
+struct cmd_wait { struct xhci *hc; struct xhci_cmd *c; };
+
 static bool command_done(void *ctx)
 {
-	struct xhci *hc = ctx;
-	handle_events(hc);
-	return hc->cmd_done;
+	struct cmd_wait *w = ctx;
+	handle_events(w->hc);
+	return w->c->done;
 }
 
-/* Runs one command: 0, -E_IO (completion code logged) or -E_TIMEOUT. */
-static int command(struct xhci *hc, uint64_t param, uint32_t status, uint32_t ctl, const char *what)
+/* Runs one command: 0, -E_IO (completion code logged) or -E_TIMEOUT; *slot (may be NULL)
+ * gets the completion's slot id (Enable Slot's answer). */
+static int command_slot(struct xhci *hc, uint64_t param, uint32_t status, uint32_t ctl, const char *what,
+			unsigned *slot)
 {
 	if (hc->dead)
 		return -E_GONE;
-	hc->cmd_done = false;
-	hc->cmd_ptr = ring_push(&hc->cmd, param, status, ctl);
+	struct xhci_cmd c = { .next = hc->cmds };
+	c.ptr = ring_push(&hc->cmd, param, status, ctl);
+	hc->cmds = &c;
 	doorbell(hc, 0, 0);
-	if (wait_until(command_done, hc, XHCI_CMD_TIMEOUT_MS) < 0) {
+	struct cmd_wait w = { hc, &c };
+	int rc = usb_wait(command_done, &w, XHCI_CMD_TIMEOUT_MS);
+	for (struct xhci_cmd **pp = &hc->cmds; *pp; pp = &(*pp)->next)
+		if (*pp == &c) {
+			*pp = c.next;
+			break;
+		}
+	if (slot)
+		*slot = c.slot;
+	if (rc < 0) {
 		log_event(LOG_WARN, "%s: %s: no completion in %u ms", hc->name, what, XHCI_CMD_TIMEOUT_MS);
 		if (op32(hc, OP_USBSTS) & (STS_HSE | STS_HCH)) {
 			log_event(LOG_ERR, "%s: controller halted (USBSTS 0x%x)", hc->name, op32(hc, OP_USBSTS));
@@ -311,11 +331,16 @@ static int command(struct xhci *hc, uint64_t param, uint32_t status, uint32_t ct
 		}
 		return -E_TIMEOUT;
 	}
-	if (hc->cmd_cc != CC_SUCCESS) {
-		log_event(LOG_DEBUG, "%s: %s: completion code %u", hc->name, what, hc->cmd_cc);
+	if (c.cc != CC_SUCCESS) {
+		log_event(LOG_DEBUG, "%s: %s: completion code %u", hc->name, what, c.cc);
 		return -E_IO;
 	}
 	return 0;
+}
+
+static int command(struct xhci *hc, uint64_t param, uint32_t status, uint32_t ctl, const char *what)
+{
+	return command_slot(hc, param, status, ctl, what, NULL);
 }
 
 /* ---- contexts ---------------------------------------------------------------------------- */
@@ -347,6 +372,8 @@ static int ep_restart(struct usb_dev *d, uint8_t ep, int status)
 {
 	struct xhci *hc = d->hc;
 	struct xhci_slot *s = d->hcpriv;
+	if (!s)
+		return -E_GONE;   /* its slot is being freed (the USB task detaches it) */
 	unsigned dci = dci_of(ep);
 	struct xhci_ep *e = &s->ep[dci];
 	uint32_t who = (uint32_t)d->slot << 24 | dci << 16;
@@ -431,7 +458,7 @@ static bool xfer_done(void *ctx)
 
 int usb_xfer_wait(struct usb_xfer *x, uint32_t timeout_ms)
 {
-	if (wait_until(xfer_done, x, timeout_ms) < 0) {
+	if (usb_wait(xfer_done, x, timeout_ms) < 0) {
 		ep_restart(x->dev, x->ep, -E_TIMEOUT);
 		return -E_TIMEOUT;
 	}
@@ -487,10 +514,14 @@ int usb_control(struct usb_dev *d, uint8_t reqtype, uint8_t req, uint16_t value,
 	}
 	/* The status stage goes the other way (IN when there is no data). */
 	x.last_trb = ring_push(r, 0, 0, TRB_TYPE(TRB_STATUS) | TRB_IOC | (in && len ? 0 : TRB_DIR_IN));
-	e->q = &x;
-	x.next = NULL;
+	/* Behind another's control transfer, if one is queued (a hub's port reset by the block
+	 * layer's recovery while the USB task reads that hub's ports). */
+	struct usb_xfer **pp = &e->q;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = &x;
 	doorbell(d->hc, d->slot, 1);
-	if (wait_until(xfer_done, &x, timeout_ms) < 0) {
+	if (usb_wait(xfer_done, &x, timeout_ms) < 0) {
 		ep_restart(d, 0, -E_TIMEOUT);
 		return -E_TIMEOUT;
 	}
@@ -512,10 +543,10 @@ static unsigned default_mps0(enum usb_speed s)
 int xhci_address_device(struct usb_dev *d)
 {
 	struct xhci *hc = d->hc;
-	int rc = command(hc, 0, 0, TRB_TYPE(TRB_ENABLE_SLOT), "Enable Slot");
+	unsigned slot = 0;
+	int rc = command_slot(hc, 0, 0, TRB_TYPE(TRB_ENABLE_SLOT), "Enable Slot", &slot);
 	if (rc < 0)
 		return rc;
-	unsigned slot = hc->cmd_slot;
 	if (!slot || slot > MAX_SLOTS)
 		return -E_DEVICE;
 	struct xhci_slot *s = kzalloc(sizeof(*s));
@@ -588,12 +619,17 @@ void xhci_free_device(struct usb_dev *d)
 	struct xhci_slot *s = d->hcpriv;
 	if (!s)
 		return;
-	command(hc, 0, 0, TRB_TYPE(TRB_DISABLE_SLOT) | (uint32_t)d->slot << 24, "Disable Slot");
-	hc->dcbaa[d->slot] = 0;
-	hc->slot_dev[d->slot] = NULL;
-	for (unsigned i = 0; i < 32; i++) {
+	/* Its transfers end and its events are dropped before the command, which may yield. */
+	unsigned slot = d->slot;
+	d->hcpriv = NULL;
+	d->slot = 0;
+	hc->slot_dev[slot] = NULL;
+	for (unsigned i = 0; i < 32; i++)
 		while (s->ep[i].q)
 			xfer_finish(&s->ep[i], s->ep[i].q, -E_GONE);
+	command(hc, 0, 0, TRB_TYPE(TRB_DISABLE_SLOT) | (uint32_t)slot << 24, "Disable Slot");
+	hc->dcbaa[slot] = 0;
+	for (unsigned i = 0; i < 32; i++) {
 		if (s->ep[i].ring.t)
 			dma_free(s->ep[i].ring.t, RING_TRBS * sizeof(struct trb));
 		for (unsigned k = 0; k < EP_STREAMS; k++)
@@ -604,8 +640,6 @@ void xhci_free_device(struct usb_dev *d)
 	dma_free(s->in, PAGE_SIZE);
 	dma_free(s->out, PAGE_SIZE);
 	kfree(s);
-	d->hcpriv = NULL;
-	d->slot = 0;
 }
 
 /* The slot context as the controller has it, into the input context (for Configure Endpoint). */
@@ -710,7 +744,8 @@ bool xhci_port_connected(struct xhci *hc, int port)
 	return op32(hc, OP_PORTSC(port)) & PORT_CCS;
 }
 
-uint32_t xhci_port_changes(struct xhci *hc)
+/* The ports whose CSC/PEC are set, noted in hc->port_changes (the bits acknowledged). */
+static void collect_port_changes(struct xhci *hc)
 {
 	handle_events(hc);
 	for (unsigned p = 1; p <= hc->nports; p++) {
@@ -720,6 +755,13 @@ uint32_t xhci_port_changes(struct xhci *hc)
 			hc->port_changes |= 1u << p;
 		}
 	}
+}
+
+uint32_t xhci_port_changes(struct xhci *hc)
+{
+	if (hc->dead)
+		return 0;
+	collect_port_changes(hc);
 	uint32_t c = hc->port_changes;
 	hc->port_changes = 0;
 	return c;
@@ -745,7 +787,7 @@ int xhci_port_reset(struct xhci *hc, int port)
 	if (bit) {
 		opw32(hc, OP_PORTSC(port), (sc & PORT_KEEP) | bit);
 		struct port_wait w = { hc, port, 0 };
-		int rc = wait_until(port_reset_done, &w, XHCI_PORT_RESET_TIMEOUT_MS);
+		int rc = usb_wait(port_reset_done, &w, XHCI_PORT_RESET_TIMEOUT_MS);
 		sc = w.sc;
 		if (rc < 0) {
 			log_event(LOG_WARN, "%s: port %d: reset not complete in %u ms (PORTSC 0x%x)",
@@ -753,7 +795,7 @@ int xhci_port_reset(struct xhci *hc, int port)
 			return rc;
 		}
 		opw32(hc, OP_PORTSC(port), (sc & PORT_KEEP) | (sc & PORT_CHANGES));
-		time_delay_us(10000);   /* TRSTRCY: the device may ignore us for 10 ms */
+		usb_sleep_ms(10);   /* TRSTRCY: the device may ignore us for 10 ms */
 		sc = op32(hc, OP_PORTSC(port));
 	}
 	if ((sc & (PORT_CCS | PORT_PED)) != (PORT_CCS | PORT_PED)) {
@@ -920,8 +962,8 @@ fail:
 }
 PCI_DRIVER(xhci, "xhci", xhci_match, xhci_probe);
 
-/* Connects and disconnects while running: the port's change bits (and its events) make the
- * USB core look at the port again. */
+/* Connects and disconnects while running: the port's change bits (and its events) are noted
+ * here, and the USB task looks at those ports again (xhci_port_changes); nothing waits here. */
 static void xhci_hotplug_poll(void)
 {
 	static deadline_t next;
@@ -932,17 +974,9 @@ static void xhci_hotplug_poll(void)
 		struct xhci *hc = hcs[i];
 		if (hc->dead)
 			continue;
-		uint32_t changes = xhci_port_changes(hc);
-		if (!changes)
-			continue;
-		uint64_t t0 = time_now_us();
-		usb_hotplug_running = true;
-		for (unsigned p = 1; p <= hc->nports; p++)
-			if (changes & (1u << p))
-				usb_root_port_changed(hc, (int)p);
-		usb_hotplug_running = false;
-		/* Enumeration waits inside this poller (a drive spinning up: seconds): not on anyone's clock. */
-		blk_extend_deadlines(time_now_us() - t0);
+		collect_port_changes(hc);
+		if (hc->port_changes)
+			usb_kick();
 	}
 }
 POLLER(xhci_hotplug, xhci_hotplug_poll);

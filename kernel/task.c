@@ -85,7 +85,7 @@ int wait_yielding(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms)
 			return 0;
 		if (deadline_passed(d))
 			return done(ctx) ? 0 : -E_TIMEOUT;
-		if (console_interrupted())
+		if (current == 0 && console_interrupted())
 			return -E_INTR;
 		task_yield();
 	}
@@ -133,6 +133,11 @@ int task_count(void)
 int task_is_shell(void)
 {
 	return current == 0;
+}
+
+struct task *task_current(void)
+{
+	return current ? &tasks[current] : NULL;
 }
 
 void task_set_boot_frame(uintptr_t frame)

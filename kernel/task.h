@@ -18,7 +18,8 @@ void task_yield(void);
 void task_sleep_us(uint64_t us);      /* yields until the time has passed */
 /* wait_until's counterpart for waits on other tasks and pollers (a connection, an address, a
  * lock): polls done(ctx), yielding between looks, until it holds (0), timeout_ms has passed
- * (-E_TIMEOUT) or the person at the console pressed Ctrl-C (-E_INTR). */
+ * (-E_TIMEOUT) or, on the shell, the person at the console pressed Ctrl-C (-E_INTR). A
+ * background task does not look: the console's input is the shell's to read. */
 int wait_yielding(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms);
 
 struct task;
@@ -27,6 +28,7 @@ struct task;
 struct task *task_spawn(const char *name, void (*fn)(void *arg), void *arg);
 int task_count(void);                 /* live tasks other than the shell */
 int task_is_shell(void);              /* the running task is the shell (task 0) */
+struct task *task_current(void);      /* the running task (NULL for the shell) */
 /* The running task's stack, [*lo, *hi), for the exception report's frame walk. The shell runs
  * on the firmware's stack: its top is kernel_main's frame (recorded by task_set_boot_frame),
  * its bottom unknown (*lo = 0). */

@@ -105,6 +105,12 @@ with Machine(controllers=ctrl, name="usb", disks=[dict(nbd_socket=nbd.sock, tran
     boot_log = m.last_before
     out = m.cmd("disks")
     rows = {serial: name for name, serial in re.findall(r"^(usb\d+-[\w.]+)\s+.*?\s(\S+)\s+usb\s", out, re.M)}
+    hdr = next((l for l in out.splitlines() if l.startswith("name ")), "")
+    end = hdr.find("size") + 4
+    listed = [l for l in out.splitlines() if re.match(r"(usb|vd|sata|nvme)\S*\s", l)]
+    check("disks lines up beside names as long as usb0-6.4.1: every size ends under the header's",
+          end > 4 and any(len(l.split()[0]) > 8 for l in listed) and
+          all(re.fullmatch(r"\S+\s+[\d.]+ \S+", l[:end]) and l[end:end + 1] == " " for l in listed), out)
     check("every USB disk is listed with its serial", set(rows) >= {"USB-SRC-1", "USB-HUB-1", "BOT-L0", "BOT-L1",
                                                                   "USB-BIG-3T", "USB-NEC-1", "UAS-L0", "UAS-L1"}, out)
     src, hubd, l0, l1 = rows.get("USB-SRC-1"), rows.get("USB-HUB-1"), rows.get("BOT-L0"), rows.get("BOT-L1")

@@ -1,9 +1,11 @@
 /* The xHCI, USB core and mass storage drivers against a fake controller with one Bulk-Only disk
  * on the host, for what QEMU 7.2 cannot show: the USB Legacy Support hand-off (a firmware that
  * lets go and one that does not), scratchpad buffers, 64-byte contexts, a USB2 port reset, a
- * wrong CSW, a stalled data stage with the failing LBA in the sense data, and a command that never
- * answers (the recovery ladder). The fake runs whenever the drivers read the clock, which every
- * wait of theirs does; it walks its rings by their cycle bits (it cannot see doorbell writes). */
+ * wrong CSW, a stalled data stage with the failing LBA in the sense data, a command that never
+ * answers (the recovery ladder), and a plug-in of a bridge deaf to ATA PASS-THROUGH on the USB
+ * task, the poll loop never held long. The fake runs whenever the drivers read the clock, which
+ * every wait of theirs does; it walks its rings by their cycle bits (it cannot see doorbell
+ * writes). The USB task runs on a stack of its own (ucontext); its yields come back to run_loop. */
 #include "../../drivers/xhci.c"
 #include "../../drivers/usb.c"
 #include "../../drivers/usb_msc.c"
@@ -58,11 +60,11 @@ static struct {
 	uint64_t ready_at;           /* TEST UNIT READY says "becoming ready" until this time */
 	int turs;
 	bool tur_hangs;              /* TEST UNIT READY never answers (its CSW does not come) */
+	bool sat_deaf;               /* ATA PASS-THROUGH never answers (a bridge without SAT); a BOT reset ends it */
 	int bot_resets, clear_halts, port_resets;
 } F;
 
 static uint64_t now_us;
-static uint64_t max_poll_us;   /* the longest single call of a poller measured */
 static uint32_t rd(unsigned o) { uint32_t v; memcpy(&v, F.mmio + o, 4); return v; }
 static void port_write(void);
 
@@ -298,6 +300,10 @@ static void scsi(void)
 	}
 	case 0x35: break;
 	case 0x85:   /* ATA PASS-THROUGH (16): IDENTIFY DEVICE, SMART RETURN STATUS as a SAT bridge answers them */
+		if (F.sat_deaf) {
+			F.hanging = true;
+			break;
+		}
 		if (cdb[14] == 0xb0 && cdb[4] == 0xda && (cdb[2] & 0x20)) {
 			static const uint8_t ok[] = { 0x72, 1, 0, 0x1d, 0, 0, 0, 14, 9, 12, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0, 0xc2, 0, 0x50 };
 			memset(F.sense, 0, sizeof(F.sense));
@@ -625,10 +631,67 @@ void blk_complete(struct blk_dev *d, struct blk_req *r, int status, uint64_t err
 }
 void blk_set_gone(struct blk_dev *d) { d->flags |= BLK_F_GONE; }
 void blk_set_returned(struct blk_dev *d) { d->flags &= ~BLK_F_GONE; }
-void blk_extend_deadlines(uint64_t us) { (void)us; }
 static int scans;
 void part_scan_disk(struct blk_dev *d) { (void)d; scans++; }
-struct task *task_spawn(const char *name, void (*fn)(void *arg), void *arg) { (void)name; fn(arg); return (struct task *)1; }
+
+/* Cooperative tasks as the drivers see them: the USB task on a stack of its own, whose
+ * task_yield comes back to run_loop (the poll loop and the shell's turn); a task it spawns
+ * (the partition scan: a counter here) runs at once. */
+struct task { int unused; };
+static struct task usb_t, scan_t;
+static ucontext_t loop_ctx, task_ctx;
+static bool task_live, in_task, in_poll;
+static void (*task_fn)(void *);
+static void *task_arg;
+static char task_stack[512 * 1024] __attribute__((aligned(16)));
+static void task_main(void)
+{
+	task_fn(task_arg);
+	task_live = false;   /* uc_link: back to the loop */
+}
+struct task *task_spawn(const char *name, void (*fn)(void *arg), void *arg)
+{
+	(void)name;
+	if (in_task) {
+		fn(arg);
+		return &scan_t;
+	}
+	if (task_live)
+		return NULL;
+	getcontext(&task_ctx);
+	task_ctx.uc_stack.ss_sp = task_stack;
+	task_ctx.uc_stack.ss_size = sizeof(task_stack);
+	task_ctx.uc_link = &loop_ctx;
+	task_fn = fn;
+	task_arg = arg;
+	makecontext(&task_ctx, task_main, 0);
+	task_live = true;
+	return &usb_t;
+}
+void task_yield(void)
+{
+	if (in_task && !in_poll)
+		swapcontext(&task_ctx, &loop_ctx);
+}
+void task_sleep_us(uint64_t us)
+{
+	uint64_t end = now_us + us;
+	while (time_now_us() < end)
+		task_yield();
+}
+int wait_yielding(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms)
+{
+	deadline_t dl = deadline_in_ms(timeout_ms);
+	for (;;) {
+		if (done(ctx))
+			return 0;
+		if (deadline_passed(dl))
+			return done(ctx) ? 0 : -E_TIMEOUT;
+		task_yield();
+	}
+}
+int task_in_pollers(void) { return in_poll; }
+struct task *task_current(void) { return in_task ? &usb_t : NULL; }
 
 /* The class driver table the linker builds in the image. */
 const struct usb_class_driver *const __tbl_usbdrv_start[1] = { &msc_driver };
@@ -644,7 +707,49 @@ static void reset_driver_state(void)
 	ndisks_reg = 0;
 	logbuf[0] = '\0';
 	memset(&pdev, 0, sizeof(pdev));
+	usb_task = NULL;
+	usb_kicked = hubs_due = usb_hotplug_running = false;
+	task_live = false;
 }
+
+/* The appliance's poll loop for `us` of fake time or until until() holds: the pollers (and the
+ * block layer's, for poll_disk), then the USB task's turn until it yields, then the shell's
+ * (1 ms). max_hold_us is the longest any of them kept the loop from going round. */
+static uint64_t max_hold_us;
+static long loop_rounds;
+static struct blk_dev *poll_disk;
+static void hold_since(uint64_t t0)
+{
+	if (now_us - t0 > max_hold_us)
+		max_hold_us = now_us - t0;
+}
+static void run_loop(uint64_t us, bool (*until)(void))
+{
+	uint64_t end = now_us + us;
+	while (now_us < end && !(until && until())) {
+		uint64_t t0 = time_now_us();
+		in_poll = true;
+		xhci_hotplug_poll();
+		usb_task_poll();
+		if (poll_disk)
+			msc_poll(poll_disk);
+		in_poll = false;
+		hold_since(t0);
+		if (task_live) {
+			t0 = now_us;
+			in_task = true;
+			swapcontext(&loop_ctx, &task_ctx);
+			in_task = false;
+			hold_since(t0);
+		}
+		now_us += 1000;
+		loop_rounds++;
+	}
+}
+static bool usb_task_idle(void) { return !task_live; }
+static bool disk_added_and_idle(void) { return ndisks_reg > 0 && !task_live; }
+static bool disk_added(void) { return ndisks_reg > 0; }
+static bool given_up(void) { return strstr(logbuf, "not ready after") != NULL; }
 
 /* A read through the block driver's ops, polled to completion or `polls` rounds. */
 static int read_lba(struct blk_dev *d, struct blk_req *r, uint64_t lba, uint32_t n, void *buf, int polls)
@@ -787,10 +892,8 @@ int main(void)
 	F.connected = false;
 	F.port_enabled = false;
 	F.port_changes |= PORT_CSC;
-	now_us += 1000000;
-	time_now_us();
-	xhci_hotplug_poll();
-	CHECK("an unplugged disk is gone", d->flags & BLK_F_GONE);
+	run_loop(1000000, NULL);
+	CHECK("an unplugged disk is gone (the USB task detached it)", (d->flags & BLK_F_GONE) && !task_live);
 	/* Its twin (alike in every identity field, as sticks without serial numbers are), gone from
 	 * port 1, listed first: the drive on port 2 must still take its own disk back. */
 	struct msc_lun *twin = calloc(1, sizeof(*twin));
@@ -803,9 +906,7 @@ int main(void)
 	nluns_all++;
 	F.connected = true;
 	F.port_changes |= PORT_CSC;
-	now_us += 1000000;
-	time_now_us();
-	xhci_hotplug_poll();
+	run_loop(2000000, NULL);
 	CHECK("the same disk plugged in again is back under its name", !(d->flags & BLK_F_GONE) && ndisks_reg == 1);
 	CHECK("its twin last seen on another port stays gone: alike drives do not swap names",
 	      (twin->dev.flags & BLK_F_GONE) && !twin->m && ((struct msc_lun *)d->drv)->m);
@@ -823,8 +924,49 @@ int main(void)
 	CHECK("a bridge that answers nothing after every rung is gone", rc == -E_GONE &&
 	      strstr(logbuf, "no answer after the port reset"));
 
+	/* A bridge deaf to ATA PASS-THROUGH, plugged in while running: the SAT IDENTIFY probe waits
+	 * its whole deadline (2 s) and a BOT reset ends it, on the USB task, so the poll loop (the
+	 * console, the other pollers) goes round all the while; a read of the new disk asked
+	 * meanwhile waits for the probe's commands and then completes. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.connected = false;
+	F.port_changes = 0;
+	port_show();
+	rc = xhci_probe(&pdev);
+	CHECK("a controller with an empty port starts", rc == 0 && ndisks_reg == 0);
+	F.sat_deaf = true;
+	F.connected = true;
+	F.port_changes |= PORT_CSC;
+	max_hold_us = 0;
+	loop_rounds = 0;
+	uint64_t t_plug = now_us;
+	run_loop(3000000, disk_added);
+	struct blk_dev *dd = ndisks_reg ? disks[0] : NULL;
+	static struct blk_req rq;
+	rq = (struct blk_req){ .op = BLK_READ, .lba = 8, .count = 4, .buf = buf, .dev = dd };
+	bool asked = dd && task_live && msc_start(dd, &rq) == 0;
+	poll_disk = dd;
+	run_loop(6000000, usb_task_idle);
+	uint64_t t_done = now_us;
+	run_loop(100000, NULL);
+	poll_disk = NULL;
+	CHECK("the disk of a bridge deaf to SAT is added on the USB task, under its port's name",
+	      dd && !strcmp(dd->name, "usb0-2") && dd->sectors == F_SECTORS && !task_live);
+	CHECK("its SAT IDENTIFY was given its whole deadline, then one BOT reset; no drive identity",
+	      strstr(logbuf, "SCSI 0x85: no answer in 2000 ms; BOT reset") && F.bot_resets == 1 &&
+	      t_done - t_plug >= 2000000 && dd && !((struct msc_lun *)dd->drv)->ata_model[0]);
+	CHECK("the poll loop was never held long while it waited (the console, the other pollers)",
+	      max_hold_us < 50000 && loop_rounds > 1000);
+	printf("  deaf SAT bridge plugged in: %llu ms to idle, longest hold of the poll loop %llu us, %ld rounds (fake clock)\n",
+	       (unsigned long long)(t_done - t_plug) / 1000, (unsigned long long)max_hold_us, loop_rounds);
+	CHECK("a read asked during the probe waited for it and then completed with the disk's data",
+	      asked && rq.complete && rq.status == 0 && disk_matches(buf, 8, 4));
+	CHECK("its partitions are read on a task", scans >= 1);
+	F.sat_deaf = false;
+
 	/* A drive spinning up: TEST UNIT READY says "becoming ready" for 3 s. Enumeration does not
-	 * wait for it; the poller adds the disk once it answers, no call of it long. */
+	 * wait for it; the USB task adds the disk once it answers, never holding the loop long. */
 	reset_driver_state();
 	fake_init(32, 0, false, false);
 	F.ready_at = now_us + 3000000;
@@ -834,30 +976,21 @@ int main(void)
 	      rc == 0 && now_us < F.ready_at && now_us - t0 < 1000000 && ndisks_reg == 0 &&
 	      strstr(logbuf, "becoming ready; it is added when it is"));
 	int scans0 = scans, turs0 = F.turs;
-	max_poll_us = 0;
-	while (ndisks_reg == 0 && now_us < F.ready_at + 2000000) {
-		now_us += 20000;
-		uint64_t p0 = now_us;
-		msc_ready_poll();
-		if (now_us - p0 > max_poll_us)
-			max_poll_us = now_us - p0;
-	}
-	CHECK("the poller adds it once ready, under its port's name", ndisks_reg == 1 && now_us >= F.ready_at &&
+	max_hold_us = 0;
+	run_loop(F.ready_at + 2000000 - now_us, disk_added_and_idle);
+	CHECK("the USB task adds it once ready, under its port's name", ndisks_reg == 1 && now_us >= F.ready_at &&
 	      now_us < F.ready_at + 500000 && !strcmp(disks[0]->name, "usb0-2") && disks[0]->sectors == F_SECTORS);
-	CHECK("asking it again a few times a second, each call of the poller short",
-	      F.turs - turs0 >= 10 && F.turs - turs0 <= 40 && max_poll_us < 100000);
-	printf("  spin-up: %d TEST UNIT READYs in 3 s, longest poller call %llu us (fake clock)\n", F.turs - turs0,
-	       (unsigned long long)max_poll_us);
+	CHECK("asking it again a few times a second, never holding the poll loop long",
+	      F.turs - turs0 >= 10 && F.turs - turs0 <= 40 && max_hold_us < 50000);
+	printf("  spin-up: %d TEST UNIT READYs in 3 s, longest hold of the poll loop %llu us (fake clock)\n",
+	       F.turs - turs0, (unsigned long long)max_hold_us);
 	CHECK("its partitions are read on a task, since the boot-time scan has run", scans == scans0 + 1);
 	/* One that never becomes ready is given up after MSC_READY_TIMEOUT_MS, said once. */
 	reset_driver_state();
 	fake_init(32, 0, false, false);
 	F.ready_at = UINT64_MAX;
 	rc = xhci_probe(&pdev);
-	for (int i = 0; i < 1000 && !strstr(logbuf, "not ready after"); i++) {
-		now_us += 20000;
-		msc_ready_poll();
-	}
+	run_loop(12000000, given_up);
 	CHECK("a drive that never becomes ready is left out after the deadline, said once",
 	      ndisks_reg == 0 && strstr(logbuf, "LUN 0 'FAKE Disk': not ready after 10000 ms: still becoming ready"));
 	F.ready_at = 0;
@@ -868,10 +1001,7 @@ int main(void)
 	F.tur_hangs = true;
 	t0 = now_us;
 	rc = xhci_probe(&pdev);
-	for (int i = 0; i < 50; i++) {
-		now_us += 200000;
-		msc_ready_poll();
-	}
+	run_loop(10000000, NULL);
 	CHECK("a drive deaf to TEST UNIT READY is left out after one deadline, not retried",
 	      ndisks_reg == 0 && F.turs == 1 && F.bot_resets == 1 && strstr(logbuf, "not ready: command timed out"));
 	F.tur_hangs = false;
