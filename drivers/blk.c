@@ -322,13 +322,6 @@ static void handle_overdue(struct blk_dev *d, struct blk_req *late)
 	kick(d);
 }
 
-void blk_extend_deadlines(uint64_t us)
-{
-	for (int i = 0; i < ndisks; i++)
-		for (struct blk_req *r = disks[i]->inflight; r; r = r->next)
-			r->deadline_us += us;
-}
-
 static void blk_poll_all(void)
 {
 	uint64_t now = time_now_us();

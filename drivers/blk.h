@@ -155,10 +155,6 @@ void blk_set_returned(struct blk_dev *d);
  * op with no request); 0 and the disk is back, else still gone. */
 int blk_reprobe(struct blk_dev *d);
 
-/* A poller held the CPU for `us` (a USB device enumerated on hot-plug): the requests in flight
- * on every disk get that time back, so no deadline fires for a wait that was not theirs. */
-void blk_extend_deadlines(uint64_t us);
-
 /* Sets (on) or clears a protection flag (BLK_F_RO, BLK_F_SOURCE) on a disk and all its
  * partitions, or on a partition's disk and siblings: writing through another name must be
  * refused too. */
