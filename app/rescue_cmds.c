@@ -709,7 +709,7 @@ static int cmd_wake(int argc, char **argv)
 	j->wake_req = 1;
 	return 0;
 }
-COMMAND(wake, "wake <job>", "resume a stopped job, or one waiting for its source", NULL, cmd_wake);
+COMMAND(wake, "wake <job>", "resume a stopped job, or one waiting for its source; one waiting for its cow looks again at once", NULL, cmd_wake);
 
 static int cmd_quit(int argc, char **argv)
 {
