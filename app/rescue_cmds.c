@@ -15,8 +15,10 @@
 #include "../lib/errors.h"
 #include "../lib/port.h"
 
-enum job_state { JOB_RUNNING, JOB_STOPPED, JOB_WAITING, JOB_DONE, JOB_FAILED };
-static const char *const state_names[] = { "running", "stopped", "waiting for the source", "finished", "failed" };
+/* A waiting job says which of its disks is gone: the source, or the disk its cow is on. */
+enum job_state { JOB_RUNNING, JOB_STOPPED, JOB_WAIT_SOURCE, JOB_WAIT_COW, JOB_DONE, JOB_FAILED };
+static const char *const state_names[] = { "running", "stopped", "waiting for the source", "waiting for the cow",
+					   "finished", "failed" };
 
 struct job {
 	struct overlay *o;
@@ -158,6 +160,10 @@ static int wait_for_cow(struct job *j)
 	for (;;) {
 		if (j->stop_req || j->end_req)
 			return -E_STOPPED;
+		if (j->wake_req) {   /* wake: look again now */
+			j->wake_req = 0;
+			next = 0;
+		}
 		if (deadline_passed(next)) {
 			next = deadline_in_ms(2000);
 			if (blk_reprobe(o->dst.blk) == 0) {
@@ -232,7 +238,7 @@ static void job_main(void *arg)
 			break;
 		}
 		if (rc == -E_GONE) {
-			j->state = JOB_WAITING;
+			j->state = JOB_WAIT_SOURCE;
 			log_event(LOG_WARN, "ov%d: source %s is not answering; the job waits for it (or: disk ov%d <disk>, wake ov%d)",
 				  j->idx, o->src.blk->name, j->idx, j->idx);
 			if (wait_for_source(j) == 0)
@@ -242,7 +248,7 @@ static void job_main(void *arg)
 		/* Whatever failed (a store, a commit): a cow write that never ended is retried, and
 		 * nothing was recorded for it. */
 		if (rc < 0 && rc != -E_STOPPED && (o->dst.blk->flags & BLK_F_GONE)) {
-			j->state = JOB_WAITING;
+			j->state = JOB_WAIT_COW;
 			log_event(LOG_WARN, "ov%d: cow %s is gone; the job waits for it", j->idx, o->dst.blk->name);
 			if (wait_for_cow(j) == 0)
 				continue;
@@ -449,7 +455,7 @@ static int start_job(int argc, char **argv, int clone)
 			(unsigned long long)m->n, (unsigned long long)mem_ext, (unsigned long long)m->max);
 	}
 	if (j->alive) {
-		if (j->state == JOB_RUNNING || j->state == JOB_WAITING) {
+		if (j->state == JOB_RUNNING || j->state == JOB_WAIT_SOURCE || j->state == JOB_WAIT_COW) {
 			kprintf("%s: ov%d already has a %s job (%s); stop it first\n", argv[0], idx,
 				j->clone ? "clone" : "rescue", state_names[j->state]);
 			rescue_domain_free(&dom);
@@ -703,7 +709,7 @@ static int cmd_wake(int argc, char **argv)
 	j->wake_req = 1;
 	return 0;
 }
-COMMAND(wake, "wake <job>", "resume a stopped job, or one waiting for its source", NULL, cmd_wake);
+COMMAND(wake, "wake <job>", "resume a stopped job, or one waiting for its source; one waiting for its cow looks again at once", NULL, cmd_wake);
 
 static int cmd_quit(int argc, char **argv)
 {

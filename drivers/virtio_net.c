@@ -38,6 +38,7 @@ struct vnet {
 	uint32_t tx_pending;
 	uint64_t tx_progress_us;     /* last completion, or when the ring went from empty to busy */
 	deadline_t next_link_check;
+	bool broken;                 /* the last reset failed: link down, the reset retried */
 };
 
 /* Queue qi with its buffers (allocated once, kept over resets). */
@@ -125,9 +126,9 @@ static void check_link(struct vnet *v)
 	}
 }
 
-static void vnet_poll(struct netif *ifc)
+/* Received frames to the stack, every buffer offered again. */
+static void rx_reap(struct vnet *v)
 {
-	struct vnet *v = ifc->drv;
 	struct vq *q = &v->rx;
 	bool reposted = false;
 	for (uint32_t id, len; virtq_next_used(&q->q, &id, &len);) {
@@ -135,27 +136,46 @@ static void vnet_poll(struct netif *ifc)
 			continue;   /* not a buffer we gave: ignored */
 		uint8_t *b = q->bufs + (size_t)id * BUF_SIZE;
 		if (len > v->hdr_len && len <= BUF_SIZE)
-			net_input(ifc, b + v->hdr_len, len - v->hdr_len);
+			net_input(&v->ifc, b + v->hdr_len, len - v->hdr_len);
 		else
-			ifc->ctr.bad_eth++;
+			v->ifc.ctr.bad_eth++;
 		virtq_post(&q->q, (uint16_t)id);
 		reposted = true;
 	}
 	if (reposted)
 		virtq_kick(&v->vio, &q->q);
-	tx_reap(v);
-	if (v->tx_pending && time_now_us() - v->tx_progress_us > VNET_TX_TIMEOUT_MS * 1000ULL) {
-		log_event(LOG_WARN, "%s: transmit ring stuck for %u ms; resetting the device", ifc->name,
-			  VNET_TX_TIMEOUT_MS);
+}
+
+static void vnet_poll(struct netif *ifc)
+{
+	struct vnet *v = ifc->drv;
+	/* A device whose reset failed is half set up: its rings are not read until a reset works. */
+	if (!v->broken) {
+		rx_reap(v);
+		tx_reap(v);
+	}
+	if ((v->tx_pending || v->broken) && time_now_us() - v->tx_progress_us > VNET_TX_TIMEOUT_MS * 1000ULL) {
+		if (v->broken)
+			log_event(LOG_WARN, "%s: resetting the NIC again", ifc->name);
+		else
+			log_event(LOG_WARN, "%s: transmit ring stuck for %u ms; resetting the NIC", ifc->name,
+				  VNET_TX_TIMEOUT_MS);
 		ifc->ctr.resets++;
 		int rc = vnet_init_device(v);
 		if (rc < 0) {
-			log_event(LOG_ERR, "%s: re-initialisation failed: %s", ifc->name, err_str(rc));
+			virtio_reset(&v->vio);   /* whatever it took of the new rings, it stops using them */
+			if (!v->broken)
+				log_event(LOG_ERR, "%s: re-initialisation failed: %s; link down, retrying every %u ms",
+					  ifc->name, err_str(rc), VNET_TX_TIMEOUT_MS);
 			ifc->link = false;
+		} else if (v->broken) {
+			log_event(LOG_INFO, "%s: the NIC is back after a reset", ifc->name);
 		}
+		v->broken = rc < 0;
 		v->tx_progress_us = time_now_us();
 	}
-	if (deadline_passed(v->next_link_check)) {
+	/* A device whose reset failed keeps its link down whatever its STATUS says, until a reset works. */
+	if (!v->broken && deadline_passed(v->next_link_check)) {
 		v->next_link_check = deadline_in_ms(VNET_LINK_POLL_MS);
 		check_link(v);
 	}

@@ -1,7 +1,8 @@
 # nbdkit python plugin: a failing drive over an image file. Zones (a JSON list) make sectors
 # bad (EIO always), weak (EIO for the first `tries` reads, then good), slow (a delay per read)
-# or hanging (the read stalls `delay_ms`, then fails). Counts reads and reads touching bad,
-# weak or hanging sectors (the drive's wear) into `stats`.
+# or hanging (the read stalls `delay_ms`, then fails). A zone with "while": PATH acts only while
+# that file exists (a test keeps a job slow through its steps, then lets it finish). Counts reads
+# and reads touching bad, weak or hanging sectors (the drive's wear) into `stats`.
 #   nbdkit -U SOCK python tests/qemu/failing_disk.py file=IMG zones=ZONES.json stats=STATS.json
 import builtins
 import errno
@@ -64,7 +65,7 @@ def pread(fd, buf, offset, flags):
     delay = 0.0
     for z in zones:
         lo, hi = max(first, z["start"]), min(end, z["start"] + z["count"])
-        if lo >= hi:
+        if lo >= hi or ("while" in z and not os.path.exists(z["while"])):
             continue
         kind = z["kind"]
         if kind == "bad":

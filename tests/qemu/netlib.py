@@ -1,6 +1,7 @@
 """Helpers of the network scenarios: nbdkit over TCP on the host's loopback (the guest sees it
 at 10.0.2.2), QEMU's user network with a given NIC, and the host-side check of a cow export."""
 import os
+import re
 import socket
 import subprocess
 import time
@@ -84,3 +85,26 @@ def wrong_finished(cow, src, tmp):
                 wrong += sum(1 for k in range(0, size, SECTOR) if x[k:k + SECTOR] != y[k:k + SECTOR])
     os.unlink(out)
     return wrong, r.stdout, blocks
+
+
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def job_rescued(m, ov="ov0"):
+    """(the job's state, the bytes it has rescued) from `status`; (None, its output) when absent."""
+    out = m.cmd("status", 30)
+    mm = re.search(rf"{ov} (?:rescue|clone): ([a-z ]+);.*\n  rescued ([\d.]+) ([KMG]?i?B),", out)
+    if not mm:
+        return None, out
+    return mm.group(1), int(float(mm.group(2)) * UNITS[mm.group(3)])
+
+
+def wait_rescued(m, at_least, timeout=180, ov="ov0"):
+    """Polls `status` until the job has rescued at_least bytes (or is no longer running): a step
+    that needs the job to have written something waits for that, not for a time."""
+    deadline = time.time() + timeout
+    while True:
+        state, got = job_rescued(m, ov)
+        if state != "running" or got >= at_least or time.time() > deadline:
+            return state, got
+        time.sleep(1)

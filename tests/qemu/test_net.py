@@ -15,15 +15,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import (FailingNbd, Machine, check, finish, host_crc,  # noqa: E402
                           make_pattern_disk, sha256_file, start_nbdkit)
-from netlib import TcpNbd, free_port, net_args, wrong_finished  # noqa: E402
+from netlib import TcpNbd, free_port, net_args, wait_rescued, wrong_finished  # noqa: E402
 
 SECTOR = 512
 SIZE = 24 << 20
-ZONES = [
-    dict(start=2048, count=45000, kind="slow", delay_ms=20),   # long enough to cut it mid-way
-    dict(start=10000, count=16, kind="bad"),
-    dict(start=30000, count=100, kind="bad"),
-]
+# The rescue reads 128 KiB at a time; while the gate file exists every read past 1 MiB takes
+# 0.5 s, so the first boot's job cannot end (about 90 s of reading left) before its steps are done
+# however fast or loaded the machine is; the gate goes before the second boot, which finishes.
+GATE_NAME = "slow-while"
 NIC = os.environ.get("COWBOOT_NIC", "virtio-net-pci")
 
 
@@ -43,6 +42,13 @@ def nbdkit_commands(log):
 
 
 tmp = tempfile.mkdtemp(prefix="cowboot-net-")
+gate = os.path.join(tmp, GATE_NAME)
+open(gate, "w").close()
+ZONES = [
+    dict(start=2048, count=SIZE // SECTOR - 2048, kind="slow", delay_ms=500, **{"while": gate}),
+    dict(start=10000, count=16, kind="bad"),
+    dict(start=30000, count=100, kind="bad"),
+]
 src, cow, plain = (os.path.join(tmp, n) for n in ("src.img", "cow.img", "plain.img"))
 make_pattern_disk(src, SIZE, "source")
 make_pattern_disk(plain, 4 << 20, "plain")
@@ -136,9 +142,10 @@ with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as serve
         out = m.cmd("cow open vd1 nbd1", 120)
         check(f"{tag}: a cow on the NBD disk opens over the failing source", "ov0: nbd1 over vd1" in out, out)
         m.cmd("set progress=lines")
-        out = m.cmd("rescue ov0 timeout=3000 retries=1")
+        out = m.cmd("rescue ov0 timeout=3000 retries=1 max-read=128KiB")
         check(f"{tag}: the rescue into the NBD cow starts", "ov0: rescue started" in out, out)
-        time.sleep(8)
+        state, got = wait_rescued(m, 2 << 20)
+        check(f"{tag}: the rescue writes into the NBD cow", state == "running" and got >= 2 << 20, (state, got))
         server.kill()
         time.sleep(2)
         server.start()
@@ -151,16 +158,22 @@ with FailingNbd(src, ZONES, tmp) as failing, TcpNbd(cow, "cow-A", port) as serve
         m.cmd("set io-timeout=3000")
         server.kill()
         m.wait_for(r"ov0: cow nbd1 is gone; the job waits for it", 120)
-        check(f"{tag}: a server away past the deadline: nbd1 is gone and the job waits", True)
+        out = m.cmd("status", 30)
+        check(f"{tag}: a server away past the deadline: nbd1 is gone and status says the job waits for its cow",
+              "ov0 rescue: waiting for the cow;" in out, out)
         server.start()
         m.wait_for(r"ov0: cow nbd1 answers again; resuming", 120)
         check(f"{tag}: the server back: the job resumes on the same export", True)
+        m.cmd("set io-timeout=30000")   # the short deadline was for the outage only
         time.sleep(3)
         out = m.cmd("net", 30)
         check(f"{tag}: net shows the interface, counters, connections and NBD disks",
               "rx " in out and "dropped:" in out and re.search(r"tcp\d+ .*established", out) and
               re.search(r"nbd1 .*[12] reconnects", out), out)
+        state, _ = wait_rescued(m, 0)
+        check(f"{tag}: the rescue is still running when the power is cut", state == "running", state)
         m.kill()   # a power cut in the middle of the rescue
+    os.unlink(gate)   # the second boot reads at full speed
     check(f"{tag}: the source image is unchanged after the first boot", sha256_file(src) == src_hash)
     wrong, text, blocks = wrong_finished(cow, src, tmp)
     done1 = sum(s for p, s, st in blocks if st == "+")

@@ -16,16 +16,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import FailingNbd, Machine, check, finish, host_crc, make_pattern_disk, sha256_file  # noqa: E402
-from netlib import TcpNbd, free_port, net_args, wrong_finished  # noqa: E402
+from netlib import TcpNbd, free_port, net_args, wait_rescued, wrong_finished  # noqa: E402
 
 SECTOR = 512
 SIZE = 8 << 20
-# The slow zone, read 64 KiB at a time (max-read=), keeps the rescue going through both boots'
-# steps: about 90 reads of 0.3 s.
-ZONES = [dict(start=1024, count=12000, kind="slow", delay_ms=300), dict(start=5000, count=8, kind="bad")]
 OUTAGE_S = 10   # nbdkit away this long after the disk is declared gone: past the 4 s back-off
 
 tmp = tempfile.mkdtemp(prefix="cowboot-nics-")
+# The slow zone, read 64 KiB at a time (max-read=), keeps the rescue going through both boots'
+# steps while the gate file exists: 120 reads of 0.4 s, about 48 s of reading, however fast the
+# machine; the gate goes once the second boot's last step is done, and the rescue finishes.
+gate = os.path.join(tmp, "slow-while")
+open(gate, "w").close()
+ZONES = [dict(start=1024, count=SIZE // SECTOR - 1024, kind="slow", delay_ms=400, **{"while": gate}),
+         dict(start=5000, count=8, kind="bad")]
 src, cow = os.path.join(tmp, "src.img"), os.path.join(tmp, "cow.img")
 make_pattern_disk(src, SIZE, "source")
 src_hash = sha256_file(src)
@@ -87,7 +91,8 @@ with FailingNbd(src, ZONES, tmp) as failing:
             m.cmd("set progress=lines")
             m.cmd("rescue ov0 timeout=3000 retries=1 max-read=64KiB")
             if first:
-                time.sleep(5)
+                state, got = wait_rescued(m, 1 << 20)
+                check(f"{nic}: the rescue writes into the cow on nbd1", state == "running" and got >= 1 << 20, (state, got))
                 server.kill()
                 time.sleep(1)
                 server.start()
@@ -109,10 +114,11 @@ with FailingNbd(src, ZONES, tmp) as failing:
                 time.sleep(OUTAGE_S)
                 state2, after = rescued(m)
                 check(f"{nic}: through a {OUTAGE_S} s outage (past the reconnect back-off) the job stays paused",
-                      state == state2 == "waiting for the source" and before == after, (state, state2, before, after))
+                      state == state2 == "waiting for the cow" and before == after, (state, state2, before, after))
                 server.start()
                 m.wait_for(r"ov0: cow nbd1 answers again; resuming", 120)
                 check(f"{nic}: nbdkit back after the long outage: the job resumes on the same export", True)
+                os.unlink(gate)   # every step is done: the rest of the source reads at full speed
                 m.cmd("set io-timeout=30000")
                 out = m.cmd("wait ov0", 600)
                 check(f"{nic}: the rescue finishes", re.search(r"ov0: rescue finished in \d+ s", m.last_before + out), out[-500:])
