@@ -29,6 +29,21 @@ int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts, c
 	return '?';
 }
 
+int cli_operands(const char *prog, int argc, char **argv, const char *usage, int min, int max)
+{
+	static const struct option longs[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	int c = cli_getopt(prog, argc, argv, "h", longs);
+	if (c == 'h') {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (c != -1 || argc - optind < min || argc - optind > max) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	return -1;
+}
+
 static int bounded(const char *prog, const char *opt, const char *v, uint64_t x, uint64_t min, uint64_t max,
 		   uint64_t *out)
 {

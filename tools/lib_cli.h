@@ -11,6 +11,10 @@
  * needs a value" on stderr and returns '?'. shortopts as getopt's; a leading '+' stops at the
  * first word that is no option (the words after it may begin with '-'). */
 int cli_getopt(const char *prog, int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* The command line of a tool whose only option is --help (-h): -1 when argv[optind..argc) holds
+ * min to max operands; else the exit status after printing usage: 0 for --help (on stdout), 2
+ * for a bad option or a wrong number of operands (on stderr). */
+int cli_operands(const char *prog, int argc, char **argv, const char *usage, int min, int max);
 /* An option's value as a number or a size within [min, max] (max 0: no bound), or bytes in hex
  * (1 to max). 0, or -1 after printing "<prog>: <opt> <value>: <what would do>". */
 int cli_u64(const char *prog, const char *opt, const char *v, uint64_t min, uint64_t max, uint64_t *out);

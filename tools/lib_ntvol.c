@@ -87,7 +87,7 @@ static int states_from_cow(struct ntdisk *d)
 	return 0;
 }
 
-int ntdisk_open(struct ntdisk *d, const char *tool, const char *path, const char *src)
+static int open_disk(struct ntdisk *d, const char *tool, const char *path, const char *src)
 {
 	memset(d, 0, sizeof(*d));
 	if (filedev_open(&d->dev, path, 0) < 0) {
@@ -153,7 +153,9 @@ static int load_block(void *ctx, const struct mapfile_block *b)
 	return 0;
 }
 
-int ntdisk_load_mapfile(struct ntdisk *d, const char *tool, const char *path)
+/* The rescue states from a ddrescue mapfile instead (an image: reads of ranges it does not call
+ * finished fail, as they would on the drive). */
+static int load_mapfile(struct ntdisk *d, const char *tool, const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -193,6 +195,14 @@ int ntdisk_load_mapfile(struct ntdisk *d, const char *tool, const char *path)
 		return -E_NOMEM;
 	d->strict = d->cow == NULL || !d->has_src;
 	return 0;
+}
+
+int ntdisk_open(struct ntdisk *d, const char *tool, const char *path, const char *src, const char *mapfile)
+{
+	int rc = open_disk(d, tool, path, src);
+	if (rc == 0 && mapfile && (rc = load_mapfile(d, tool, mapfile)) < 0)
+		ntdisk_close(d);
+	return rc;
 }
 
 void ntdisk_close(struct ntdisk *d)
@@ -350,4 +360,10 @@ void rangeset_free(struct rangeset *s)
 {
 	free(s->r);
 	memset(s, 0, sizeof(*s));
+}
+
+int rangeset_add_domain(void *ctx, int group, uint64_t off, uint64_t len)
+{
+	(void)group;
+	return rangeset_add(ctx, off, len);
 }

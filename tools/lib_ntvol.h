@@ -18,12 +18,11 @@ struct ntdisk {
 	bool strict;                    /* reads of non-finished ranges fail (no source to read) */
 };
 
-/* Opens path as a cow (src: its source, may be NULL) or else as an image. 0, or prints why
- * on stderr (prefixed by tool) and returns a negative code. */
-int ntdisk_open(struct ntdisk *d, const char *tool, const char *path, const char *src);
-/* Takes the rescue states from a ddrescue mapfile instead (image: reads of ranges it does not
- * call finished fail, as they would on the drive). */
-int ntdisk_load_mapfile(struct ntdisk *d, const char *tool, const char *path);
+/* Opens path as a cow (src: its source, may be NULL) or else as an image, taking the rescue
+ * states from the ddrescue mapfile when one is given (an image then reads only what it calls
+ * finished, as the drive would). 0, or prints why on stderr (prefixed by tool) and returns a
+ * negative code with nothing left open. */
+int ntdisk_open(struct ntdisk *d, const char *tool, const char *path, const char *src, const char *mapfile);
 void ntdisk_close(struct ntdisk *d);
 /* The ntfs_read_fn for a struct ntdisk: any offset and length. */
 int ntdisk_read(void *ctx, uint64_t off, uint32_t len, void *buf);
@@ -44,6 +43,8 @@ void rangeset_normalize(struct rangeset *s);
 /* Writes the set as a domain mapfile of a disk of size bytes ('+' in it, '?' elsewhere). */
 int rangeset_write_domain(const struct rangeset *s, uint64_t size, const char *cmdline, FILE *out);
 void rangeset_free(struct rangeset *s);
+/* The ntfs_domain callback adding each range to the rangeset ctx (groups are not kept). */
+int rangeset_add_domain(void *ctx, int group, uint64_t off, uint64_t len);
 
 /* Messages from the reader go to stderr, prefixed by the tool's name. */
 void ntdisk_say(void *ctx, const char *msg);

@@ -60,25 +60,14 @@ static void say_damaged(void *ctx, const char *msg)
 
 int main(int argc, char **argv)
 {
-	static const struct option longs[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-	int c = cli_getopt("ntfind-bad", argc, argv, "h", longs);
-	if (c == 'h') {
-		fputs(usage_text, stdout);
-		return 0;
-	}
+	int st = cli_operands("ntfind-bad", argc, argv, usage_text, 1, 2);
+	if (st >= 0)
+		return st;
 	argc -= optind - 1;   /* argv[1..] are the disk (and its mapfile) from here on */
 	argv += optind - 1;
-	if (c != -1 || argc < 2 || argc > 3) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
 	struct ntdisk d;
-	if (ntdisk_open(&d, "ntfind-bad", argv[1], NULL) < 0)
+	if (ntdisk_open(&d, "ntfind-bad", argv[1], NULL, argc == 3 ? argv[2] : NULL) < 0)
 		return 2;
-	if (argc == 3 && ntdisk_load_mapfile(&d, "ntfind-bad", argv[2]) < 0) {
-		ntdisk_close(&d);
-		return 2;
-	}
 	if (!d.cow && argc < 3) {
 		fprintf(stderr, "ntfind-bad: %s is an image: give its ddrescue mapfile\n", argv[1]);
 		ntdisk_close(&d);

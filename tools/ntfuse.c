@@ -187,7 +187,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *src = argc - a == 3 ? argv[a + 1] : NULL, *mnt = argv[argc - 1];
-	if (ntdisk_open(&disk, "ntfuse", argv[a], src) < 0)
+	if (ntdisk_open(&disk, "ntfuse", argv[a], src, NULL) < 0)
 		return 2;
 	struct part parts[64];
 	struct parttab t;

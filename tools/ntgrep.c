@@ -67,12 +67,6 @@ static int count_file(void *ctx, const struct ntfs_file *f)
 	return 0;
 }
 
-static int add_range(void *ctx, int group, uint64_t off, uint64_t len)
-{
-	(void)group;
-	return rangeset_add(ctx, off, len);
-}
-
 int main(int argc, char **argv)
 {
 	int domain = 0;
@@ -109,12 +103,8 @@ int main(int argc, char **argv)
 		}
 	}
 	struct ntdisk d;
-	if (ntdisk_open(&d, "ntgrep", disk, src) < 0)
+	if (ntdisk_open(&d, "ntgrep", disk, src, map) < 0)
 		return 2;
-	if (map && ntdisk_load_mapfile(&d, "ntgrep", map) < 0) {
-		ntdisk_close(&d);
-		return 2;
-	}
 	struct part parts[64];
 	struct parttab t;
 	unsigned n;
@@ -137,7 +127,7 @@ int main(int argc, char **argv)
 		struct grep_ctx g = { &d, &v, i, 0, domain, &set };
 		for (int k = a; k < argc && rc == 0; k++) {
 			if (domain) {
-				rc = ntfs_domain(&v, argv[k], add_range, &set);
+				rc = ntfs_domain(&v, argv[k], rangeset_add_domain, &set);
 				if (rc == 0)
 					rc = ntfs_walk(&v, argv[k], count_file, &g);
 			} else {

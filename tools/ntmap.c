@@ -16,28 +16,15 @@ static const char *const usage_text =
 	"Exit status: 0 done, 1 damaged structures were skipped (the map may miss their\n"
 	"clusters) or no NTFS volume, 2 usage or I/O error.\n";
 
-static int add_range(void *ctx, int group, uint64_t off, uint64_t len)
-{
-	(void)group;
-	return rangeset_add(ctx, off, len);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option longs[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-	int c = cli_getopt("ntmap", argc, argv, "h", longs);
-	if (c == 'h') {
-		fputs(usage_text, stdout);
-		return 0;
-	}
+	int st = cli_operands("ntmap", argc, argv, usage_text, 1, 2);
+	if (st >= 0)
+		return st;
 	argc -= optind - 1;   /* argv[1..] are the disk (and its source) from here on */
 	argv += optind - 1;
-	if (c != -1 || argc < 2 || argc > 3) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
 	struct ntdisk d;
-	if (ntdisk_open(&d, "ntmap", argv[1], argc == 3 ? argv[2] : NULL) < 0)
+	if (ntdisk_open(&d, "ntmap", argv[1], argc == 3 ? argv[2] : NULL, NULL) < 0)
 		return 2;
 	struct part parts[64];
 	struct parttab t;
@@ -61,7 +48,7 @@ int main(int argc, char **argv)
 		}
 		v.say = ntdisk_say;
 		v.say_ctx = "ntmap";
-		rc = ntfs_domain(&v, NULL, add_range, &set);
+		rc = ntfs_domain(&v, NULL, rangeset_add_domain, &set);
 		if (rc < 0)
 			fprintf(stderr, "ntmap: volume at 0x%llX: %s\n", (unsigned long long)parts[i].start, err_str(rc));
 		if (v.damaged)

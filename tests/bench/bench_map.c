@@ -10,18 +10,13 @@
 #include <time.h>
 #include "cow/cow.h"
 #include "lib/errors.h"
+#include "tests/lib/rng.h"
 
 #define SECTORS (16ull << 40 >> 9)      /* 16 TiB of 512-byte sectors */
 #define LS 512u
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+static uint64_t rnd(void) { return xorshift64(&rng); }
 
 static double now_s(void)
 {

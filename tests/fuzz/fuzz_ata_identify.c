@@ -6,16 +6,7 @@
 #include <string.h>
 #include "../../lib/ata_id.h"
 #include "../../lib/errors.h"
-
-static void printable(const char *s, size_t cap)
-{
-	const char *end = memchr(s, '\0', cap);
-	if (!end)
-		abort();
-	for (; s < end; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			abort();
-}
+#include "checks.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,9 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ata_identity id;
 	char why[96];
 	int rc = ata_identify_parse(page, &id, why, sizeof(why));
-	printable(id.model, sizeof(id.model));
-	printable(id.serial, sizeof(id.serial));
-	printable(id.firmware, sizeof(id.firmware));
+	assert_printable(id.model, sizeof(id.model));
+	assert_printable(id.serial, sizeof(id.serial));
+	assert_printable(id.firmware, sizeof(id.firmware));
 	if (rc == 0) {
 		if (id.lsize < ATA_SECTOR_MIN || id.lsize > ATA_SECTOR_MAX || (id.lsize & (id.lsize - 1)) ||
 		    id.psize < id.lsize || !id.sectors || id.sectors >> 48 || id.ncq_depth > 32)

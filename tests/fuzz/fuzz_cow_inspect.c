@@ -26,9 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 	char why[200];
 	if (!ready) {
-		fakedev_init(&src, 256 * 1024, 512, "D", "S");
-		fakedev_init(&cow, 2u << 20, 512, "C", "C");
-		cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, sizeof(why));
+		fakedev_formatted_pair(&src, 256 * 1024, &cow, 2u << 20);
 		struct cow *c;
 		if (cow_open(&test_env, &cow.bdev, &src.bdev, &c, why, sizeof(why)) == 0) {
 			struct cow_geometry g;
@@ -37,8 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			cow_set_state(c, 4096, 4096, '-');
 			cow_close(c);   /* a checkpoint in the other slot and a second superblock */
 		}
-		formatted = malloc(cow.bdev.size);
-		memcpy(formatted, cow.durable, cow.bdev.size);
+		formatted = fakedev_durable_copy(&cow, cow.bdev.size);
 		memcpy(cow.view, cow.durable, cow.bdev.size);
 		ready = 1;
 	}
@@ -58,8 +55,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		reseal(cow.view + slot1, 36, 36);
 	size_t said = 0;
 	cow_inspect(&test_env, &cow.bdev, say, &said);
-	for (size_t i = 0; i < cow.ncache; i++)
-		free(cow.cache[i].data);
-	cow.ncache = 0;
+	fakedev_drop_cache(&cow);
 	return 0;
 }

@@ -12,11 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 	char why[200];
 	if (!ready) {
-		fakedev_init(&src, 256 * 1024, 512, "D", "S");
-		fakedev_init(&cow, 2u << 20, 512, "C", "C");
-		cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, sizeof(why));
-		formatted = malloc(cow.bdev.size);
-		memcpy(formatted, cow.durable, cow.bdev.size);
+		fakedev_formatted_pair(&src, 256 * 1024, &cow, 2u << 20);
+		formatted = fakedev_durable_copy(&cow, cow.bdev.size);
 		ready = 1;
 	}
 	memcpy(cow.view, formatted, 1u << 20);   /* the metadata: data starts at 1 MiB here */
@@ -34,8 +31,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cow_ov_read(c, 0, sizeof(buf), buf, &bad);
 		cow_close(c);
 	}
-	for (size_t i = 0; i < cow.ncache; i++)
-		free(cow.cache[i].data);
-	cow.ncache = 0;
+	fakedev_drop_cache(&cow);
 	return 0;
 }

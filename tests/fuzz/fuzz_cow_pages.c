@@ -69,9 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 	char why[200];
 	if (!ready) {
-		fakedev_init(&src, SRC_BYTES, 512, "D", "S");
-		fakedev_init(&cow, COW_BYTES, 512, "C", "C");
-		cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, sizeof(why));
+		fakedev_formatted_pair(&src, SRC_BYTES, &cow, COW_BYTES);
 		struct cow *c;
 		if (cow_open(&test_env, &cow.bdev, &src.bdev, &c, why, sizeof(why)) == 0) {
 			struct cow_geometry g;
@@ -89,8 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			cow_set_state(c, 0, 4096, '-');
 			cow_close(c);
 		}
-		formatted = malloc(META + nslots * MAP_PAGE);
-		memcpy(formatted, cow.durable, META + nslots * MAP_PAGE);
+		formatted = fakedev_durable_copy(&cow, META + nslots * MAP_PAGE);
 		memcpy(cow.view, cow.durable, META + nslots * MAP_PAGE);
 		ready = 1;
 	}
@@ -124,8 +121,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		reseal_sb(&cow, 0, nslots);
 	size_t said = 0;
 	cow_inspect(&test_env, &cow.bdev, say, &said);
-	for (size_t i = 0; i < cow.ncache; i++)
-		free(cow.cache[i].data);
-	cow.ncache = 0;
+	fakedev_drop_cache(&cow);
 	return 0;
 }

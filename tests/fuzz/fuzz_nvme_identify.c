@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../lib/nvme_id.h"
+#include "checks.h"
 
 static uint8_t *part(const uint8_t *data, size_t size, size_t at, size_t len)
 {
@@ -12,16 +13,6 @@ static uint8_t *part(const uint8_t *data, size_t size, size_t at, size_t len)
 	if (size > at)
 		memcpy(p, data + at, size - at < len ? size - at : len);
 	return p;
-}
-
-static void printable(const char *s, size_t cap)
-{
-	const char *end = memchr(s, '\0', cap);
-	if (!end)
-		abort();
-	for (; s < end; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -34,9 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nvme_ctrl_id c;
 	unsigned shift = 12 + (size ? data[0] % 8 : 0);
 	nvme_ctrl_id_parse(ctrl, shift, 1u << 20, &c);
-	printable(c.serial, sizeof(c.serial));
-	printable(c.model, sizeof(c.model));
-	printable(c.firmware, sizeof(c.firmware));
+	assert_printable(c.serial, sizeof(c.serial));
+	assert_printable(c.model, sizeof(c.model));
+	assert_printable(c.firmware, sizeof(c.firmware));
 	if (!c.max_bytes || c.max_bytes > (1u << 20) || c.err_entries < 1 || c.err_entries > 64 ||
 	    c.shutdown_ms < NVME_SHUTDOWN_MIN_MS || c.shutdown_ms > NVME_SHUTDOWN_MAX_MS)
 		abort();

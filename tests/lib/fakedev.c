@@ -108,8 +108,7 @@ void fakedev_init(struct fakedev *d, uint64_t size, uint32_t lsize, const char *
 void fakedev_free(struct fakedev *d)
 {
 	inflight_all -= d->nqueue;
-	for (size_t i = 0; i < d->ncache; i++)
-		free(d->cache[i].data);
+	fakedev_drop_cache(d);
 	free(d->cache);
 	free(d->durable);
 	free(d->view);
@@ -140,6 +139,37 @@ void fakedev_power_cut(struct fakedev *d, uint32_t seed)
 	d->dead = 0;
 	d->cut_after = 0;
 	d->writes = 0;
+}
+
+void fakedev_drop_cache(struct fakedev *d)
+{
+	for (size_t i = 0; i < d->ncache; i++)
+		free(d->cache[i].data);
+	d->ncache = 0;
+}
+
+void fakedev_restore(struct fakedev *d, const uint8_t *image)
+{
+	memcpy(d->durable, image, d->bdev.size);
+	memcpy(d->view, image, d->bdev.size);
+	fakedev_drop_cache(d);
+	d->dead = 0;
+}
+
+uint8_t *fakedev_durable_copy(const struct fakedev *d, uint64_t len)
+{
+	uint8_t *p = malloc(len);
+	if (p)
+		memcpy(p, d->durable, len);
+	return p;
+}
+
+int fakedev_formatted_pair(struct fakedev *src, uint64_t src_bytes, struct fakedev *cow, uint64_t cow_bytes)
+{
+	char why[200];
+	fakedev_init(src, src_bytes, 512, "D", "S");
+	fakedev_init(cow, cow_bytes, 512, "C", "C");
+	return cow_format(&test_env, &cow->bdev, &src->bdev, 4096, why, sizeof(why));
 }
 
 static void *env_alloc(size_t n) { return malloc(n ? n : 1); }

@@ -29,5 +29,16 @@ void fakedev_free(struct fakedev *d);
 /* The state after a power cut: durable data plus a pseudo-random subset of the unflushed writes
  * (seeded), applied in a shuffled order. Leaves the device alive and clean. */
 void fakedev_power_cut(struct fakedev *d, uint32_t seed);
+/* The device holding image (its whole size) durably, as after a clean shutdown: nothing cached,
+ * alive. For tests that start again from one saved state many times. */
+void fakedev_restore(struct fakedev *d, const uint8_t *image);
+/* Forgets the writes not yet flushed, freeing them: reads still see them, but a flush or a power
+ * cut no longer applies them. For fuzzers that lay a fresh view over the device on every run. */
+void fakedev_drop_cache(struct fakedev *d);
+/* A copy of the first len bytes of what the device holds durably (malloc'd: the caller frees). */
+uint8_t *fakedev_durable_copy(const struct fakedev *d, uint64_t len);
+/* A source of src_bytes and a cow device of cow_bytes (512-byte sectors), the cow formatted for
+ * the source with 4 KiB units: the cow fuzzers' starting point. 0 or cow_format's error. */
+int fakedev_formatted_pair(struct fakedev *src, uint64_t src_bytes, struct fakedev *cow, uint64_t cow_bytes);
 extern const struct cow_env test_env;
 #endif

@@ -362,6 +362,33 @@ def sha256_file(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def sum_matches(m, disk, lba, count, path, lsize=512, timeout=60):
+    """Whether the appliance's `sum` of sectors [lba, lba+count) of `disk` equals the CRC-32 of
+    the same sectors of the host image `path` (host_crc), and the command's output."""
+    out = m.cmd(f"sum {disk} {lba} {count}", timeout)
+    got = re.search(r"crc32 ([0-9a-f]{8})", out)
+    return bool(got and got.group(1) == host_crc(path, lba, count, lsize)), out
+
+
+def check_sum(m, name, disk, lba, count, path, lsize=512, timeout=60):
+    """sum_matches as a check named `name`; returns the command's output."""
+    ok, out = sum_matches(m, disk, lba, count, path, lsize, timeout)
+    check(name, ok, out)
+    return out
+
+
+def source_and_cow(prefix, size, cow_bytes, tag="source"):
+    """A scenario's temp dir with a pattern source image of `size` bytes (make_pattern_disk, its
+    sectors tagged `tag`) and an empty cow image of `cow_bytes`: (tmp, src, cow, the source's
+    SHA-256 for the closing check that the source never changed)."""
+    tmp = tempfile.mkdtemp(prefix=f"cowboot-{prefix}-")
+    src, cow = os.path.join(tmp, "src.img"), os.path.join(tmp, "cow.img")
+    make_pattern_disk(src, size, tag)
+    with open(cow, "wb") as f:
+        f.truncate(cow_bytes)
+    return tmp, src, cow, sha256_file(src)
+
+
 def blkdebug_read_error(sector):
     """blkdebug rules (testing.md's recipe) making every read touching `sector` fail with EIO."""
     return (f'[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\n'
@@ -447,7 +474,37 @@ def check_hung_read(m, disk, lba, tag, extra_wait=None):
     return out
 
 
-class FailingNbd:
+class NbdServer:
+    """What the scenarios' nbdkit servers share: the process `proc`, stop() (killed: the drive
+    vanishes), stats() (the plugin's counters at `stats_path`, `no_stats` before it wrote any)
+    and a context manager that stops the server."""
+    proc = None
+    stats_path = None
+    no_stats = {"reads": 0, "bad_reads": 0, "bytes": 0}
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stats(self):
+        import json
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return dict(self.no_stats)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class FailingNbd(NbdServer):
     """nbdkit serving `path` through tests/qemu/failing_disk.py with `zones` (a list of dicts:
     start, count in sectors; kind bad|weak|slow|hang; tries; delay_ms). stop() and start()
     make the drive vanish and come back; stats() are the plugin's read counters."""
@@ -469,27 +526,6 @@ class FailingNbd:
         plugin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "failing_disk.py")
         self.proc = start_nbdkit(self.sock, ["python", plugin, f"file={path or self.path}",
                                              f"zones={self.zones_path}", f"stats={self.stats_path}"])
-
-    def stop(self):
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def stats(self):
-        import json
-        try:
-            with open(self.stats_path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {"reads": 0, "bad_reads": 0, "bytes": 0}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
 
 
 def parse_mapfile(text):

@@ -6,9 +6,7 @@
 # done_bad_reads) and the same with the weak sectors too (weak_done_*).
 #   nbdkit -U SOCK python tests/qemu/deadhead_disk.py file=IMG spec='size=... heads=...' stats=S.json
 import bisect
-import builtins
 import errno
-import json
 import os
 import sys
 import time
@@ -17,9 +15,8 @@ import nbdkit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from deadhead_geometry import SECTOR, Geometry  # noqa: E402
+from image_plugin import API_VERSION, cfg, close, config, can_write, open, save_stats, thread_model  # noqa: E402,F401
 
-API_VERSION = 2
-cfg = {}
 geo = None
 bad_starts, bad_ends = [], []
 weak = set()
@@ -28,10 +25,6 @@ seen = None
 counters = {"reads": 0, "bad_reads": 0, "bytes": 0, "readable_left": 0, "weak_left": 0,
             "done_time": None, "done_reads": None, "done_bad_reads": None,
             "weak_done_time": None, "weak_done_bad_reads": None}
-
-
-def config(key, value):
-    cfg[key] = value
 
 
 def config_complete():
@@ -54,32 +47,8 @@ def config_complete():
     counters["weak_left"] = len(weak)
 
 
-def thread_model():
-    return nbdkit.THREAD_MODEL_SERIALIZE_ALL_REQUESTS
-
-
-def open(readonly):
-    return os.open(cfg["file"], os.O_RDONLY)
-
-
-def close(fd):
-    os.close(fd)
-
-
 def get_size(fd):
     return geo.sectors * SECTOR
-
-
-def can_write(fd):
-    return False
-
-
-def _save():
-    if "stats" in cfg:
-        tmp = cfg["stats"] + ".tmp"
-        with builtins.open(tmp, "w") as f:
-            json.dump(counters, f)
-        os.replace(tmp, cfg["stats"])
 
 
 def _touches_bad(first, end):
@@ -99,7 +68,7 @@ def pread(fd, buf, offset, flags):
     if fail:
         counters["bad_reads"] += 1
         time.sleep(float(cfg.get("bad_ms", "0")) / 1000.0)
-        _save()
+        save_stats(counters)
         nbdkit.set_error(errno.EIO)
         raise OSError(errno.EIO, "simulated dead head")
     new = seen[first:end].count(0)
@@ -118,6 +87,6 @@ def pread(fd, buf, offset, flags):
                 counters["weak_done_time"] = time.time()
                 counters["weak_done_bad_reads"] = counters["bad_reads"]
     counters["bytes"] += len(buf)
-    _save()
+    save_stats(counters)
     data = os.pread(fd, len(buf), offset)
     buf[:len(data)] = data

@@ -1,12 +1,11 @@
 """nbdkit serving an image through tests/qemu/deadhead_disk.py (a drive with dead heads from a
 geometry spec), for the rescue scenario and the benchmark: stats() are the model's counters,
 including the moment every readable sector had been read once."""
-import json
 import os
 import socket
 import time
 
-from cowboot_qemu import start_nbdkit
+from cowboot_qemu import NbdServer, start_nbdkit
 from deadhead_geometry import SECTOR, Geometry, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,7 +17,9 @@ def geometry(name):
     return load(GEOMETRIES)[name]
 
 
-class DeadheadNbd:
+class DeadheadNbd(NbdServer):
+    no_stats = {"reads": 0, "bad_reads": 0, "bytes": 0, "done_time": None}
+
     def __init__(self, path, spec, tmpdir, name="deadhead", bad_ms=0):
         self.geo = Geometry(spec)
         self.sock = os.path.join(tmpdir, f"{name}.sock")
@@ -38,13 +39,6 @@ class DeadheadNbd:
             except OSError:
                 time.sleep(0.05)
 
-    def stats(self):
-        try:
-            with open(self.stats_path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {"reads": 0, "bad_reads": 0, "bytes": 0, "done_time": None}
-
     def truth_bad(self):
         """Unreadable [start, end) sector ranges."""
         return self.geo.bad_ranges()
@@ -54,16 +48,3 @@ class DeadheadNbd:
 
     def readable_bytes(self):
         return (self.geo.sectors - sum(b - a for a, b in self.truth_bad())) * SECTOR
-
-    def stop(self):
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False

@@ -8,20 +8,18 @@ import builtins
 import errno
 import json
 import os
+import sys
 import time
 
 import nbdkit
 
-API_VERSION = 2
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from image_plugin import API_VERSION, cfg, close, config, can_write, open, save_stats, thread_model  # noqa: E402,F401
+
 SECTOR = 512
-cfg = {}
 zones = []
 tries = {}
 counters = {"reads": 0, "bad_reads": 0, "bytes": 0}
-
-
-def config(key, value):
-    cfg[key] = value
 
 
 def config_complete():
@@ -30,32 +28,8 @@ def config_complete():
         zones = json.load(f)
 
 
-def thread_model():
-    return nbdkit.THREAD_MODEL_SERIALIZE_ALL_REQUESTS
-
-
-def open(readonly):
-    return os.open(cfg["file"], os.O_RDONLY)
-
-
-def close(fd):
-    os.close(fd)
-
-
 def get_size(fd):
     return os.fstat(fd).st_size
-
-
-def can_write(fd):
-    return False
-
-
-def _save():
-    if "stats" in cfg:
-        tmp = cfg["stats"] + ".tmp"
-        with builtins.open(tmp, "w") as f:
-            json.dump(counters, f)
-        os.replace(tmp, cfg["stats"])
 
 
 def pread(fd, buf, offset, flags):
@@ -86,7 +60,7 @@ def pread(fd, buf, offset, flags):
         time.sleep(delay)
     if not fail:
         counters["bytes"] += len(buf)
-    _save()
+    save_stats(counters)
     if fail:
         nbdkit.set_error(errno.EIO)
         raise OSError(errno.EIO, "simulated media error")

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import time
 
-from cowboot_qemu import BUILD, BootError, parse_mapfile
+from cowboot_qemu import BUILD, BootError, NbdServer, parse_mapfile
 
 SECTOR = 512
 COWTOOL = os.path.join(BUILD, "cowtool")
@@ -20,9 +20,9 @@ def free_port():
     return p
 
 
-class TcpNbd:
+class TcpNbd(NbdServer):
     """nbdkit's file plugin on 127.0.0.1:port with export name `name`, more `filters`
-    (--filter=...) and their `params`; kill() and start()."""
+    (--filter=...) and their `params`; kill() (the harness's stop()) and start()."""
 
     def __init__(self, path, name, port, filters=(), params=()):
         self.path, self.name, self.port, self.filters = path, name, port, list(filters)
@@ -45,18 +45,7 @@ class TcpNbd:
                 time.sleep(0.05)
         raise BootError("nbdkit did not listen")
 
-    def kill(self):
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.kill()
-        return False
+    kill = NbdServer.stop
 
 
 def net_args(nic):

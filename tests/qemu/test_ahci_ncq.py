@@ -9,8 +9,8 @@ import shutil
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import (Machine, blkdebug_read_error, check, finish, host_crc,  # noqa: E402
-                          make_pattern_disk)
+from cowboot_qemu import (Machine, blkdebug_read_error, check, finish,  # noqa: E402
+                          make_pattern_disk, sum_matches)
 
 tmp = tempfile.mkdtemp(prefix="cowboot-ahcincq-")
 good, bad = os.path.join(tmp, "good.img"), os.path.join(tmp, "bad.img")
@@ -35,21 +35,15 @@ def info_ncq(m, name):
     return (int(got.group(1)), got.group(2), int(got.group(3)), int(got.group(4))) if got else None, out
 
 
-def sum_ok(m, name, path, lba, count):
-    out = m.cmd(f"sum {name} {lba} {count}", 120)
-    got = re.search(r"crc32 ([0-9a-f]{8})", out)
-    return bool(got and got.group(1) == host_crc(path, lba, count)), out
-
-
 with Machine(disks=disks, name="ahcincq") as m:
     m.wait_prompt(60)
     n = {s: name for name, s in re.findall(r"^(sata\d)\s.*\s(N-\S+)\s+ahci", m.cmd("disks"), re.M)}
     g, b, fl = n.get("N-GOOD"), n.get("N-BAD"), n.get("N-FLAKY")
     st, out = info_ncq(m, g)
     check("IDENTIFY and CAP give NCQ with 32 tags, on by default", st and st[:2] == (32, "on"), out)
-    ok, out = sum_ok(m, g, good, 0, SECTORS)
+    ok, out = sum_matches(m, g, 0, SECTORS, good, timeout=120)
     check("a 32 MiB read split over many NCQ commands matches the host", ok, out)
-    ok, out = sum_ok(m, g, good, 1001, 40000)
+    ok, out = sum_matches(m, g, 1001, 40000, good, timeout=120)
     check("an unaligned 40000-sector read over NCQ matches the host", ok, out)
     out = m.cmd(f"bench {g} 32", 120)
     check("bench reads the disk with 8 requests in flight", "queue depth 8" in out, out)
@@ -70,7 +64,7 @@ with Machine(disks=disks, name="ahcincq") as m:
           re.search(rf"{b}: NCQ error .*issuing them again one at a time", log), log)
     st, out = info_ncq(m, b)
     check("info counts the NCQ error", st and st0 and st[3] == st0[3] + 1, out)
-    ok, out = sum_ok(m, b, bad, BAD + 1, 16384 - BAD - 1)
+    ok, out = sum_matches(m, b, BAD + 1, 16384 - BAD - 1, bad, timeout=120)
     check("after the NCQ error the port reads its neighbours with NCQ again", ok, out)
     st2, out = info_ncq(m, b)
     check("no further NCQ error on good sectors", st2 and st2[3] == st[3], out)
@@ -82,7 +76,7 @@ with Machine(disks=disks, name="ahcincq") as m:
     log = m.cmd("log 10")
     inflight = [int(x) for x in re.findall(rf"{b}: NCQ error \(TFD 0x[0-9a-f]+, (\d+) in flight\)", log)]
     check("that NCQ error took back several commands in flight", inflight and max(inflight) > 1, log)
-    ok, out = sum_ok(m, b, bad, 0, 4096)
+    ok, out = sum_matches(m, b, 0, 4096, bad, timeout=120)
     check("the port reads correctly after recovering a full queue", ok, out)
 
     for i, sector in enumerate(FLAKY):
@@ -96,7 +90,7 @@ with Machine(disks=disks, name="ahcincq") as m:
     st, out = info_ncq(m, fl)
     check("info says why NCQ is off, and the disk takes one command at a time",
           st and st[1] == "off" and "after NCQ-only errors" in out and "queue depth 1," in out, out)
-    ok, out = sum_ok(m, fl, flaky, 0, 8192)
+    ok, out = sum_matches(m, fl, 0, 8192, flaky, timeout=120)
     check("the disk reads correctly without NCQ", ok, out)
     st, out = info_ncq(m, g)
     check("the other disks keep NCQ", st and st[1] == "on", out)
@@ -106,7 +100,7 @@ with Machine(disks=disks, name="ahcincq") as m:
     check("the sata-ncq setting turns NCQ off", st and st[1] == "off", out)
     out = m.cmd(f"info {g}")
     check("the disk then takes one command at a time", "queue depth 1," in out, out)
-    ok, out = sum_ok(m, g, good, 3, 30000)
+    ok, out = sum_matches(m, g, 3, 30000, good, timeout=120)
     check("reads without NCQ match the host", ok, out)
     out = m.cmd(f"read {b} {BAD}")
     check("a bad sector without NCQ is still a media error naming it",

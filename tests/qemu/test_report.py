@@ -10,11 +10,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import (BUILD, Machine, check, finish, make_pattern_disk,  # noqa: E402
-                          parse_mapfile, sha256_file)
+from cowboot_qemu import (BUILD, Machine, check, finish, parse_mapfile, sha256_file,  # noqa: E402
+                          source_and_cow)
 from mkdemo import gpt_disk  # noqa: E402
 
 SECTOR = 512
@@ -51,12 +50,7 @@ class StickMachine(Machine):
         return img
 
 
-tmp = tempfile.mkdtemp(prefix="cowboot-report-")
-src, cow = os.path.join(tmp, "src.img"), os.path.join(tmp, "cow.img")
-make_pattern_disk(src, SIZE, "src")
-with open(cow, "wb") as f:
-    f.truncate(32 << 20)
-src_hash = sha256_file(src)
+tmp, src, cow, src_hash = source_and_cow("report", SIZE, 32 << 20, "src")
 disks = [dict(path=src, serial=SRC_SERIAL, readonly=True, blkdebug_rules=rules(BAD)),
          dict(path=cow, serial="COW-0001")]
 cfg = ("set progress=lines\ncow format vd2 vd1 --yes\ncow open vd1 vd2\nrescue ov0 timeout=2000\n"

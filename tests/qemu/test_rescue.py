@@ -9,11 +9,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cowboot_qemu import (BUILD, FailingNbd, Machine, check, finish, make_pattern_disk,  # noqa: E402
-                          map_text, parse_mapfile, sha256_file)
+from cowboot_qemu import (BUILD, FailingNbd, Machine, check, finish, map_text,  # noqa: E402
+                          parse_mapfile, sha256_file, source_and_cow)
 
 SECTOR = 512
 SIZE = 32 << 20
@@ -65,12 +64,7 @@ def finished_equal_source(cow_img, src_img, blocks, tmp):
     return True, ""
 
 
-tmp = tempfile.mkdtemp(prefix="cowboot-rescue-")
-src, cow = os.path.join(tmp, "src.img"), os.path.join(tmp, "cow.img")
-make_pattern_disk(src, SIZE, "source")
-with open(cow, "wb") as f:
-    f.truncate(48 << 20)
-src_hash = sha256_file(src)
+tmp, src, cow, src_hash = source_and_cow("rescue", SIZE, 48 << 20)
 blocks = []
 
 with FailingNbd(src, ZONES, tmp) as nbd:

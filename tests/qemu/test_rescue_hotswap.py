@@ -8,12 +8,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowboot_qemu import (FailingNbd, Machine, check, finish, make_pattern_disk,  # noqa: E402
-                          map_text, parse_mapfile, sha256_file)
+                          map_text, parse_mapfile, sha256_file, source_and_cow)
 
 SECTOR = 512
 SIZE = 32 << 20
@@ -43,14 +42,12 @@ def target_errors(target, src, blocks):
     return wrong
 
 
-tmp = tempfile.mkdtemp(prefix="cowboot-hotswap-")
-src, other, cow, tgt, tgt2 = (os.path.join(tmp, n) for n in ("src.img", "other.img", "cow.img", "tgt.img", "tgt2.img"))
-make_pattern_disk(src, SIZE, "source")
+tmp, src, cow, src_hash = source_and_cow("hotswap", SIZE, 48 << 20)
+other, tgt, tgt2 = (os.path.join(tmp, n) for n in ("other.img", "tgt.img", "tgt2.img"))
 make_pattern_disk(other, SIZE, "impostor")
-for p, size in ((cow, 48 << 20), (tgt, SIZE), (tgt2, SIZE)):
+for p in (tgt, tgt2):
     with open(p, "wb") as f:
-        f.truncate(size)
-src_hash = sha256_file(src)
+        f.truncate(SIZE)
 write_error = (f'[inject-error]\nevent = "write_aio"\niotype = "write"\nerrno = "5"\n'
                f'sector = "{FAIL_AT}"\nonce = "off"\n')
 

@@ -308,8 +308,7 @@ static void test_power_cuts(void)
 		src.view[i] = src.durable[i] = (uint8_t)(i * 13 + (i >> 9));
 	fakedev_init(&cow, 4u << 20, LS, "COW", "C");
 	cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, 200);
-	uint8_t *formatted = malloc(cow.bdev.size);
-	memcpy(formatted, cow.durable, cow.bdev.size);
+	uint8_t *formatted = fakedev_durable_copy(&cow, cow.bdev.size);
 	/* A dry run records every version written to each sector and counts device writes. */
 	struct cow *c;
 	open_cow(&cow, &src, &c, why);
@@ -323,12 +322,7 @@ static void test_power_cuts(void)
 	int cuts = 0, bad_open = 0, bad_finished = 0, bad_written = 0;
 	static uint8_t buf[CSRC];
 	for (uint64_t k = 1; k <= total; k++) {
-		memcpy(cow.durable, formatted, cow.bdev.size);
-		memcpy(cow.view, formatted, cow.bdev.size);
-		for (size_t i = 0; i < cow.ncache; i++)
-			free(cow.cache[i].data);
-		cow.ncache = 0;
-		cow.dead = 0;
+		fakedev_restore(&cow, formatted);
 		if (open_cow(&cow, &src, &c, why) < 0) {
 			bad_open++;
 			continue;

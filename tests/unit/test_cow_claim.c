@@ -88,8 +88,7 @@ static void test_claim(void)
 	/* Power cuts: the workload cut after every device write, each sector then checked. */
 	fakedev_init(&cow, 4u << 20, LS, "COW", "C");
 	cow_format(&test_env, &cow.bdev, &src.bdev, 4096, why, sizeof(why));
-	uint8_t *formatted = malloc(cow.bdev.size);
-	memcpy(formatted, cow.durable, cow.bdev.size);
+	uint8_t *formatted = fakedev_durable_copy(&cow, cow.bdev.size);
 	open_cow(&cow, &src, &c);
 	cow.writes = 0;
 	cow.cut_after = (uint64_t)-1;
@@ -99,12 +98,7 @@ static void test_claim(void)
 	CHECK("the claim workload runs", dry == 0 && total > 20);
 	int bad_open = 0, bad_sector = 0, cuts = 0;
 	for (uint64_t k = 1; k <= total; k++) {
-		memcpy(cow.durable, formatted, cow.bdev.size);
-		memcpy(cow.view, formatted, cow.bdev.size);
-		for (size_t i = 0; i < cow.ncache; i++)
-			free(cow.cache[i].data);
-		cow.ncache = 0;
-		cow.dead = 0;
+		fakedev_restore(&cow, formatted);
 		if (open_cow(&cow, &src, &c) < 0) {
 			bad_open++;
 			continue;

@@ -12,15 +12,10 @@
 #include "../../lib/crc32c.h"
 #include "../../lib/errors.h"
 #include "../../cow/mappage.h"
+#include "../lib/rng.h"
 
 static uint64_t rng = 0x1234567ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+static uint64_t rnd(void) { return xorshift64(&rng); }
 
 /* ---- a sparse device: metadata kept (with a volatile cache a cut can lose), data dropped -- */
 
@@ -537,8 +532,7 @@ static void test_v1(void)
 	cow_get_geometry(c, &g);
 	CHECK("version 1 reopens with its map", g.version == 1 && map_hash(c) == h);
 	cow_close(c);
-	uint8_t *v1 = malloc(fc.bdev.size);
-	memcpy(v1, fc.durable, fc.bdev.size);
+	uint8_t *v1 = fakedev_durable_copy(&fc, fc.bdev.size);
 
 	/* A power cut after every write of the upgrade: the cow opens, as version 1 or 2, with the same map. */
 	fc.writes = 0;
@@ -547,10 +541,7 @@ static void test_v1(void)
 	uint64_t total = fc.writes;
 	int bad_cuts = 0;
 	for (uint64_t k = 1; k <= total; k++) {
-		memcpy(fc.durable, v1, fc.bdev.size);
-		memcpy(fc.view, v1, fc.bdev.size);
-		fc.ncache = 0;
-		fc.dead = 0;
+		fakedev_restore(&fc, v1);
 		fc.writes = 0;
 		fc.cut_after = k;
 		cow_upgrade(&test_env, &fc.bdev, why, 200);
@@ -565,9 +556,7 @@ static void test_v1(void)
 	}
 	printf("  upgrade: %llu writes, a cut after each\n", (unsigned long long)total);
 	CHECK("a cut anywhere in the upgrade leaves a cow that opens with the same map", bad_cuts == 0 && total >= 3);
-	memcpy(fc.durable, v1, fc.bdev.size);
-	memcpy(fc.view, v1, fc.bdev.size);
-	fc.ncache = 0;
+	fakedev_restore(&fc, v1);
 	CHECK("upgrade again in full", cow_upgrade(&test_env, &fc.bdev, why, 200) == 0);
 	CHECK("a second upgrade says it already is version 3", cow_upgrade(&test_env, &fc.bdev, why, 200) == 1);
 	cow_open(&test_env, &fc.bdev, &fs.bdev, &c, why, 200);

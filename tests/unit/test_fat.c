@@ -11,6 +11,7 @@
 #include "../../fs/fat.h"
 #include "../../lib/sha256.h"
 #include "../lib/check.h"
+#include "../lib/shell.h"
 
 static char dir[] = "/tmp/test_fat.XXXXXX";
 static uint8_t work[FAT_WORK_BYTES];
@@ -41,18 +42,6 @@ static int fd_flush(void *ctx)
 }
 
 static struct file_dev fdev;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 /* The output of a shell command (at most max-1 bytes). */
 static size_t run_out(char *out, size_t max, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -7,15 +7,10 @@
 #include "../lib/check.h"
 #include "../../cow/cow.h"
 #include "../../lib/errors.h"
+#include "../lib/rng.h"
 
 static uint64_t rng = 88172645463325252ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+static uint64_t rnd(void) { return xorshift64(&rng); }
 
 /* An allocator that can be told to fail after a number of successful calls. */
 static long allocs_left = -1;

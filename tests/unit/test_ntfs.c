@@ -1,13 +1,13 @@
 /* fs/ntfs.c and fs/parttab.c against volumes made by ntfs-3g (mkntfs, a FUSE mount, ntfsls,
  * ntfscat, ntfsinfo), then against the same volumes damaged on purpose. */
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../lib/check.h"
+#include "../lib/shell.h"
 #include "../../lib/errors.h"
 #include "../../fs/ntfs.h"
 #include "../../fs/parttab.h"
@@ -15,17 +15,6 @@
 static char dir[256], root[1024];   /* root: the repository (tests run from there) */
 static void *xalloc(size_t n) { return malloc(n); }
 static const struct cow_env env = { xalloc, free, NULL, NULL };
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int rc = system(cmd);
-	return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
 
 static uint8_t *slurp(const char *path, size_t *len)
 {

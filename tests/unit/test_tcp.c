@@ -8,19 +8,14 @@
 #include <string.h>
 #include "../lib/check.h"
 #include "../../net/net.h"
+#include "../lib/rng.h"
 
 /* ---- clock, environment ---- */
 static uint64_t now_us = 1000000;
 static uint64_t t_now(void) { return now_us; }
 static void *t_alloc(size_t n) { return calloc(1, n); }
 static uint64_t rng = 88172645463325252ull;
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)rng;
-}
+static uint32_t rnd(void) { return (uint32_t)xorshift64(&rng); }
 static uint32_t t_random(void) { return rnd(); }
 static void t_log(int level, const char *msg) { (void)level; (void)msg; }
 static const struct net_env env = { t_now, t_alloc, free, t_random, t_log };
