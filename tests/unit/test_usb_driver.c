@@ -347,7 +347,9 @@ static int hub_control(struct fhub *h, const uint8_t *setup, uint8_t *buf)
 	switch (setup[0] << 8 | setup[1]) {
 	case 0x8006:
 		if (value == 0x100) {
-			uint8_t dev[18] = { 18, 1, 0x00, h->usb3 ? 3 : 2, 9, 0, h->usb3 ? 3 : h->mtt ? 2 : 1,
+			/* bDeviceProtocol: 3 SuperSpeed, 2 multi-TT, 1 single TT, 0 full speed */
+			uint8_t dev[18] = { 18, 1, 0x00, h->usb3 ? 3 : 2, 9, 0,
+					    h->usb3 ? 3 : h->speed != USB_SPEED_HIGH ? 0 : h->mtt ? 2 : 1,
 					    h->usb3 ? 9 : 64, 0x51, 0x20, (uint8_t)(0x10 + (h - F.hub)), 0x48, 0, 1, 0, 0, 0, 1 };
 			memcpy(buf, dev, 18);
 			return 18;
@@ -1331,5 +1333,30 @@ int main(void)
 	      rc == 0 && ndisks_reg == 1 && !strcmp(disks[0]->name, "usb0-2.3") && !ha->mtt_on && ha->bad_requests == 0 &&
 	      !(ha->hub_sc[0] & (1u << 25)) && ((ha->hub_sc[2] >> 16) & 3) == 2 && !(F.disk_sc[0] & (1u << 25)) &&
 	      (F.disk_sc[2] & 0xff) == ha->slot && ((F.disk_sc[2] >> 8) & 0xff) == 3);
+	/* A full-speed hub on port 1 of a multi-TT high-speed hub, the full-speed disk on its port
+	 * 4: the TT is the high-speed hub's, for its port 1, two tiers up from the disk. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.nhubs = 2;
+	F.hub[0] = (struct fhub){ .mtt = true, .root_port = 2, .speed = USB_SPEED_HIGH, .nports = 4, .tt_think = 0,
+				  .route = 0, .depth_set = -1 };
+	F.hub[0].child_hub[1] = 2;
+	F.hub[1] = (struct fhub){ .root_port = 2, .speed = USB_SPEED_FULL, .nports = 4, .route = 0x1,
+				  .depth_set = -1, .disk_port = 4 };
+	F.disk_route = 0x41;
+	F.disk_speed = USB_SPEED_FULL;
+	rc = xhci_probe(&pdev);
+	ha = &F.hub[0];
+	hb = &F.hub[1];
+	d = ndisks_reg ? disks[0] : NULL;
+	CHECK("a full-speed disk behind a full-speed hub behind a high-speed one is usb0-2.1.4 and reads",
+	      rc == 0 && d && !strcmp(d->name, "usb0-2.1.4") && read_lba(d, &r, 3, 4, buf, 100000) == 0 &&
+	      disk_matches(buf, 3, 4) && ha->bad_requests == 0 && hb->bad_requests == 0);
+	CHECK("the full-speed hub's slot: TT of the high-speed hub's port 1, MTT, Hub, 4 ports",
+	      ((hb->addr_sc[0] >> 20) & 0xf) == 1 && (hb->addr_sc[2] & 0xff) == ha->slot && ((hb->addr_sc[2] >> 8) & 0xff) == 1 &&
+	      (hb->hub_sc[0] & (1u << 26)) && (hb->hub_sc[0] & (1u << 25)) && (hb->hub_sc[1] >> 24) == 4);
+	CHECK("the disk's slot: route 0x41, the same TT (high-speed hub's slot, port 1), MTT",
+	      (F.disk_sc[0] & 0xfffff) == 0x41 && (F.disk_sc[2] & 0xff) == ha->slot && ((F.disk_sc[2] >> 8) & 0xff) == 1 &&
+	      (F.disk_sc[0] & (1u << 25)));
 	return CHECK_DONE();
 }
