@@ -191,7 +191,12 @@ static int hub_init(struct usb_dev *hub)
 	hub->is_hub = true;
 	hub->hub_ports = hd.nports;
 	hub->hub_pwr_ms = hd.pwr_on_ms < 100 ? 100 : hd.pwr_on_ms;
-	int rc = xhci_set_hub(hub, hd.nports, hub->desc.proto == 2, (uint8_t)((hd.characteristics >> 5) & 3));
+	/* A multi-TT hub (device protocol 2) has one TT per port only in its interface's alternate
+	 * setting 1; until that is set it runs one TT for all, and the xHC must not be told MTT. */
+	if (!hub_is_usb3(hub) && hub->speed == USB_SPEED_HIGH && hub->desc.proto == 2)
+		hub->hub_mtt = usb_control(hub, USB_RECIP_IFACE, USB_REQ_SET_INTERFACE, 1, 0, NULL, 0,
+					   USB_CTRL_TIMEOUT_MS) >= 0;
+	int rc = xhci_set_hub(hub, hd.nports, hub->hub_mtt, (uint8_t)((hd.characteristics >> 5) & 3));
 	if (rc < 0)
 		return rc;
 	if (hub_is_usb3(hub))   /* SET_HUB_DEPTH: a USB3 hub routes by its tier */

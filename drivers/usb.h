@@ -72,6 +72,7 @@ struct usb_dev {
 	bool is_hub;
 	uint8_t hub_ports;
 	uint16_t hub_pwr_ms;
+	bool hub_mtt;             /* a high-speed hub running a TT per port (alternate setting 1) */
 	/* The bound class driver and its state. */
 	const struct usb_class_driver *driver;
 	void *drv;

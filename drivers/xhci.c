@@ -577,8 +577,11 @@ int xhci_address_device(struct usb_dev *d)
 		below = tt;
 		tt = tt->parent;
 	}
-	if (tt && (d->speed == USB_SPEED_FULL || d->speed == USB_SPEED_LOW))
+	if (tt && (d->speed == USB_SPEED_FULL || d->speed == USB_SPEED_LOW)) {
 		sc[2] = tt->slot | (uint32_t)below->port << 8;
+		if (tt->hub_mtt)   /* MTT: that hub's TTs are one per port */
+			sc[0] |= 1u << 25;
+	}
 	ep_ctx(hc, s, 1, 4, d->mps0, 0, 0, 8);
 	rc = command(hc, dma_addr(s->in), 0, TRB_TYPE(TRB_ADDRESS) | slot << 24, "Address Device");
 	if (rc < 0)

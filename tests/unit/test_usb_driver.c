@@ -2,8 +2,9 @@
  * on the host, for what QEMU 7.2 cannot show: the USB Legacy Support hand-off (a firmware that
  * lets go and one that does not), scratchpad buffers, 64-byte contexts, a USB2 port reset, a
  * wrong CSW, a stalled data stage with the failing LBA in the sense data, a command that never
- * answers (the recovery ladder), and a plug-in of a bridge deaf to ATA PASS-THROUGH on the USB
- * task, the poll loop never held long. The fake runs whenever the drivers read the clock, which
+ * answers (the recovery ladder), a plug-in of a bridge deaf to ATA PASS-THROUGH on the USB
+ * task, the poll loop never held long, and hubs QEMU has not: two SuperSpeed hubs deep, and a
+ * high-speed hub (multi-TT or not) whose transaction translator reaches a full-speed disk. The fake runs whenever the drivers read the clock, which
  * every wait of theirs does; it walks its rings by their cycle bits (it cannot see doorbell
  * writes). The USB task runs on a stack of its own (ucontext); its yields come back to run_loop. */
 #include "../../drivers/xhci.c"
@@ -26,6 +27,28 @@
 struct fring { uint64_t deq; uint32_t cycle; bool on; };
 struct fep { struct fring r; unsigned state; };
 
+/* A hub between a root port and the disk, for what QEMU's full-speed usb-hub cannot show: a
+ * SuperSpeed hub (descriptor 0x2A, SET_HUB_DEPTH, USB3 port status) or a high-speed one whose
+ * transaction translator reaches a full-speed disk. The fake tells its devices apart by the
+ * root port, route string and speed the driver puts in each Address Device slot context. */
+struct fhub {
+	bool usb3;                   /* SuperSpeed; else high speed */
+	bool mtt;                    /* high speed with a multi-TT interface (alternate setting 1) */
+	uint8_t root_port, speed, nports, tt_think;
+	uint32_t route;
+	int child_hub[8];            /* the hub on port p (index + 1), 0 when none */
+	uint8_t disk_port;           /* the port the disk is on, 0 when elsewhere */
+	bool powered[8];
+	uint16_t st[8], ch[8];       /* wPortStatus, wPortChange */
+	unsigned slot;
+	uint64_t out_ctx;
+	struct fep ep0;
+	uint32_t addr_sc[4], hub_sc[4];   /* slot context at Address Device, at Configure Endpoint */
+	bool hub_configured, mtt_on;
+	int depth_set;               /* SET_HUB_DEPTH's value, -1 when never sent */
+	int port_resets, bad_requests;
+};
+
 static struct {
 	uint8_t mmio[0x4000] __attribute__((aligned(4096)));
 	bool running;
@@ -36,7 +59,6 @@ static struct {
 	uint64_t evt_base;
 	unsigned evt_size, evt_pos;
 	uint32_t evt_cycle;
-	unsigned next_slot;
 	struct fep ep[32];            /* of the one device (slot 1) */
 	uint64_t out_ctx;
 	bool connected, port_enabled;
@@ -62,11 +84,22 @@ static struct {
 	bool tur_hangs;              /* TEST UNIT READY never answers (its CSW does not come) */
 	bool sat_deaf;               /* ATA PASS-THROUGH never answers (a bridge without SAT); a BOT reset ends it */
 	int bot_resets, clear_halts, port_resets;
+	/* Where the disk is (root port 2, high speed, on no hub unless a scenario says so). */
+	uint8_t disk_root_port, disk_speed;
+	uint32_t disk_route;
+	unsigned disk_slot, enabled_slot;
+	uint32_t slots_used;
+	uint32_t disk_sc[4];         /* its slot context at Address Device */
+	struct fhub hub[2];
+	unsigned nhubs;
+	bool root1_connected;        /* a SuperSpeed hub on root port 1 */
+	uint32_t root1_changes;
 } F;
 
 static uint64_t now_us;
 static uint32_t rd(unsigned o) { uint32_t v; memcpy(&v, F.mmio + o, 4); return v; }
 static void port_write(void);
+static void port1_write(void);
 
 /* The register page (capability, operational, port registers) is read-only: a driver write
  * faults, is let through for one instruction (single step), and a write to PORTSC then gets its
@@ -97,6 +130,8 @@ static void on_trap(int sig, siginfo_t *si, void *uc)
 	((ucontext_t *)uc)->uc_mcontext.gregs[REG_EFL] &= ~0x100;
 	if (written == F.mmio + F_CAPLEN + OP_PORTSC(2))
 		port_write();
+	if (written == F.mmio + F_CAPLEN + OP_PORTSC(1))
+		port1_write();
 	regs_protect(true);
 }
 static uint64_t rd64(unsigned o) { return rd(o) | (uint64_t)rd(o + 4) << 32; }
@@ -135,6 +170,18 @@ static struct trb *ring_next(struct fring *r, uint64_t *at)
 
 static uint32_t *ctx(uint64_t base, unsigned i) { return (uint32_t *)(uintptr_t)(base + i * F.csz); }
 
+/* Endpoint dci of a slot (the disk's, or a hub's EP0) and that slot's output context. */
+static struct fep *fake_ep_of(unsigned slot, unsigned dci, uint64_t *out)
+{
+	for (unsigned i = 0; i < F.nhubs; i++)
+		if (F.hub[i].slot == slot && slot) {
+			*out = F.hub[i].out_ctx;
+			return dci == 1 ? &F.hub[i].ep0 : NULL;
+		}
+	*out = F.out_ctx;
+	return &F.ep[dci];
+}
+
 static unsigned do_command(const struct trb *t)
 {
 	unsigned type = (t->ctl >> 10) & 0x3f, slot = t->ctl >> 24, dci = (t->ctl >> 16) & 0x1f;
@@ -142,31 +189,64 @@ static unsigned do_command(const struct trb *t)
 	uint64_t *dcbaa = (uint64_t *)(uintptr_t)rd64(F_CAPLEN + OP_DCBAAP);
 	switch (type) {
 	case TRB_ENABLE_SLOT:
-		return F.next_slot ? CC_SUCCESS : 9;   /* 9: no slots available */
+		for (F.enabled_slot = 1; F.enabled_slot <= 8 && (F.slots_used & (1u << F.enabled_slot)); F.enabled_slot++)
+			;
+		if (F.enabled_slot > 8)
+			return 9;   /* no slots available */
+		F.slots_used |= 1u << F.enabled_slot;
+		return CC_SUCCESS;
 	case TRB_DISABLE_SLOT:
-		memset(F.ep, 0, sizeof(F.ep));
-		F.next_slot = 1;
+		F.slots_used &= ~(1u << slot);
+		if (slot == F.disk_slot) {
+			memset(F.ep, 0, sizeof(F.ep));
+			F.disk_slot = 0;
+		}
+		for (unsigned i = 0; i < F.nhubs; i++)
+			if (F.hub[i].slot == slot)
+				F.hub[i].slot = 0, F.hub[i].ep0.r.on = false;
 		return CC_SUCCESS;
 	case TRB_ADDRESS: {
 		uint32_t *icc = ctx(p, 0), *sc = ctx(p, 1), *ep0 = ctx(p, 2);
 		uint64_t deq = ep0[2] | (uint64_t)ep0[3] << 32;
+		unsigned speed = (sc[0] >> 20) & 0xf, root = (sc[1] >> 16) & 0xff;
+		uint32_t route = sc[0] & 0xfffff;
+		struct fhub *h = NULL;
+		for (unsigned i = 0; i < F.nhubs; i++)
+			if (F.hub[i].root_port == root && F.hub[i].route == route && F.hub[i].speed == speed)
+				h = &F.hub[i];
+		bool disk = root == F.disk_root_port && route == F.disk_route && speed == F.disk_speed;
 		/* A driver that laid the contexts out 32 bytes apart finds nothing where they are. */
-		if (icc[1] != 3 || ((sc[0] >> 20) & 0xf) != USB_SPEED_HIGH || ((sc[1] >> 16) & 0xff) != 2 ||
-		    ((ep0[1] >> 3) & 7) != 4 || !deq)
+		if (icc[1] != 3 || (!h && !disk) || ((ep0[1] >> 3) & 7) != 4 || !deq)
 			return 17;   /* parameter error */
-		F.out_ctx = dcbaa[slot];
-		if (!F.out_ctx)
+		uint64_t out = dcbaa[slot];
+		if (!out)
 			return 5;
-		F.ep[1] = (struct fep){ { deq & ~0xfull, (uint32_t)(deq & 1), true }, EP_RUNNING };
-		ctx(F.out_ctx, 1)[0] = EP_RUNNING;
-		ctx(F.out_ctx, 0)[0] = sc[0];
-		ctx(F.out_ctx, 0)[3] = 2u << 27 | 1;
+		struct fep *e = h ? &h->ep0 : &F.ep[1];
+		*e = (struct fep){ { deq & ~0xfull, (uint32_t)(deq & 1), true }, EP_RUNNING };
+		memcpy(h ? h->addr_sc : F.disk_sc, sc, 16);
+		if (h)
+			h->out_ctx = out, h->slot = slot;
+		else
+			F.out_ctx = out, F.disk_slot = slot;
+		ctx(out, 1)[0] = EP_RUNNING;
+		memcpy(ctx(out, 0), sc, 12);
+		ctx(out, 0)[3] = 2u << 27 | 1;
 		return CC_SUCCESS;
 	}
 	case TRB_EVAL_CTX:
 		return CC_SUCCESS;
 	case TRB_CONFIG_EP: {
 		uint32_t add = ctx(p, 0)[1];
+		for (unsigned i = 0; i < F.nhubs; i++)
+			if (F.hub[i].slot == slot) {   /* a hub: its slot context only (Hub, ports, TT) */
+				struct fhub *h = &F.hub[i];
+				if (add != 1)
+					return 17;
+				memcpy(h->hub_sc, ctx(p, 1), 16);
+				memcpy(ctx(h->out_ctx, 0), ctx(p, 1), 12);
+				h->hub_configured = true;
+				return CC_SUCCESS;
+			}
 		for (unsigned i = 2; i < 32; i++)
 			if (add & (1u << i)) {
 				uint32_t *e = ctx(p, i + 1);
@@ -178,24 +258,23 @@ static unsigned do_command(const struct trb *t)
 			}
 		return CC_SUCCESS;
 	}
-	case TRB_STOP_EP:
-		if (F.ep[dci].state != EP_RUNNING)
+	case TRB_STOP_EP: case TRB_RESET_EP: case TRB_SET_DEQ: {
+		uint64_t out;
+		struct fep *e = fake_ep_of(slot, dci, &out);
+		if (!e)
+			return 5;
+		unsigned want = type == TRB_STOP_EP ? EP_RUNNING : type == TRB_RESET_EP ? EP_HALTED : EP_STOPPED;
+		if (e->state != want)
 			return 19;   /* context state error */
-		F.ep[dci].state = EP_STOPPED;
-		ctx(F.out_ctx, dci)[0] = EP_STOPPED;
+		if (type == TRB_SET_DEQ) {
+			e->r.deq = p & ~0xfull;
+			e->r.cycle = (uint32_t)(p & 1);
+		} else {
+			e->state = EP_STOPPED;
+			ctx(out, dci)[0] = EP_STOPPED;
+		}
 		return CC_SUCCESS;
-	case TRB_RESET_EP:
-		if (F.ep[dci].state != EP_HALTED)
-			return 19;
-		F.ep[dci].state = EP_STOPPED;
-		ctx(F.out_ctx, dci)[0] = EP_STOPPED;
-		return CC_SUCCESS;
-	case TRB_SET_DEQ:
-		if (F.ep[dci].state != EP_STOPPED)
-			return 19;
-		F.ep[dci].r.deq = p & ~0xfull;
-		F.ep[dci].r.cycle = (uint32_t)(p & 1);
-		return CC_SUCCESS;
+	}
 	}
 	return 5;
 }
@@ -219,8 +298,18 @@ static int control(const uint8_t *setup, uint8_t *buf)
 					 7, 5, 0x81, 2, 0, 2, 0, 7, 5, 0x02, 2, 0, 2, 0 };
 	switch (setup[0] << 8 | setup[1]) {
 	case 0x8006:
-		if (value == 0x100) { memcpy(buf, dev, 18); return 18; }
-		if (value == 0x200) { memcpy(buf, cfg, 32); return 32; }
+		if (value == 0x100) {
+			memcpy(buf, dev, 18);
+			if (F.disk_speed == USB_SPEED_SUPER)
+				buf[3] = 3, buf[7] = 9;   /* bcdUSB 3.0, EP0 of 2^9 bytes */
+			return 18;
+		}
+		if (value == 0x200) {
+			memcpy(buf, cfg, 32);
+			if (F.disk_speed == USB_SPEED_FULL)
+				buf[22] = buf[29] = 64, buf[23] = buf[30] = 0;   /* bulk packets of 64 bytes */
+			return 32;
+		}
 		if (value == 0x302) { put_str(buf, "Fake Stick"); return buf[0]; }
 		if (value == 0x303) { put_str(buf, "FAKE-SERIAL-1"); return buf[0]; }
 		if ((value >> 8) == 3) { put_str(buf, "Fake"); return buf[0]; }
@@ -236,6 +325,119 @@ static int control(const uint8_t *setup, uint8_t *buf)
 		F.hanging = false;
 		return 0;
 	}
+	return -1;
+}
+
+/* A hub's port p, as its parent's port status shows it: what is plugged there. */
+static bool hub_port_has(const struct fhub *h, int p) { return h->child_hub[p] || h->disk_port == p; }
+static uint8_t hub_port_speed(const struct fhub *h, int p)
+{
+	return h->child_hub[p] ? F.hub[h->child_hub[p] - 1].speed : F.disk_speed;
+}
+
+/* A hub's control requests (hub class, USB 2.0 ch. 11 and USB 3.2 ch. 10): -1 stalls. What a
+ * hub of its kind would not accept (a USB2 request to a USB3 hub...) is counted. */
+static int hub_control(struct fhub *h, const uint8_t *setup, uint8_t *buf)
+{
+	uint16_t value = (uint16_t)(setup[2] | setup[3] << 8), index = (uint16_t)(setup[4] | setup[5] << 8);
+	int p = index & 0xff;
+	bool port_ok = p >= 1 && p <= h->nports;
+	/* USB3 wPortStatus: power is bit 9, speed 0 (5 Gb/s); USB2: power bit 8, bit 9 low, 10 high. */
+	uint16_t power = h->usb3 ? 1u << 9 : 1u << 8;
+	switch (setup[0] << 8 | setup[1]) {
+	case 0x8006:
+		if (value == 0x100) {
+			/* bDeviceProtocol: 3 SuperSpeed, 2 multi-TT, 1 single TT, 0 full speed */
+			uint8_t dev[18] = { 18, 1, 0x00, h->usb3 ? 3 : 2, 9, 0,
+					    h->usb3 ? 3 : h->speed != USB_SPEED_HIGH ? 0 : h->mtt ? 2 : 1,
+					    h->usb3 ? 9 : 64, 0x51, 0x20, (uint8_t)(0x10 + (h - F.hub)), 0x48, 0, 1, 0, 0, 0, 1 };
+			memcpy(buf, dev, 18);
+			return 18;
+		}
+		if (value == 0x200) {
+			/* Interface 0 (alt 0: single TT, or the SuperSpeed hub) with its status-change
+			 * endpoint; a multi-TT hub's alternate setting 1 (protocol 2). */
+			uint8_t cfg[9 + 9 + 7 + 6 + 9 + 7] = { 9, 2, 0, 0, 1, 1, 0, 0xe0, 0,
+				9, 4, 0, 0, 1, 9, 0, h->usb3 ? 0 : h->mtt ? 1 : 0, 0,
+				7, 5, 0x81, 3, 2, 0, h->usb3 ? 8 : 12 };
+			unsigned n = 25;
+			if (h->usb3) {
+				static const uint8_t comp[6] = { 6, 0x30, 0, 0, 2, 0 };
+				memcpy(cfg + n, comp, 6);
+				n += 6;
+			} else if (h->mtt) {
+				static const uint8_t alt1[16] = { 9, 4, 0, 1, 1, 9, 0, 2, 0, 7, 5, 0x81, 3, 1, 0, 12 };
+				memcpy(cfg + n, alt1, 16);
+				n += 16;
+			}
+			cfg[2] = (uint8_t)n;
+			memcpy(buf, cfg, n);
+			return (int)n;
+		}
+		return -1;
+	case 0x0009: return 0;
+	case 0x010b:   /* SET_INTERFACE: a multi-TT hub's alternate setting 1 turns its TTs on */
+		if (h->usb3 || !h->mtt || value > 1 || index != 0)
+			break;
+		h->mtt_on = value == 1;
+		return 0;
+	case 0xa006: {   /* the hub descriptor: 0x2A for a SuperSpeed hub, 0x29 for a USB2 one */
+		uint16_t chars = (uint16_t)(1 | (h->usb3 ? 0 : (h->tt_think & 3) << 5));   /* per-port power */
+		if (h->usb3 && value == 0x2a00) {
+			uint8_t d[12] = { 12, 0x2a, h->nports, (uint8_t)chars, 0, 50, 0, 4, 0, 0, 0, 0 };
+			memcpy(buf, d, 12);
+			return 12;
+		}
+		if (!h->usb3 && value == 0x2900) {
+			uint8_t d[9] = { 9, 0x29, h->nports, (uint8_t)chars, 0, 50, 0, 0, 0xff };
+			memcpy(buf, d, 9);
+			return 9;
+		}
+		break;
+	}
+	case 0x200c:   /* SET_HUB_DEPTH (USB3 hubs only) */
+		if (!h->usb3 || value > 4)
+			break;
+		h->depth_set = value;
+		return 0;
+	case 0xa300:   /* GET_STATUS of a port */
+		if (!port_ok)
+			break;
+		buf[0] = (uint8_t)h->st[p], buf[1] = (uint8_t)(h->st[p] >> 8);
+		buf[2] = (uint8_t)h->ch[p], buf[3] = (uint8_t)(h->ch[p] >> 8);
+		return 4;
+	case 0x2303:   /* SET_FEATURE of a port */
+		if (!port_ok)
+			break;
+		if (value == 8) {   /* PORT_POWER: what is plugged there connects */
+			h->powered[p] = true;
+			h->st[p] |= power;
+			if (hub_port_has(h, p))
+				h->st[p] |= 1, h->ch[p] |= 1;
+			return 0;
+		}
+		if (value == 4) {   /* PORT_RESET: ends at once, the port enabled at the device's speed */
+			if (!h->powered[p] || !hub_port_has(h, p))
+				break;
+			h->port_resets++;
+			h->st[p] |= 2;
+			if (!h->usb3)
+				h->st[p] |= hub_port_speed(h, p) == USB_SPEED_HIGH ? 1u << 10 :
+					    hub_port_speed(h, p) == USB_SPEED_LOW ? 1u << 9 : 0;
+			h->ch[p] |= 1u << 4;   /* C_PORT_RESET */
+			return 0;
+		}
+		break;
+	case 0x2301:   /* CLEAR_FEATURE of a port: the change bits */
+		if (!port_ok)
+			break;
+		if (value == 16) { h->ch[p] &= ~1u; return 0; }
+		if (value == 17 && !h->usb3) { h->ch[p] &= ~2u; return 0; }
+		if (value == 20) { h->ch[p] &= ~(1u << 4); return 0; }
+		if (value == 29 && h->usb3) { h->ch[p] &= ~(1u << 5); return 0; }
+		break;
+	}
+	h->bad_requests++;
 	return -1;
 }
 
@@ -374,10 +576,13 @@ static void halt(unsigned dci, uint64_t at)
 {
 	F.ep[dci].state = EP_HALTED;
 	ctx(F.out_ctx, dci)[0] = EP_HALTED;
-	post_event(at, (uint32_t)CC_STALL << 24, TRB_TYPE(TRB_EV_TRANSFER) | 1u << 24 | dci << 16);
+	post_event(at, (uint32_t)CC_STALL << 24, TRB_TYPE(TRB_EV_TRANSFER) | F.disk_slot << 24 | dci << 16);
 }
 
-/* One TD of endpoint dci: false when the device has nothing to say yet (NAK). */
+static bool control_td(struct fep *e, struct fring save, struct trb *t, uint64_t at, uint32_t ev, struct fhub *h);
+static bool bulk_td(struct fep *e, struct fring save, struct trb *t, uint64_t at, uint32_t ev, unsigned dci);
+
+/* One TD of the disk's endpoint dci: false when the device has nothing to say yet (NAK). */
 static bool transfer(unsigned dci)
 {
 	struct fep *e = &F.ep[dci];
@@ -386,31 +591,48 @@ static bool transfer(unsigned dci)
 	struct trb *t = ring_next(&e->r, &at);
 	if (!t)
 		return false;
-	uint32_t ev = TRB_TYPE(TRB_EV_TRANSFER) | 1u << 24 | dci << 16;
-	if (dci == 1) {   /* Setup, Data, Status */
-		uint8_t setup[8], buf[256];
-		memcpy(setup, t, 8);
+	uint32_t ev = TRB_TYPE(TRB_EV_TRANSFER) | F.disk_slot << 24 | dci << 16;
+	if (dci == 1)
+		return control_td(e, save, t, at, ev, NULL);
+	return bulk_td(e, save, t, at, ev, dci);
+}
+
+/* A control TD (Setup, Data, Status) on the disk's EP0 or hub h's. */
+static bool control_td(struct fep *e, struct fring save, struct trb *t, uint64_t at, uint32_t ev, struct fhub *h)
+{
+	uint8_t setup[8], buf[256];
+	memcpy(setup, t, 8);
+	e->r.deq += 16;
+	int n = h ? hub_control(h, setup, buf) : control(setup, buf);
+	struct trb *d;
+	while ((d = ring_next(&e->r, &at)) && ((d->ctl >> 10) & 0x3f) != TRB_STATUS) {
+		uint8_t *p = (uint8_t *)(uintptr_t)(d->d0 | (uint64_t)d->d1 << 32);
+		uint32_t len = d->d2 & 0x1ffff, k = n > 0 ? ((uint32_t)n < len ? (uint32_t)n : len) : 0;
+		if (setup[0] & 0x80)
+			memcpy(p, buf, k);
+		if (n >= 0 && k < len)
+			post_event(at, (uint32_t)CC_SHORT << 24 | (len - k), ev);
 		e->r.deq += 16;
-		int n = control(setup, buf);
-		struct trb *d;
-		while ((d = ring_next(&e->r, &at)) && ((d->ctl >> 10) & 0x3f) != TRB_STATUS) {
-			uint8_t *p = (uint8_t *)(uintptr_t)(d->d0 | (uint64_t)d->d1 << 32);
-			uint32_t len = d->d2 & 0x1ffff, k = n > 0 ? ((uint32_t)n < len ? (uint32_t)n : len) : 0;
-			if (setup[0] & 0x80)
-				memcpy(p, buf, k);
-			if (n >= 0 && k < len)
-				post_event(at, (uint32_t)CC_SHORT << 24 | (len - k), ev);
-			e->r.deq += 16;
-		}
-		if (!d) { e->r = save; return false; }
-		e->r.deq += 16;
-		if (n < 0) {
+	}
+	if (!d) { e->r = save; return false; }
+	e->r.deq += 16;
+	if (n < 0) {
+		if (h) {
+			e->state = EP_HALTED;
+			ctx(h->out_ctx, 1)[0] = EP_HALTED;
+			post_event(at, (uint32_t)CC_STALL << 24, ev);
+		} else {
 			halt(1, at);
-			return true;
 		}
-		post_event(at, (uint32_t)CC_SUCCESS << 24, ev);
 		return true;
 	}
+	post_event(at, (uint32_t)CC_SUCCESS << 24, ev);
+	return true;
+}
+
+/* A bulk TD of the disk (dci 3 IN, 4 OUT). */
+static bool bulk_td(struct fep *e, struct fring save, struct trb *t, uint64_t at, uint32_t ev, unsigned dci)
+{
 	uint8_t *p = (uint8_t *)(uintptr_t)(t->d0 | (uint64_t)t->d1 << 32);
 	uint32_t len = t->d2 & 0x1ffff;   /* the drivers' TDs here are one TRB up to 64 KiB ... */
 	uint32_t total = 0;
@@ -475,7 +697,14 @@ static void port_show(void)
 {
 	wr(F_CAPLEN + OP_PORTSC(2), (F.connected ? PORT_CCS | 3u << 10 : 0) | (F.port_enabled ? PORT_PED : 0) |
 				    PORT_PP | F.port_changes);
-	wr(F_CAPLEN + OP_PORTSC(1), PORT_PP);
+	wr(F_CAPLEN + OP_PORTSC(1), (F.root1_connected ? PORT_CCS | PORT_PED | 4u << 10 : 0) | PORT_PP | F.root1_changes);
+}
+
+/* Port 1 is USB3: a link that trained is enabled already; the driver only clears its changes. */
+static void port1_write(void)
+{
+	F.root1_changes &= ~(rd(F_CAPLEN + OP_PORTSC(1)) & PORT_CHANGES);
+	port_show();
 }
 
 static void port_write(void)
@@ -517,7 +746,7 @@ static void fake_step(void)
 		F.evt_size = (unsigned)erst[1];
 		F.evt_pos = 0;
 		F.evt_cycle = 1;
-		F.next_slot = 1;
+		F.slots_used = 0;
 	} else if (!(cmd & CMD_RS) && F.running) {
 		F.running = false;
 		wr(op + OP_USBSTS, STS_HCH);
@@ -531,12 +760,20 @@ static void fake_step(void)
 		F.cmd.deq = at + 16;
 		unsigned cc = do_command(t);
 		unsigned type = (t->ctl >> 10) & 0x3f;
-		unsigned slot = type == TRB_ENABLE_SLOT && cc == CC_SUCCESS ? F.next_slot-- : t->ctl >> 24;
+		unsigned slot = type == TRB_ENABLE_SLOT && cc == CC_SUCCESS ? F.enabled_slot : t->ctl >> 24;
 		post_event(at, cc << 24, TRB_TYPE(TRB_EV_CMD) | slot << 24);
 	}
 	for (unsigned dci = 1; dci < 32; dci++)
 		while (F.ep[dci].r.on && F.ep[dci].state != EP_HALTED && transfer(dci))
 			;
+	for (unsigned i = 0; i < F.nhubs; i++) {
+		struct fhub *h = &F.hub[i];
+		uint64_t at;
+		struct trb *ht;
+		while (h->ep0.r.on && h->ep0.state != EP_HALTED && (ht = ring_next(&h->ep0.r, &at)) &&
+		       control_td(&h->ep0, h->ep0.r, ht, at, TRB_TYPE(TRB_EV_TRANSFER) | h->slot << 24 | 1u << 16, h))
+			;
+	}
 }
 
 static void fake_init(unsigned csz, unsigned nscratch, bool legacy, bool lets_go)
@@ -548,6 +785,8 @@ static void fake_init(unsigned csz, unsigned nscratch, bool legacy, bool lets_go
 	F.bios_lets_go = lets_go;
 	F.connected = true;
 	F.port_changes = PORT_CSC;
+	F.disk_root_port = 2;
+	F.disk_speed = USB_SPEED_HIGH;
 	F.stall_lba = F.hang_lba = UINT64_MAX;
 	for (unsigned i = 0; i < sizeof(F.disk); i++)
 		F.disk[i] = (uint8_t)(i / 512 + i % 512);
@@ -1014,5 +1253,110 @@ int main(void)
 	      rc == 0 && strstr(logbuf, "firmware kept the controller 1000 ms: taken") &&
 	      (rd(F_XECP) & (LEG_OS_OWNED | LEG_BIOS_OWNED)) == LEG_OS_OWNED);
 	CHECK("32-byte contexts enumerate too", ndisks_reg == 1 && disks[0]->sectors == F_SECTORS);
+
+	/* Two SuperSpeed hubs deep: hub A on USB3 root port 1, hub B on A's port 3, the disk (at
+	 * SuperSpeed) on B's port 1; root port 2 empty. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.connected = false;
+	F.port_changes = 0;
+	F.root1_connected = true;
+	F.root1_changes = PORT_CSC;
+	F.nhubs = 2;
+	F.hub[0] = (struct fhub){ .usb3 = true, .root_port = 1, .speed = USB_SPEED_SUPER, .nports = 4,
+				  .route = 0, .depth_set = -1 };
+	F.hub[0].child_hub[3] = 2;
+	F.hub[1] = (struct fhub){ .usb3 = true, .root_port = 1, .speed = USB_SPEED_SUPER, .nports = 2,
+				  .route = 0x3, .depth_set = -1, .disk_port = 1 };
+	F.disk_root_port = 1;
+	F.disk_route = 0x13;   /* tier 1: port 3, tier 2: port 1 */
+	F.disk_speed = USB_SPEED_SUPER;
+	rc = xhci_probe(&pdev);
+	d = ndisks_reg ? disks[0] : NULL;
+	CHECK("a disk behind two SuperSpeed hubs is registered under its port path",
+	      rc == 0 && d && !strcmp(d->name, "usb0-1.3.1") && d->sectors == F_SECTORS);
+	CHECK("it reads the disk's data", d && read_lba(d, &r, 100, 16, buf, 100000) == 0 && disk_matches(buf, 100, 16));
+	const struct fhub *ha = &F.hub[0], *hb = &F.hub[1];
+	CHECK("SET_HUB_DEPTH: 0 for the hub on the root port, 1 for the one below it",
+	      ha->depth_set == 0 && hb->depth_set == 1);
+	CHECK("the hubs were asked only what a SuperSpeed hub answers (descriptor 0x2A, USB3 port features)",
+	      ha->bad_requests == 0 && hb->bad_requests == 0);
+	CHECK("each hub port was powered; the used ones reset once, their change bits cleared",
+	      ha->powered[1] && ha->powered[4] && hb->powered[2] && ha->port_resets == 1 && hb->port_resets == 1 &&
+	      ha->ch[3] == 0 && hb->ch[1] == 0 && (ha->st[3] & 0x203) == 0x203 && (hb->st[1] & 0x203) == 0x203);
+	CHECK("hub A's slot: route 0, SuperSpeed, root port 1; Hub flag and 4 ports, no MTT",
+	      (ha->addr_sc[0] & 0xfffff) == 0 && ((ha->addr_sc[0] >> 20) & 0xf) == 4 && ((ha->addr_sc[1] >> 16) & 0xff) == 1 &&
+	      ha->hub_configured && (ha->hub_sc[0] & (1u << 26)) && !(ha->hub_sc[0] & (1u << 25)) && (ha->hub_sc[1] >> 24) == 4);
+	CHECK("hub B's slot: route 0x3, SuperSpeed, root port 1; Hub flag and 2 ports",
+	      (hb->addr_sc[0] & 0xfffff) == 0x3 && ((hb->addr_sc[0] >> 20) & 0xf) == 4 && ((hb->addr_sc[1] >> 16) & 0xff) == 1 &&
+	      hb->hub_configured && (hb->hub_sc[0] & (1u << 26)) && (hb->hub_sc[1] >> 24) == 2);
+	CHECK("the disk's slot: route 0x13, SuperSpeed, root port 1, no TT, not a hub",
+	      (F.disk_sc[0] & 0xfffff) == 0x13 && ((F.disk_sc[0] >> 20) & 0xf) == 4 && ((F.disk_sc[1] >> 16) & 0xff) == 1 &&
+	      (F.disk_sc[2] & 0xffff) == 0 && !(F.disk_sc[0] & (3u << 25)));
+
+	/* A high-speed multi-TT hub on USB2 root port 2, TT think time 16 FS bit times (1), with a
+	 * full-speed disk on its port 2: the disk is reached through the hub's TT for port 2. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.nhubs = 1;
+	F.hub[0] = (struct fhub){ .mtt = true, .root_port = 2, .speed = USB_SPEED_HIGH, .nports = 4, .tt_think = 1,
+				  .route = 0, .depth_set = -1, .disk_port = 2 };
+	F.disk_route = 0x2;
+	F.disk_speed = USB_SPEED_FULL;
+	rc = xhci_probe(&pdev);
+	d = ndisks_reg ? disks[0] : NULL;
+	ha = &F.hub[0];
+	CHECK("a full-speed disk behind a high-speed hub is registered as usb0-2.2",
+	      rc == 0 && d && !strcmp(d->name, "usb0-2.2") && d->sectors == F_SECTORS);
+	CHECK("it reads the disk's data", d && read_lba(d, &r, 7, 8, buf, 100000) == 0 && disk_matches(buf, 7, 8));
+	CHECK("the multi-TT hub was put in its alternate setting 1, sent no SET_HUB_DEPTH nor other USB3 request",
+	      ha->mtt_on && ha->depth_set == -1 && ha->bad_requests == 0);
+	CHECK("the hub's slot: high speed, root port 2; Hub, MTT, 4 ports, TT think time 1",
+	      ((ha->addr_sc[0] >> 20) & 0xf) == 3 && ((ha->addr_sc[1] >> 16) & 0xff) == 2 && ha->hub_configured &&
+	      (ha->hub_sc[0] & (1u << 26)) && (ha->hub_sc[0] & (1u << 25)) && (ha->hub_sc[1] >> 24) == 4 &&
+	      ((ha->hub_sc[2] >> 16) & 3) == 1);
+	CHECK("the disk's slot: route 0x2, full speed, root port 2, TT hub slot = the hub's, TT port 2, MTT",
+	      (F.disk_sc[0] & 0xfffff) == 0x2 && ((F.disk_sc[0] >> 20) & 0xf) == 1 && ((F.disk_sc[1] >> 16) & 0xff) == 2 &&
+	      (F.disk_sc[2] & 0xff) == ha->slot && ha->slot && ((F.disk_sc[2] >> 8) & 0xff) == 2 &&
+	      (F.disk_sc[0] & (1u << 25)) && !(F.disk_sc[0] & (1u << 26)));
+	/* The same hub with one TT (protocol 1): no MTT anywhere. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.nhubs = 1;
+	F.hub[0] = (struct fhub){ .root_port = 2, .speed = USB_SPEED_HIGH, .nports = 4, .tt_think = 2,
+				  .route = 0, .depth_set = -1, .disk_port = 3 };
+	F.disk_route = 0x3;
+	F.disk_speed = USB_SPEED_FULL;
+	rc = xhci_probe(&pdev);
+	ha = &F.hub[0];
+	CHECK("behind a single-TT hub: usb0-2.3, no MTT in either slot, TT port 3, think time 2",
+	      rc == 0 && ndisks_reg == 1 && !strcmp(disks[0]->name, "usb0-2.3") && !ha->mtt_on && ha->bad_requests == 0 &&
+	      !(ha->hub_sc[0] & (1u << 25)) && ((ha->hub_sc[2] >> 16) & 3) == 2 && !(F.disk_sc[0] & (1u << 25)) &&
+	      (F.disk_sc[2] & 0xff) == ha->slot && ((F.disk_sc[2] >> 8) & 0xff) == 3);
+	/* A full-speed hub on port 1 of a multi-TT high-speed hub, the full-speed disk on its port
+	 * 4: the TT is the high-speed hub's, for its port 1, two tiers up from the disk. */
+	reset_driver_state();
+	fake_init(32, 0, false, false);
+	F.nhubs = 2;
+	F.hub[0] = (struct fhub){ .mtt = true, .root_port = 2, .speed = USB_SPEED_HIGH, .nports = 4, .tt_think = 0,
+				  .route = 0, .depth_set = -1 };
+	F.hub[0].child_hub[1] = 2;
+	F.hub[1] = (struct fhub){ .root_port = 2, .speed = USB_SPEED_FULL, .nports = 4, .route = 0x1,
+				  .depth_set = -1, .disk_port = 4 };
+	F.disk_route = 0x41;
+	F.disk_speed = USB_SPEED_FULL;
+	rc = xhci_probe(&pdev);
+	ha = &F.hub[0];
+	hb = &F.hub[1];
+	d = ndisks_reg ? disks[0] : NULL;
+	CHECK("a full-speed disk behind a full-speed hub behind a high-speed one is usb0-2.1.4 and reads",
+	      rc == 0 && d && !strcmp(d->name, "usb0-2.1.4") && read_lba(d, &r, 3, 4, buf, 100000) == 0 &&
+	      disk_matches(buf, 3, 4) && ha->bad_requests == 0 && hb->bad_requests == 0);
+	CHECK("the full-speed hub's slot: TT of the high-speed hub's port 1, MTT, Hub, 4 ports",
+	      ((hb->addr_sc[0] >> 20) & 0xf) == 1 && (hb->addr_sc[2] & 0xff) == ha->slot && ((hb->addr_sc[2] >> 8) & 0xff) == 1 &&
+	      (hb->hub_sc[0] & (1u << 26)) && (hb->hub_sc[0] & (1u << 25)) && (hb->hub_sc[1] >> 24) == 4);
+	CHECK("the disk's slot: route 0x41, the same TT (high-speed hub's slot, port 1), MTT",
+	      (F.disk_sc[0] & 0xfffff) == 0x41 && (F.disk_sc[2] & 0xff) == ha->slot && ((F.disk_sc[2] >> 8) & 0xff) == 1 &&
+	      (F.disk_sc[0] & (1u << 25)));
 	return CHECK_DONE();
 }
