@@ -1535,8 +1535,132 @@ static void say_map(struct cow *c, void (*say)(void *, const char *), void *ctx,
 	     (unsigned long long)t.sectors[0], (unsigned long long)t.written);
 }
 
-/* No map loads whole: each map page of sb's tree on its own. The damaged ones are named with
- * the sectors they covered (between their intact neighbours); what the intact ones call
+/* Salvage: what is known of each sector when no map loads. `val` holds the states and written
+ * flags the intact pages and changes give; `unk` marks what nothing gives: state '-' where the
+ * state is unknown, written set where the written flag is. The pages' extents are gathered
+ * packed (`ent`, as in a page; the source's end closes the last) and loaded at once. */
+struct salvage {
+	struct cow_map *val, unk;
+	uint64_t sectors;
+	uint64_t *ent, nent, capent;
+};
+
+static int salvage_push(struct salvage *v, const struct cow_env *env, uint64_t e)
+{
+	if (v->nent == v->capent) {
+		uint64_t cap = v->capent ? v->capent * 2 : 4096;
+		uint64_t *t = env->alloc(cap * sizeof(*t));
+		if (!t)
+			return -E_NOMEM;
+		if (v->nent)
+			memcpy(t, v->ent, v->nent * sizeof(*t));
+		if (v->ent)
+			env->free(v->ent);
+		v->ent = t;
+		v->capent = cap;
+	}
+	v->ent[v->nent++] = e;
+	return 0;
+}
+
+static void salvage_get(void *ctx, uint64_t i, struct cow_extent *x)
+{
+	const struct salvage *v = ctx;
+	uint64_t e = v->ent[i], end = i + 1 < v->nent ? ENT_START(v->ent[i + 1]) : v->sectors;
+	*x = (struct cow_extent){ ENT_START(e), end - ENT_START(e), map_state_char(e & 7), (uint8_t)(e >> 3 & 1) };
+}
+
+/* Sb's log over the salvaged pages: each log page that is intact (its checksum, the one its
+ * index names, its place) and consistent (its commit in sequence, every change inside the source
+ * with valid codes) is replayed in order; a change sets fields, so one that sets a field makes it
+ * known whatever the page under it said. Damaged pages are skipped and named. */
+static int v3_salvage_log(struct cow *c, const struct superblock *sb, struct salvage *v,
+			  void (*say)(void *, const char *), void *ctx)
+{
+	if (sb->version != COW_VERSION || sb->log_slot == SLOT_NONE)
+		return 0;
+	char why[200] = "";
+	uint32_t ls = sb->log_slot;
+	struct map_idx_page *ix = c->env->alloc(2 * MAP_PAGE);
+	if (!ix)
+		return -E_NOMEM;
+	struct map_log_page *lp = (struct map_log_page *)(ix + 1);
+	int rc = -E_CORRUPT;
+	if (ls >= sb->page_slots || slot_busy(c, ls))
+		fmt_snprintf(why, sizeof(why), "the superblock names it at slot %u, %s", ls,
+			     ls >= sb->page_slots ? "outside the metadata area" : "which a map page uses too");
+	else if ((rc = cow_bdev_read(c->dev, slot_byte(c, ls), MAP_PAGE, ix, NULL)) < 0)
+		fmt_snprintf(why, sizeof(why), "the log's index page at slot %u is unreadable: %s", ls, err_str(rc));
+	else
+		rc = page_check(c, ix, PAGE_LOGIX, ls, sb->log_crc, LOG_PAGES_MAX, "the log's index page", why, sizeof(why));
+	if (rc < 0) {
+		sayf(say, ctx, "the log (%llu changes) cannot be applied: %s; a sector a change of the last commits set "
+		     "may be counted as it was before", (unsigned long long)sb->log_recs, why);
+		c->env->free(ix);
+		return 0;
+	}
+	slot_mark(c, ls);
+	uint64_t applied = 0, gen = 0;
+	uint32_t good = 0, named = 0;
+	for (uint32_t i = 0; i < ix->h.n; i++) {
+		uint32_t s = ix->e[i].slot;
+		why[0] = '\0';
+		rc = -E_CORRUPT;
+		if (s >= sb->page_slots || slot_busy(c, s))
+			fmt_snprintf(why, sizeof(why), "log page %u: the index names slot %u, %s", i, s,
+				     s >= sb->page_slots ? "outside the metadata area" : "which another page uses (a loop or a shared page)");
+		else if ((rc = cow_bdev_read(c->dev, slot_byte(c, s), MAP_PAGE, lp, NULL)) < 0)
+			fmt_snprintf(why, sizeof(why), "log page %u at slot %u is unreadable: %s", i, s, err_str(rc));
+		else if ((rc = page_check(c, lp, PAGE_LOG, s, ix->e[i].crc, LOG_MAX, "log page", why, sizeof(why))) == 0 &&
+			 (lp->h.gen < gen || lp->h.gen > sb->seq || lp->h.first > lp->h.gen)) {
+			fmt_snprintf(why, sizeof(why), "log page at slot %u was written by commit %llu, out of sequence", s,
+				     (unsigned long long)lp->h.gen);
+			rc = -E_CORRUPT;
+		}
+		for (uint32_t j = 0; rc == 0 && j < lp->h.n; j++) {
+			uint64_t st = lp->r[j].start, cnt = lp->r[j].count_flags >> 8;
+			unsigned sc = lp->r[j].count_flags & 15, wc = (lp->r[j].count_flags >> 4) & 15;
+			if (st >= v->sectors || !cnt || cnt > v->sectors - st || sc > 5 || wc > 2) {
+				fmt_snprintf(why, sizeof(why), "log page at slot %u, record %u: a change of sectors %llu+%llu that "
+					     "cannot be", s, j, (unsigned long long)st, (unsigned long long)cnt);
+				rc = -E_CORRUPT;
+			}
+		}
+		if (rc < 0) {
+			if (named++ < 20)
+				sayf(say, ctx, "%s: its changes are not applied", why);
+			continue;
+		}
+		slot_mark(c, s);
+		gen = lp->h.gen;
+		good++;
+		for (uint32_t j = 0; j < lp->h.n; j++) {
+			uint64_t st = lp->r[j].start, cnt = lp->r[j].count_flags >> 8;
+			unsigned sc = lp->r[j].count_flags & 15, wc = (lp->r[j].count_flags >> 4) & 15;
+			rc = cow_map_set(v->val, st, cnt, sc ? map_state_char(sc - 1) : 0, wc ? (int)wc - 1 : -1);
+			if (rc == 0)
+				rc = cow_map_set(&v->unk, st, cnt, sc ? COW_NONTRIED : 0, wc ? 0 : -1);
+			if (rc < 0) {
+				c->env->free(ix);
+				return rc;
+			}
+		}
+		applied += lp->h.n;
+	}
+	if (good == ix->h.n)
+		sayf(say, ctx, "the log: all %u pages intact, their %llu changes applied", good, (unsigned long long)applied);
+	else
+		sayf(say, ctx, "the log: %u of %u pages intact, their %llu changes applied; the %llu changes of the others "
+		     "are not: a sector one of them set last may be counted as it was before it", good, ix->h.n,
+		     (unsigned long long)applied,
+		     (unsigned long long)(sb->log_recs > applied ? sb->log_recs - applied : 0));
+	c->env->free(ix);
+	return 0;
+}
+
+/* No map loads whole: each map page of sb's tree on its own, then its log's intact changes over
+ * them. The damaged pages are named with the sectors they covered (between their intact
+ * neighbours), and the sectors whose state nothing gives afterwards; what the rest calls
  * finished or written can still be taken from the data area. */
 static void v2_salvage(struct cow *c, const struct superblock *sb, void (*say)(void *, const char *), void *ctx)
 {
@@ -1556,15 +1680,22 @@ static void v2_salvage(struct cow *c, const struct superblock *sb, void (*say)(v
 		     (unsigned long long)sb->data_off);
 		return;
 	}
+	struct salvage v = { .val = &c->map, .sectors = sb->src_size / sb->src_lsize };
 	struct cow_map_chunk *p = c->env->alloc(sizeof(*p));
-	if (!p) {
+	cow_map_free(&c->map);
+	rc = p ? cow_map_init(&c->map, c->env, v.sectors, UINT64_MAX / 2) : -E_NOMEM;
+	if (rc == 0 && (rc = cow_map_init(&v.unk, c->env, v.sectors, UINT64_MAX / 2)) < 0)
+		cow_map_free(&c->map);
+	if (rc < 0) {
+		sayf(say, ctx, "no map loads, and salvaging it failed: %s", err_str(rc));
+		if (p)
+			c->env->free(p);
 		tree_free(c->env, &t);
 		return;
 	}
-	uint64_t sectors = sb->src_size / (sb->src_lsize ? sb->src_lsize : 512), good = 0, named = 0;
-	uint64_t fin = 0, wr = 0, lost_from = 0, prev_last = 0;
+	uint64_t sectors = v.sectors, good = 0, named = 0, lost = 0, lost_from = 0, prev_last = 0;
 	bool in_lost = false, have_prev = false;
-	for (uint64_t i = 0; i <= t.nl; i++) {
+	for (uint64_t i = 0; i <= t.nl && rc >= 0; i++) {
 		bool ok = false;
 		if (i < t.nl) {
 			why[0] = '\0';
@@ -1578,42 +1709,90 @@ static void v2_salvage(struct cow *c, const struct superblock *sb, void (*say)(v
 			for (uint32_t j = 0; ok && j < p->h.n; j++) {
 				uint64_t st = ENT_START(p->e[j]);
 				ok = (p->e[j] & 7) <= 4 && st < sectors && (!j || st > ENT_START(p->e[j - 1])) &&
-				     (!have_prev || in_lost || st > prev_last);
+				     (!have_prev || st > prev_last) && (have_prev || in_lost || j || st == 0);
 			}
 			if (rc == 0 && !ok)
 				fmt_snprintf(why, sizeof(why), "map page at slot %u (byte %llu): its extents are out of order",
 					     t.lslot[i], (unsigned long long)slot_byte(c, t.lslot[i]));
+			rc = 0;
 		}
+		/* A lost stretch ends where the next intact page starts. */
 		uint64_t first = i < t.nl && ok ? ENT_START(p->e[0]) : sectors;
 		if (in_lost && (ok || i == t.nl)) {
 			if (named <= 20)
-					sayf(say, ctx, "  the map of sectors %llu to %llu is lost with it", (unsigned long long)lost_from,
+				sayf(say, ctx, "  the map of sectors %llu to %llu is lost with it", (unsigned long long)lost_from,
 				     (unsigned long long)first);
+			lost += first - lost_from;
+			rc = cow_map_set(&v.unk, lost_from, first - lost_from, COW_BAD, 1);
 			in_lost = false;
 		}
-		if (i == t.nl)
+		if (i == t.nl || rc < 0)
 			break;
 		if (!ok) {
 			if (named++ < 20)
 				sayf(say, ctx, "%s", why);
-			if (!in_lost)
+			if (!in_lost) {
+				/* The last extent before it ends somewhere in the lost stretch. */
 				lost_from = have_prev ? prev_last : 0;
+				if (have_prev)
+					v.nent--;
+				rc = salvage_push(&v, c->env, ENT(lost_from, 0, 0));
+			}
 			in_lost = true;
 			continue;
 		}
 		good++;
-		for (uint32_t j = 0; j + 1 < p->h.n; j++) {
-			uint64_t len = ENT_START(p->e[j + 1]) - ENT_START(p->e[j]);
-			fin += (p->e[j] & 7) == 4 ? len : 0;
-			wr += (p->e[j] & 8) ? len : 0;
-		}
+		for (uint32_t j = 0; j < p->h.n && rc == 0; j++)
+			rc = salvage_push(&v, c->env, p->e[j]);
 		prev_last = ENT_START(p->e[p->h.n - 1]);
 		have_prev = true;
 	}
-	sayf(say, ctx, "%llu of %llu map pages are intact; they call %llu sectors finished and %llu written (their "
-	     "last extents not counted): that data can still be recovered from the data area at byte %llu",
-	     (unsigned long long)good, (unsigned long long)t.nl, (unsigned long long)fin, (unsigned long long)wr,
-	     (unsigned long long)sb->data_off);
+	if (rc == 0)
+		rc = cow_map_load(&c->map, v.nent, salvage_get, &v);
+	if (rc == 0)
+		rc = v3_salvage_log(c, sb, &v, say, ctx);
+	/* The totals of what is known: the whole map's, less what lies where the state (or the
+	 * written flag) is unknown. */
+	struct cow_totals tot;
+	uint64_t unk_state = 0, unk_ranges = 0;
+	if (rc == 0)
+		cow_map_totals(&c->map, &tot);
+	for (const struct cow_extent *x = rc == 0 ? cow_map_get(&v.unk, 0) : NULL; x; x = cow_map_next(&v.unk, x)) {
+		if (x->state != COW_BAD && !x->written)
+			continue;
+		uint64_t xs = x->start, xe = x->start + x->count;
+		bool st = x->state == COW_BAD, w = x->written;
+		if (st && unk_ranges++ < 20)
+			sayf(say, ctx, "  still unknown: the state of sectors %llu to %llu", (unsigned long long)xs,
+			     (unsigned long long)xe);
+		unk_state += st ? x->count : 0;
+		for (uint64_t s = xs; s < xe;) {
+			const struct cow_extent *a = cow_map_at(&c->map, s);
+			uint64_t e = a->start + a->count < xe ? a->start + a->count : xe;
+			if (st)
+				tot.sectors[cow_state_index(a->state)] -= e - s;
+			if (w && a->written)
+				tot.written -= e - s;
+			s = e;
+		}
+	}
+	const char *with = sb->version == COW_VERSION && sb->log_slot != SLOT_NONE ? "with the log applied, " : "";
+	if (rc < 0)
+		sayf(say, ctx, "salvaging the map failed: %s", err_str(rc));
+	else if (lost)
+		sayf(say, ctx, "%sthe state of %llu of the %llu sectors lost with damaged pages is still unknown, in %llu "
+		     "range%s", with, (unsigned long long)unk_state, (unsigned long long)lost, (unsigned long long)unk_ranges,
+		     unk_ranges == 1 ? "" : "s");
+	if (rc == 0)
+		sayf(say, ctx, "%llu of %llu map pages are intact; %sthey call %llu sectors finished, %llu bad, %llu non-tried "
+		     "and %llu written: that data can still be recovered from the data area at byte %llu",
+		     (unsigned long long)good, (unsigned long long)t.nl, with, (unsigned long long)tot.sectors[4],
+		     (unsigned long long)tot.sectors[3], (unsigned long long)tot.sectors[0], (unsigned long long)tot.written,
+		     (unsigned long long)sb->data_off);
+	cow_map_free(&v.unk);
+	cow_map_free(&c->map);
+	if (v.ent)
+		c->env->free(v.ent);
 	c->env->free(p);
 	tree_free(c->env, &t);
 }

@@ -134,6 +134,79 @@ print(' '.join(str(o) for o in range(8192, len(d) - 4096, 4096) if d[o:o + 4] ==
 done
 rm -f shared
 check "a damaged map page both superblocks name: check exits 1, names it and what is lost and salvageable" "[ $hit = 1 ] && echo \"\$out\" | grep -q 'map page at slot [0-9]* (byte $off) has a bad checksum' && echo \"\$out\" | grep -q 'the map of sectors [0-9]* to [0-9]* is lost with it' && echo \"\$out\" | grep -q 'map pages are intact'"
+# A cow with a log: the first import's ~24,000 extents are written as pages, the second's
+# scattered changes (some inside every page) mostly go into the log. A map page both
+# superblocks name is damaged: check's salvage applies the log over the intact pages, and its
+# totals must be the true map's outside the sectors it says are still unknown.
+truncate -s 128M lsrc.img
+python3 -c "
+import random
+random.seed(7)
+S = (128 << 20) // 512
+def write(name, areas):
+    with open(name, 'w') as f:
+        f.write('# Mapfile\n0x0 ?  1\n')
+        for p, n, st in areas: f.write('0x%X 0x%X %s\n' % (p * 512, n * 512, st))
+a, p, i = [], 0, 0
+while p < S:
+    n = min(random.randint(1, 20), S - p)
+    a.append((p, n, '-/?'[i % 3])); p += n; i += 1
+write('l1.map', a)
+b, p = [], 0
+for k in range(400):
+    s = k * (S // 400) + random.randint(0, S // 400 - 64)
+    n = random.randint(1, 48)
+    if s > p: b.append((p, s - p, '?'))
+    b.append((s, n, '+-'[k % 2])); p = s + n
+b.append((p, S - p, '?'))
+write('l2.map', b)"
+"$C" format lcow lsrc.img >/dev/null && "$C" import-map lcow l1.map >/dev/null &&
+	"$C" import-map lcow l2.map --image lsrc.img >/dev/null && "$C" reset lcow '*' >/dev/null
+out=$("$C" check lcow 2>&1); rc=$?
+check "a cow whose map pages lie under a log of changes" "[ $rc = 0 ] && echo \"\$out\" | grep -q 'pages; log of [1-9][0-9]* changes)'"
+"$C" map lcow > ltruth.map
+# The leaf whose range holds the most logged changes, and a log page, from the newest superblock.
+read -r leaf logpage <<<"$(python3 -c "
+import struct
+d = open('lcow', 'rb').read(64 << 20)
+sb = max((struct.unpack_from('<Q', d, o + 40)[0], o) for o in (0, 4096))[1]
+root, = struct.unpack_from('<Q', d, sb + 88); lslot, = struct.unpack_from('<I', d, sb + 368)
+pg = lambda s: 8192 + s * 4096
+ents = lambda s: [struct.unpack_from('<I', d, pg(s) + 32 + 8 * i)[0] for i in range(struct.unpack_from('<I', d, pg(s) + 8)[0])]
+leaves = [l for g in ents(root) for l in ents(g)]
+firsts = [struct.unpack_from('<Q', d, pg(l) + 24)[0] for l in leaves] + [1 << 62]
+logs = ents(lslot)
+starts = [struct.unpack_from('<Q', d, pg(l) + 32 + 16 * j)[0] for l in logs for j in range(struct.unpack_from('<I', d, pg(l) + 8)[0])]
+best = max(range(len(leaves)), key=lambda k: sum(firsts[k] <= s < firsts[k + 1] for s in starts))
+print(pg(leaves[best]), pg(logs[0]))")"
+cp lcow damaged
+printf 'zz' | dd of=damaged bs=1 seek=$((leaf + 300)) conv=notrunc status=none
+out=$("$C" check damaged 2>&1); rc=$?
+verdict=$(echo "$out" | python3 -c "
+import re, sys
+out = sys.stdin.read()
+unk = [(int(a), int(b)) for a, b in re.findall(r'still unknown: the state of sectors (\d+) to (\d+)', out)]
+m = re.search(r'with the log applied, the state of (\d+) of the (\d+) sectors lost', out)
+t = re.search(r'call (\d+) sectors finished, (\d+) bad, (\d+) non-tried and (\d+) written', out)
+if not (m and t and unk): print('no salvage figures'); sys.exit()
+tot = {'+': 0, '-': 0, '?': 0}
+for line in open('ltruth.map'):
+    f = line.split()
+    if len(f) != 3 or not f[0].startswith('0x') or not f[1].startswith('0x'): continue
+    s, e = int(f[0], 16) // 512, (int(f[0], 16) + int(f[1], 16)) // 512
+    n = e - s - sum(max(0, min(e, b) - max(s, a)) for a, b in unk)
+    if f[2] in tot: tot[f[2]] += n
+got = {'+': int(t[1]), '-': int(t[2]), '?': int(t[3])}
+if got != tot: print('salvage says %s, the true map outside the unknown sectors %s' % (got, tot))
+elif not 0 < int(m[1]) < int(m[2]): print('the log gave nothing of the lost sectors: %s of %s still unknown' % (m[1], m[2]))
+else: print('ok %s %s' % (m[1], m[2]))")
+check "a damaged map page under a log: check names it, applies the log's changes and its totals are the truth's ($verdict)" \
+	"[ $rc = 1 ] && echo \"\$out\" | grep -q 'map page at slot [0-9]* (byte $leaf) has a bad checksum' && echo \"\$out\" | grep -q 'the log: all [0-9]* pages intact, their [0-9]* changes applied' && [ \"\${verdict%% *}\" = ok ]"
+printf 'zz' | dd of=damaged bs=1 seek=$((logpage + 300)) conv=notrunc status=none
+out=$("$C" check damaged 2>&1); rc=$?
+check "and with a log page damaged too: it names the page and says its changes are not applied" \
+	"[ $rc = 1 ] && echo \"\$out\" | grep -q 'log page at slot [0-9]* (byte $logpage) has a bad checksum: its changes are not applied' && echo \"\$out\" | grep -q 'the log: [0-9]* of [0-9]* pages intact'"
+rm -f lsrc.img lcow damaged l1.map l2.map ltruth.map
 out=$("$C" info cow)
 check "info shows identity, geometry and totals" "echo \"\$out\" | grep -q 'source: 3145728 bytes' && echo \"\$out\" | grep -q 'rescued  *1114112 bytes'"
 printf 'x' | dd of=cow bs=1 seek=40 conv=notrunc status=none
