@@ -1,7 +1,9 @@
 # nbdkit python plugin: a failing drive over an image file. Zones (a JSON list) make sectors
 # bad (EIO always), weak (EIO for the first `tries` reads, then good), slow (a delay per read)
 # or hanging (the read stalls `delay_ms`, then fails). Counts reads and reads touching bad,
-# weak or hanging sectors (the drive's wear) into `stats`.
+# weak or hanging sectors (the drive's wear) into `stats`, with the seconds spent answering them
+# (`busy_s`: the time the drive itself took, delays included). trace=FILE (optional) gets a line
+# a read: start and end (monotonic seconds), offset, length, 1 if it failed.
 #   nbdkit -U SOCK python tests/qemu/failing_disk.py file=IMG zones=ZONES.json stats=STATS.json
 import builtins
 import errno
@@ -16,7 +18,9 @@ SECTOR = 512
 cfg = {}
 zones = []
 tries = {}
-counters = {"reads": 0, "bad_reads": 0, "bytes": 0}
+counters = {"reads": 0, "bad_reads": 0, "bytes": 0, "busy_s": 0.0}
+trace = None
+last = {"failed": False}
 
 
 def config(key, value):
@@ -24,9 +28,11 @@ def config(key, value):
 
 
 def config_complete():
-    global zones
+    global zones, trace
     with builtins.open(cfg["zones"]) as f:
         zones = json.load(f)
+    if "trace" in cfg:
+        trace = builtins.open(cfg["trace"], "w", buffering=1)   # a line at a time: nbdkit may be killed
 
 
 def thread_model():
@@ -58,6 +64,18 @@ def _save():
 
 
 def pread(fd, buf, offset, flags):
+    t0 = time.monotonic()
+    try:
+        _pread(fd, buf, offset)
+    finally:
+        t1 = time.monotonic()
+        counters["busy_s"] += t1 - t0
+        _save()
+        if trace:
+            trace.write(f"{t0:.6f} {t1:.6f} {offset} {len(buf)} {int(last['failed'])}\n")
+
+
+def _pread(fd, buf, offset):
     first, end = offset // SECTOR, (offset + len(buf) + SECTOR - 1) // SECTOR
     counters["reads"] += 1
     fail = touched = False
@@ -85,7 +103,7 @@ def pread(fd, buf, offset, flags):
         time.sleep(delay)
     if not fail:
         counters["bytes"] += len(buf)
-    _save()
+    last["failed"] = fail
     if fail:
         nbdkit.set_error(errno.EIO)
         raise OSError(errno.EIO, "simulated media error")
