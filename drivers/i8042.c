@@ -14,7 +14,6 @@
 #define I8042_WRITE_TIMEOUT_MS 50  /* the controller to take a byte (input buffer empty) */
 #define I8042_READ_TIMEOUT_MS  50  /* a byte from the controller or the keyboard to arrive */
 #define I8042_POLL_BYTES 16        /* bytes taken per poll at most */
-#define I8042_POLL_EVERY_MS 5      /* a port read each poll costs every wait loop a device exit under TCG */
 #define DATA 0x60
 #define CMD 0x64                   /* status when read */
 #define ST_OBF 0x01
@@ -139,13 +138,6 @@ static void i8042_poll(void)
 	}
 	if (state != READY)
 		return;
-	/* Not on every poll: each status read is a trip into the emulator, which under QEMU's TCG
-	 * made each disk request of a rescue about 0.5 ms slower (bench_rescue); 5 ms is below what a
-	 * typist notices, and the controller and QEMU queue the bytes meanwhile. */
-	static deadline_t next;
-	if (!deadline_passed(next))
-		return;
-	next = deadline_in_ms(I8042_POLL_EVERY_MS);
 	for (int i = 0; i < I8042_POLL_BYTES; i++) {
 		uint8_t st = inb(CMD);
 		if (!(st & ST_OBF))
