@@ -2,7 +2,10 @@
 # bad (EIO always), weak (EIO for the first `tries` reads, then good), slow (a delay per read)
 # or hanging (the read stalls `delay_ms`, then fails). A zone with "while": PATH acts only while
 # that file exists (a test keeps a job slow through its steps, then lets it finish). Counts reads
-# and reads touching bad, weak or hanging sectors (the drive's wear) into `stats`.
+# and reads touching bad, weak or hanging sectors (the drive's wear) into `stats`, with the
+# seconds spent answering them (`busy_s`: the time the drive itself took, delays included).
+# trace=FILE (optional) gets a line a read: start and end (monotonic seconds), offset, length,
+# 1 if it failed.
 #   nbdkit -U SOCK python tests/qemu/failing_disk.py file=IMG zones=ZONES.json stats=STATS.json
 import builtins
 import errno
@@ -19,13 +22,17 @@ from image_plugin import API_VERSION, cfg, close, config, can_write, open, save_
 SECTOR = 512
 zones = []
 tries = {}
-counters = {"reads": 0, "bad_reads": 0, "bytes": 0}
+counters = {"reads": 0, "bad_reads": 0, "bytes": 0, "busy_s": 0.0}
+trace = None
+last = {"failed": False}
 
 
 def config_complete():
-    global zones
+    global zones, trace
     with builtins.open(cfg["zones"]) as f:
         zones = json.load(f)
+    if "trace" in cfg:
+        trace = builtins.open(cfg["trace"], "w", buffering=1)   # a line at a time: nbdkit may be killed
 
 
 def get_size(fd):
@@ -33,6 +40,18 @@ def get_size(fd):
 
 
 def pread(fd, buf, offset, flags):
+    t0 = time.monotonic()
+    try:
+        _pread(fd, buf, offset)
+    finally:
+        t1 = time.monotonic()
+        counters["busy_s"] += t1 - t0
+        save_stats(counters)
+        if trace:
+            trace.write(f"{t0:.6f} {t1:.6f} {offset} {len(buf)} {int(last['failed'])}\n")
+
+
+def _pread(fd, buf, offset):
     first, end = offset // SECTOR, (offset + len(buf) + SECTOR - 1) // SECTOR
     counters["reads"] += 1
     fail = touched = False
@@ -60,7 +79,7 @@ def pread(fd, buf, offset, flags):
         time.sleep(delay)
     if not fail:
         counters["bytes"] += len(buf)
-    save_stats(counters)
+    last["failed"] = fail
     if fail:
         nbdkit.set_error(errno.EIO)
         raise OSError(errno.EIO, "simulated media error")
