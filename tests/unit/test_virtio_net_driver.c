@@ -22,6 +22,7 @@ static inline uint32_t inl(uint16_t p) { return port_in(p, 4); }
 static inline void cpu_pause(void) {}
 #include "../../drivers/virtio_net.c"
 #include "../../drivers/virtio.c"
+#include "../lib/arp_frames.h"
 #include "../lib/check.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -237,27 +238,13 @@ static void fake_init(void)
 /* An ARP request "who has 10.0.2.15, tell 10.0.2.2" arrives. */
 static void arp_request_arrives(void)
 {
-	uint8_t *f = F.rx_frame;
-	memset(f, 0, 60);
-	memset(f, 0xff, 6);
-	memcpy(f + 6, PEER_MAC, 6);
-	put16(f + 12, 0x0806);
-	put16(f + 14, 1);
-	put16(f + 16, 0x0800);
-	f[18] = 6;
-	f[19] = 4;
-	put16(f + 20, 1);
-	memcpy(f + 22, PEER_MAC, 6);
-	put32(f + 28, PEER_IP);
-	put32(f + 38, OUR_IP);
-	F.rx_len = 60;
+	arp_request_frame(F.rx_frame, PEER_MAC, PEER_IP, OUR_IP);
+	F.rx_len = ARP_FRAME_BYTES;
 }
 
 static bool is_arp_reply_to_peer(int k)
 {
-	const uint8_t *f = F.sent[k];
-	return k < F.nsent && F.sent_len[k] >= 42 && !memcmp(f, PEER_MAC, 6) && !memcmp(f + 6, OUR_MAC, 6) &&
-	       get16(f + 12) == 0x0806 && get16(f + 20) == 2 && get32(f + 28) == OUR_IP && get32(f + 38) == PEER_IP;
+	return k < F.nsent && arp_is_reply(F.sent[k], F.sent_len[k], PEER_MAC, OUR_MAC, OUR_IP, PEER_IP);
 }
 
 /* Polls the interface for `ms` of fake time, in 10 ms steps. */
