@@ -548,15 +548,7 @@ static void log_op(struct cow *c, uint64_t start, uint64_t count, uint8_t state,
 /* The chunk holding `sector`. */
 static uint64_t chunk_at(const struct cow_map *m, uint64_t sector)
 {
-	uint64_t lo = 0, hi = m->nchunks - 1;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi + 1) / 2;
-		if (m->first[mid] <= sector)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	return lo;
+	return map_floor(m->first, m->nchunks, sector);
 }
 
 struct undo { struct map_page_hdr h; struct cow_map_chunk *ch; uint32_t new; bool group; uint64_t g; uint32_t gold, gcrc; };

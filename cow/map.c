@@ -107,16 +107,7 @@ static uint64_t grp_count(const struct cow_map *m, uint64_t g)
 
 static uint64_t grp_of(const struct cow_map *m, uint64_t k)
 {
-	const struct cow_map_index *x = m->idx;
-	uint64_t lo = 0, hi = x->n - 1;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi + 1) / 2;
-		if (x->first[mid] <= k)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	return lo;
+	return map_floor(m->idx->first, m->idx->n, k);
 }
 
 /* A page no longer referenced once the next commit is durable: its slot is handed to the cow.
@@ -218,16 +209,9 @@ static uint64_t chunk_of(const struct cow_map *m, uint64_t sector)
 	uint64_t h = m->hint;
 	if (h < m->nchunks && m->first[h] <= sector && (h + 1 == m->nchunks || sector < m->first[h + 1]))
 		return h;
-	uint64_t lo = 0, hi = m->nchunks - 1;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi + 1) / 2;
-		if (m->first[mid] <= sector)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	set_hint(m, lo);
-	return lo;
+	uint64_t k = map_floor(m->first, m->nchunks, sector);
+	set_hint(m, k);
+	return k;
 }
 
 static uint32_t index_in(const struct cow_map_chunk *c, uint64_t sector)

@@ -77,6 +77,21 @@ struct cow_map_index {
 	uint64_t changes;         /* counts every change: views of extents stay valid while it holds */
 };
 
+/* The last i < n with first[i] <= key, first[] ascending and n > 0 (0 when key is below them
+ * all): which chunk holds a sector, which group holds a chunk. */
+static inline uint64_t map_floor(const uint64_t *first, uint64_t n, uint64_t key)
+{
+	uint64_t lo = 0, hi = n - 1;
+	while (lo < hi) {
+		uint64_t mid = (lo + hi + 1) / 2;
+		if (first[mid] <= key)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
 uint32_t map_page_crc(const void *page);
 uint8_t map_state_char(unsigned idx);
 /* Replaces the map by adopted chunks (each written at h.slot, clean) under `ng` groups of
