@@ -49,6 +49,15 @@ static int health_read(struct blk_dev *d, deadline_t budget, struct blk_health *
 	return h->verdict == BLK_HEALTH_WARNING || rc == -E_TIMEOUT ? CON_SEV_WARN : 0;
 }
 
+/* What the health reads said of disk d (failing[] by block-layer index). */
+static bool is_failing(const uint8_t *failing, const struct blk_dev *d)
+{
+	for (int i = 0; i < blk_count() && i < MAX_LISTED; i++)
+		if (blk_get(i) == d)
+			return failing[i];
+	return false;
+}
+
 void welcome_print(void)
 {
 	struct blk_dev *src = NULL, *cow = NULL;
@@ -97,7 +106,8 @@ void welcome_print(void)
 	/* A partition typed for a cow is the first choice for one, the boot stick's too. */
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
-		if (!(d->flags & BLK_F_COW_PART) || (d->flags & BLK_F_DEV_RO) || !src || d->parent == src)
+		if (!(d->flags & BLK_F_COW_PART) || (d->flags & BLK_F_DEV_RO) || !src || d->parent == src ||
+		    is_failing(failing, d->parent))
 			continue;
 		if (d->sectors * d->lsize >= src->sectors * src->lsize &&
 		    (!cow || d->sectors * d->lsize < cow->sectors * cow->lsize))
