@@ -71,6 +71,9 @@ struct blk_driver_ops {
 };
 
 enum blk_verdict { BLK_HEALTH_PASSED, BLK_HEALTH_WARNING, BLK_HEALTH_FAILING, BLK_HEALTH_UNKNOWN };
+/* lib/ata_id.c's ata_smart_words returns 0..3 in this order: SATA and USB drivers cast it. */
+_Static_assert(BLK_HEALTH_PASSED == 0 && BLK_HEALTH_WARNING == 1 && BLK_HEALTH_FAILING == 2 &&
+	       BLK_HEALTH_UNKNOWN == 3, "the verdicts in ata_smart_words' order");
 struct blk_health {
 	enum blk_verdict verdict;
 	char words[120];    /* for a person: "SMART: passed", "SMART: FAILING (...), 12 reallocated sectors" */
