@@ -108,22 +108,7 @@ void time_delay_us(uint64_t us)
 	fake_step();
 }
 int kprintf(const char *fmt, ...) { (void)fmt; return 0; }
-static char logs[8192];   /* every event, one a line */
-void log_event(enum log_level lvl, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	va_start(ap, fmt);
-	fmt_vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	(void)lvl;
-	if (strlen(logs) + strlen(line) + 2 < sizeof(logs)) {
-		strcat(logs, line);
-		strcat(logs, "\n");
-	}
-	if (getenv("E1000_TEST_VERBOSE"))
-		printf("  [%d] %s\n", lvl, line);
-}
+#include "../lib/fake_log.h"
 void *dma_alloc(size_t bytes, size_t align) { void *p = aligned_alloc(align, (bytes + align - 1) / align * align); memset(p, 0, bytes); return p; }
 void dma_free(void *p, size_t bytes) { (void)bytes; free(p); }
 void *kzalloc(size_t n) { return calloc(1, n); }
@@ -152,7 +137,7 @@ static void fake_init(bool is_82574, bool mac_in_ral)
 	for (int i = 0; i < 3; i++)
 		F.eeprom[i] = (uint16_t)(mac[2 * i] | mac[2 * i + 1] << 8);
 	load_mac_regs();
-	logs[0] = '\0';
+	fake_logs[0] = '\0';
 }
 
 /* An ARP request "who has 10.0.3.15, tell 10.0.3.2" arrives. */
@@ -206,11 +191,11 @@ int main(void)
 	CHECK("a stalled ring keeps the frame pending", F.nsent == 1 && e->tx_pending == 1);
 	run_ms(ifc, E1000_TX_TIMEOUT_MS - 300);
 	CHECK("no reset before E1000_TX_TIMEOUT_MS without a completion",
-	      F.resets == resets0 && ifc->ctr.resets == 0 && !strstr(logs, "stuck"));
+	      F.resets == resets0 && ifc->ctr.resets == 0 && !strstr(fake_logs, "stuck"));
 	run_ms(ifc, 400);
 	CHECK("past E1000_TX_TIMEOUT_MS the NIC is reset, once, and says so",
 	      F.resets == resets0 + 1 && ifc->ctr.resets == 1 &&
-	      strstr(logs, "eth0: transmit ring stuck for 2000 ms; resetting the NIC"));
+	      strstr(fake_logs, "eth0: transmit ring stuck for 2000 ms; resetting the NIC"));
 	uint64_t tdba = (uint64_t)reg_get(TDBAH) << 32 | reg_get(TDBAL);
 	CHECK("the rings are rebuilt: empty, at their addresses, transmit and receive enabled, link up",
 	      e->tx_pending == 0 && tdba == dma_addr((const void *)e->tx) && reg_get(TDH) == 0 &&
@@ -232,7 +217,7 @@ int main(void)
 	arp_request_arrives();
 	run_ms(ifc, E1000_TX_TIMEOUT_MS + 200);
 	CHECK("a reset that never completes takes the link down and says why",
-	      ifc->ctr.resets == 2 && !ifc->link && strstr(logs, "eth0: re-initialisation failed: "));
+	      ifc->ctr.resets == 2 && !ifc->link && strstr(fake_logs, "eth0: re-initialisation failed: "));
 	run_ms(ifc, E1000_TX_TIMEOUT_MS + 200);
 	CHECK("the link stays down while the reset keeps failing; it is retried",
 	      ifc->ctr.resets == 3 && !ifc->link);
@@ -243,7 +228,7 @@ int main(void)
 	arp_request_arrives();
 	run_ms(ifc, 50);
 	CHECK("when a retried reset works the link is up again and traffic flows",
-	      ifc->ctr.resets == 4 && ifc->link && strstr(logs, "eth0: the NIC is back after a reset") &&
+	      ifc->ctr.resets == 4 && ifc->link && strstr(fake_logs, "eth0: the NIC is back after a reset") &&
 	      F.nsent == sent + 1 && is_arp_reply_to_peer(sent) && e->tx_pending == 0);
 
 	/* The 82574L with RAL0/RAH0 empty: the MAC from the EEPROM in its EERD layout. */

@@ -232,21 +232,7 @@ int wait_yielding(bool (*done)(void *ctx), void *ctx, uint32_t timeout_ms)
 }
 int kprintf(const char *fmt, ...) { (void)fmt; return 0; }
 int cmd_said(int rc) { return rc; }
-static char logs[16384];
-void log_event(enum log_level lvl, const char *fmt, ...)
-{
-	char line[300];
-	va_list ap;
-	va_start(ap, fmt);
-	fmt_vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (strlen(logs) + strlen(line) + 2 < sizeof(logs)) {
-		strcat(logs, line);
-		strcat(logs, "\n");
-	}
-	if (getenv("NBD_TEST_VERBOSE"))
-		printf("  [%d] %s\n", lvl, line);
-}
+#include "../lib/fake_log.h"
 void *kmalloc(size_t n) { return malloc(n); }
 void *kzalloc(size_t n) { return calloc(1, n); }
 void kfree(void *p) { free(p); }
@@ -317,7 +303,7 @@ int main(void)
 	int before = S.ncmds, conns = S.connections;
 	server_restart(TF_ALL);
 	CHECK("the server's restart loses what it was never asked to flush", S.cur[0] == 0xaa && S.cur[20 * 512] == 0xaa);
-	logs[0] = '\0';
+	fake_logs[0] = '\0';
 	rc = blk_flush(d);
 	const struct cmd replay1[] = {
 		{ NBD_CMD_WRITE, 0, 16 * 512, 16 * 512 },
@@ -327,7 +313,7 @@ int main(void)
 	};
 	bool ok = cmds_are(before, replay1, 4);
 	CHECK("the next flush reconnects and first replays the write, the write-zeroes (NO_HOLE) and the write, in order",
-	      rc == 0 && S.connections == conns + 1 && ok && strstr(logs, "nbd0: reconnected to the same export"));
+	      rc == 0 && S.connections == conns + 1 && ok && strstr(fake_logs, "nbd0: reconnected to the same export"));
 	if (!ok)
 		dump_cmds(before);
 	CHECK("the server's durable image holds the zeros between the writes: 0..39 and 48..63 zero, 40..47 C",
@@ -348,14 +334,14 @@ int main(void)
 	before = S.ncmds;
 	conns = S.connections;
 	server_restart(TF_BASE | NBD_FLAG_SEND_TRIM);
-	logs[0] = '\0';
+	fake_logs[0] = '\0';
 	struct blk_req fl = { .op = BLK_FLUSH, .timeout_ms = 20000 };
 	rc = rc ? rc : blk_submit(d, &fl);
 	for (int i = 0; i < 3000 && !fl.complete; i++)
 		task_yield();
 	CHECK("a server back without WRITE_ZEROES while the log holds one is not re-bound, and nothing is written",
 	      rc == 0 && !fl.complete && S.connections > conns && S.ncmds == before &&
-	      strstr(logs, "nbd0: the export no longer offers WRITE_ZEROES") && !strstr(logs, "reconnected"));
+	      strstr(fake_logs, "nbd0: the export no longer offers WRITE_ZEROES") && !strstr(fake_logs, "reconnected"));
 	S.tflags = TF_ALL;   /* the next connection finds it offered again */
 	while (!fl.complete)
 		task_yield();
@@ -365,7 +351,7 @@ int main(void)
 	};
 	ok = cmds_are(before, replay2, 2);
 	CHECK("offered again, the write-zeroes is replayed before the waiting flush",
-	      fl.status == 0 && ok && strstr(logs, "nbd0: reconnected to the same export"));
+	      fl.status == 0 && ok && strstr(fake_logs, "nbd0: reconnected to the same export"));
 	if (!ok)
 		dump_cmds(before);
 

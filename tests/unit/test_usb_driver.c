@@ -834,21 +834,7 @@ int kprintf(const char *fmt, ...)
 	va_end(ap);
 	return n;
 }
-static char logbuf[16384];
-void log_event(enum log_level lvl, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	fmt_vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (strlen(logbuf) + strlen(line) + 2 < sizeof(logbuf)) {
-		strcat(logbuf, line);
-		strcat(logbuf, "\n");
-	}
-	if (getenv("USB_TEST_VERBOSE"))
-		printf("  [%d] %s\n", lvl, line);
-}
+#include "../lib/fake_log.h"
 void *dma_alloc(size_t bytes, size_t align) { void *p = aligned_alloc(align, (bytes + align - 1) / align * align); memset(p, 0, bytes); return p; }
 void dma_free(void *p, size_t bytes) { (void)bytes; free(p); }
 void *kzalloc(size_t n) { return calloc(1, n); }
@@ -944,7 +930,7 @@ static void reset_driver_state(void)
 	ndevs = 0;
 	nluns_all = 0;
 	ndisks_reg = 0;
-	logbuf[0] = '\0';
+	fake_logs[0] = '\0';
 	memset(&pdev, 0, sizeof(pdev));
 	usb_task = NULL;
 	usb_kicked = hubs_due = usb_hotplug_running = false;
@@ -988,7 +974,7 @@ static void run_loop(uint64_t us, bool (*until)(void))
 static bool usb_task_idle(void) { return !task_live; }
 static bool disk_added_and_idle(void) { return ndisks_reg > 0 && !task_live; }
 static bool disk_added(void) { return ndisks_reg > 0; }
-static bool given_up(void) { return strstr(logbuf, "not ready after") != NULL; }
+static bool given_up(void) { return strstr(fake_logs, "not ready after") != NULL; }
 
 /* A read through the block driver's ops, polled to completion or `polls` rounds. */
 static int read_lba(struct blk_dev *d, struct blk_req *r, uint64_t lba, uint32_t n, void *buf, int polls)
@@ -1025,7 +1011,7 @@ int main(void)
 	int rc = xhci_probe(&pdev);
 	CHECK("probe with legacy support, scratchpads and 64-byte contexts", rc == 0);
 	CHECK("the firmware let go: OS owned, BIOS owned clear", (rd(F_XECP) & (LEG_OS_OWNED | LEG_BIOS_OWNED)) == LEG_OS_OWNED);
-	CHECK("no forced take-over was needed", !strstr(logbuf, "taken"));
+	CHECK("no forced take-over was needed", !strstr(fake_logs, "taken"));
 	CHECK("SMI enables are off after the hand-off", (rd(F_XECP + 4) & 0x0000e011u) == 0);
 	uint64_t *dcbaa = (uint64_t *)(uintptr_t)rd64(F_CAPLEN + OP_DCBAAP);
 	uint64_t *sp = dcbaa ? (uint64_t *)(uintptr_t)dcbaa[0] : NULL;
@@ -1086,7 +1072,7 @@ int main(void)
 	rc = read_lba(d, &r, 5, 1, buf, 1000);
 	CHECK("a wrong CSW fails the command with an I/O error", rc == -E_IO);
 	CHECK("and is answered by a BOT reset with both halts cleared", F.bot_resets == resets0 + 1 && F.clear_halts == halts0 + 2 &&
-	      strstr(logbuf, "invalid CSW; BOT reset"));
+	      strstr(fake_logs, "invalid CSW; BOT reset"));
 	rc = read_lba(d, &r, 6, 2, buf, 1000);
 	CHECK("the next read after the wrong CSW works", rc == 0 && disk_matches(buf, 6, 2));
 
@@ -1122,8 +1108,8 @@ int main(void)
 	F.hang_lba = UINT64_MAX;
 	rc = msc_recover(d, &r);
 	CHECK("recovery climbs to the port reset and re-enumeration, the same identity",
-	      rc == 0 && F.port_resets == ports + 1 && strstr(logbuf, "port reset and re-enumeration") &&
-	      strstr(logbuf, "re-enumerated: same device"));
+	      rc == 0 && F.port_resets == ports + 1 && strstr(fake_logs, "port reset and re-enumeration") &&
+	      strstr(fake_logs, "re-enumerated: same device"));
 	rc = read_lba(d, &r, 1500, 4, buf, 1000);
 	CHECK("reads work after the port reset", rc == 0 && disk_matches(buf, 1500, 4));
 
@@ -1161,7 +1147,7 @@ int main(void)
 	F.dead = true;
 	rc = msc_recover(d, &r);
 	CHECK("a bridge that answers nothing after every rung is gone", rc == -E_GONE &&
-	      strstr(logbuf, "no answer after the port reset"));
+	      strstr(fake_logs, "no answer after the port reset"));
 
 	/* A bridge deaf to ATA PASS-THROUGH, plugged in while running: the SAT IDENTIFY probe waits
 	 * its whole deadline (2 s) and a BOT reset ends it, on the USB task, so the poll loop (the
@@ -1193,7 +1179,7 @@ int main(void)
 	CHECK("the disk of a bridge deaf to SAT is added on the USB task, under its port's name",
 	      dd && !strcmp(dd->name, "usb0-2") && dd->sectors == F_SECTORS && !task_live);
 	CHECK("its SAT IDENTIFY was given its whole deadline, then one BOT reset; no drive identity",
-	      strstr(logbuf, "SCSI 0x85: no answer in 2000 ms; BOT reset") && F.bot_resets == 1 &&
+	      strstr(fake_logs, "SCSI 0x85: no answer in 2000 ms; BOT reset") && F.bot_resets == 1 &&
 	      t_done - t_plug >= 2000000 && dd && !((struct msc_lun *)dd->drv)->ata_model[0]);
 	CHECK("the poll loop was never held long while it waited (the console, the other pollers)",
 	      max_hold_us < 50000 && loop_rounds > 1000);
@@ -1213,7 +1199,7 @@ int main(void)
 	rc = xhci_probe(&pdev);
 	CHECK("enumeration of a drive becoming ready returns before it is ready",
 	      rc == 0 && now_us < F.ready_at && now_us - t0 < 1000000 && ndisks_reg == 0 &&
-	      strstr(logbuf, "becoming ready; it is added when it is"));
+	      strstr(fake_logs, "becoming ready; it is added when it is"));
 	int scans0 = scans, turs0 = F.turs;
 	max_hold_us = 0;
 	run_loop(F.ready_at + 2000000 - now_us, disk_added_and_idle);
@@ -1231,7 +1217,7 @@ int main(void)
 	rc = xhci_probe(&pdev);
 	run_loop(12000000, given_up);
 	CHECK("a drive that never becomes ready is left out after the deadline, said once",
-	      ndisks_reg == 0 && strstr(logbuf, "LUN 0 'FAKE Disk': not ready after 10000 ms: still becoming ready"));
+	      ndisks_reg == 0 && strstr(fake_logs, "LUN 0 'FAKE Disk': not ready after 10000 ms: still becoming ready"));
 	F.ready_at = 0;
 	/* One whose TEST UNIT READY goes unanswered is not waited for again and again: one
 	 * deadline, a BOT reset, left out. */
@@ -1242,7 +1228,7 @@ int main(void)
 	rc = xhci_probe(&pdev);
 	run_loop(10000000, NULL);
 	CHECK("a drive deaf to TEST UNIT READY is left out after one deadline, not retried",
-	      ndisks_reg == 0 && F.turs == 1 && F.bot_resets == 1 && strstr(logbuf, "not ready: command timed out"));
+	      ndisks_reg == 0 && F.turs == 1 && F.bot_resets == 1 && strstr(fake_logs, "not ready: command timed out"));
 	F.tur_hangs = false;
 
 	/* A firmware that never lets go; 32-byte contexts, no scratchpads. */
@@ -1250,7 +1236,7 @@ int main(void)
 	fake_init(32, 0, true, false);
 	rc = xhci_probe(&pdev);
 	CHECK("a firmware that keeps the controller is overridden after the bounded wait",
-	      rc == 0 && strstr(logbuf, "firmware kept the controller 1000 ms: taken") &&
+	      rc == 0 && strstr(fake_logs, "firmware kept the controller 1000 ms: taken") &&
 	      (rd(F_XECP) & (LEG_OS_OWNED | LEG_BIOS_OWNED)) == LEG_OS_OWNED);
 	CHECK("32-byte contexts enumerate too", ndisks_reg == 1 && disks[0]->sectors == F_SECTORS);
 

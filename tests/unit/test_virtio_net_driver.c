@@ -168,21 +168,7 @@ void time_delay_us(uint64_t us)
 	fake_step();
 }
 int kprintf(const char *fmt, ...) { (void)fmt; return 0; }
-static char logs[8192];   /* every event, one a line */
-void log_event(enum log_level lvl, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	va_start(ap, fmt);
-	fmt_vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (strlen(logs) + strlen(line) + 2 < sizeof(logs)) {
-		strcat(logs, line);
-		strcat(logs, "\n");
-	}
-	if (getenv("VNET_TEST_VERBOSE"))
-		printf("  [%d] %s\n", lvl, line);
-}
+#include "../lib/fake_log.h"
 /* DMA memory below 4 GiB: a legacy queue's address is a 32-bit page frame number. */
 void *dma_alloc(size_t bytes, size_t align)
 {
@@ -232,7 +218,7 @@ static void fake_init(void)
 	memcpy(F.mac, OUR_MAC, 6);
 	F.net_status = LINK_UP;
 	F.status = 0x7f;   /* whatever the firmware left */
-	logs[0] = '\0';
+	fake_logs[0] = '\0';
 }
 
 /* An ARP request "who has 10.0.2.15, tell 10.0.2.2" arrives. */
@@ -294,11 +280,11 @@ int main(void)
 	CHECK("a stalled queue keeps the frame pending", F.nsent == 1 && v->tx_pending == 1);
 	run_ms(ifc, VNET_TX_TIMEOUT_MS - 300);
 	CHECK("no reset before VNET_TX_TIMEOUT_MS without a completion",
-	      F.resets == 1 && ifc->ctr.resets == 0 && !strstr(logs, "stuck"));
+	      F.resets == 1 && ifc->ctr.resets == 0 && !strstr(fake_logs, "stuck"));
 	run_ms(ifc, 400);
 	CHECK("past VNET_TX_TIMEOUT_MS the device is reset, once, and says so",
 	      F.resets == 2 && ifc->ctr.resets == 1 &&
-	      strstr(logs, "eth0: transmit ring stuck for 2000 ms; resetting the NIC"));
+	      strstr(fake_logs, "eth0: transmit ring stuck for 2000 ms; resetting the NIC"));
 	CHECK("the queues are rebuilt: at the driver's rings, every receive buffer offered, nothing pending, link up",
 	      rings_rebuilt(v) && ifc->link && !memcmp(ifc->mac, OUR_MAC, 6));
 	arp_request_arrives();
@@ -314,26 +300,26 @@ int main(void)
 	F.tx_stalled = true;
 	F.stall_ends_at_reset = false;
 	F.status_sticks = true;
-	logs[0] = '\0';
+	fake_logs[0] = '\0';
 	arp_request_arrives();
 	run_ms(ifc, VNET_TX_TIMEOUT_MS + 200);
 	CHECK("a reset that never completes takes the link down and says why",
 	      ifc->ctr.resets == 2 && !ifc->link &&
-	      strstr(logs, "eth0: re-initialisation failed: ") && strstr(logs, "link down, retrying every 2000 ms"));
+	      strstr(fake_logs, "eth0: re-initialisation failed: ") && strstr(fake_logs, "link down, retrying every 2000 ms"));
 	run_ms(ifc, 1000);
 	CHECK("the link poll does not bring the link back on the half-initialised device (its status says up)",
-	      ifc->ctr.resets == 2 && !ifc->link && (F.net_status & LINK_UP) && !strstr(logs, "eth0: link up"));
+	      ifc->ctr.resets == 2 && !ifc->link && (F.net_status & LINK_UP) && !strstr(fake_logs, "eth0: link up"));
 	int sent = F.nsent;
 	CHECK("nothing is sent while the link is down", ifc->ops->send(ifc, F.rx_frame, 60) == -E_BUSY);
 	run_ms(ifc, VNET_TX_TIMEOUT_MS);
 	CHECK("the reset is retried every VNET_TX_TIMEOUT_MS; the link stays down while it fails",
-	      ifc->ctr.resets == 3 && !ifc->link && strstr(logs, "eth0: resetting the NIC again"));
+	      ifc->ctr.resets == 3 && !ifc->link && strstr(fake_logs, "eth0: resetting the NIC again"));
 	F.status_sticks = false;
 	F.stall_ends_at_reset = true;   /* the wedged device's old rings never move again */
 	run_ms(ifc, VNET_TX_TIMEOUT_MS + 1500);
 	CHECK("a retried reset that works rebuilds the queues and the link comes back",
-	      ifc->ctr.resets == 4 && ifc->link && strstr(logs, "eth0: the NIC is back after a reset") &&
-	      strstr(logs, "eth0: link up") && rings_rebuilt(v) && F.nsent == sent);
+	      ifc->ctr.resets == 4 && ifc->link && strstr(fake_logs, "eth0: the NIC is back after a reset") &&
+	      strstr(fake_logs, "eth0: link up") && rings_rebuilt(v) && F.nsent == sent);
 	arp_request_arrives();
 	run_ms(ifc, 50);
 	CHECK("after it traffic flows: the next request is answered and reaped",
